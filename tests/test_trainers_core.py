@@ -1,0 +1,202 @@
+"""The shared trainer core: data layouts, tokenisation, losses (checked against TRL), loop, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from trainer_fixtures import *  # noqa: F401,F403
+from trainer_fixtures import OBJECTIVES, PAIRS, write_config
+
+from trainers.config import ConfigError, MethodConfig, load_config
+from trainers.data import (DataError, DataSpec, PreferenceCollator, hh_to_messages, load_pairs,
+                           split_hh_transcript, tokenize_pair)
+from trainers.losses import dpo_batch_loss, dpo_loss, sequence_logprobs, sft_loss
+
+
+# ------------------------------------------------------------------ data
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_trl_layout_with_objective_column(pref_jsonl):
+    pairs = load_pairs(str(pref_jsonl), "harmless")
+    assert len(pairs) == len(PAIRS["harmless"])
+    assert pairs[0]["chosen"].strip() == PAIRS["harmless"][0][1]
+    swapped = load_pairs(str(pref_jsonl), "harmless", swap=True)
+    assert swapped[0]["chosen"] == pairs[0]["rejected"] and swapped[0]["rejected"] == pairs[0]["chosen"]
+    with pytest.raises(DataError, match="objective"):
+        load_pairs(str(pref_jsonl), "funny")
+    with pytest.raises(DataError, match="name one"):
+        load_pairs(str(pref_jsonl))
+
+
+def test_pku_layout_reads_both_labels(tmp_path):
+    path = _write_jsonl(tmp_path / "pku.jsonl", [
+        {"prompt": "p", "response_0": "helpful but unsafe", "response_1": "safe refusal",
+         "better_response_id": 0, "safer_response_id": 1}])
+    helpful = load_pairs(str(path), "helpful")[0]
+    harmless = load_pairs(str(path), "harmless")[0]
+    assert (helpful["chosen"], helpful["rejected"]) == ("helpful but unsafe", "safe refusal")
+    assert (harmless["chosen"], harmless["rejected"]) == ("safe refusal", "helpful but unsafe")
+    with pytest.raises(DataError, match="objective must be one of"):
+        load_pairs(str(path), "funny")
+
+
+def test_hh_layout_splits_the_transcript(tmp_path):
+    chosen = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: help me\n\nAssistant: Sure, here is how."
+    rejected = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: help me\n\nAssistant: No."
+    prompt, c, r = split_hh_transcript(chosen, rejected)
+    assert prompt.endswith("Assistant:") and c == " Sure, here is how." and r == " No."
+    assert hh_to_messages(prompt) == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+                                      {"role": "user", "content": "help me"}]
+    path = _write_jsonl(tmp_path / "hh.jsonl", [{"chosen": chosen, "rejected": rejected}])
+    pair = load_pairs(str(path), "helpful", chat=True)[0]
+    assert pair["prompt"][-1] == {"role": "user", "content": "help me"} and pair["chosen"] == "Sure, here is how."
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load_pairs(str(tmp_path / "nope.jsonl"), "helpful")
+
+
+def test_tokenize_pair_marks_only_response_tokens(tokenizer_dir):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    pair = {"prompt": "Human: hi\n\nAssistant:", "chosen": " hello there", "rejected": " no"}
+    t = tokenize_pair(tok, pair)
+    assert tok.decode(t["prompt_ids"] + t["chosen_ids"]) == pair["prompt"] + pair["chosen"] + tok.eos_token
+    batch = PreferenceCollator(tok)([pair])
+    assert batch["input_ids"].shape[0] == 2  # chosen row, then rejected row
+    assert batch["completion_mask"][0].sum() == len(t["chosen_ids"])
+    assert batch["completion_mask"][1].sum() == len(t["rejected_ids"])
+    chat = tokenize_pair(tok, {"prompt": [{"role": "user", "content": "hi"}], "chosen": "hello", "rejected": "no"})
+    assert "hello" in tok.decode(chat["chosen_ids"]) and "hi" in tok.decode(chat["prompt_ids"])
+
+
+# ------------------------------------------------------------------ losses
+def test_dpo_loss_formula():
+    pc, pr, rc, rr = torch.tensor([-1.0]), torch.tensor([-3.0]), torch.tensor([-2.0]), torch.tensor([-2.5])
+    beta = 0.5
+    h = beta * ((-1.0 + 2.0) - (-3.0 + 2.5))
+    out = dpo_loss(pc, pr, rc, rr, beta)
+    assert out.loss.item() == pytest.approx(-torch.nn.functional.logsigmoid(torch.tensor(h)).item(), abs=1e-6)
+    assert out.chosen_rewards.item() == pytest.approx(0.5) and out.rejected_rewards.item() == pytest.approx(-0.25)
+
+
+def _peft_tiny(tiny_base, nonzero=True):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    base = AutoModelForCausalLM.from_pretrained(tiny_base)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"],
+                        init_lora_weights=not nonzero, lora_dropout=0.0)
+    return base, config, tok
+
+
+def test_sequence_logprobs_matches_a_manual_sum(tiny_base):
+    base, _, tok = _peft_tiny(tiny_base)
+    pair = {"prompt": "Human: hi\n\nAssistant:", "chosen": " hello", "rejected": " no thanks"}
+    batch = PreferenceCollator(tok)([pair])
+    got = sequence_logprobs(base, batch)
+    t = tokenize_pair(tok, pair)
+    for row, resp in enumerate((t["chosen_ids"], t["rejected_ids"])):
+        ids = torch.tensor([t["prompt_ids"] + resp])
+        logp = base(ids).logits[0].log_softmax(-1)
+        n = len(t["prompt_ids"])
+        want = sum(logp[n - 1 + j, tok_id] for j, tok_id in enumerate(resp))
+        assert got[row].item() == pytest.approx(want.item(), abs=1e-4)
+    # SFT loss is the mean token NLL over the same response tokens
+    sft_batch = {k: v[:1] for k, v in batch.items()}
+    n_tokens = len(t["chosen_ids"])
+    assert sft_loss(base, sft_batch).item() == pytest.approx(-got[0].item() / n_tokens, abs=1e-4)
+
+
+def test_dpo_loss_matches_trl_dpotrainer(tiny_base, tmp_path):
+    """Oracle: the same pairs and the same LoRA model give TRL's DPOTrainer loss."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    base, lora_config, tok = _peft_tiny(tiny_base, nonzero=True)
+    pairs = [{"prompt": f"Human: {p}\n\nAssistant:", "chosen": " " + c, "rejected": " " + r}
+             for p, c, r in PAIRS["helpful"][:4] + PAIRS["harmless"][:2]]
+    args = DPOConfig(output_dir=str(tmp_path / "trl"), per_device_train_batch_size=len(pairs), beta=0.3,
+                     max_length=None, report_to=[], use_cpu=True, bf16=False, fp16=False,
+                     dataloader_num_workers=0, seed=0)
+    torch.manual_seed(0)
+    trainer = DPOTrainer(model=base, args=args, train_dataset=Dataset.from_list(pairs), processing_class=tok,
+                         peft_config=lora_config)
+    model = trainer.model
+    model.eval()
+    trl_batch = next(iter(trainer.get_train_dataloader()))
+    with torch.no_grad():
+        trl_loss = trainer.compute_loss(model, trl_batch).item()
+        ours = dpo_batch_loss(model, PreferenceCollator(tok)(pairs), beta=0.3)
+    assert abs(ours.loss.item() - torch.log(torch.tensor(2.0)).item()) > 1e-3, "adapter must move the policy"
+    assert ours.loss.item() == pytest.approx(trl_loss, abs=1e-5)
+
+
+# ------------------------------------------------------------------ config
+def test_config_rejects_unknown_keys_and_applies_overrides(tmp_path, tiny_base, pref_jsonl):
+    path = write_config(tmp_path / "c.yaml", tiny_base, pref_jsonl, tmp_path / "out")
+    cfg = load_config(MethodConfig, str(path), ["train.learning_rate=1e-4", "lora.r=3"])
+    assert cfg.train.learning_rate == 1e-4 and cfg.lora.r == 3
+    assert cfg.objectives[1].data.objective == "harmless"
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(MethodConfig, str(path), ["train.learnig_rate=1"])
+    with pytest.raises(ConfigError, match="expected float"):
+        load_config(MethodConfig, str(path), ["train.learning_rate=fast"])
+
+
+# ------------------------------------------------------------------ loop
+def test_dpo_run_learns_and_resumes_identically(tmp_path, tiny_base, pref_jsonl):
+    """A run interrupted after a checkpoint and resumed ends with the same adapter as one uninterrupted run."""
+    from trainers import loop
+    from trainers.objective_adapter import run_dir_for, train_objective_adapter
+
+    def config(out, **train):
+        path = write_config(tmp_path / f"{out}.yaml", tiny_base, pref_jsonl, tmp_path / out,
+                            train={"max_steps": 4, "save_every": 2, "batch_size": 2, **train})
+        return load_config(MethodConfig, str(path))
+
+    straight = config("straight")
+    adapter = train_objective_adapter(straight, straight.objectives[0])
+    weights = load_file(str(adapter / "adapter_model.safetensors"))
+    assert any(v.abs().sum() > 0 for k, v in weights.items() if "lora_B" in k), "lora_B must have moved"
+    metrics = [json.loads(x) for x in (adapter.parent / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics if "loss" in m] == [1, 2, 3, 4]
+
+    # Interrupt the second run right after its step-2 checkpoint
+    interrupted = config("resumed")
+    real_save = loop.save_checkpoint
+
+    class Stop(Exception):
+        pass
+
+    def save_then_stop(*a, **kw):
+        real_save(*a, **kw)
+        raise Stop
+
+    loop.save_checkpoint = save_then_stop
+    try:
+        with pytest.raises(Stop):
+            train_objective_adapter(interrupted, interrupted.objectives[0])
+    finally:
+        loop.save_checkpoint = real_save
+    run_dir = run_dir_for(interrupted, "helpful")
+    assert (run_dir / "checkpoints" / "step-000002").is_dir() and not (run_dir / "adapter").exists()
+    resumed = train_objective_adapter(interrupted, interrupted.objectives[0])
+    again = load_file(str(resumed / "adapter_model.safetensors"))
+    assert set(again) == set(weights)
+    for k in weights:
+        torch.testing.assert_close(again[k], weights[k], atol=1e-6, rtol=1e-5)
+
+    # A finished run is reused; a changed recipe in the same folder is refused
+    assert train_objective_adapter(interrupted, interrupted.objectives[0]) == resumed
+    changed = config("resumed", learning_rate=1e-4)
+    with pytest.raises(ConfigError, match="different settings"):
+        train_objective_adapter(changed, changed.objectives[0])

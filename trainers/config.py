@@ -1,0 +1,220 @@
+"""Run configuration: dataclasses that load from YAML and take ``--set key=value`` overrides.
+
+One config file describes one run (base model, LoRA shape, optimisation,
+objectives and their data); it is copied into the run folder so a family on
+disk says how it was made. Unknown keys are errors, not silently ignored.
+
+    python -m trainers.rewarded_soups --config rs.yaml --set train.learning_rate=1e-5 --set output_dir=runs/x
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .data import DataSpec
+from .lora import LoraSettings
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the run's dataclass."""
+
+
+@dataclass
+class TrainConfig:
+    """How one adapter is optimised (shared by every method)."""
+    learning_rate: float = 5e-5
+    epochs: float = 1.0
+    max_steps: int | None = None        # optimizer steps; overrides epochs when set
+    batch_size: int = 4                 # pairs per device per micro-batch
+    grad_accum: int = 1
+    beta: float = 0.1                   # DPO temperature
+    label_smoothing: float = 0.0
+    max_length: int | None = 512        # prompt + response tokens
+    max_prompt_length: int | None = 256
+    scheduler: str = "cosine"           # any transformers get_scheduler name
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0
+    seed: int = 0
+    eval_every: int = 0                 # optimizer steps between evals (0: only at the end)
+    save_every: int = 0                 # optimizer steps between checkpoints (0: none)
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    mixed_precision: str = "no"         # "no" | "bf16" | "fp16"
+    gradient_checkpointing: bool = False
+    progress: bool = True
+
+
+@dataclass
+class ObjectiveSpec:
+    """One objective: its name, its pairs, and optionally an adapter already trained on them.
+
+    ``adapter`` (a folder holding adapter_model.safetensors) skips training that
+    objective: the demo recipe trains the phase-1 adapters once and hands them
+    to every method. ``neg_adapter`` is the same for Preference Vector's
+    opposite-preference run.
+    """
+    name: str
+    data: DataSpec | None = None
+    higher_is_better: bool = True
+    adapter: str | None = None
+    neg_adapter: str | None = None
+
+
+@dataclass
+class MethodConfig:
+    """Fields every method shares. Methods subclass this with their own knobs."""
+    name: str = "family"
+    base_model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    revision: str | None = None
+    dtype: str = "float32"
+    trust_remote_code: bool = False
+    output_dir: str = "runs/family"
+    adapters_dir: str | None = None     # where per-objective runs live (default: output_dir/adapters)
+    family_dir: str | None = None       # where the family is written (default: output_dir/family)
+    overwrite: bool = False
+    objectives: list[ObjectiveSpec] = field(default_factory=list)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    system_prompt: str | None = None
+
+    @property
+    def adapters_path(self) -> Path:
+        return Path(self.adapters_dir or Path(self.output_dir) / "adapters")
+
+    @property
+    def family_path(self) -> Path:
+        return Path(self.family_dir or Path(self.output_dir) / "family")
+
+    def check(self) -> None:
+        if not self.objectives:
+            raise ConfigError("the config lists no objectives; add 'objectives:' with a name and data for each")
+        names = [o.name for o in self.objectives]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"objective names must be unique, got {names}")
+        for o in self.objectives:
+            if o.data is None and o.adapter is None:
+                raise ConfigError(f"objective {o.name!r} has neither data nor a trained adapter")
+            if o.data is not None and o.data.objective is None:
+                o.data.objective = o.name
+
+
+# --------------------------------------------------------------------------- dict <-> dataclass
+def _convert(tp, value, where: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        for i, a in enumerate(options):
+            try:
+                return _convert(a, value, where)
+            except (ConfigError, TypeError, ValueError):
+                if i == len(options) - 1:
+                    raise
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
+        return from_dict(tp, value, where)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_convert(args[0] if args else Any, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            out = tp(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from None
+        if tp is int and isinstance(value, float) and value != out:
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return out
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls, data: dict, where: str = "config"):
+    """Build dataclass ``cls`` from a (YAML) mapping, checking every key and type."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; {cls.__name__} takes {sorted(known)}")
+    kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def to_dict(obj) -> dict:
+    return dataclasses.asdict(obj)
+
+
+def _set_dotted(data: dict, dotted: str, raw: str) -> None:
+    keys = dotted.split(".")
+    node = data
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {dotted}: {k} is not a mapping")
+    node[keys[-1]] = yaml.safe_load(raw)  # "1e-5" -> float, "true" -> bool, "[a, b]" -> list
+
+
+def load_config(cls, path: str | None = None, overrides: list[str] = ()) -> Any:
+    data: dict = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        data = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the config must be a YAML mapping")
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.learning_rate=1e-5")
+        key, raw = item.split("=", 1)
+        _set_dotted(data, key.strip(), raw)
+    cfg = from_dict(cls, data, where=path or "config")
+    cfg.check()
+    return cfg
+
+
+def save_config(cfg, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(json.loads(json.dumps(to_dict(cfg))), sort_keys=False))
+
+
+def parse_cli(cls, argv: list[str] | None = None, description: str = ""):
+    """``--config file.yaml`` plus any number of ``--set key=value``; returns the config."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", help="YAML run config")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, dotted (train.learning_rate=1e-5); repeatable")
+    args = parser.parse_args(argv)
+    return load_config(cls, args.config, args.set)

@@ -1,0 +1,186 @@
+"""The one training loop: accelerate-based, seeded, resumable, with eval and checkpoints.
+
+``train_adapter`` optimises whatever parameters of ``model`` require grad (the
+LoRA adapter being trained) on ``loss_fn(model, batch) -> (loss, metrics)``.
+DPO, SFT and every multi-objective loss plug in through ``loss_fn``; the loop
+knows nothing about preferences.
+
+The same code runs on CPU, one GPU, or several GPUs/nodes::
+
+    python -m trainers.rewarded_soups --config rs.yaml             # CPU or one GPU
+    accelerate launch -m trainers.rewarded_soups --config rs.yaml  # data-parallel
+
+Run folder layout (``run_dir``)::
+
+    config.yaml        the settings of this run (written by the caller)
+    metrics.jsonl      one line per log / eval event
+    checkpoints/       step-N folders (see checkpoint.py); resumed from automatically
+    adapter/           the trained adapter (PEFT format, safetensors), written last
+    done.json          marks a finished run; a finished run is reused, not retrained
+
+Data order is a seeded permutation per epoch (seed + epoch), so a resumed run
+sees the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch.utils.data import DataLoader
+
+from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .lora import save_adapter, trainable_parameters
+
+LossFn = Callable[[Any, dict], "tuple[torch.Tensor, dict[str, float]]"]
+DONE_FILE = "done.json"
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    run_dir = Path(run_dir)
+    return (run_dir / DONE_FILE).is_file() and (run_dir / "adapter").is_dir()
+
+
+def _log(run_dir: Path, record: dict) -> None:
+    with (run_dir / "metrics.jsonl").open("a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def _mean_metrics(items: list[dict[str, float]]) -> dict[str, float]:
+    keys = items[0].keys() if items else []
+    return {k: sum(m[k] for m in items) / len(items) for k in keys}
+
+
+def evaluate(model, accelerator, loader, loss_fn: LossFn) -> dict[str, float]:
+    """Mean of the loss function's metrics over ``loader`` (averaged across processes)."""
+    was_training = model.training
+    model.eval()
+    sums: dict[str, torch.Tensor] = {}
+    count = torch.zeros((), device=accelerator.device)
+    with torch.no_grad():
+        for batch in loader:
+            _, metrics = loss_fn(model, batch)
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, torch.zeros((), device=accelerator.device)) + float(v)
+            count += 1
+    model.train(was_training)
+    if not sums:
+        return {}
+    total = accelerator.reduce(count, "sum")
+    return {f"eval_{k}": (accelerator.reduce(v, "sum") / total).item() for k, v in sums.items()}
+
+
+def train_adapter(model, adapter_name: str, train_rows: Sequence, collate: Callable, loss_fn: LossFn,
+                  cfg: TrainConfig, run_dir: str | Path, eval_rows: Sequence = ()) -> Path:
+    """Train, checkpoint, and save ``adapter_name`` to ``run_dir/adapter``; returns that folder.
+
+    Resumes from the newest checkpoint in ``run_dir`` if there is one. If the
+    run is already finished, returns its adapter without touching the model.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_scheduler
+
+    run_dir = Path(run_dir)
+    if is_finished(run_dir):
+        return run_dir / "adapter"
+    if not train_rows:
+        raise ValueError(f"{run_dir}: no training rows; check the data source and objective")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=cfg.mixed_precision)
+    set_seed(cfg.seed)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    optimizer = torch.optim.AdamW(trainable_parameters(model), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+
+    batches_per_epoch = math.ceil(len(train_rows) / (cfg.batch_size * accelerator.num_processes))
+    steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
+    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    scheduler = get_scheduler(cfg.scheduler, optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_steps),
+                              num_training_steps=total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+
+    position = {"step": 0, "epoch": 0, "batch": 0}
+    checkpoints = list_checkpoints(run_dir)
+    if checkpoints:
+        position = load_checkpoint(checkpoints[-1], accelerator.unwrap_model(model), optimizer, scheduler)
+        accelerator.print(f"resumed {run_dir} from {checkpoints[-1].name}")
+
+    def loader(rows, shuffle_epoch: int | None):
+        if shuffle_epoch is not None:
+            g = torch.Generator().manual_seed(cfg.seed + shuffle_epoch)
+            rows = [rows[i] for i in torch.randperm(len(rows), generator=g).tolist()]
+        return accelerator.prepare(DataLoader(list(rows), batch_size=cfg.batch_size, shuffle=False,
+                                              collate_fn=collate))
+
+    eval_loader = loader(eval_rows, None) if eval_rows else None
+    bar = tqdm(total=total_steps, initial=position["step"], desc=run_dir.name,
+               disable=not (cfg.progress and accelerator.is_local_main_process))
+    recent: list[dict] = []
+    started = time.time()
+    step, epoch = position["step"], position["epoch"]
+    while step < total_steps:
+        train_loader = loader(train_rows, epoch)
+        skip = position["batch"] if epoch == position["epoch"] else 0
+        batches = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+        batch_index = skip
+        for batch in batches:
+            with accelerator.accumulate(model):
+                loss, metrics = loss_fn(model, batch)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and cfg.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            batch_index += 1
+            recent.append(metrics)
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{metrics.get('loss', loss.item()):.4f}")
+            here = {"step": step, "epoch": epoch, "batch": batch_index}
+            if cfg.log_every and step % cfg.log_every == 0 and accelerator.is_main_process:
+                _log(run_dir, {**here, "lr": scheduler.get_last_lr()[0], "elapsed_s": round(time.time() - started, 2),
+                               **_mean_metrics(recent)})
+                recent = []
+            if eval_loader is not None and cfg.eval_every and step % cfg.eval_every == 0 and step < total_steps:
+                result = evaluate(model, accelerator, eval_loader, loss_fn)
+                if accelerator.is_main_process:
+                    _log(run_dir, {**here, **result})
+            if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
+                if accelerator.is_main_process:
+                    save_checkpoint(run_dir, accelerator.unwrap_model(model), optimizer, scheduler, here,
+                                    keep=cfg.keep_checkpoints)
+                accelerator.wait_for_everyone()
+            if step >= total_steps:
+                break
+        else:
+            epoch += 1
+            continue
+        break
+    bar.close()
+
+    final = {"step": step}
+    if eval_loader is not None:
+        final.update(evaluate(model, accelerator, eval_loader, loss_fn))
+    adapter_dir = run_dir / "adapter"
+    if accelerator.is_main_process:
+        _log(run_dir, {**final, "final": True})
+        unwrapped = accelerator.unwrap_model(model)
+        if cfg.gradient_checkpointing:
+            unwrapped.gradient_checkpointing_disable()
+        save_adapter(unwrapped, adapter_name, adapter_dir)
+        (run_dir / DONE_FILE).write_text(json.dumps({**final, "elapsed_s": round(time.time() - started, 2)}))
+    accelerator.wait_for_everyone()
+    return adapter_dir

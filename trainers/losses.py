@@ -1,0 +1,93 @@
+"""The losses every trainer is built from: sequence log-probabilities, DPO, SFT.
+
+DPO (Rafailov et al. 2023, eq. 7), as written in notes/methods.md::
+
+    h = beta * [(log pi(y_w|x) - log ref(y_w|x)) - (log pi(y_l|x) - log ref(y_l|x))]
+    L_DPO = -log sigma(h)
+
+with label smoothing eps (conservative DPO) ``-(1-eps) log sigma(h) - eps log sigma(-h)``.
+The reference is the base with its LoRA adapters switched off (``lora.reference``),
+so no second model is held in memory.
+
+Multi-objective trainers reuse ``dpo_loss`` on per-objective batches and combine
+the per-example losses themselves (``DPOResult.losses``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .lora import reference
+
+
+def sequence_logprobs(model, batch: dict, average: bool = False) -> torch.Tensor:
+    """Sum (or mean) of log p(token) over the response tokens of each row: shape [rows].
+
+    ``batch`` has ``input_ids``, ``attention_mask`` and ``completion_mask``
+    (1 on response tokens). Log-probs are taken in float32 via logsumexp, so no
+    full [rows, length, vocab] log-softmax copy is kept.
+    """
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+    logits = out.logits[:, :-1].float()
+    labels = batch["input_ids"][:, 1:]
+    mask = batch["completion_mask"][:, 1:].to(logits.dtype)
+    token_logps = logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    total = (token_logps * mask).sum(-1)
+    return total / mask.sum(-1).clamp(min=1) if average else total
+
+
+@dataclass
+class DPOResult:
+    loss: torch.Tensor             # scalar, mean over the pairs
+    losses: torch.Tensor           # [pairs]
+    chosen_rewards: torch.Tensor   # [pairs] beta * (log pi - log ref) on y_w, detached
+    rejected_rewards: torch.Tensor
+
+    def metrics(self) -> dict[str, float]:
+        margin = self.chosen_rewards - self.rejected_rewards
+        return {"loss": self.loss.item(), "reward_margin": margin.mean().item(),
+                "reward_accuracy": (margin > 0).float().mean().item(),
+                "chosen_reward": self.chosen_rewards.mean().item(),
+                "rejected_reward": self.rejected_rewards.mean().item()}
+
+
+def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+             ref_chosen_logps: torch.Tensor, ref_rejected_logps: torch.Tensor,
+             beta: float = 0.1, label_smoothing: float = 0.0) -> DPOResult:
+    """The DPO loss of the pairs (see module docstring)."""
+    chosen_logratio = policy_chosen_logps - ref_chosen_logps
+    rejected_logratio = policy_rejected_logps - ref_rejected_logps
+    h = beta * (chosen_logratio - rejected_logratio)
+    losses = -(1 - label_smoothing) * F.logsigmoid(h) - label_smoothing * F.logsigmoid(-h)
+    return DPOResult(loss=losses.mean(), losses=losses,
+                     chosen_rewards=(beta * chosen_logratio).detach(),
+                     rejected_rewards=(beta * rejected_logratio).detach())
+
+
+def policy_and_reference_logps(model, batch: dict) -> tuple[torch.Tensor, ...]:
+    """For a PreferenceCollator batch: (policy chosen, policy rejected, ref chosen, ref rejected).
+
+    The reference forward runs under ``torch.no_grad`` with the adapters off.
+    """
+    logps = sequence_logprobs(model, batch)
+    with torch.no_grad(), reference(model):
+        ref = sequence_logprobs(model, batch)
+    chosen, rejected = logps.chunk(2)
+    ref_chosen, ref_rejected = ref.chunk(2)
+    return chosen, rejected, ref_chosen, ref_rejected
+
+
+def dpo_batch_loss(model, batch: dict, beta: float = 0.1, label_smoothing: float = 0.0) -> DPOResult:
+    """DPO loss of a PreferenceCollator batch on a LoRA model (reference = adapters off)."""
+    return dpo_loss(*policy_and_reference_logps(model, batch), beta=beta, label_smoothing=label_smoothing)
+
+
+def sft_loss(model, batch: dict) -> torch.Tensor:
+    """Mean negative log-likelihood per response token over the batch (padding and prompt excluded)."""
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+    logits = out.logits[:, :-1].float()
+    labels = batch["input_ids"][:, 1:].masked_fill(batch["completion_mask"][:, 1:] == 0, -100)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100)
