@@ -1,0 +1,332 @@
+"""The preference-gated low-rank bank: y = W0 x + B diag(g(w)) A x.
+
+Each adapted linear layer of a causal LM is replaced by a ``BankLinear`` that
+keeps the original weight (same parameter, same state-dict name) and, per
+attached family, a stacked ``A`` [R, in] and ``B`` [out, R] with each adapter's
+LoRA scaling already folded into B. The per-row gains g [batch, R] are not
+stored on the model: they travel in a ``ContextVar`` bound around the forward
+or ``generate`` call, so every request, thread or asyncio task carries its own
+preference and no request can see another's (see ``use_gains``).
+
+Why a ContextVar: ``generate`` does not pass extra arguments down to linear
+layers, and a shared "current merge" would need a lock around every request.
+A new ``threading.Thread`` starts with an empty context, so threads that run
+``generate`` must be started with ``contextvars.copy_context().run``
+(``generate.py`` does this for streaming).
+
+Several families on the same base share one model in memory: each attaches
+its tensors under its own bank id and the request names the bank it uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import threading
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .family import Block, Family, FamilyError, model_signature
+from .gates import Gate
+
+try:  # GPT-2 style layers store the weight transposed
+    from transformers.pytorch_utils import Conv1D
+except ImportError:  # pragma: no cover
+    Conv1D = ()
+
+
+@dataclass(frozen=True)
+class ActiveGains:
+    """What one request carries down to the layers."""
+    bank_id: str
+    gains: torch.Tensor          # [batch, R] in the model's dtype and device
+    start: int = 0               # ranks outside [start, stop) have zero gain for every row:
+    stop: int | None = None      # layers skip them
+
+
+_ACTIVE: contextvars.ContextVar[ActiveGains | None] = contextvars.ContextVar("paretoapp_gains", default=None)
+
+
+@contextlib.contextmanager
+def use_gains(active: ActiveGains | None):
+    """Bind per-row gains for everything run inside the block (this context only)."""
+    token = _ACTIVE.set(active)
+    try:
+        yield active
+    finally:
+        _ACTIVE.reset(token)
+
+
+class BankLinear(nn.Module):
+    """A linear (or GPT-2 Conv1D) layer plus any number of gated low-rank banks.
+
+    ``weight`` and ``bias`` are the original module's parameters under the
+    original names, so ``state_dict`` and ``save_pretrained`` see a plain model.
+    The banks are non-persistent buffers kept in a dict.
+    """
+
+    def __init__(self, base: nn.Module):
+        super().__init__()
+        self.transposed = isinstance(base, Conv1D) if Conv1D else False
+        if not (isinstance(base, nn.Linear) or self.transposed):
+            raise TypeError(f"can only wrap nn.Linear or Conv1D, got {type(base).__name__}")
+        self.original = [base]  # a list hides it from nn.Module registration
+        self.weight = base.weight
+        self.bias = base.bias
+        w = base.weight
+        self.in_features, self.out_features = (w.shape[0], w.shape[1]) if self.transposed else (w.shape[1], w.shape[0])
+        self.banks: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def add_bank(self, bank_id: str, a: torch.Tensor, b: torch.Tensor) -> None:
+        if a.shape[1] != self.in_features or b.shape[0] != self.out_features:
+            raise FamilyError(
+                f"bank tensors A {tuple(a.shape)} / B {tuple(b.shape)} do not fit a layer with "
+                f"{self.in_features} inputs and {self.out_features} outputs: the family was trained for another base model")
+        w = self.weight
+        self.banks[bank_id] = (a.to(w.device, w.dtype).contiguous(), b.to(w.device, w.dtype).contiguous())
+
+    def base_forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.transposed:
+            shape = x.shape[:-1] + (self.out_features,)
+            return torch.addmm(self.bias, x.reshape(-1, self.in_features), self.weight).view(shape)
+        return F.linear(x, self.weight, self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base_forward(x)
+        active = _ACTIVE.get()
+        if active is None:
+            return out
+        bank = self.banks.get(active.bank_id)
+        if bank is None:
+            return out
+        a, b = bank
+        g = active.gains
+        s, e = active.start, active.stop
+        if s != 0 or e is not None:
+            a, b, g = a[s:e], b[:, s:e], g[:, s:e]
+        if g.shape[0] != x.shape[0] and g.shape[0] != 1:
+            if x.shape[0] % g.shape[0]:
+                raise RuntimeError(f"gains for {g.shape[0]} rows cannot serve a batch of {x.shape[0]}")
+            # generate() grew the batch (beam search, num_return_sequences): rows stay grouped
+            g = g.repeat_interleave(x.shape[0] // g.shape[0], dim=0)
+        if x.dim() == 3:
+            g = g.unsqueeze(1)
+        return out + F.linear(F.linear(x, a) * g, b)
+
+    def delta(self, bank_id: str, rank_gains: torch.Tensor) -> torch.Tensor:
+        """B diag(g) A in at least float32, shaped like ``weight``."""
+        a, b = self.banks[bank_id]
+        dtype = torch.promote_types(b.dtype, torch.float32)
+        d = (b.to(dtype) * rank_gains.to(b.device, dtype)) @ a.to(dtype)
+        return d.T if self.transposed else d
+
+
+def bank_layers(model: nn.Module) -> dict[str, BankLinear]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, BankLinear)}
+
+
+_ATTACH_LOCK = threading.Lock()
+
+
+class PreferenceBank:
+    """One family attached to one model: turns preferences into gains, merges, detaches."""
+
+    def __init__(self, model: nn.Module, family: Family, bank_id: str | None = None):
+        self.model = model
+        self.family = family
+        self.manifest = family.manifest
+        self.bank_id = bank_id or f"{family.manifest.name}-{family.fingerprint()}"
+        self._check_base(model)
+        with _ATTACH_LOCK:
+            self._attach()
+        p = next(model.parameters())
+        self.device, self.dtype = p.device, p.dtype
+
+    # -------------------------------------------------------------- attaching
+    def _check_base(self, model: nn.Module) -> None:
+        want = self.manifest.base_model.signature
+        have = model_signature(model.config) if hasattr(model, "config") else {}
+        diff = {k: (v, have.get(k)) for k, v in want.items() if have.get(k) != v}
+        if diff:
+            detail = ", ".join(f"{k}: family {a!r} vs model {b!r}" for k, (a, b) in diff.items())
+            raise FamilyError(
+                f"family {self.manifest.name!r} was trained on base {self.manifest.base_model.name_or_path!r} "
+                f"and does not fit this model ({detail}); load the family's own base model")
+
+    def _attach(self) -> None:
+        modules = dict(self.model.named_modules())
+        missing = [m for m in self.family.modules if m not in modules]
+        if missing:
+            raise FamilyError(
+                f"family {self.manifest.name!r} adapts module {missing[0]!r}, which this model does not have "
+                f"({len(missing)} missing): the adapters are for another base model")
+        for name in self.family.modules:
+            layer = modules[name]
+            if not isinstance(layer, BankLinear):
+                layer = BankLinear(layer)
+                parent_name, _, child = name.rpartition(".")
+                setattr(modules[parent_name] if parent_name else self.model, child, layer)
+            layer.add_bank(self.bank_id, self.family.tensors[f"{name}.lora_A"], self.family.tensors[f"{name}.lora_B"])
+
+    def detach(self) -> None:
+        """Remove this family's tensors; layers with no bank left get their original module back."""
+        with _ATTACH_LOCK:
+            for name, layer in bank_layers(self.model).items():
+                layer.banks.pop(self.bank_id, None)
+                if not layer.banks:
+                    parent_name, _, child = name.rpartition(".")
+                    parent = self.model.get_submodule(parent_name) if parent_name else self.model
+                    setattr(parent, child, layer.original[0])
+
+    # ------------------------------------------------------------------ gains
+    def rank_gains(self, w) -> torch.Tensor:
+        """Validated preferences [batch, k] -> per-rank gains [batch, R] (float64, CPU)."""
+        return self.manifest.rank_gains(w)
+
+    def active(self, w) -> ActiveGains:
+        """Everything a request needs, built once: gains in the model's dtype and device."""
+        g = self.rank_gains(w)
+        nz = (g != 0).any(dim=0).nonzero().flatten()
+        start, stop = (int(nz[0]), int(nz[-1]) + 1) if len(nz) else (0, 0)
+        stop = None if stop == g.shape[1] else stop
+        return ActiveGains(self.bank_id, g.to(self.device, self.dtype), start, stop)
+
+    def preference(self, w):
+        """``with bank.preference(w): model.generate(...)``: rows use their own w."""
+        return use_gains(self.active(w))
+
+    # ---------------------------------------------------------------- merging
+    def merged_state_dict(self, w: Sequence[float]) -> dict[str, torch.Tensor]:
+        """The plain model's state dict with W0 + B diag(g(w)) A written into adapted weights."""
+        g = self.rank_gains(w)
+        if g.shape[0] != 1:
+            raise ValueError("merging needs exactly one preference vector")
+        layers = bank_layers(self.model)
+        out = dict(self.model.state_dict())
+        for name, layer in layers.items():
+            if self.bank_id in layer.banks:
+                w0 = layer.weight
+                delta = layer.delta(self.bank_id, g[0])
+                out[f"{name}.weight"] = (w0.to(delta.dtype) + delta).to(w0.dtype)
+        return out
+
+    def merged_model(self, w: Sequence[float]) -> nn.Module:
+        """A new plain model (no bank) holding the merged weights: for export and baselines."""
+        cls = type(self.model)
+        with torch.device("meta"):
+            plain = cls(self.model.config)
+        sd = self.merged_state_dict(w)
+        plain.load_state_dict({k: v.clone() for k, v in sd.items()}, assign=True, strict=False)
+        plain.tie_weights()
+        missing = [n for n, p in plain.named_parameters() if p.is_meta]
+        if missing:
+            raise RuntimeError(f"merged model is missing weights for {missing[:3]}")
+        for name, buf in self.model.named_buffers():
+            if "." in name and name.rsplit(".", 1)[0] in bank_layers(self.model):
+                continue
+            try:
+                target = plain.get_buffer(name)
+            except AttributeError:
+                continue
+            if target.is_meta:
+                parent_name, _, child = name.rpartition(".")
+                parent = plain.get_submodule(parent_name) if parent_name else plain
+                parent.register_buffer(child, buf.clone(), persistent=False)
+        plain.generation_config = self.model.generation_config
+        return plain.eval()
+
+
+# ---------------------------------------------------------- building a family
+def stack_lora_adapters(peft_model: nn.Module, adapter_names: Sequence[str]) -> tuple[dict[str, torch.Tensor], list[Block]]:
+    """Stack k PEFT LoRA adapters along the rank axis, scaling folded into B.
+
+    Reads each ``LoraLayer``'s own A, B and ``scaling`` (which already holds
+    alpha / r, or alpha / sqrt(r) with rsLoRA, and any rank/alpha pattern). An
+    adapter that has a smaller rank in some module, or none there, is padded
+    with zeros, so every module has the same total rank and the result is
+    exactly sum_i w_i * (B_i A_i * scaling_i).
+    """
+    from peft.tuners.lora import LoraLayer
+
+    layers = {n: m for n, m in peft_model.named_modules() if isinstance(m, LoraLayer)}
+    if not layers:
+        raise ValueError("this model has no LoRA layers: pass a PeftModel with the adapters loaded")
+    for name in adapter_names:
+        if not any(name in m.lora_A for m in layers.values()):
+            raise ValueError(f"adapter {name!r} is not loaded in this PeftModel; loaded: {sorted(peft_model.peft_config)}")
+        cfg = peft_model.peft_config[name]
+        if getattr(cfg, "use_dora", False):
+            raise ValueError(f"adapter {name!r} uses DoRA, whose update is not linear in its weight; use plain LoRA")
+        if getattr(cfg, "lora_bias", False):
+            raise ValueError(f"adapter {name!r} trains a bias (lora_bias), which the bank cannot represent")
+    ranks = [max((m.lora_A[n].weight.shape[0] for m in layers.values() if n in m.lora_A), default=0)
+             for n in adapter_names]
+    tensors: dict[str, torch.Tensor] = {}
+    for path, layer in layers.items():
+        if not any(n in layer.lora_A for n in adapter_names):
+            continue
+        if layer.lora_embedding_A and any(n in layer.lora_embedding_A for n in adapter_names):
+            raise ValueError(f"{path}: embedding LoRA is not supported by the bank; target linear layers only")
+        base = layer.get_base_layer()
+        w = base.weight
+        transposed = Conv1D and isinstance(base, Conv1D)
+        d_in, d_out = (w.shape[0], w.shape[1]) if transposed else (w.shape[1], w.shape[0])
+        a_parts, b_parts = [], []
+        dtype = torch.promote_types(w.dtype, torch.float32)  # keep float64 tests exact
+        for name, r in zip(adapter_names, ranks):
+            a = torch.zeros(r, d_in, dtype=dtype)
+            b = torch.zeros(d_out, r, dtype=dtype)
+            if name in layer.lora_A:
+                la = layer.lora_A[name].weight.detach().to(dtype)
+                lb = layer.lora_B[name].weight.detach().to(dtype) * float(layer.scaling[name])
+                a[: la.shape[0]] = la
+                b[:, : lb.shape[1]] = lb
+            a_parts.append(a)
+            b_parts.append(b)
+        module = _strip_peft_prefix(path)
+        tensors[f"{module}.lora_A"] = torch.cat(a_parts, dim=0)
+        tensors[f"{module}.lora_B"] = torch.cat(b_parts, dim=1)
+    blocks = [Block(name=n, rank=r) for n, r in zip(adapter_names, ranks)]
+    return tensors, blocks
+
+
+def svd_lora_tensors(layers: dict[str, dict[str, torch.Tensor]], k: int) -> tuple[dict[str, torch.Tensor], list[Block], Gate]:
+    """Panacea's SVD-LoRA as a bank: W = W0 + c U diag(sigma_1..r, s*w_1..k) V^T.
+
+    ``layers`` maps module name -> {"U": [out, r+k], "V": [in, r+k],
+    "sigma": [r], "s": scalar, "scaling": c}. The learned singular values and
+    the per-layer scale s are folded into B, so the gains are [1 (r times),
+    w_1, ..., w_k]: an affine gate with a constant block and one block per
+    objective.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    r = None
+    for module, p in layers.items():
+        u, v, sigma = p["U"].float(), p["V"].float(), p["sigma"].float().flatten()
+        s, c = float(p["s"]), float(p.get("scaling", 1.0))
+        r = sigma.numel()
+        if u.shape[1] != r + k or v.shape[1] != r + k:
+            raise ValueError(f"{module}: U and V need r + k = {r + k} columns, got {u.shape[1]} and {v.shape[1]}")
+        diag = torch.cat([sigma, torch.full((k,), s)])
+        tensors[f"{module}.lora_A"] = v.T.contiguous()
+        tensors[f"{module}.lora_B"] = (u * diag * c).contiguous()
+    blocks = [Block("singular_values", r)] + [Block(f"preference_{i}", 1) for i in range(k)]
+    matrix = [[0.0] * k] + [[1.0 if i == j else 0.0 for j in range(k)] for i in range(k)]
+    return tensors, blocks, Gate.affine(matrix, [1.0] + [0.0] * k)
+
+
+def _strip_peft_prefix(path: str) -> str:
+    for prefix in ("base_model.model.",):
+        if path.startswith(prefix):
+            return path[len(prefix):]
+    return path
+
+
+def modules_of(model: nn.Module, names: Iterable[str]) -> list[str]:
+    """Module paths of ``model`` whose last name part is in ``names`` (q_proj, c_attn, ...)."""
+    names = set(names)
+    return [n for n, m in model.named_modules() if n.rsplit(".", 1)[-1] in names]

@@ -1,0 +1,180 @@
+"""Gates: how a preference vector w becomes per-block gains g(w).
+
+Every family stacks its low-rank blocks along one rank axis (see ``bank.py``);
+a gate says how strongly each block is switched on for a given w. Two shapes
+cover every method in the project:
+
+* ``affine``: g(w) = M w + c, one row of M per block. Rewarded Soups
+  (M = I), Preference Vector (rows +e_i and -e_i), Panacea (a constant block
+  for the learned singular values, one block per objective for s * w_i).
+* ``anchors``: a table of trained preference points and the block gains that
+  serve them. A query w takes the gains of the nearest anchor, or interpolates
+  between its neighbours. PEO (coefficients chosen by the post-training
+  search), ParetoHqD and linear-scalarised DPO (one adapter per direction).
+
+Gates work on small CPU tensors once per request, never per token.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+
+GATE_KINDS = ("affine", "anchors")
+ANCHOR_MODES = ("interpolate", "nearest")
+
+
+class PreferenceError(ValueError):
+    """A preference vector the family cannot serve (wrong length, NaN, out of range)."""
+
+
+@dataclass
+class Gate:
+    kind: str
+    # affine: matrix [n_blocks][k], offset [n_blocks]
+    matrix: list[list[float]] | None = None
+    offset: list[float] | None = None
+    # anchors: points [n][k], gains [n][n_blocks]
+    points: list[list[float]] | None = None
+    gains: list[list[float]] | None = None
+    mode: str = "interpolate"
+    extra: dict = field(default_factory=dict)
+
+    # ----------------------------------------------------------------- builders
+    @classmethod
+    def affine(cls, matrix: Sequence[Sequence[float]], offset: Sequence[float] | None = None) -> "Gate":
+        matrix = [[float(v) for v in row] for row in matrix]
+        offset = [0.0] * len(matrix) if offset is None else [float(v) for v in offset]
+        gate = cls(kind="affine", matrix=matrix, offset=offset)
+        gate.validate()
+        return gate
+
+    @classmethod
+    def identity(cls, k: int) -> "Gate":
+        """One block per objective, gain w_i: the weighted sum of deltas."""
+        return cls.affine([[1.0 if i == j else 0.0 for j in range(k)] for i in range(k)])
+
+    @classmethod
+    def anchors(cls, points: Sequence[Sequence[float]], gains: Sequence[Sequence[float]],
+                mode: str = "interpolate") -> "Gate":
+        gate = cls(kind="anchors", points=[[float(v) for v in p] for p in points],
+                   gains=[[float(v) for v in g] for g in gains], mode=mode)
+        gate.validate()
+        return gate
+
+    # ------------------------------------------------------------------- shape
+    @property
+    def n_blocks(self) -> int:
+        return len(self.matrix) if self.kind == "affine" else len(self.gains[0])
+
+    @property
+    def k(self) -> int:
+        return len(self.matrix[0]) if self.kind == "affine" else len(self.points[0])
+
+    def validate(self) -> None:
+        if self.kind not in GATE_KINDS:
+            raise ValueError(f"unknown gate kind {self.kind!r}; expected one of {GATE_KINDS}")
+        if self.kind == "affine":
+            if not self.matrix or not self.matrix[0]:
+                raise ValueError("affine gate needs a non-empty matrix [n_blocks][k]")
+            if len({len(r) for r in self.matrix}) != 1:
+                raise ValueError("affine gate matrix rows must all have length k")
+            if self.offset is None or len(self.offset) != len(self.matrix):
+                raise ValueError("affine gate offset must have one value per block")
+        else:
+            if not self.points or not self.gains or len(self.points) != len(self.gains):
+                raise ValueError("anchors gate needs as many gain rows as anchor points")
+            if len({len(p) for p in self.points}) != 1 or len({len(g) for g in self.gains}) != 1:
+                raise ValueError("anchors gate rows must have equal lengths")
+            if self.mode not in ANCHOR_MODES:
+                raise ValueError(f"unknown anchors mode {self.mode!r}; expected {ANCHOR_MODES}")
+        values = sum((self.matrix or []) + (self.points or []) + (self.gains or []), []) + (self.offset or [])
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError("gate parameters must be finite numbers")
+
+    def to_dict(self) -> dict:
+        d = {"kind": self.kind}
+        if self.kind == "affine":
+            d.update(matrix=self.matrix, offset=self.offset)
+        else:
+            d.update(points=self.points, gains=self.gains, mode=self.mode)
+        if self.extra:
+            d["extra"] = self.extra
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Gate":
+        gate = cls(kind=d.get("kind"), matrix=d.get("matrix"), offset=d.get("offset"),
+                   points=d.get("points"), gains=d.get("gains"),
+                   mode=d.get("mode", "interpolate"), extra=d.get("extra", {}))
+        gate.validate()
+        return gate
+
+    # ----------------------------------------------------------------- compute
+    def block_gains(self, w: torch.Tensor) -> torch.Tensor:
+        """[batch, k] preferences -> [batch, n_blocks] gains (float64 on CPU)."""
+        w = w.to(torch.float64)
+        if self.kind == "affine":
+            m = torch.tensor(self.matrix, dtype=torch.float64)
+            c = torch.tensor(self.offset, dtype=torch.float64)
+            return w @ m.T + c
+        pts = torch.tensor(self.points, dtype=torch.float64)
+        table = torch.tensor(self.gains, dtype=torch.float64)
+        dist = torch.cdist(w, pts)  # [batch, n]
+        if self.mode == "nearest" or len(pts) == 1:
+            return table[dist.argmin(dim=1)]
+        return _interpolate(w, pts, table, dist)
+
+
+def _interpolate(w: torch.Tensor, pts: torch.Tensor, table: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation between the two nearest anchors along their segment.
+
+    For k = 2 on a 1-D grid of anchors this is exact piecewise-linear
+    interpolation in w_1; for a query beyond the outermost anchors it clamps
+    to the nearest one (an anchors family is only defined where it was trained).
+    """
+    out = []
+    two = dist.topk(2, dim=1, largest=False).indices
+    for row, (i, j) in enumerate(two.tolist()):
+        a, b = pts[i], pts[j]
+        seg = b - a
+        t = float(((w[row] - a) @ seg) / (seg @ seg).clamp_min(1e-12))
+        t = min(max(t, 0.0), 1.0)
+        out.append((1 - t) * table[i] + t * table[j])
+    return torch.stack(out)
+
+
+def check_preferences(w, k: int, low: Sequence[float] | None = None,
+                      high: Sequence[float] | None = None) -> torch.Tensor:
+    """Validate user preferences and return them as a [batch, k] float64 tensor.
+
+    Accepts one vector (list/tuple/1-D tensor) or a batch. Any real value is
+    fine unless the family declares a range: extrapolation is a feature.
+    """
+    try:
+        t = torch.as_tensor(w, dtype=torch.float64)
+    except (TypeError, ValueError) as exc:
+        raise PreferenceError(f"preference must be numbers, got {w!r}: {exc}") from None
+    if t.dim() == 1:
+        t = t.unsqueeze(0)
+    if t.dim() != 2:
+        raise PreferenceError(f"preference must be a vector of length {k} or a [batch, {k}] table; got shape {tuple(t.shape)}")
+    if t.shape[0] == 0:
+        raise PreferenceError("empty batch of preferences: pass at least one preference vector")
+    if t.shape[1] != k:
+        raise PreferenceError(f"preference has {t.shape[1]} values but this family has {k} objectives; pass one weight per objective")
+    if not torch.isfinite(t).all():
+        raise PreferenceError("preference contains NaN or infinity; use finite numbers")
+    if low is not None and high is not None:
+        lo = torch.tensor(low, dtype=torch.float64)
+        hi = torch.tensor(high, dtype=torch.float64)
+        bad = (t < lo - 1e-9) | (t > hi + 1e-9)
+        if bad.any():
+            row, col = bad.nonzero()[0].tolist()
+            raise PreferenceError(
+                f"preference value w[{col}] = {t[row, col].item():g} is outside this family's allowed range "
+                f"[{lo[col].item():g}, {hi[col].item():g}]; choose a value inside it")
+    return t
