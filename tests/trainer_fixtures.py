@@ -51,7 +51,7 @@ def pref_jsonl(tmp_path_factory) -> Path:
     with path.open("w") as fh:
         for objective, rows in PAIRS.items():
             for prompt, chosen, rejected in rows:
-                fh.write(json.dumps({"objective": objective, "prompt": f"Human: {prompt}\n\nAssistant:",
+                fh.write(json.dumps({"objective": objective, "prompt": prompt,
                                      "chosen": " " + chosen, "rejected": " " + rejected}) + "\n")
     return path
 

@@ -1,0 +1,63 @@
+"""Rewarded Soups end to end on a tiny model: one command -> a family whose vertices are the adapters."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainer_fixtures import *  # noqa: F401,F403
+from trainer_fixtures import write_config
+from trainer_checks import adapter_delta, assert_deltas_close, family_delta
+
+from paretoapp.family import Family
+from trainers import rewarded_soups
+
+
+@pytest.fixture(scope="module")
+def rs_run(tmp_path_factory, tiny_base, pref_jsonl):
+    out = tmp_path_factory.mktemp("rs")
+    cfg = write_config(out / "rs.yaml", tiny_base, pref_jsonl, out / "run")
+    family_dir = rewarded_soups.main(["--config", str(cfg)])
+    return out / "run", family_dir
+
+
+def test_family_loads_with_identity_gate(rs_run):
+    _, family_dir = rs_run
+    family = Family.load(family_dir)
+    m = family.manifest
+    assert m.method == "rewarded_soups" and [o.name for o in m.objectives] == ["helpful", "harmless"]
+    assert [b.name for b in m.blocks] == ["helpful", "harmless"]
+    assert m.gate.kind == "affine" and m.gate.matrix == [[1.0, 0.0], [0.0, 1.0]]
+    assert m.on_simplex and m.is_in_sample([0.3, 0.7])
+
+
+def test_vertex_equals_that_objectives_adapter(rs_run, tiny_base):
+    run, family_dir = rs_run
+    for w, objective in (([1.0, 0.0], "helpful"), ([0.0, 1.0], "harmless")):
+        want = adapter_delta(tiny_base, run / "adapters" / f"{objective}-dpo" / "adapter")
+        assert_deltas_close(family_delta(tiny_base, family_dir, w), want)
+    # and an interior point is the weighted sum of the two
+    h = adapter_delta(tiny_base, run / "adapters" / "helpful-dpo" / "adapter")
+    s = adapter_delta(tiny_base, run / "adapters" / "harmless-dpo" / "adapter")
+    assert_deltas_close(family_delta(tiny_base, family_dir, [0.3, 0.7]), {k: 0.3 * h[k] + 0.7 * s[k] for k in h})
+
+
+def test_family_generates_per_row_preferences(rs_run):
+    from paretoapp.generate import GenerationSettings, load_policy
+    _, family_dir = rs_run
+    policy = load_policy(family_dir)
+    out = policy.generate(["Name a colour.", "Name a colour."], [[1.0, 0.0], [0.0, 1.0]],
+                          GenerationSettings(max_new_tokens=4))
+    assert len(out) == 2 and all(isinstance(t, str) for t in out)
+
+
+def test_sft_variant_and_reused_adapters(tmp_path, tiny_base, pref_jsonl, rs_run):
+    """loss=sft trains SFT adapters; a given adapter folder is used as is (no retraining)."""
+    run, _ = rs_run
+    given = run / "adapters" / "helpful-dpo" / "adapter"
+    cfg = write_config(tmp_path / "rs.yaml", tiny_base, pref_jsonl, tmp_path / "run", loss="sft",
+                       objectives=[{"name": "helpful", "adapter": str(given)},
+                                   {"name": "harmless", "data": {"source": str(pref_jsonl)}}])
+    family_dir = rewarded_soups.main(["--config", str(cfg)])
+    assert not (tmp_path / "run" / "adapters" / "helpful-sft").exists()
+    assert (tmp_path / "run" / "adapters" / "harmless-sft" / "done.json").is_file()
+    assert_deltas_close(family_delta(tiny_base, family_dir, [1.0, 0.0]), adapter_delta(tiny_base, given))
