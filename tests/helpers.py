@@ -87,5 +87,6 @@ def make_tiny_family(path: Path, tokenizer_dir, arch: str = "llama", k: int = 2,
     base = save_tiny_base(path / "base", arch, tokenizer_dir, seed)
     model, _ = tiny_model(arch, tokenizer_dir, seed)
     peft_model, names = peft_with_adapters(model, arch, k=k, seed=seed)
-    family = make_family(model, peft_model, names, base=str(base), w_low=[-2.0] * k, w_high=[3.0] * k)
+    family = make_family(model, peft_model, names, base=str(base), w_low=[-2.0] * k, w_high=[3.0] * k,
+                         in_sample_low=[0.0] * k, in_sample_high=[1.0] * k)
     return family.save(path / "family")

@@ -205,9 +205,9 @@ def test_generate_grows_batch_with_num_return_sequences(tokenizer_dir):
 
 
 def test_zero_gain_blocks_are_skipped_exactly(tokenizer_dir):
-    model, tok = tiny_model("llama", tokenizer_dir)
+    model, tok = tiny_model("llama", tokenizer_dir, dtype=torch.float64)
     peft_model, names = peft_with_adapters(model, "llama", k=3)
-    plain, _ = tiny_model("llama", tokenizer_dir)
+    plain, _ = tiny_model("llama", tokenizer_dir, dtype=torch.float64)
     bank = PreferenceBank(plain, make_family(model, peft_model, names))
     active = bank.active([0.0, 1.0, 0.0])
     assert (active.start, active.stop) == (4, 9)  # adapters of rank 4, 5, 6: the middle one only
@@ -218,7 +218,7 @@ def test_zero_gain_blocks_are_skipped_exactly(tokenizer_dir):
             sliced = plain(ids).logits
         with use_gains(full):
             dense = plain(ids).logits
-    torch.testing.assert_close(sliced, dense, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(sliced, dense, atol=1e-9, rtol=1e-9)
 
 
 def test_detach_restores_plain_modules(tokenizer_dir):

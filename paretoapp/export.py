@@ -1,0 +1,205 @@
+"""Export one member of a family: merged weights, a LoRA adapter, a zip, the Hub.
+
+The bank serves every w from one model; a user who picked a preference wants
+a plain checkpoint that loads anywhere with ``AutoModelForCausalLM``. Export
+materialises W0 + B diag(g(w)) A once (``PreferenceBank.merged_state_dict``),
+writes it with safetensors into a temporary folder and renames that into
+place, so an interrupted export never leaves a half-written folder. Names
+that could escape the export folder are rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from safetensors.torch import save_file
+
+from .bank import bank_layers
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+
+
+class ExportError(ValueError):
+    """An export request that cannot be carried out safely."""
+
+
+def check_export_name(name: str) -> str:
+    """A folder name that stays inside the export folder: letters, digits, . _ -"""
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise ExportError(
+            f"export name {name!r} is not allowed: use 1-96 letters, digits, '.', '_' or '-', "
+            f"starting with a letter or digit (no '/', '..' or absolute paths)")
+    return name
+
+
+def _atomic_folder(parent: Path, name: str, write, overwrite: bool = False) -> Path:
+    """Run ``write(tmp_folder)`` and rename the folder to ``parent/name`` when it succeeds."""
+    parent = Path(parent)
+    target = parent / check_export_name(name)
+    if target.exists() and not overwrite:
+        raise ExportError(f"{target} already exists; choose another name or allow overwriting")
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial.", dir=parent))
+    try:
+        write(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _w_text(w: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{float(v):g}" for v in w) + ")"
+
+
+def model_card(policy, w: Sequence[float], scores: dict[str, float] | None = None, kind: str = "merged") -> str:
+    """README.md for the exported model: what it is, where it came from, how it scored."""
+    m = policy.manifest
+    objectives = ", ".join(f"{o.name} ({'higher' if o.higher_is_better else 'lower'} is better)" for o in m.objectives)
+    lines = [
+        "---",
+        f"base_model: {m.base_model.name_or_path}" if "/" in m.base_model.name_or_path and not
+        os.path.isabs(m.base_model.name_or_path) else f"# base model: {m.base_model.name_or_path}",
+        "library_name: " + ("peft" if kind == "lora" else "transformers"),
+        "tags:", "- paretoapp", "- multi-objective-alignment", f"- {m.method.replace('_', '-')}",
+        "---", "",
+        f"# {m.name} at preference w = {_w_text(w)}", "",
+        f"One member of the **{m.name}** policy family ({m.method.replace('_', ' ')}), exported by paretoapp"
+        + (" as merged full weights." if kind == "merged" else " as one LoRA adapter equal to the weighted mix."), "",
+        f"- base model: `{m.base_model.name_or_path}`" + (f" (revision `{m.base_model.revision}`)" if m.base_model.revision else ""),
+        f"- method: `{m.method}`",
+        f"- objectives: {objectives}",
+        "- preference w: " + ", ".join(f"{o.name} = {float(v):g}" for o, v in zip(m.objectives, w)),
+        f"- in the range the family was trained on: {'yes' if m.is_in_sample(w) else 'no (extrapolated)'}",
+        f"- family fingerprint: `{policy.family.fingerprint()}`",
+        f"- exported: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+    ]
+    if m.description:
+        lines += ["", m.description]
+    if scores:
+        lines += ["", "## Reward scores at this preference", "", "| objective | mean score |", "|---|---|"]
+        lines += [f"| {k} | {float(v):.4f} |" for k, v in scores.items()]
+    if m.conditioning is not None:
+        cond = m.conditioning.apply("{your prompt}", list(w))
+        lines += ["", "This family is prompt-conditioned: add the preference to every user message like this:",
+                  "", f"    {cond}"]
+    load = ("from peft import PeftModel\nfrom transformers import AutoModelForCausalLM\n"
+            f"base = AutoModelForCausalLM.from_pretrained('{m.base_model.name_or_path}')\n"
+            "model = PeftModel.from_pretrained(base, 'THIS_FOLDER')") if kind == "lora" else (
+            "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+            "model = AutoModelForCausalLM.from_pretrained('THIS_FOLDER')\n"
+            "tokenizer = AutoTokenizer.from_pretrained('THIS_FOLDER')")
+    lines += ["", "## Load it", "", "```python", load, "```", ""]
+    return "\n".join(lines)
+
+
+def _provenance(policy, w, scores, kind) -> str:
+    return json.dumps({"family": policy.manifest.name, "method": policy.manifest.method,
+                       "fingerprint": policy.family.fingerprint(), "w": [float(v) for v in w],
+                       "objectives": [o.name for o in policy.manifest.objectives],
+                       "scores": scores or {}, "kind": kind}, indent=2)
+
+
+def export_merged(policy, w: Sequence[float], parent: str | os.PathLike, name: str,
+                  scores: dict[str, float] | None = None, overwrite: bool = False) -> Path:
+    """A plain checkpoint folder (safetensors, tokenizer, model card) for preference w."""
+    w = policy.manifest.check_w(w)[0].tolist()
+    state = policy.bank.merged_state_dict(w)
+
+    def write(tmp: Path):
+        policy.model.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+        policy.tokenizer.save_pretrained(tmp)
+        (tmp / "README.md").write_text(model_card(policy, w, scores, "merged"))
+        (tmp / "paretoapp_export.json").write_text(_provenance(policy, w, scores, "merged"))
+
+    return _atomic_folder(Path(parent), name, write, overwrite)
+
+
+def export_lora(policy, w: Sequence[float], parent: str | os.PathLike, name: str,
+                scores: dict[str, float] | None = None, overwrite: bool = False) -> Path:
+    """One PEFT LoRA adapter equal to the mix: A stacked, B scaled by g(w), alpha = rank.
+
+    Ranks whose gain is zero for this w are dropped, so the adapter's rank is
+    at most the sum of the family's ranks.
+    """
+    from peft import LoraConfig
+
+    w = policy.manifest.check_w(w)[0].tolist()
+    g = policy.bank.rank_gains(w)[0]
+    keep = (g != 0).nonzero().flatten()
+    if len(keep) == 0:
+        raise ExportError(f"every gain is zero at w = {_w_text(w)}: the adapter would be empty; export the merged model instead")
+    tensors, targets, conv1d = {}, set(), False
+    for module, layer in bank_layers(policy.model).items():
+        if policy.bank.bank_id not in layer.banks:
+            continue
+        a, b = layer.banks[policy.bank.bank_id]
+        gk = g[keep].to(b.dtype).to(b.device)
+        tensors[f"base_model.model.{module}.lora_A.weight"] = a[keep].detach().cpu().contiguous()
+        tensors[f"base_model.model.{module}.lora_B.weight"] = (b[:, keep] * gk).detach().cpu().contiguous()
+        targets.add(module.rsplit(".", 1)[-1])
+        conv1d |= layer.transposed
+    rank = len(keep)
+    config = LoraConfig(r=rank, lora_alpha=rank, target_modules=sorted(targets), lora_dropout=0.0,
+                        fan_in_fan_out=conv1d, base_model_name_or_path=policy.manifest.base_model.name_or_path,
+                        task_type="CAUSAL_LM")
+
+    def write(tmp: Path):
+        config.save_pretrained(tmp)
+        save_file(tensors, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
+        policy.tokenizer.save_pretrained(tmp)
+        (tmp / "README.md").write_text(model_card(policy, w, scores, "lora"))
+        (tmp / "paretoapp_export.json").write_text(_provenance(policy, w, scores, "lora"))
+
+    return _atomic_folder(Path(parent), name, write, overwrite)
+
+
+def zip_folder(folder: str | os.PathLike) -> Path:
+    """``folder.zip`` beside the folder, written to a temp file and renamed."""
+    folder = Path(folder)
+    target = folder.with_suffix(".zip")
+    fd, tmp = tempfile.mkstemp(prefix=f".{folder.name}.", suffix=".zip.partial", dir=folder.parent)
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:  # weights do not compress
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    zf.write(path, arcname=f"{folder.name}/{path.relative_to(folder)}")
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return target
+
+
+def push_to_hub(folder: str | os.PathLike, repo_id: str, token: str | None = None, private: bool = True) -> str:
+    """Upload an exported folder to a Hub model repo; returns the repo URL. The token is never logged."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise ExportError(f"invalid Hub repo id {repo_id!r}: {exc}; use 'user-or-org/model-name'") from None
+    if "/" not in repo_id:
+        raise ExportError(f"Hub repo id {repo_id!r} needs an owner: use 'user-or-org/model-name'")
+    if not token:
+        raise ExportError("pushing to the Hub needs a write token: log in, or paste a token with write access")
+    api = HfApi(token=token)
+    url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                      commit_message="Upload model exported by paretoapp")
+    return str(url)

@@ -1,0 +1,91 @@
+"""Export round trip: the merged folder and the LoRA adapter reproduce the bank at w."""
+
+import zipfile
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from helpers import make_tiny_family
+from paretoapp.export import ExportError, check_export_name, export_lora, export_merged, zip_folder
+from paretoapp.generate import load_policy
+
+W = [0.7, -0.4]
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory, tokenizer_dir):
+    return load_policy(make_tiny_family(tmp_path_factory.mktemp("exp"), tokenizer_dir))
+
+
+def _ids(policy):
+    return policy.tokenizer(["The quick brown fox", "Hello there"], return_tensors="pt", padding=True)
+
+
+def test_merged_export_loads_with_plain_transformers(policy, tmp_path):
+    folder = export_merged(policy, W, tmp_path, "mix-1", scores={"obj0": 0.5})
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    assert tok.chat_template == policy.tokenizer.chat_template
+    enc = _ids(policy)
+    with torch.no_grad(), policy.bank.preference([W, W]):
+        want = policy.model(**enc).logits
+    with torch.no_grad():
+        got = model(**enc).logits
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        base = policy.model(**enc).logits
+    assert (want - base).abs().max() > 0.1  # the export is not just the base
+    card = (folder / "README.md").read_text()
+    assert "w = (0.7, -0.4)" in card and "| obj0 | 0.5000 |" in card and "extrapolated" in card
+    assert (folder / "model.safetensors").exists() and not list(folder.glob("*.bin"))
+
+
+def test_lora_export_equals_the_mix(policy, tmp_path, tokenizer_dir):
+    from peft import PeftModel
+    folder = export_lora(policy, W, tmp_path, "mix-lora")
+    base = AutoModelForCausalLM.from_pretrained(policy.manifest.base_model.name_or_path)
+    model = PeftModel.from_pretrained(base, folder)
+    enc = _ids(policy)
+    with torch.no_grad(), policy.bank.preference([W, W]):
+        want = policy.model(**enc).logits
+    with torch.no_grad():
+        got = model(**enc).logits
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    assert model.peft_config["default"].r == policy.manifest.total_rank
+
+
+def test_zip_holds_the_folder(policy, tmp_path):
+    folder = export_merged(policy, W, tmp_path, "zipme")
+    z = zip_folder(folder)
+    names = zipfile.ZipFile(z).namelist()
+    assert "zipme/model.safetensors" in names and "zipme/README.md" in names
+    assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize("name", ["../evil", "/etc/passwd", "a/b", "..", ".hidden", "", "x" * 200, "a\\b", "na me"])
+def test_hostile_names_are_rejected(name, policy, tmp_path):
+    with pytest.raises(ExportError, match="not allowed"):
+        check_export_name(name)
+    with pytest.raises(ExportError):
+        export_merged(policy, W, tmp_path, name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_export_leaves_no_folder(policy, tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(policy.tokenizer, "save_pretrained", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_merged(policy, W, tmp_path, "broken")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_push_to_hub_validates_before_any_network(policy, tmp_path):
+    from paretoapp.export import push_to_hub
+    with pytest.raises(ExportError, match="owner"):
+        push_to_hub(tmp_path, "justname", token="x")
+    with pytest.raises(ExportError, match="invalid Hub repo id"):
+        push_to_hub(tmp_path, "bad//id", token="x")
+    with pytest.raises(ExportError, match="write token"):
+        push_to_hub(tmp_path, "me/model", token=None)
