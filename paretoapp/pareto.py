@@ -98,6 +98,16 @@ def hv_contributions(points, ref, maximise=True) -> np.ndarray:
     ref = np.asarray(ref, dtype=float)
     if len(pts) == 0:
         return np.zeros(0)
+    flags = _as_maximise(maximise, pts.shape[1])
+    if pts.shape[1] == 1:  # moocore 0.3 segfaults on 1-D input; in 1-D only the best point owns volume
+        o = oriented(pts, flags)[:, 0]
+        r = float(oriented(ref[None, :], flags)[0, 0])
+        best = int(np.argmax(o))
+        rest = np.delete(o, best)
+        runner_up = max(r, float(rest.max())) if len(rest) else r
+        out = np.zeros(len(pts))
+        out[best] = max(0.0, float(o[best]) - runner_up)
+        return out
     return np.asarray(
         moocore.hv_contributions(pts, ref=ref, maximise=_as_maximise(maximise, pts.shape[1]).tolist()), dtype=float
     )

@@ -92,3 +92,12 @@ def test_bad_input_is_named():
         pareto.hypervolume(STAIRS_2D, ref=[0, 0, 0])
     with pytest.raises(ValueError, match="maximise has 1"):
         pareto.nondominated_mask(STAIRS_2D, [True])
+
+
+def test_one_objective_front():
+    # moocore crashes on 1-D contributions; the wrapper handles it: only the best point owns volume.
+    pts = np.array([[1.0], [3.0], [2.0]])
+    assert pareto.hypervolume(pts, ref=[0]) == pytest.approx(3.0)
+    assert pareto.hv_contributions(pts, ref=[0]).tolist() == pytest.approx([0, 1, 0])
+    assert pareto.hv_contributions(pts, ref=[5], maximise=False).tolist() == pytest.approx([1, 0, 0])
+    assert pareto.nondominated_mask(pts).tolist() == [False, True, False]
