@@ -67,22 +67,26 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
                      rejected_rewards=(beta * rejected_logratio).detach())
 
 
-def policy_and_reference_logps(model, batch: dict) -> tuple[torch.Tensor, ...]:
+def policy_and_reference_logps(model, batch: dict, reference_context=reference) -> tuple[torch.Tensor, ...]:
     """For a PreferenceCollator batch: (policy chosen, policy rejected, ref chosen, ref rejected).
 
-    The reference forward runs under ``torch.no_grad`` with the adapters off.
+    The reference forward runs under ``torch.no_grad`` inside
+    ``reference_context(model)``: by default every adapter off (theta_0); a
+    method whose reference is something else passes its own context manager.
     """
     logps = sequence_logprobs(model, batch)
-    with torch.no_grad(), reference(model):
+    with torch.no_grad(), reference_context(model):
         ref = sequence_logprobs(model, batch)
     chosen, rejected = logps.chunk(2)
     ref_chosen, ref_rejected = ref.chunk(2)
     return chosen, rejected, ref_chosen, ref_rejected
 
 
-def dpo_batch_loss(model, batch: dict, beta: float = 0.1, label_smoothing: float = 0.0) -> DPOResult:
-    """DPO loss of a PreferenceCollator batch on a LoRA model (reference = adapters off)."""
-    return dpo_loss(*policy_and_reference_logps(model, batch), beta=beta, label_smoothing=label_smoothing)
+def dpo_batch_loss(model, batch: dict, beta: float = 0.1, label_smoothing: float = 0.0,
+                   reference_context=reference) -> DPOResult:
+    """DPO loss of a PreferenceCollator batch on a LoRA model (reference: adapters off, unless given)."""
+    return dpo_loss(*policy_and_reference_logps(model, batch, reference_context),
+                    beta=beta, label_smoothing=label_smoothing)
 
 
 def sft_loss(model, batch: dict) -> torch.Tensor:

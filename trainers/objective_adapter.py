@@ -28,7 +28,7 @@ import torch
 
 from .config import ConfigError, MethodConfig, ObjectiveSpec, TrainConfig, parse_cli, save_config, to_dict
 from .data import DataSpec, PreferenceCollator, SFTCollator, train_eval_pairs
-from .lora import attach_lora, load_base
+from .lora import attach_lora, load_base, reference
 from .losses import dpo_batch_loss, sft_loss
 from .loop import is_finished, train_adapter
 
@@ -47,11 +47,29 @@ def _recipe(cfg: MethodConfig, data: DataSpec, loss: str, train: TrainConfig) ->
             "train": {k: v for k, v in to_dict(train).items() if k not in _COSMETIC}}
 
 
-def make_loss_fn(loss: str, train: TrainConfig):
+def check_recipe(run_dir: Path, recipe: dict) -> None:
+    """Refuse to reuse or resume ``run_dir`` if it was started with other settings."""
+    recipe_file = run_dir / "run.json"
+    if recipe_file.is_file():
+        saved = json.loads(recipe_file.read_text())
+        want = json.loads(json.dumps(recipe))
+        if saved != want:
+            changed = sorted(k for k in set(want) | set(saved) if saved.get(k) != want.get(k))
+            raise ConfigError(f"{run_dir} holds a run made with different settings ({', '.join(changed)}); "
+                              "delete that folder or set another adapters_dir/output_dir")
+
+
+def write_recipe(run_dir: Path, recipe: dict) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "run.json").write_text(json.dumps(recipe, indent=1))
+
+
+def make_loss_fn(loss: str, train: TrainConfig, reference_context=reference):
     """``loss_fn(model, batch) -> (loss, metrics)`` for the loop."""
     if loss == "dpo":
         def dpo(model, batch):
-            result = dpo_batch_loss(model, batch, beta=train.beta, label_smoothing=train.label_smoothing)
+            result = dpo_batch_loss(model, batch, beta=train.beta, label_smoothing=train.label_smoothing,
+                                    reference_context=reference_context)
             return result.loss, result.metrics()
         return dpo
     if loss == "sft":
@@ -81,13 +99,7 @@ def train_objective_adapter(cfg: MethodConfig, objective: ObjectiveSpec, loss: s
                                swap=objective.data.swap != negative)
     run_dir = run_dir_for(cfg, objective.name, loss, negative)
     recipe = _recipe(cfg, data, loss, train)
-    recipe_file = run_dir / "run.json"
-    if recipe_file.is_file():
-        saved = json.loads(recipe_file.read_text())
-        if saved != json.loads(json.dumps(recipe)):
-            changed = sorted(k for k in recipe if saved.get(k) != json.loads(json.dumps(recipe[k])))
-            raise ConfigError(f"{run_dir} holds a run made with different settings ({', '.join(changed)}); "
-                              "delete that folder or set another adapters_dir")
+    check_recipe(run_dir, recipe)
     if is_finished(run_dir):
         return run_dir / "adapter"
 
@@ -97,8 +109,7 @@ def train_objective_adapter(cfg: MethodConfig, objective: ObjectiveSpec, loss: s
     train_rows, eval_rows = train_eval_pairs(data, seed=train.seed)
     collator_cls = PreferenceCollator if loss == "dpo" else SFTCollator
     collate = collator_cls(tokenizer, max_length=train.max_length, max_prompt_length=train.max_prompt_length)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    recipe_file.write_text(json.dumps(recipe, indent=1))
+    write_recipe(run_dir, recipe)
     return train_adapter(model, "default", train_rows, collate, make_loss_fn(loss, train), train, run_dir,
                          eval_rows=eval_rows)
 

@@ -1,0 +1,128 @@
+"""PEO end to end: experts, the interpolated generalist, and the searched anchors family."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from trainer_fixtures import *  # noqa: F401,F403
+from trainer_fixtures import write_config
+from trainer_checks import adapter_delta, assert_deltas_close, base_state, family_delta
+
+from paretoapp.bank import PreferenceBank
+from paretoapp.family import Family
+from trainers import peo
+from trainers.config import load_config
+
+
+def length_scorer(prompts, responses):
+    return [float(len(r)) for r in responses]
+
+
+def vowel_scorer(prompts, responses):
+    return [float(sum(ch in "aeiou" for ch in r)) - 0.5 * len(r) for r in responses]
+
+
+def _config(tmp, tiny_base, pref_jsonl, **extra):
+    path = write_config(tmp / "peo.yaml", tiny_base, pref_jsonl, tmp / "run", alpha=0.3,
+                        coef_generalist=[0.0, 1.0, 2.0], coef_objective=[0.0, 1.0], n_eval_prompts=2,
+                        max_new_tokens=3, anchor_step=0.25, extrapolate=0.5, **extra)
+    return load_config(peo.PEOConfig, str(path))
+
+
+@pytest.fixture(scope="module")
+def peo_run(tmp_path_factory, tiny_base, pref_jsonl):
+    tmp = tmp_path_factory.mktemp("peo")
+    cfg = _config(tmp, tiny_base, pref_jsonl)
+    return cfg, peo.train(cfg, scorers=[length_scorer, vowel_scorer])
+
+
+def test_generalist_starts_at_the_interpolation(tmp_path, tiny_base, pref_jsonl, peo_run):
+    """Phase 2's model before training computes theta_0 + a*delta_1 + (1-a)*delta_2 (a = 0.3)."""
+    cfg, _ = peo_run
+    adapters = cfg.adapters_path
+    d1, d2 = adapters / "helpful-dpo" / "adapter", adapters / "harmless-dpo" / "adapter"
+    model, tok = peo.generalist_model(cfg, d1, d2)
+    delta1, delta2 = adapter_delta(tiny_base, d1), adapter_delta(tiny_base, d2)
+    theta0 = base_state(tiny_base)
+    plain = AutoModelForCausalLM.from_pretrained(tiny_base)
+    plain.load_state_dict({k: theta0[k] + 0.3 * delta1[k] + 0.7 * delta2[k] for k in theta0})
+    ids = tok(["How do I boil an egg?"], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=ids).logits, plain(input_ids=ids).logits, atol=1e-4, rtol=1e-4)
+        with peo.interpolated_start(model):  # the "init" reference is the same point
+            torch.testing.assert_close(model(input_ids=ids).logits, plain(input_ids=ids).logits, atol=1e-4, rtol=1e-4)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(".generalist." in n for n in trainable)
+
+
+def test_trained_generalist_in_the_bank(peo_run, tiny_base):
+    """Gains (a, 1-a, 1) on [delta_1, delta_2, delta_g] are the trained generalist theta_g."""
+    cfg, family_dir = peo_run
+    family = Family.load(family_dir)
+    assert [b.name for b in family.manifest.blocks] == ["helpful", "harmless", "generalist"]
+    adapters = cfg.adapters_path
+    d1 = adapter_delta(tiny_base, adapters / "helpful-dpo" / "adapter")
+    d2 = adapter_delta(tiny_base, adapters / "harmless-dpo" / "adapter")
+    dg = adapter_delta(tiny_base, family_dir.parent / "generalist" / "adapter")
+    cand = peo.candidate_family(AutoModelForCausalLM.from_pretrained(tiny_base), family.tensors,
+                                family.manifest.blocks)
+    model = AutoModelForCausalLM.from_pretrained(tiny_base)
+    merged = PreferenceBank(model, cand).merged_state_dict([0.3, 0.7, 1.0])
+    theta0 = base_state(tiny_base)
+    assert_deltas_close({k: merged[k] - theta0[k] for k in theta0},
+                        {k: 0.3 * d1[k] + 0.7 * d2[k] + dg[k] for k in d1})
+
+
+def test_anchor_family_in_sample_and_extrapolated(peo_run, tiny_base):
+    cfg, family_dir = peo_run
+    m = Family.load(family_dir).manifest
+    assert m.method == "peo" and m.gate.kind == "anchors"
+    assert m.in_sample_low == [0.0, 0.0] and m.in_sample_high == [1.0, 1.0]
+    assert m.w_low == [-0.5, -0.5] and m.w_high == [1.5, 1.5]
+    assert m.is_in_sample([0.5, 0.5]) and not m.is_in_sample([1.25, -0.25])
+    search = m.training["search"]
+    cands = search["candidates"]
+    assert len(cands) == len(search["scores"]) == 3 * 4  # c_g in 3 values x (c_1, c_2) in {0, 1}^2
+    # every in-sample anchor is a searched, non-dominated candidate
+    for w1, c in zip(search["in_sample_w1"], search["chosen_candidate"]):
+        assert c in search["nondominated"]
+        got = m.gate.block_gains(torch.tensor([[w1, 1 - w1]], dtype=torch.float64))[0].tolist()
+        assert got == pytest.approx(cands[c])
+    # beyond a vertex the gains continue along g(1) - g(0)
+    g = lambda w1: m.gate.block_gains(torch.tensor([[w1, 1 - w1]], dtype=torch.float64))[0].numpy()
+    slope = g(1.0) - g(0.0)
+    if not np.any(slope):
+        slope = np.array([1.0, -1.0, 0.0])
+    np.testing.assert_allclose(g(1.5), g(1.0) + 0.5 * slope, atol=1e-9)
+    np.testing.assert_allclose(g(-0.5), g(0.0) - 0.5 * slope, atol=1e-9)
+    # the family's w maps to the stacked deltas exactly as its gains say
+    d = {n: adapter_delta(tiny_base, p) for n, p in m.training["adapters"].items()}
+    gains = g(0.25)
+    assert_deltas_close(family_delta(tiny_base, family_dir, [0.25, 0.75]),
+                        {k: gains[0] * d["helpful"][k] + gains[1] * d["harmless"][k] + gains[2] * d["generalist"][k]
+                         for k in d["helpful"]})
+
+
+def test_choose_anchors_picks_the_weighted_best():
+    scores = np.array([[0.0, 1.0], [1.0, 0.0], [0.6, 0.6], [0.1, 0.1]])  # the last is dominated
+    cands = [[0, 1, 0], [1, 0, 0], [0.5, 0.5, 1], [0, 0, 0]]
+    points, gains, record = peo.choose_anchors(scores, cands, step=0.5, extrapolate=0.0)
+    assert points == [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]
+    assert record["chosen_candidate"] == [0, 2, 1] and 3 not in record["nondominated"]
+
+
+def test_cli_with_registry_scorers(tmp_path, tiny_base, pref_jsonl, peo_run):
+    """One command, scorers named in the config, phase-1 adapters reused from another run."""
+    cfg, _ = peo_run
+    path = write_config(tmp_path / "peo.yaml", tiny_base, pref_jsonl, tmp_path / "run",
+                        adapters_dir=str(cfg.adapters_path), scorers=["length_words", "refusal"],
+                        coef_generalist=[1.0], coef_objective=[0.0, 1.0], n_eval_prompts=1, max_new_tokens=2)
+    family_dir = peo.main(["--config", str(path)])
+    m = Family.load(family_dir).manifest
+    assert m.training["search"]["scorers"] == ["length_words", "refusal"]
+    assert json.loads((cfg.adapters_path / "helpful-dpo" / "done.json").read_text())["step"] == 3
