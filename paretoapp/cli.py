@@ -128,11 +128,15 @@ def run_scorers(args) -> int:
 
 # ----------------------------------------------------------------------------- dispatch
 
+from .cli_export import add_export_arguments, run_export  # noqa: E402
+
 Command = tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 COMMANDS: list[Command] = [
     ("evaluate", "generate and score a family's front; write a results table", add_evaluate_arguments, run_evaluate),
     ("compare", "compare evaluated fronts side by side; write a plotly HTML", add_compare_arguments, run_compare),
     ("scorers", "list the scorers --scorers accepts", add_scorers_arguments, run_scorers),
+    ("export", "export one preference of a family as merged weights or a LoRA adapter (zip, Hub)",
+     add_export_arguments, run_export),
 ]
 
 

@@ -89,3 +89,14 @@ def test_push_to_hub_validates_before_any_network(policy, tmp_path):
         push_to_hub(tmp_path, "bad//id", token="x")
     with pytest.raises(ExportError, match="write token"):
         push_to_hub(tmp_path, "me/model", token=None)
+
+
+def test_cli_export_writes_folder_and_zip(policy, tmp_path, capsys):
+    from paretoapp.cli import main
+    family = str(policy.family.path)
+    assert main(["export", family, "--w", "0.7,-0.4", "--out", str(tmp_path), "--name", "cli-mix", "--zip"]) == 0
+    assert (tmp_path / "cli-mix" / "model.safetensors").exists() and (tmp_path / "cli-mix.zip").exists()
+    assert main(["export", family, "--w", "0.7,nan", "--out", str(tmp_path), "--name", "bad"]) == 2
+    assert "NaN" in capsys.readouterr().err
+    assert main(["export", family, "--w", "0.5,0.5", "--out", str(tmp_path), "--name", "../up"]) == 2
+    assert not (tmp_path / "bad").exists()

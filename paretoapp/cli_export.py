@@ -1,0 +1,42 @@
+"""``python -m paretoapp export``: one member of a family as a checkpoint, zip or Hub repo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("family", help="family folder")
+    p.add_argument("--w", required=True, help="preference, one comma-separated value per objective, e.g. 0.3,0.7")
+    p.add_argument("--out", default="exports", help="folder that receives the export (default: exports)")
+    p.add_argument("--name", required=True, help="name of the exported folder (letters, digits, . _ -)")
+    p.add_argument("--lora", action="store_true", help="write one LoRA adapter equal to the mix instead of full weights")
+    p.add_argument("--zip", action="store_true", help="also write NAME.zip beside the folder")
+    p.add_argument("--push", metavar="REPO_ID", default=None,
+                   help="upload to this Hub model repo (token from --token or the HF_TOKEN variable)")
+    p.add_argument("--token", default=None, help="Hub write token (prefer the HF_TOKEN environment variable)")
+    p.add_argument("--public", action="store_true", help="make the pushed repo public (default: private)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default=None, help="float32 (default), bfloat16 or float16")
+    p.add_argument("--overwrite", action="store_true")
+
+
+def run_export(args) -> int:
+    from .export import export_lora, export_merged, push_to_hub, zip_folder
+    from .generate import load_policy
+
+    try:
+        w = [float(v) for v in args.w.split(",")]
+    except ValueError:
+        raise ValueError(f"--w {args.w!r}: give numbers separated by commas, e.g. 0.3,0.7") from None
+    policy = load_policy(args.family, device=args.device, dtype=args.dtype)
+    export = export_lora if args.lora else export_merged
+    folder = export(policy, w, args.out, args.name, overwrite=args.overwrite)
+    print(f"wrote {folder}")
+    if args.zip:
+        print(f"wrote {zip_folder(folder)}")
+    if args.push:
+        url = push_to_hub(folder, args.push, token=args.token or os.environ.get("HF_TOKEN"), private=not args.public)
+        print(f"pushed to {url}")
+    return 0
