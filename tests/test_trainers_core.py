@@ -200,3 +200,17 @@ def test_dpo_run_learns_and_resumes_identically(tmp_path, tiny_base, pref_jsonl)
     changed = config("resumed", learning_rate=1e-4)
     with pytest.raises(ConfigError, match="different settings"):
         train_objective_adapter(changed, changed.objectives[0])
+
+
+@pytest.mark.parametrize("name,module", [("pku_rewarded_soups", "rewarded_soups"),
+                                         ("pku_preference_vector", "preference_vector"), ("pku_peo", "peo")])
+def test_shipped_example_configs_parse(name, module):
+    """The README's real-run configs stay valid as the config classes change."""
+    import importlib
+    from pathlib import Path
+    mod = importlib.import_module(f"trainers.{module}")
+    cls = {"rewarded_soups": "RewardedSoupsConfig", "preference_vector": "PreferenceVectorConfig", "peo": "PEOConfig"}[module]
+    path = Path(__file__).resolve().parents[1] / "trainers" / "configs" / f"{name}.yaml"
+    cfg = load_config(getattr(mod, cls), str(path))
+    assert [o.name for o in cfg.objectives] == list(OBJECTIVES)
+    assert cfg.adapters_dir == "runs/pku/adapters"

@@ -41,6 +41,19 @@ LossFn = Callable[[Any, dict], "tuple[torch.Tensor, dict[str, float]]"]
 DONE_FILE = "done.json"
 
 
+def on_main_process(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on the main process only (writing a family, a search); the others wait.
+
+    Returns ``fn``'s result on the main process and None elsewhere.
+    """
+    from accelerate import PartialState
+
+    state = PartialState()
+    result = fn() if state.is_main_process else None
+    state.wait_for_everyone()
+    return result
+
+
 def is_finished(run_dir: str | Path) -> bool:
     run_dir = Path(run_dir)
     return (run_dir / DONE_FILE).is_file() and (run_dir / "adapter").is_dir()

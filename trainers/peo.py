@@ -56,7 +56,7 @@ from .config import ConfigError, MethodConfig, TrainConfig, parse_cli, save_conf
 from .data import PreferenceCollator, hh_to_messages, read_rows, train_eval_pairs
 from .family_io import base_ref, load_stacked
 from .lora import activate, attach_lora, load_adapters, load_base, reference
-from .loop import train_adapter
+from .loop import on_main_process, train_adapter
 from .objective_adapter import check_recipe, make_loss_fn, train_objective_adapter, write_recipe
 
 BLOCK_GENERALIST = "generalist"
@@ -265,20 +265,27 @@ def train(cfg: PEOConfig, scorers: Sequence[Scorer] | None = None) -> Path:
     """Phases 1-3; ``scorers`` (one callable per objective) overrides ``cfg.scorers``."""
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
+    on_main_process(lambda: save_config(cfg, out / "config.yaml"))
     o1, o2 = cfg.objectives
     delta_1 = train_objective_adapter(cfg, o1, "dpo")                 # phase 1
     delta_2 = train_objective_adapter(cfg, o2, "dpo")
     delta_g = train_generalist(cfg, delta_1, delta_2)                 # phase 2
     adapters = {o1.name: delta_1, o2.name: delta_2, BLOCK_GENERALIST: delta_g}
+    on_main_process(lambda: search_and_save(cfg, adapters, scorers))           # phase 3
+    return cfg.family_path
+
+
+def search_and_save(cfg: PEOConfig, adapters: dict[str, Path], scorers: Sequence[Scorer] | None) -> Path:
+    """Phase 3: score the candidates, choose the anchors, write the family."""
     peft_model, tokenizer, tensors, blocks = load_stacked(cfg, adapters)
     model = peft_model.unload()  # the plain base again; the bank carries the adapters from here
-    model.eval()
+    from accelerate import PartialState
+    model.to(PartialState().device).eval()  # generate on the GPU when there is one
     scorers = list(scorers) if scorers is not None else build_scorers(cfg, model, tokenizer)
     candidates = candidate_gains(cfg.alpha, cfg.coef_generalist, cfg.coef_objective)
     prompts = eval_prompts(cfg)
     scores = score_candidates(model, tokenizer, candidate_family(model, tensors, blocks), candidates, prompts,
-                              scorers, cfg.max_new_tokens, cfg.generation_batch_size)   # phase 3
+                              scorers, cfg.max_new_tokens, cfg.generation_batch_size)
     points, gains, record = choose_anchors(scores, candidates, cfg.anchor_step, cfg.extrapolate)
     e = cfg.extrapolate
     manifest = FamilyManifest(

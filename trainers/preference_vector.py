@@ -31,6 +31,7 @@ from paretoapp.gates import Gate
 
 from .config import ConfigError, MethodConfig, parse_cli, save_config
 from .family_io import write_family
+from .loop import on_main_process
 from .objective_adapter import train_objective_adapter
 
 
@@ -61,7 +62,7 @@ def vector_gate(k: int, positive_only: bool = False) -> Gate:
 
 def train(cfg: PreferenceVectorConfig) -> Path:
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
-    save_config(cfg, Path(cfg.output_dir) / "config.yaml")
+    on_main_process(lambda: save_config(cfg, Path(cfg.output_dir) / "config.yaml"))
     adapters: dict[str, Path] = {}
     for o in cfg.objectives:
         adapters[f"{o.name}_pos"] = train_objective_adapter(cfg, o, "dpo")
@@ -69,12 +70,13 @@ def train(cfg: PreferenceVectorConfig) -> Path:
             adapters[f"{o.name}_neg"] = train_objective_adapter(cfg, o, "dpo", negative=True)
     k = len(cfg.objectives)
     kind = "theta_i+ - theta_0 (positive-only ablation)" if cfg.positive_only else "theta_i+ - theta_i-"
-    return write_family(cfg, "preference_vector", adapters, vector_gate(k, cfg.positive_only),
+    on_main_process(lambda: write_family(cfg, "preference_vector", adapters, vector_gate(k, cfg.positive_only),
                         training={"vector": kind},
                         w_low=[cfg.eta_low] * k, w_high=[cfg.eta_high] * k,
                         in_sample_low=[cfg.in_sample_low] * k, in_sample_high=[cfg.in_sample_high] * k,
                         on_simplex=False,
-                        description=f"Preference Vector: theta_0 + sum_i eta_i phi_i, phi_i = {kind}")
+                        description=f"Preference Vector: theta_0 + sum_i eta_i phi_i, phi_i = {kind}"))
+    return cfg.family_path
 
 
 def main(argv: list[str] | None = None) -> Path:

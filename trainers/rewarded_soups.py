@@ -26,6 +26,7 @@ from paretoapp.gates import Gate
 
 from .config import ConfigError, MethodConfig, parse_cli, save_config
 from .family_io import write_family
+from .loop import on_main_process
 from .objective_adapter import LOSSES, train_objective_adapter
 
 
@@ -42,15 +43,16 @@ class RewardedSoupsConfig(MethodConfig):
 def train(cfg: RewardedSoupsConfig) -> Path:
     """Train (or reuse) one adapter per objective and write the family; returns its folder."""
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
-    save_config(cfg, Path(cfg.output_dir) / "config.yaml")
+    on_main_process(lambda: save_config(cfg, Path(cfg.output_dir) / "config.yaml"))
     adapters = {o.name: train_objective_adapter(cfg, o, cfg.loss) for o in cfg.objectives}
     k = len(cfg.objectives)
-    return write_family(cfg, "rewarded_soups", adapters, Gate.identity(k),
+    on_main_process(lambda: write_family(cfg, "rewarded_soups", adapters, Gate.identity(k),
                         training={"loss": cfg.loss},
                         w_low=[0.0] * k, w_high=[1.0] * k, in_sample_low=[0.0] * k, in_sample_high=[1.0] * k,
                         on_simplex=True,
                         description=f"Rewarded Soups: theta_0 + sum_i w_i delta_i, one {cfg.loss.upper()} "
-                                    "LoRA adapter per objective")
+                                    "LoRA adapter per objective"))
+    return cfg.family_path
 
 
 def main(argv: list[str] | None = None) -> Path:
