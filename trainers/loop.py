@@ -89,11 +89,14 @@ def evaluate(model, accelerator, loader, loss_fn: LossFn) -> dict[str, float]:
 
 
 def train_adapter(model, adapter_name: str, train_rows: Sequence, collate: Callable, loss_fn: LossFn,
-                  cfg: TrainConfig, run_dir: str | Path, eval_rows: Sequence = ()) -> Path:
+                  cfg: TrainConfig, run_dir: str | Path, eval_rows: Sequence = (),
+                  save_fn: Callable[[Any, Path], Any] | None = None) -> Path:
     """Train, checkpoint, and save ``adapter_name`` to ``run_dir/adapter``; returns that folder.
 
     Resumes from the newest checkpoint in ``run_dir`` if there is one. If the
     run is already finished, returns its adapter without touching the model.
+    ``save_fn(model, folder)`` writes the trained weights for models that are not
+    PEFT LoRA (Panacea's SVD-LoRA); by default the PEFT adapter is saved.
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -193,7 +196,10 @@ def train_adapter(model, adapter_name: str, train_rows: Sequence, collate: Calla
         unwrapped = accelerator.unwrap_model(model)
         if cfg.gradient_checkpointing:
             unwrapped.gradient_checkpointing_disable()
-        save_adapter(unwrapped, adapter_name, adapter_dir)
+        if save_fn is not None:
+            save_fn(unwrapped, adapter_dir)
+        else:
+            save_adapter(unwrapped, adapter_name, adapter_dir)
         (run_dir / DONE_FILE).write_text(json.dumps({**final, "elapsed_s": round(time.time() - started, 2)}))
     accelerator.wait_for_everyone()
     return adapter_dir
