@@ -179,8 +179,8 @@ def preference_grid(k: int, points: list[list[float]] | None = None, resolution:
 
 
 def point_label(w: Sequence[float]) -> str:
-    """A folder-safe name for a preference point: ``w0.25-0.75``."""
-    return "w" + "-".join(f"{v:.4g}" for v in w)
+    """A folder- and module-safe name for a preference point, in percent: ``w25-75``, ``w33p33-66p67``."""
+    return "w" + "-".join(format(round(100 * v, 2), "g").replace(".", "p") for v in w)
 
 
 def recipe_hash(obj) -> str:
