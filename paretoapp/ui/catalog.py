@@ -1,0 +1,138 @@
+"""Which families the app can show: discovered under ``assets/``, given on the command line, or added later.
+
+A family folder is any folder with ``family.json``. Its evaluation results are
+looked up next to it, in the folder layout ``python -m paretoapp evaluate``
+writes (``rows.parquet``, ``means.csv``, ``meta.json``):
+
+    <family>/results/                   one results folder, or
+    <family>/results/<run>/             several (the newest is shown), or
+    <parent>/results/<family name>/     the CLI's default ``--out``
+
+Models are loaded lazily (``load_policy`` shares them per process), so listing
+many families costs only their manifests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..evaluate import EvalResult, EvaluationError, load_results
+from ..family import MANIFEST_FILE, Family, FamilyError, FamilyManifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FamilyEntry:
+    key: str                      # unique label shown in the picker
+    path: Path
+    manifest: FamilyManifest
+    results: EvalResult | None = None
+    note: str = ""                # a banner, e.g. for the fallback family
+    device: str = "cpu"
+
+    @property
+    def k(self) -> int:
+        return self.manifest.k
+
+    @property
+    def objective_names(self) -> list[str]:
+        return [o.name for o in self.manifest.objectives]
+
+    def policy(self):
+        from ..generate import load_policy
+        return load_policy(self.path, device=self.device)
+
+
+def find_results(family_dir: Path, name: str) -> Path | None:
+    """The results folder for a family, following the conventions in the module docstring."""
+    candidates = []
+    for root in (family_dir / "results", family_dir.parent / "results" / name):
+        if (root / "meta.json").is_file():
+            candidates.append(root)
+        elif root.is_dir():
+            candidates += [p for p in root.iterdir() if (p / "meta.json").is_file()]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda p: (p / "meta.json").stat().st_mtime)
+
+
+def load_entry(path: str | Path, key: str | None = None, note: str = "", device: str = "cpu") -> FamilyEntry:
+    """Read a family's manifest (checked in full) and its results, if any."""
+    path = Path(path).expanduser().resolve()
+    family = Family.load(path)  # validates manifest and tensors, with errors naming the fix
+    results = None
+    rdir = find_results(path, family.manifest.name)
+    if rdir is not None:
+        try:
+            results = load_results(rdir)
+        except (EvaluationError, OSError, ValueError) as exc:
+            log.warning("ignoring unreadable results %s: %s", rdir, exc)
+    return FamilyEntry(key or family.manifest.name, path, family.manifest, results, note, device)
+
+
+def discover(root: str | Path) -> list[Path]:
+    """Family folders directly under ``root`` (or ``root`` itself)."""
+    root = Path(root)
+    if (root / MANIFEST_FILE).is_file():
+        return [root]
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if (p / MANIFEST_FILE).is_file())
+
+
+@dataclass
+class Catalog:
+    """The families of this app process, in picker order. Shared by all sessions (read-mostly)."""
+
+    entries: dict[str, FamilyEntry] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, path: str | Path, note: str = "", device: str = "cpu") -> FamilyEntry:
+        resolved = Path(path).expanduser().resolve()
+        with self._lock:
+            for e in self.entries.values():
+                if e.path == resolved:
+                    return e
+        entry = load_entry(resolved, note=note, device=device)
+        with self._lock:
+            key, n = entry.key, 2
+            while key in self.entries:
+                key, n = f"{entry.key} ({n})", n + 1
+            entry.key = key
+            self.entries[key] = entry
+        return entry
+
+    def get(self, key: str) -> FamilyEntry:
+        try:
+            return self.entries[key]
+        except KeyError:
+            raise FamilyError(f"no family named {key!r} is loaded; pick one of {', '.join(self.entries)}") from None
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def build_catalog(family_paths: list[str] | None = None, assets: str | Path | None = "assets",
+                  device: str = "cpu", allow_fallback: bool = True) -> Catalog:
+    """Command-line families first, then everything under ``assets``; the tiny fallback if nothing is found."""
+    cat = Catalog()
+    for p in family_paths or []:
+        cat.add(p, device=device)  # a bad --family is the user's error: let it raise
+    if assets is not None:
+        for p in discover(assets):
+            try:
+                cat.add(p, device=device)
+            except FamilyError as exc:
+                log.warning("skipping %s: %s", p, exc)
+    if not len(cat) and allow_fallback:
+        from .fallback import FALLBACK_NOTE, fallback_family_dir
+        cat.add(fallback_family_dir(), note=FALLBACK_NOTE, device=device)
+    return cat
