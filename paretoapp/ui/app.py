@@ -342,7 +342,7 @@ def build_app(catalog: Catalog) -> gr.Blocks:
             on_family, [family, w_state, overlay, x_axis, y_axis],
             [w_state, plot, summary, w_text, *sliders, banner, axis_row, x_axis, y_axis, about, export_head, name,
              system, side["A"][0], side["B"][0], *side["A"][1], *side["B"][1]],
-            api_name="select_family")
+            api_name=False)
 
         def on_overlay(key, over, w, x, y):
             entries = plot_entries(catalog, key, over)
@@ -352,7 +352,7 @@ def build_app(catalog: Catalog) -> gr.Blocks:
             return (plot_json(catalog, key, over, w, x, y), summary_markdown(entries), gr.update(visible=len(objs) > 2),
                     gr.update(choices=objs, value=x), gr.update(choices=objs, value=y))
 
-        overlay.change(on_overlay, view_inputs, [plot, summary, axis_row, x_axis, y_axis], api_name="overlay")
+        overlay.change(on_overlay, view_inputs, [plot, summary, axis_row, x_axis, y_axis], api_name=False)
         for ax in (x_axis, y_axis):
             ax.input(redraw, view_inputs, plot, api_name=False)
 
@@ -574,6 +574,35 @@ def build_app(catalog: Catalog) -> gr.Blocks:
                     gr.update(choices=catalog.keys), gr.update(choices=catalog.keys, value=over))
 
         add_btn.click(add_family, [add_path, family, overlay], [add_status, family, overlay], api_name="add_family")
+
+        # ------------------------------------------- API-only (stateless: w is passed in)
+        def families() -> list[dict]:
+            """Every family the app serves: objectives, allowed and trained preference ranges, front metrics."""
+            out = []
+            for e in catalog.entries.values():
+                m = e.manifest
+                mt = (e.results.meta.get("metrics", {}) if e.results is not None else {})
+                out.append({"name": e.key, "method": m.method, "objectives": e.objective_names,
+                            "w_low": m.w_low, "w_high": m.w_high, "in_sample_low": m.in_sample_low,
+                            "in_sample_high": m.in_sample_high, "on_simplex": m.on_simplex,
+                            "default_w": PreferenceSpace(m).default_w(),
+                            "hypervolume": mt.get("hypervolume"), "reference_point": mt.get("reference")})
+            return out
+
+        @gpu
+        def generate(prompt: str, w: list[float], family: str = "", max_new_tokens: int = 64,
+                     temperature: float = 0.0, system_prompt: str = "") -> str:
+            """One answer to ``prompt`` from ``family`` (default: the first) at preference ``w``."""
+            try:
+                entry = catalog.get(family or catalog.keys[0])
+                return entry.policy().generate([prompt], [list(map(float, w))],
+                                               settings_from(temperature, max_new_tokens),
+                                               system_prompt=system_prompt or None)[0]
+            except USER_ERRORS as exc:
+                raise _err(exc)
+
+        gr.api(families, api_name="families")
+        gr.api(generate, api_name="generate", concurrency_id="generate")
 
     demo.queue(default_concurrency_limit=16)
     return demo

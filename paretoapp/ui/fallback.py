@@ -41,9 +41,9 @@ def fallback_root() -> Path:
     return cache_dir() / f"ui-fallback-v{VERSION}"
 
 
-def fallback_family_dir() -> Path:
-    """The tiny family's folder, built on first use (a few seconds on CPU)."""
-    root = fallback_root()
+def fallback_family_dir(root: Path | None = None) -> Path:
+    """The tiny family's folder, built on first use under ``root`` (default: the paretoapp cache)."""
+    root = Path(root) if root is not None else fallback_root()
     family = root / FALLBACK_NAME
     if (family / "family.json").is_file() and (family / "results" / "meta.json").is_file():
         return family
