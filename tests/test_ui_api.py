@@ -64,7 +64,7 @@ def test_set_preference_then_chat_uses_the_session_w(client, app_env):  # noqa: 
     fig = json.loads(plot)
     star = [t for t in fig["data"] if t.get("name", "").startswith("current w")]
     assert star and star[0]["marker"]["symbol"] == "star"
-    assert name["placeholder"] == "tiny-random-w0.25_0.75" if isinstance(name, dict) else True
+    assert name["placeholder"] == "tiny-random-w25_75"
     history, cleared = client.predict("Tell me a story", [], "tiny-random", "", 0.0, 16, api_name="/chat")
     assert cleared == "" and history[0]["role"] == "user" and history[-1]["role"] == "assistant"
     from paretoapp.generate import GenerationSettings

@@ -134,7 +134,8 @@ def settings_from(temperature, max_tokens) -> GenerationSettings:
 
 
 def default_export_name(entry: FamilyEntry, w) -> str:
-    parts = "_".join(("m" if v < 0 else "") + f"{abs(float(v)):.2f}" for v in w)
+    # percent, no dots: a dot would read as a file suffix (".50.zip")
+    parts = "_".join(("m" if v < 0 else "") + f"{round(abs(float(v)) * 100):d}" for v in w)
     base = "".join(c if c.isalnum() or c in "._-" else "-" for c in entry.manifest.name).strip("-.") or "model"
     return f"{base}-w{parts}"[:96]
 

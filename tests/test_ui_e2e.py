@@ -1,0 +1,196 @@
+"""End-to-end: the app in Debian's Chromium, driven by Playwright (never `playwright install`).
+
+Clicks a point on the front and sees the slider move, moves the slider and sees
+the chat answer change, runs a side-by-side comparison, exports a zip, and
+chats from two browser contexts at two preferences at once. Screenshots go to
+tests/e2e_screenshots/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ui_support import CHROMIUM, CHROMIUM_ARGS, app_env  # noqa: F401  (fixture)
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason=f"{CHROMIUM} is missing: install Debian's chromium (bash scripts/setup.sh --browser)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
+SHOTS = Path(__file__).parent / "e2e_screenshots"
+TIMEOUT = 60_000
+MAX_NEW = 96  # the app's default "Max new tokens"
+
+
+def alnum(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]", "", text)
+
+
+def expected_chat(catalog, message: str, w) -> str:
+    from paretoapp.generate import GenerationSettings
+    policy = catalog.get("tiny-random").policy()
+    return policy.generate([[{"role": "user", "content": message}]], [list(w)],
+                           GenerationSettings(max_new_tokens=MAX_NEW, overflow="truncate_left"))[0]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def open_app(browser, url):
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = ctx.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(url)
+    page.wait_for_selector("#pa-front .scatterlayer .point")
+    return ctx, page
+
+
+@pytest.fixture()
+def page(browser, app_env):  # noqa: F811
+    ctx, page = open_app(browser, app_env[1])
+    yield page
+    ctx.close()
+
+
+def shot(page, name: str):
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def set_slider(page, elem_id: str, value: float):
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Tab")  # `release` fires on blur of the number box
+
+
+def wait_w_text(page, text: str):
+    page.locator("#pa-w-text").get_by_text(text, exact=False).wait_for()
+
+
+def send_and_wait(page, message: str, expected: str):
+    page.locator("#pa-msg textarea").fill(message)
+    page.locator("#pa-msg textarea").press("Enter")
+    want = alnum(expected)[:40]
+    page.wait_for_function(
+        """want => { const bots = document.querySelectorAll('#pa-chat [data-testid="bot"]');
+                     if (!bots.length) return false;
+                     const t = bots[bots.length - 1].innerText.replace(/[^0-9A-Za-z]/g, '');
+                     return t.startsWith(want); }""", arg=want)
+    return page.locator('#pa-chat [data-testid="bot"]').last.inner_text()
+
+
+def point_locator(page, w0: float):
+    """The marker of the evaluated point with w_harmless == w0."""
+    trace, index = page.evaluate(
+        """w0 => { const gd = document.querySelector('#pa-front .pa-plot');
+                   for (let t = 0; t < gd.data.length; t++) {
+                     const cd = gd.data[t].customdata || [];
+                     for (let i = 0; i < cd.length; i++) if (Math.abs(cd[i][2] - w0) < 1e-9) return [t, i];
+                   } return [-1, -1]; }""", w0)
+    assert trace >= 0, f"no point with w0={w0} on the plot"
+    return page.locator("#pa-front .scatterlayer .trace").nth(trace).locator(".point").nth(index)
+
+
+def test_click_a_point_moves_the_slider(page):
+    number = page.locator("#pa-w0 input[type=number]")
+    assert float(number.input_value()) == 0.5
+    point_locator(page, 0.25).click(force=True)
+    page.wait_for_function("() => document.querySelector('#pa-w0 input[type=number]').value === '0.25'")
+    wait_w_text(page, "0.75")
+    assert "harmless 0.25" in page.locator("#pa-w-text").inner_text().replace("\n", " ")
+    # an extrapolated point (a diamond) moves it outside [0, 1] and says so
+    point_locator(page, 1.5).click(force=True)
+    page.wait_for_function("() => document.querySelector('#pa-w0 input[type=number]').value === '1.5'")
+    wait_w_text(page, "extrapolated")
+    # the star follows: it sits on the clicked point
+    star = page.evaluate("""() => { const gd = document.querySelector('#pa-front .pa-plot');
+        const s = gd.data.find(t => (t.name || '').startsWith('current w')); return s ? s.name : null; }""")
+    assert star == "current w"
+    shot(page, "01_click_point")
+
+
+def test_moving_the_slider_changes_the_chat_answer(page, app_env):  # noqa: F811
+    catalog = app_env[2]
+    set_slider(page, "pa-w0", 1)
+    wait_w_text(page, "helpful 0")
+    first = send_and_wait(page, "Tell me about the sea.", expected_chat(catalog, "Tell me about the sea.", [1.0, 0.0]))
+    page.locator("#pa-clear").click()
+    set_slider(page, "pa-w0", 0)
+    wait_w_text(page, "harmless 0 ")
+    second = send_and_wait(page, "Tell me about the sea.", expected_chat(catalog, "Tell me about the sea.", [0.0, 1.0]))
+    assert alnum(first) != alnum(second)
+    shot(page, "02_chat")
+
+
+def test_side_by_side_streams_both_answers_and_scores(page, app_env):  # noqa: F811
+    from paretoapp.generate import GenerationSettings
+    page.get_by_role("tab", name="Side by side").click()
+    page.locator("#pa-cmp-prompt textarea").fill("What is the capital of France?")
+    page.locator("#pa-cmp-go").click()
+    page.locator("#pa-scores-a").get_by_text("harmless_offline").wait_for()
+    page.locator("#pa-scores-b").get_by_text("helpful_offline").wait_for()
+    a = page.locator("#pa-answer-a textarea").input_value()
+    b = page.locator("#pa-answer-b textarea").input_value()
+    policy = app_env[2].get("tiny-random").policy()
+    want = policy.generate(["What is the capital of France?"] * 2, [[1.0, 0.0], [0.0, 1.0]],
+                           GenerationSettings(max_new_tokens=MAX_NEW, overflow="truncate_left"))
+    assert [a, b] == want and a != b
+    shot(page, "03_side_by_side")
+
+
+def test_export_offers_the_zip(page, app_env):  # noqa: F811
+    point_locator(page, 0.75).click(force=True)
+    page.wait_for_function("() => document.querySelector('#pa-w0 input[type=number]').value === '0.75'")
+    page.get_by_role("tab", name="Export").click()
+    page.locator("#pa-export-go").click()
+    name = page.locator("#pa-export-file td.filename")
+    name.wait_for()
+    assert name.get_attribute("aria-label") == "tiny-random-w75_25.zip"
+    href = page.locator("#pa-export-file [data-testid=download-link]").get_attribute("href")
+    assert href.endswith("/tiny-random-w75_25.zip")
+    assert "✅" in page.locator("#pa-export-status").inner_text()
+    assert list(Path(app_env[3]).rglob("tiny-random-w75_25.zip"))
+    shot(page, "04_export")
+
+
+def test_two_browser_sessions_chat_at_different_w_at_once(browser, app_env):  # noqa: F811
+    catalog = app_env[2]
+    (c1, p1), (c2, p2) = open_app(browser, app_env[1]), open_app(browser, app_env[1])
+    try:
+        set_slider(p1, "pa-w0", 1)
+        set_slider(p2, "pa-w0", 0)
+        wait_w_text(p1, "helpful 0")
+        wait_w_text(p2, "harmless 0 ")
+        q = "Give me one tip."
+        for p in (p1, p2):  # send both before waiting for either
+            p.locator("#pa-msg textarea").fill(q)
+            p.locator("#pa-msg textarea").press("Enter")
+        t1 = send_and_wait_existing(p1, expected_chat(catalog, q, [1.0, 0.0]))
+        t2 = send_and_wait_existing(p2, expected_chat(catalog, q, [0.0, 1.0]))
+        assert alnum(t1) != alnum(t2)
+        shot(p1, "05_session_a")
+        shot(p2, "05_session_b")
+    finally:
+        c1.close()
+        c2.close()
+
+
+def send_and_wait_existing(page, expected: str) -> str:
+    want = alnum(expected)[:40]
+    page.wait_for_function(
+        """want => { const bots = document.querySelectorAll('#pa-chat [data-testid="bot"]');
+                     if (!bots.length) return false;
+                     return bots[bots.length - 1].innerText.replace(/[^0-9A-Za-z]/g, '').startsWith(want); }""",
+        arg=want)
+    return page.locator('#pa-chat [data-testid="bot"]').last.inner_text()
