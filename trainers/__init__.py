@@ -12,5 +12,7 @@ Shared core (used by every method, including Trainers II):
     objective_adapter.py train (or reuse) one objective's DPO/SFT adapter from the base
     family_io.py         adapters -> Family on disk
 
-Methods: preference_vector.py, rewarded_soups.py, peo.py (``python -m trainers.<name> --config cfg.yaml``).
+Methods: preference_vector.py, rewarded_soups.py, peo.py, panacea.py, paretohqd.py, upo.py,
+rewards_in_context.py, linear_dpo.py (``python -m trainers.<name> --config cfg.yaml``);
+multi_objective.py holds what the multi-objective ones share.
 """
