@@ -4,11 +4,20 @@
     python bench/decode.py --quick
     python bench/decode.py --config qwen2-0.5b --device cuda --dtype bf16
 
-Time per decoded token = (time of ``generate`` for N+1 new tokens - time for
-1 new token) / N, so prefill is excluded; ``min_new_tokens`` forces the length.
-Greedy, KV cache on, prompts of --prompt-len random token ids (no padding).
+Two ways to time a decoded token (prompts of --prompt-len random token ids,
+no padding, KV cache on):
 
-Variants, interleaved in every repeat (median of --repeats):
+* ``--method steps`` (default): one decode step (the model's forward for one
+  new token per row on a KV cache of --prompt-len + --context tokens, cropped
+  back after every step so all steps cost the same), the variants alternating
+  step by step, --repeats times. Each ratio is taken between steps timed a few
+  milliseconds apart, then its median: on a shared machine this is far more
+  stable than timing whole ``generate`` calls seconds apart.
+* ``--method generate``: end-to-end ``generate`` (greedy): (time for N+1 new
+  tokens - time for 1) / N, so prefill is excluded; ``min_new_tokens`` forces
+  the length. Includes the sampling loop's own per-token cost, same for all.
+
+Variants, interleaved (median of per-repeat ratios):
 
 * ``merged``: a plain model holding W0 + B diag(g(w)) A (what export writes);
 * ``bank``: the base model with the preference-gated bank, every row with its
@@ -94,7 +103,10 @@ def run_size(model, k: int, r: int, batch: int, args) -> dict[str, float]:
     # same greedy tokens as the merged model on row 0 (the row whose w it holds): a sanity check, not timed
     outs = {name: long()[0, ids.shape[1]:] for name, (long, _) in calls.items()}
     agree = {name: (o == outs["merged"]).float().mean().item() for name, o in outs.items()}
-    per_rep = decode_steps(calls, n, args)
+    if args.method == "steps":
+        per_rep = single_steps(variants, ids, args)
+    else:
+        per_rep = decode_steps(calls, n, args)
     per_tok = {name: statistics.median(v) for name, v in per_rep.items()}
     # the ratio inside each repeat (variants timed back to back), then its median: robust to drift
     ratio = {name: statistics.median(a / b for a, b in zip(v, per_rep["merged"])) for name, v in per_rep.items()}
@@ -104,6 +116,42 @@ def run_size(model, k: int, r: int, batch: int, args) -> dict[str, float]:
     bank.detach()
     del variants
     return ratio
+
+
+def single_steps(variants, ids, args) -> dict[str, list[float]]:
+    """Seconds of one decode step per variant, the variants alternating step by step."""
+    from transformers import DynamicCache
+
+    steps = {}
+    for name, (m, ctx) in variants.items():
+        with torch.inference_mode(), ctx():
+            cache = DynamicCache(config=m.config)
+            m(input_ids=ids, past_key_values=cache, use_cache=True)
+            filler = ids[:, : args.context] if args.context else None
+            if filler is not None and filler.shape[1]:
+                m(input_ids=filler, past_key_values=cache, use_cache=True)
+        length = cache.get_seq_length()
+        token = ids[:, -1:]
+        mask = torch.ones(ids.shape[0], length + 1, dtype=ids.dtype, device=ids.device)
+
+        def step(m=m, ctx=ctx, cache=cache, length=length, mask=mask):
+            with torch.inference_mode(), ctx():
+                m(input_ids=token, attention_mask=mask, past_key_values=cache, use_cache=True)
+            cache.crop(-1)  # back to `length` tokens: every step costs the same
+        steps[name] = step
+    names = list(steps)
+    for _ in range(3):
+        for name in names:
+            steps[name]()
+    out: dict[str, list[float]] = {name: [] for name in names}
+    for rep in range(args.repeats):
+        order = names[rep % len(names):] + names[: rep % len(names)]
+        for name in order:
+            out[name].append(timed(steps[name], args.device))
+        if args.verbose and (rep + 1) % 20 == 0:
+            print(f"  step {rep + 1}/{args.repeats}: " + ", ".join(f"{k} {fmt_s(v[-1])}" for k, v in out.items()),
+                  flush=True)
+    return out
 
 
 def decode_steps(calls, n: int, args) -> dict[str, list[float]]:
@@ -126,7 +174,9 @@ def decode_steps(calls, n: int, args) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    ap = add_common_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]), repeats=5)
+    ap = add_common_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]), repeats=None)
+    ap.add_argument("--method", choices=["steps", "generate"], default="steps")
+    ap.add_argument("--context", type=int, default=32, help="steps: extra cached tokens beyond the prompt")
     ap.add_argument("--batches", default="1,16")
     ap.add_argument("--sizes", default="2x8,4x16", help="comma-separated k x r banks")
     ap.add_argument("--new-tokens", type=int, default=32)
@@ -135,12 +185,16 @@ def main() -> None:
     ap.add_argument("--fused", action="store_true", help="also time the experimental fused bank forward")
     ap.add_argument("--verbose", action="store_true", help="print every repeat")
     args = ap.parse_args()
+    if args.repeats is None:
+        args.repeats = 60 if args.method == "steps" else 5
     if args.quick:
-        args.repeats, args.new_tokens, args.sizes = 3, 16, "2x8"
+        args.repeats, args.new_tokens, args.sizes = (20 if args.method == "steps" else 3), 16, "2x8"
     setup(args)
     model, _ = load_model(args.config, args.device, args.dtype, args.seed)
-    print(f"decode on {args.config}; {machine_line(args)}; {args.new_tokens} timed new tokens after a "
-          f"{args.prompt_len}-token prompt; median of {args.repeats} repeats", flush=True)
+    how = (f"single decode steps on a {args.prompt_len + args.context}-token KV cache, {args.repeats} alternating "
+           f"steps per variant" if args.method == "steps" else
+           f"generate, {args.new_tokens} timed new tokens after a {args.prompt_len}-token prompt, {args.repeats} repeats")
+    print(f"decode on {args.config}; {machine_line(args)}; {how}; median of per-repeat ratios", flush=True)
     ratios = {}
     for batch in (int(b) for b in args.batches.split(",")):
         for size in args.sizes.split(","):
