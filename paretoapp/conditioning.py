@@ -8,6 +8,7 @@ this one renderer, so the text the model learned is exactly the text it gets.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -50,8 +51,14 @@ class Conditioning:
 
     def render(self, prompt: str, scores: Sequence[float]) -> str:
         """`{prompt} <tag1> s1 <tag2> s2`, scores rounded as in training."""
-        parts = [f"{tag} {round(float(s), self.decimals):.{self.decimals}f}" for tag, s in zip(self.tags, scores)]
+        parts = [f"{tag} {self._round(s):.{self.decimals}f}" for tag, s in zip(self.tags, scores)]
         return f"{prompt} {' '.join(parts)}"
+
+    def _round(self, score: float) -> float:
+        """Half away from zero, robust to float noise: -0.75 in float32 is -0.7500000298 or -0.7499999702."""
+        scale = 10 ** self.decimals
+        v = abs(float(score)) * scale
+        return math.copysign(math.floor(v + 0.5 + 1e-6) / scale, float(score)) + 0.0  # no "-0.0"
 
     def apply(self, prompt: str, w: Sequence[float]) -> str:
         return self.render(prompt, self.targets(w))

@@ -34,6 +34,7 @@ FORMAT = "paretoapp.family"
 MANIFEST_VERSION = 1
 MANIFEST_FILE = "family.json"
 TENSORS_FILE = "bank.safetensors"
+PROMPT_FORMATS = ("chat", "raw")
 KNOWN_METHODS = (
     "rewarded_soups", "preference_vector", "peo", "panacea", "paretohqd", "upo",
     "rewards_in_context", "linear_dpo", "modpo", "custom",
@@ -83,6 +84,10 @@ class FamilyManifest:
     on_simplex: bool = True                 # whether the UI should normalise w to sum 1
     conditioning: Conditioning | None = None
     system_prompt: str | None = None
+    # how prompts were formatted in training, so generation formats them the same way:
+    # "chat": the tokenizer's chat template (a Human/Assistant wrapper if it has none);
+    # "raw": the prompt text verbatim (e.g. HH-RLHF transcripts that carry their own turns)
+    prompt_format: str = "chat"
     description: str = ""
     training: dict = field(default_factory=dict)
     version: int = MANIFEST_VERSION
@@ -124,6 +129,7 @@ class FamilyManifest:
             "on_simplex": self.on_simplex,
             "conditioning": self.conditioning.to_dict() if self.conditioning else None,
             "system_prompt": self.system_prompt,
+            "prompt_format": self.prompt_format,
             "training": self.training,
         }
         return d
@@ -152,6 +158,7 @@ class FamilyManifest:
                 on_simplex=d.get("on_simplex", True),
                 conditioning=Conditioning.from_dict(d["conditioning"]) if d.get("conditioning") else None,
                 system_prompt=d.get("system_prompt"),
+                prompt_format=d.get("prompt_format", "chat"),
                 training=d.get("training", {}),
             )
         except KeyError as exc:
@@ -164,6 +171,8 @@ class FamilyManifest:
     def validate(self, where: str = MANIFEST_FILE) -> None:
         if not self.objectives:
             raise FamilyError(f"{where}: a family needs at least one objective")
+        if self.prompt_format not in PROMPT_FORMATS:
+            raise FamilyError(f"{where}: prompt_format {self.prompt_format!r} is not one of {PROMPT_FORMATS}")
         if self.gate.k != self.k:
             raise FamilyError(f"{where}: the gate takes {self.gate.k} preference values but there are {self.k} objectives")
         if self.gate.n_blocks != len(self.blocks):

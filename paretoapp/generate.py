@@ -35,6 +35,40 @@ Prompt = Union[str, Sequence[Message]]
 PLAIN_TEMPLATE = "{system}Human: {prompt}\n\nAssistant:"
 
 
+def as_messages(prompt: Prompt) -> list[Message]:
+    """A prompt as a fresh list of chat messages ending with the user's turn."""
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
+    if not messages or messages[-1]["role"] != "user":
+        raise ValueError("a chat prompt must end with a user message")
+    return messages
+
+
+def with_system(messages: list[Message], system_prompt: str | None) -> list[Message]:
+    if system_prompt and messages[0]["role"] != "system":
+        return [{"role": "system", "content": system_prompt}] + messages
+    return messages
+
+
+def uses_chat_template(tokenizer, prompt_format: str = "chat") -> bool:
+    return prompt_format == "chat" and bool(getattr(tokenizer, "chat_template", None))
+
+
+def render_messages(tokenizer, messages: list[Message], prompt_format: str = "chat") -> str:
+    """The one place prompts become text, shared by generation and trainers.
+
+    "chat": the tokenizer's chat template, or a Human/Assistant wrapper when it has
+    none; "raw": a single user turn verbatim (data that carries its own turns).
+    """
+    if uses_chat_template(tokenizer, prompt_format):
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    sys_text = f"{messages[0]['content']}\n\n" if messages[0]["role"] == "system" else ""
+    turns = [m for m in messages if m["role"] != "system"]
+    if prompt_format == "raw" and len(turns) == 1:
+        return sys_text + turns[0]["content"]
+    history = "".join(f"{'Human' if m['role'] == 'user' else 'Assistant'}: {m['content']}\n\n" for m in turns[:-1])
+    return history + PLAIN_TEMPLATE.format(system=sys_text, prompt=turns[-1]["content"])
+
+
 class PromptTooLongError(ValueError):
     """The prompt does not fit the model's context with room for the answer."""
 
@@ -90,28 +124,22 @@ class Policy:
         return int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 2048))
 
     # ------------------------------------------------------------- prompting
+    def uses_chat_template(self) -> bool:
+        return uses_chat_template(self.tokenizer, self.manifest.prompt_format)
+
     def render(self, prompt: Prompt, w: Sequence[float], system_prompt: str | None = None) -> str:
-        """Prompt text for one row: conditioning c(w), then the chat template."""
-        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
-        if not messages or messages[-1]["role"] != "user":
-            raise ValueError("a chat prompt must end with a user message")
+        """Prompt text for one row, formatted as the family was trained: conditioning c(w), then the template."""
+        messages = as_messages(prompt)
         if self.manifest.conditioning is not None:
             messages[-1]["content"] = self.manifest.conditioning.apply(messages[-1]["content"], w)
         system = system_prompt if system_prompt is not None else self.manifest.system_prompt
-        if system and messages[0]["role"] != "system":
-            messages.insert(0, {"role": "system", "content": system})
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        turns = [m for m in messages if m["role"] != "system"]
-        sys_text = f"{messages[0]['content']}\n\n" if messages[0]["role"] == "system" else ""
-        history = "".join(f"{'Human' if m['role'] == 'user' else 'Assistant'}: {m['content']}\n\n" for m in turns[:-1])
-        return history + PLAIN_TEMPLATE.format(system=sys_text, prompt=turns[-1]["content"])
+        return render_messages(self.tokenizer, with_system(messages, system), self.manifest.prompt_format)
 
     def encode(self, prompts: Sequence[Prompt], ws: torch.Tensor, settings: GenerationSettings,
                system_prompt: str | None = None) -> dict:
         texts = [self.render(p, w.tolist(), system_prompt) for p, w in zip(prompts, ws)]
         # a chat template already writes BOS and the other special tokens itself
-        special = not getattr(self.tokenizer, "chat_template", None)
+        special = not self.uses_chat_template()
         ids = [self.tokenizer(t, add_special_tokens=special)["input_ids"] for t in texts]
         limit = settings.max_prompt_tokens or max(1, self.context_length() - settings.max_new_tokens)
         for i, row in enumerate(ids):

@@ -108,3 +108,18 @@ def test_conditioning_round_trip():
     text = c.apply("How do I bake bread?", [0.25, 0.75])
     assert text == "How do I bake bread? <rm1_score> -2.1 <rm2_score> 2.1"
     assert c.parse(text) == ("How do I bake bread?", [-2.1, 2.1])
+
+
+def test_conditioning_rounds_half_away_from_zero_despite_float_noise():
+    c = Conditioning(tags=["<a>"], low=[0.0], high=[1.0])
+    assert c.render("p", [torch.tensor(-0.75, dtype=torch.float32).item()]) == "p <a> -0.8"
+    assert c.render("p", [0.25]) == "p <a> 0.3" and c.render("p", [-0.04]) == "p <a> 0.0"
+
+
+def test_prompt_format_round_trips_and_is_checked(family, tmp_path):
+    family.manifest.prompt_format = "raw"
+    path = family.save(tmp_path / "fam")
+    assert Family.load(path).manifest.prompt_format == "raw"
+    _edit_manifest(path, prompt_format="markdown")
+    with pytest.raises(FamilyError, match="prompt_format"):
+        Family.load(path)

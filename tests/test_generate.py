@@ -112,3 +112,12 @@ def test_mismatched_rows_and_bad_settings(policy):
         GenerationSettings(max_new_tokens=0)
     with pytest.raises(ValueError, match="temperature"):
         GenerationSettings(do_sample=True, temperature=0)
+
+
+def test_raw_prompt_format_is_verbatim(policy, monkeypatch):
+    """A family trained on raw text (e.g. HH-RLHF transcripts) is prompted exactly as in training."""
+    monkeypatch.setattr(policy.manifest, "prompt_format", "raw")
+    hh = "\n\nHuman: Hi there\n\nAssistant:"
+    assert policy.render(hh, [0.5, 0.5]) == hh
+    enc = policy.encode([hh], torch.tensor([[0.5, 0.5]]), GREEDY)
+    assert enc["input_ids"][0].tolist() == policy.tokenizer(hh)["input_ids"]

@@ -88,6 +88,15 @@ class MethodConfig:
     system_prompt: str | None = None
 
     @property
+    def prompt_format(self) -> str:
+        """How the training data formatted prompts; the family records it so generation matches.
+
+        "chat" when every objective's data goes through the chat template, else "raw".
+        """
+        specs = [o.data for o in self.objectives if o.data is not None]
+        return "chat" if all(d.chat for d in specs) else "raw"
+
+    @property
     def adapters_path(self) -> Path:
         return Path(self.adapters_dir or Path(self.output_dir) / "adapters")
 

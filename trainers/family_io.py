@@ -47,6 +47,7 @@ def write_family(cfg: MethodConfig, method: str, adapters: dict[str, str | Path]
         name=cfg.name, method=method, base_model=base_ref(cfg, base_model),
         objectives=[Objective(o.name, o.higher_is_better) for o in cfg.objectives],
         blocks=blocks, gate=gate, system_prompt=cfg.system_prompt,
+        prompt_format=manifest_fields.pop("prompt_format", cfg.prompt_format),
         training={"config": to_dict(cfg), "adapters": {k: str(Path(v).resolve()) for k, v in adapters.items()},
                   **(training or {})},
         **manifest_fields)

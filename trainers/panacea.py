@@ -284,7 +284,7 @@ def write_panacea_family(cfg: PanaceaConfig, adapter_dir: Path) -> Path:
         name=cfg.name, method="panacea", base_model=base_ref(cfg, model),
         objectives=[Objective(o.name, o.higher_is_better) for o in cfg.objectives],
         blocks=blocks, gate=gate, w_low=[0.0] * k, w_high=[1.0] * k,
-        in_sample_low=[0.0] * k, in_sample_high=[1.0] * k, on_simplex=True, system_prompt=cfg.system_prompt,
+        in_sample_low=[0.0] * k, in_sample_high=[1.0] * k, on_simplex=True, system_prompt=cfg.system_prompt, prompt_format=cfg.prompt_format,
         description=f"Panacea: one SVD-LoRA (r={meta['r']}) with a preference block s*w, "
                     f"{cfg.aggregation} aggregation of per-objective DPO losses",
         training={"config": to_dict(cfg), "adapter": str(Path(adapter_dir).resolve()), **meta,

@@ -211,7 +211,7 @@ def sample_stage1(cfg: ParetoHqDConfig, adapters: dict[str, Path], points: list[
         name=f"{cfg.name}-stage1", method="paretohqd", base_model=base_ref(cfg, model),
         objectives=[Objective(o.name, o.higher_is_better) for o in cfg.objectives], blocks=blocks,
         gate=Gate.anchors(points, [[1.0 if i == j else 0.0 for j in range(n)] for i in range(n)], mode="nearest"),
-        system_prompt=cfg.system_prompt)
+        system_prompt=cfg.system_prompt, prompt_format=cfg.prompt_format)
     policy = Policy(Family(manifest, tensors), model, tokenizer)
     jobs = [(w, p) for w in sample_prefs for p in prompts for _ in range(cfg.samples_per_prompt)]
     settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens, do_sample=True, temperature=cfg.temperature,

@@ -156,13 +156,13 @@ def candidate_gains(alpha: float, coef_generalist: Sequence[float], coef_objecti
     return out
 
 
-def candidate_family(model, tensors: dict, blocks: list[Block]) -> Family:
+def candidate_family(model, tensors: dict, blocks: list[Block], prompt_format: str = "chat") -> Family:
     """A throw-away family whose 'preference' is the block gains themselves (identity gate, any value)."""
     manifest = FamilyManifest(
         name="peo-candidates", method="peo",
         base_model=BaseModelRef("candidates", signature=model_signature(model.config)),
         objectives=[Objective(b.name) for b in blocks], blocks=blocks, gate=Gate.identity(len(blocks)),
-        on_simplex=False)
+        on_simplex=False, prompt_format=prompt_format)
     return Family(manifest, tensors)
 
 
@@ -284,7 +284,7 @@ def search_and_save(cfg: PEOConfig, adapters: dict[str, Path], scorers: Sequence
     scorers = list(scorers) if scorers is not None else build_scorers(cfg, model, tokenizer)
     candidates = candidate_gains(cfg.alpha, cfg.coef_generalist, cfg.coef_objective)
     prompts = eval_prompts(cfg)
-    scores = score_candidates(model, tokenizer, candidate_family(model, tensors, blocks), candidates, prompts,
+    scores = score_candidates(model, tokenizer, candidate_family(model, tensors, blocks, cfg.prompt_format), candidates, prompts,
                               scorers, cfg.max_new_tokens, cfg.generation_batch_size)
     points, gains, record = choose_anchors(scores, candidates, cfg.anchor_step, cfg.extrapolate)
     e = cfg.extrapolate
@@ -293,7 +293,7 @@ def search_and_save(cfg: PEOConfig, adapters: dict[str, Path], scorers: Sequence
         objectives=[Objective(o.name, o.higher_is_better) for o in cfg.objectives],
         blocks=blocks, gate=Gate.anchors(points, gains, mode="interpolate"),
         w_low=[-e, -e], w_high=[1 + e, 1 + e], in_sample_low=[0.0, 0.0], in_sample_high=[1.0, 1.0],
-        on_simplex=True, system_prompt=cfg.system_prompt,
+        on_simplex=True, system_prompt=cfg.system_prompt, prompt_format=cfg.prompt_format,
         description="PEO: experts + interpolated generalist, coefficients chosen by a post-training search; "
                     "w_1 outside [0, 1] extrapolates the preference",
         training={"config": to_dict(cfg), "adapters": {k: str(Path(v).resolve()) for k, v in adapters.items()},

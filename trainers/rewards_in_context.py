@@ -87,19 +87,15 @@ def conditioned_prompt(tokenizer, prompt, scores: Sequence[float], conditioning:
     With a chat template: chat messages (the collator applies the template with
     the generation prompt). Without: the runtime's plain ``Human:/Assistant:`` text.
     """
+    from paretoapp.generate import render_messages, with_system
     messages = as_messages(prompt)
     if not messages or messages[-1]["role"] != "user":
         raise ConfigError(f"a prompt must end with a user message: {prompt!r}")
     messages[-1]["content"] = conditioning.render(messages[-1]["content"], scores)
-    if system_prompt and messages[0]["role"] != "system":
-        messages.insert(0, {"role": "system", "content": system_prompt})
+    messages = with_system(messages, system_prompt)
     if getattr(tokenizer, "chat_template", None):
         return messages
-    from paretoapp.generate import PLAIN_TEMPLATE
-    turns = [m for m in messages if m["role"] != "system"]
-    sys_text = f"{messages[0]['content']}\n\n" if messages[0]["role"] == "system" else ""
-    history = "".join(f"{'Human' if m['role'] == 'user' else 'Assistant'}: {m['content']}\n\n" for m in turns[:-1])
-    return history + PLAIN_TEMPLATE.format(system=sys_text, prompt=turns[-1]["content"])
+    return render_messages(tokenizer, messages, "chat")
 
 
 # --------------------------------------------------------------------------- data
@@ -188,7 +184,7 @@ def train(cfg: RiCConfig, scorers: Sequence | None = None) -> Path:
         cfg, "rewards_in_context", {"sft": adapter}, Gate.affine([[0.0] * k], [1.0]),
         training={"scorers": cfg.scorers or names, "normalisation": record, "responses": cfg.responses},
         conditioning=cond, w_low=[0.0] * k, w_high=[1.0] * k, in_sample_low=[0.0] * k, in_sample_high=[1.0] * k,
-        on_simplex=True,
+        on_simplex=True, prompt_format="chat",  # conditioned_prompt builds chat prompts whatever the data
         description="Rewards-in-Context: SFT on prompts carrying the responses' normalised reward scores; "
                     f"a preference asks for target scores ({cfg.mapping} mapping)"))
     return cfg.family_path
