@@ -256,21 +256,14 @@ def generate_merged_per_w(policy, prompts: Sequence[str], grid: np.ndarray, sett
     What evaluating a front costs without a per-row bank (Rewarded Soups' way);
     used by ``bench/front_eval.py``.
     """
-    import torch
-
     out = []
     for w in grid:
         merged = policy.bank.merged_model(list(w)).to(policy.device)
         texts: list[str] = []
         for s in range(0, len(prompts), batch_size):
             chunk = list(prompts[s : s + batch_size])
-            ws = policy.manifest.check_w([list(w)] * len(chunk))
-            enc = policy.encode(chunk, ws, settings, system_prompt)
-            if settings.seed is not None:
-                torch.manual_seed(settings.seed)
-            with torch.inference_mode():
-                ids = merged.generate(**enc, **policy._generate_kwargs(settings))
-            texts += [policy._decode(row, settings) for row in ids[:, enc["input_ids"].shape[1]:]]
+            texts += policy.generate(chunk, [list(w)] * len(chunk), settings=settings, system_prompt=system_prompt,
+                                     model=merged)
         out.append(texts)
         del merged
     return out

@@ -12,6 +12,7 @@ most recent tokens instead and logs a warning.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import queue
@@ -195,13 +196,18 @@ class Policy:
     # ------------------------------------------------------------ generation
     @torch.inference_mode()
     def generate(self, prompts: Prompt | Sequence[Prompt], ws, settings: GenerationSettings | None = None,
-                 system_prompt: str | None = None) -> list[str]:
-        """One answer per prompt, row i generated at preference ws[i]."""
+                 system_prompt: str | None = None, model=None) -> list[str]:
+        """One answer per prompt, row i generated at preference ws[i].
+
+        ``model``: generate with another model instead, prompted and decoded
+        exactly as this policy (the merged one-model-per-w baseline of the
+        benchmarks); the preference then only shapes the prompt (conditioning).
+        """
         prompts, w, settings, enc = self._prepare(prompts, ws, settings, system_prompt)
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
-        with self.bank.preference(w):
-            out = self.model.generate(**enc, **self._generate_kwargs(settings))
+        with self.bank.preference(w) if model is None else contextlib.nullcontext():
+            out = (model or self.model).generate(**enc, **self._generate_kwargs(settings))
         new = out[:, enc["input_ids"].shape[1]:]
         return [self._decode(row, settings) for row in new]
 

@@ -121,3 +121,9 @@ def test_raw_prompt_format_is_verbatim(policy, monkeypatch):
     assert policy.render(hh, [0.5, 0.5]) == hh
     enc = policy.encode([hh], torch.tensor([[0.5, 0.5]]), GREEDY)
     assert enc["input_ids"][0].tolist() == policy.tokenizer(hh)["input_ids"]
+
+
+def test_merged_model_generates_what_the_bank_generates(policy):
+    w = WS[2]
+    merged = policy.bank.merged_model(w)
+    assert policy.generate(PROMPTS, [w], GREEDY, model=merged) == policy.generate(PROMPTS, [w], GREEDY)
