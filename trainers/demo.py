@@ -89,8 +89,11 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "demo": Preset(n_train=40, n_eval=12, sample=SampleSettings(max_new_tokens=40, batch_size=64, seed=0),
-                   steps=40, generalist_steps=20, panacea_steps=40),
+    # sized for a shared 2-core CPU: one DPO step on 2 pairs is ~5-10 s there
+    "demo": Preset(n_train=40, n_eval=8, sample=SampleSettings(max_new_tokens=40, batch_size=64, seed=0),
+                   steps=20, generalist_steps=6, panacea_steps=16, batch_size=2, learning_rate=1e-3,
+                   max_length=128, max_prompt_length=88, peo_search_prompts=2, peo_max_new_tokens=32,
+                   eval_grid="sweep:5", eval_max_new_tokens=32),
     "tiny": Preset(n_train=3, n_eval=2, sample=SampleSettings(max_new_tokens=16, batch_size=32, seed=0),
                    steps=2, generalist_steps=1, panacea_steps=2, batch_size=2, lora_r=2,
                    target_modules=("q_proj", "v_proj"), max_length=96, max_prompt_length=64,
@@ -206,17 +209,14 @@ def build(args) -> dict:
     _log(f"   pairs: {record['pairs']}")
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    families = {}
-    for i, method in enumerate(methods):
+    families, fronts = {}, {}
+    prompts = [r["prompt"] for r in data.eval_prompts]
+    for i, method in enumerate(methods):  # each family is evaluated as soon as it is trained
         _log(f"3/4 training {method} ({i + 1}/{len(methods)})")
         t = time.perf_counter()
-        families[method] = train_family(method, preset, args, data)
+        path = families[method] = train_family(method, preset, args, data)
         timings[f"train_{method}_s"] = round(time.perf_counter() - t, 1)
-
-    fronts = {}
-    if not args.skip_eval:
-        prompts = [r["prompt"] for r in data.eval_prompts]
-        for method, path in families.items():
+        if not args.skip_eval:
             _log(f"4/4 evaluating {method} on {len(prompts)} held-out prompts ({preset.eval_grid})")
             t = time.perf_counter()
             result = evaluate_family_dir(path, preset, args, prompts)

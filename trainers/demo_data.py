@@ -281,7 +281,8 @@ def build_demo_data(folder: str | Path, n_train: int, n_eval: int, sample: Sampl
     folder = Path(folder)
     pairs = pairs or PairSettings()
     split = split_prompts(n_train, n_eval, sample.seed)
-    key = settings_key({"n_train": n_train, "n_eval": n_eval, "train": split.train}, sample)
+    # candidates depend on the training prompts and the sampling only (not on how many prompts are held out)
+    key = settings_key({"train": split.train}, sample)
     meta_path = folder / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     cand_path = folder / "candidates.jsonl"
