@@ -91,6 +91,10 @@ def bench_one(model, k: int, r: int, args) -> dict[str, float]:
     return out
 
 
+def _x(ratio: float) -> str:
+    return f"{ratio:.2f}x" if ratio < 10 else f"{ratio:,.0f}x"
+
+
 def _fresh_copy(model):
     import copy
     return copy.deepcopy(model)
@@ -114,9 +118,9 @@ def main() -> None:
         res = bench_one(model, k, r, args)
         results[(k, r)] = res
         b = res["bank"]
-        print(f"k={k} r={r}: bank {fmt_s(b)} | peft_cat {fmt_s(res['peft_cat'])} ({res['peft_cat'] / b:,.0f}x) | "
-              f"peft_set_scale {fmt_s(res['peft_set_scale'])} ({res['peft_set_scale'] / b:,.0f}x) | "
-              f"rewrite_weights {fmt_s(res['rewrite_weights'])} ({res['rewrite_weights'] / b:,.0f}x)", flush=True)
+        print(f"k={k} r={r}: bank {fmt_s(b)} | peft_cat {fmt_s(res['peft_cat'])} ({_x(res['peft_cat'] / b)}) | "
+              f"peft_set_scale {fmt_s(res['peft_set_scale'])} ({_x(res['peft_set_scale'] / b)}) | "
+              f"rewrite_weights {fmt_s(res['rewrite_weights'])} ({_x(res['rewrite_weights'] / b)})", flush=True)
     worst = min(res["peft_cat"] / res["bank"] for res in results.values())
     print(f"ratio peft cat re-merge / bank slider move (smallest over sizes): {worst:,.0f}x (goal >= 100x)")
 
