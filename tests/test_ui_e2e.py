@@ -53,6 +53,7 @@ def open_app(browser, url):
     page.set_default_timeout(TIMEOUT)
     page.goto(url)
     page.wait_for_selector("#pa-front .scatterlayer .point")
+    page.wait_for_function("() => { const b = document.querySelector('#pa-front .pa-plot'); return b && b._paBound; }")
     return ctx, page
 
 
@@ -102,16 +103,27 @@ def point_locator(page, w0: float):
     return page.locator("#pa-front .scatterlayer .trace").nth(trace).locator(".point").nth(index)
 
 
+def click_point(page, w0: float, shown: str):
+    """Click the point for w0 and wait for the slider to show it (retried once if the plot was mid-redraw)."""
+    check = f"() => document.querySelector('#pa-w0 input[type=number]').value === '{shown}'"
+    for attempt in range(2):
+        point_locator(page, w0).click(force=True)
+        try:
+            page.wait_for_function(check, timeout=TIMEOUT // 2)
+            return
+        except sync_api.TimeoutError:
+            if attempt:
+                raise
+
+
 def test_click_a_point_moves_the_slider(page):
     number = page.locator("#pa-w0 input[type=number]")
     assert float(number.input_value()) == 0.5
-    point_locator(page, 0.25).click(force=True)
-    page.wait_for_function("() => document.querySelector('#pa-w0 input[type=number]').value === '0.25'")
+    click_point(page, 0.25, "0.25")
     wait_w_text(page, "0.75")
     assert "harmless 0.25" in page.locator("#pa-w-text").inner_text().replace("\n", " ")
     # an extrapolated point (a diamond) moves it outside [0, 1] and says so
-    point_locator(page, 1.5).click(force=True)
-    page.wait_for_function("() => document.querySelector('#pa-w0 input[type=number]').value === '1.5'")
+    click_point(page, 1.5, "1.5")
     wait_w_text(page, "extrapolated")
     # the star follows: it sits on the clicked point
     star = page.evaluate("""() => { const gd = document.querySelector('#pa-front .pa-plot');
@@ -150,8 +162,7 @@ def test_side_by_side_streams_both_answers_and_scores(page, app_env):  # noqa: F
 
 
 def test_export_offers_the_zip(page, app_env):  # noqa: F811
-    point_locator(page, 0.75).click(force=True)
-    page.wait_for_function("() => document.querySelector('#pa-w0 input[type=number]').value === '0.75'")
+    click_point(page, 0.75, "0.75")
     page.get_by_role("tab", name="Export").click()
     page.locator("#pa-export-go").click()
     name = page.locator("#pa-export-file td.filename")

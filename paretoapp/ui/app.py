@@ -267,15 +267,19 @@ def build_app(catalog: Catalog) -> gr.Blocks:
                             for i, up in enumerate(slider_updates(first, w_init)):
                                 kw = {k: v for k, v in up.items() if k != "__type__"}
                                 ctrls.append(gr.Slider(elem_id=f"pa-{slot.lower()}{i}", **{"minimum": 0, "maximum": 1, **kw}))
+                            side[slot] = [head_md, ctrls]
+                with gr.Row():
+                    cmp_prompt = gr.Textbox(label="Prompt", scale=6, elem_id="pa-cmp-prompt",
+                                            placeholder="One prompt for both preferences; press Enter or Compare")
+                    cmp_btn = gr.Button("Compare", variant="primary", scale=1, elem_id="pa-cmp-go")
+                    cmp_stop = gr.Button("Stop", variant="stop", scale=1)
+                with gr.Row():
+                    for slot in ("A", "B"):
+                        with gr.Column():
                             answer = gr.Textbox(label=f"Answer at {slot}", lines=8, max_lines=20, interactive=False,
                                                 elem_id=f"pa-answer-{slot.lower()}", buttons=["copy"])
                             scores = gr.Markdown(elem_id=f"pa-scores-{slot.lower()}", elem_classes="pa-scores")
-                            side[slot] = (head_md, ctrls, answer, scores)
-                with gr.Row():
-                    cmp_prompt = gr.Textbox(label="Prompt", scale=6, elem_id="pa-cmp-prompt",
-                                            placeholder="One prompt for both preferences")
-                    cmp_btn = gr.Button("Compare", variant="primary", scale=1, elem_id="pa-cmp-go")
-                    cmp_stop = gr.Button("Stop", variant="stop", scale=1)
+                            side[slot] += [answer, scores]
                 copy_btn = gr.Button("Set A to the current w from the Explore tab", size="sm")
 
             # ------------------------------------------------------------- export

@@ -164,7 +164,7 @@ def front_figure(entries: Sequence[FamilyEntry], active: FamilyEntry | None = No
 
 def summary_markdown(entries: Sequence[FamilyEntry]) -> str:
     """A small table of each family's front metrics (hypervolume with its reference point)."""
-    rows = ["| family | method | hypervolume | reference point | on front | prompts |",
+    rows = ["| family | method | HV | HV reference | on front | prompts |",
             "|---|---|---:|---|---:|---:|"]
     notes = []
     for e in entries:
@@ -181,6 +181,6 @@ def summary_markdown(entries: Sequence[FamilyEntry]) -> str:
                     f"| {e.key} | {e.manifest.method} | — | — | — | — |")
         if r.meta.get("synthetic"):
             notes.append(f"*{e.key}: scores are synthetic placeholders.*")
-    legend = ("Filled markers: non-dominated · open: dominated · ◆ diamonds: extrapolated w (outside the trained "
+    legend = ("HV: hypervolume of the per-w means. Filled markers: non-dominated · open: dominated · ◆ diamonds: extrapolated w (outside the trained "
               "range) · ★ current w · bars: 95 % confidence intervals over prompts. Click a point to chat at its w.")
     return "\n".join(rows) + "\n\n" + legend + ("\n\n" + " ".join(notes) if notes else "")
