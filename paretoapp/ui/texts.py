@@ -48,6 +48,15 @@ def _bullets(d: dict) -> list[str]:
     return out
 
 
+def _extrapolates(m) -> bool:
+    """Whether the allowed range reaches past the trained one."""
+    if m.in_sample_low is None:
+        return False
+    if m.w_low is None:
+        return True
+    return any(a < b for a, b in zip(m.w_low, m.in_sample_low)) or any(a > b for a, b in zip(m.w_high, m.in_sample_high))
+
+
 def about_markdown(entry: FamilyEntry) -> str:
     m = entry.manifest
     objs = "\n".join(f"- **{o.name}** ({'higher' if o.higher_is_better else 'lower'} is better)"
@@ -69,7 +78,7 @@ def about_markdown(entry: FamilyEntry) -> str:
         objs,
         "",
         f"**Preference range.** Allowed: {rng}. Trained on: {ins}"
-        + ("; points outside are extrapolated and drawn as diamonds." if m.in_sample_low is not None else "."),
+        + ("; points outside it are extrapolated and drawn as diamonds." if _extrapolates(m) else "."),
         f"{'The weights are normalised to sum 1.' if m.on_simplex else 'The weights are used as given (not normalised).'}",
         "",
         f"**Adapter bank.** {len(m.blocks)} blocks ({', '.join(f'{b.name}: rank {b.rank}' for b in m.blocks)}), "
