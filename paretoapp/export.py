@@ -169,7 +169,7 @@ def export_lora(policy, w: Sequence[float], parent: str | os.PathLike, name: str
 def zip_folder(folder: str | os.PathLike) -> Path:
     """``folder.zip`` beside the folder, written to a temp file and renamed."""
     folder = Path(folder)
-    target = folder.with_suffix(".zip")
+    target = folder.parent / f"{folder.name}.zip"  # with_suffix would cut "w0.50" to "w0.zip"
     fd, tmp = tempfile.mkstemp(prefix=f".{folder.name}.", suffix=".zip.partial", dir=folder.parent)
     os.close(fd)
     try:

@@ -56,10 +56,11 @@ def test_lora_export_equals_the_mix(policy, tmp_path, tokenizer_dir):
 
 
 def test_zip_holds_the_folder(policy, tmp_path):
-    folder = export_merged(policy, W, tmp_path, "zipme")
+    folder = export_merged(policy, W, tmp_path, "zipme-w0.50")
     z = zip_folder(folder)
+    assert z.name == "zipme-w0.50.zip"
     names = zipfile.ZipFile(z).namelist()
-    assert "zipme/model.safetensors" in names and "zipme/README.md" in names
+    assert "zipme-w0.50/model.safetensors" in names and "zipme-w0.50/README.md" in names
     assert not list(tmp_path.glob("*.partial"))
 
 
