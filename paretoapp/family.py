@@ -14,6 +14,7 @@ crash never leaves a half-written family. Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -112,8 +113,8 @@ class FamilyManifest:
     def rank_gains(self, w) -> torch.Tensor:
         """Preferences -> per-rank gains [batch, R] (each block's gain repeated over its rank)."""
         block = self.gate.block_gains(self.check_w(w))
-        ranks = torch.tensor([b.rank for b in self.blocks])
-        return block.repeat_interleave(ranks, dim=1)
+        ranks = tuple(b.rank for b in self.blocks)
+        return block[:, _rank_to_block(ranks)]
 
     # ------------------------------------------------------------ (de)serialise
     def to_dict(self) -> dict:
@@ -282,6 +283,12 @@ class Family:
         family = cls(manifest=manifest, tensors=tensors, path=path)
         family.validate_tensors(where=str(tfile))
         return family
+
+
+@functools.lru_cache(maxsize=64)
+def _rank_to_block(ranks: tuple[int, ...]) -> torch.Tensor:
+    """Index of the block each rank belongs to (cached: the slider path needs it per request)."""
+    return torch.repeat_interleave(torch.arange(len(ranks)), torch.tensor(ranks))
 
 
 def load_family(path_or_family: "str | os.PathLike | Family") -> Family:

@@ -42,6 +42,7 @@ class Gate:
     gains: list[list[float]] | None = None
     mode: str = "interpolate"
     extra: dict = field(default_factory=dict)
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ----------------------------------------------------------------- builders
     @classmethod
@@ -114,15 +115,18 @@ class Gate:
         return gate
 
     # ----------------------------------------------------------------- compute
+    def _tensor(self, name: str) -> torch.Tensor:
+        """The parameter as a float64 tensor, built once: the slider path runs this per request."""
+        if name not in self._cache:
+            self._cache[name] = torch.tensor(getattr(self, name), dtype=torch.float64)
+        return self._cache[name]
+
     def block_gains(self, w: torch.Tensor) -> torch.Tensor:
         """[batch, k] preferences -> [batch, n_blocks] gains (float64 on CPU)."""
         w = w.to(torch.float64)
         if self.kind == "affine":
-            m = torch.tensor(self.matrix, dtype=torch.float64)
-            c = torch.tensor(self.offset, dtype=torch.float64)
-            return w @ m.T + c
-        pts = torch.tensor(self.points, dtype=torch.float64)
-        table = torch.tensor(self.gains, dtype=torch.float64)
+            return torch.addmm(self._tensor("offset"), w, self._tensor("matrix").T)
+        pts, table = self._tensor("points"), self._tensor("gains")
         dist = torch.cdist(w, pts)  # [batch, n]
         if self.mode == "nearest" or len(pts) == 1:
             return table[dist.argmin(dim=1)]
