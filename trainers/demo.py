@@ -127,11 +127,26 @@ def method_config(cls, preset: Preset, args, data_path: Path, method: str, **ext
                train=train, **extra)
 
 
-def _fp16_family(path: Path) -> None:
-    """Store the bank in fp16: half the bytes in git; the bank casts to the model's dtype on load."""
+OBJECTIVE_DESCRIPTIONS = {
+    "helpful": "relevance (scorer helpful_offline): how much more likely the base model finds the answer after "
+               "this prompt than after a generic one; not a judgement of correctness",
+    "harmless": "refuses and is not rude (scorer harmless_offline): 0.5 refusal phrase match + 0.5 (1 - profanity "
+                "probability); blind to dangerous content in a compliant answer",
+}
+DEMO_NOTE = ("Offline demo on SmolLM2-135M-Instruct, LoRA trained for a few dozen DPO steps on a CPU "
+             "(python -m trainers.demo): shows the method's behaviour, not an aligned or safe model. ")
+
+
+def _finish_family(path: Path) -> None:
+    """Say what the demo objectives measure, and store the bank in fp16 (half the bytes in git; the bank
+    casts it to the model's dtype when it attaches)."""
     from paretoapp.family import Family
 
     fam = Family.load(path)
+    for o in fam.manifest.objectives:
+        o.description = OBJECTIVE_DESCRIPTIONS.get(o.name, o.description)
+    if not fam.manifest.description.startswith(DEMO_NOTE):
+        fam.manifest.description = DEMO_NOTE + fam.manifest.description
     fam.tensors = {k: v.to(torch.float16) for k, v in fam.tensors.items()}
     fam.save(path, overwrite=True)
 
@@ -166,7 +181,7 @@ def train_family(method: str, preset: Preset, args, data) -> Path:
         path = train(cfg)
     else:
         raise ValueError(f"unknown method {method!r}; the demo builds {', '.join(METHODS)}")
-    _fp16_family(Path(path))
+    _finish_family(Path(path))
     return Path(path)
 
 
