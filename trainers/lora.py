@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from paretoapp.atomic import atomic_folder
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -124,17 +125,13 @@ def reference(model):
 def save_adapter(model, adapter_name: str, path: str | os.PathLike) -> Path:
     """Save one adapter (safetensors + adapter_config.json) atomically to ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        model.save_pretrained(str(tmp), selected_adapters=[adapter_name], safe_serialization=True)
+    with atomic_folder(path) as tmp:
+        model.save_pretrained(str(tmp / "out"), selected_adapters=[adapter_name], safe_serialization=True)
         # PEFT puts non-default adapters in a sub-folder named after them
-        src = tmp if adapter_name == "default" else tmp / adapter_name
-        if path.exists():
-            shutil.rmtree(path)
-        src.rename(path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        src = tmp / "out" if adapter_name == "default" else tmp / "out" / adapter_name
+        for item in src.iterdir():
+            item.rename(tmp / item.name)
+        shutil.rmtree(tmp / "out")
     return path
 
 

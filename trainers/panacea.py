@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +44,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from paretoapp.atomic import atomic_folder
 from paretoapp.bank import svd_lora_tensors
 from paretoapp.family import Family, FamilyManifest, Objective
 
@@ -175,20 +174,13 @@ def svd_disabled(model: nn.Module):
 def save_svd_lora(model: nn.Module, path: Path, meta: dict) -> Path:
     """Write the layers' U, V, sigma, s (safetensors) and their shape (JSON) atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_folder(path) as tmp:
         tensors = {}
         for name, layer in svd_layers(model).items():
             for key in ("U", "V", "sigma", "s"):
                 tensors[f"{name}.{key}"] = getattr(layer, key).detach().to("cpu", torch.float32).contiguous()
         save_file(tensors, str(tmp / WEIGHTS_FILE))
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
