@@ -70,6 +70,10 @@ class Preset:
     steps: int                        # DPO optimizer steps per phase-1 adapter
     generalist_steps: int             # PEO phase 2
     panacea_steps: int
+    # Panacea's delta is c * U diag(sigma, s*w) V^T with sigma = s = 0 and U, V ~ N(0, init_std) at the start:
+    # three small factors, so at LoRA's learning rate it barely moves in a few dozen steps
+    panacea_learning_rate: float = 5e-3
+    panacea_init_std: float = 0.05
     batch_size: int = 4               # pairs per step
     learning_rate: float = 5e-4
     beta: float = 0.1
@@ -91,7 +95,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     # sized for a shared 2-core CPU: one DPO step on 2 pairs is ~5-10 s there
     "demo": Preset(n_train=40, n_eval=8, sample=SampleSettings(max_new_tokens=40, batch_size=64, seed=0),
-                   steps=20, generalist_steps=6, panacea_steps=16, batch_size=2, learning_rate=1e-3,
+                   steps=20, generalist_steps=6, panacea_steps=60, batch_size=2, learning_rate=1e-3,
                    max_length=128, max_prompt_length=88, peo_search_prompts=2, peo_max_new_tokens=32,
                    eval_grid="sweep:5", eval_max_new_tokens=32),
     "tiny": Preset(n_train=3, n_eval=2, sample=SampleSettings(max_new_tokens=16, batch_size=32, seed=0),
@@ -176,8 +180,9 @@ def train_family(method: str, preset: Preset, args, data) -> Path:
         path = train(cfg)
     elif method == "panacea":
         from .panacea import PanaceaConfig, train
-        cfg = method_config(PanaceaConfig, preset, args, data.pairs_path, method)
-        cfg.train = dataclasses.replace(cfg.train, max_steps=preset.panacea_steps)
+        cfg = method_config(PanaceaConfig, preset, args, data.pairs_path, method, init_std=preset.panacea_init_std)
+        cfg.train = dataclasses.replace(cfg.train, max_steps=preset.panacea_steps,
+                                        learning_rate=preset.panacea_learning_rate)
         path = train(cfg)
     else:
         raise ValueError(f"unknown method {method!r}; the demo builds {', '.join(METHODS)}")
@@ -244,7 +249,13 @@ def build(args) -> dict:
     timings["total_s"] = round(time.perf_counter() - t0, 1)
     record.update(timings=timings, fronts=fronts, families={m: str(p) for m, p in families.items()})
     (out / "demo").mkdir(parents=True, exist_ok=True)
-    (out / "demo" / "build.json").write_text(json.dumps(record, indent=1))
+    build_file = out / "demo" / "build.json"
+    if build_file.is_file():  # a run of some methods keeps what earlier runs recorded for the others
+        old = json.loads(build_file.read_text())
+        if old.get("preset") == record["preset"] and old.get("seed") == record["seed"]:
+            for key in ("timings", "fronts", "families"):
+                record[key] = {**old.get(key, {}), **record[key]}
+    build_file.write_text(json.dumps(record, indent=1))
     _log(f"done in {timings['total_s']:.0f} s; families in {out}")
     return record
 
