@@ -157,28 +157,38 @@ def check_preferences(w, k: int, low: Sequence[float] | None = None,
 
     Accepts one vector (list/tuple/1-D tensor) or a batch. Any real value is
     fine unless the family declares a range: extrapolation is a feature.
+    Checked in plain Python: this runs on every slider move and every request,
+    and a handful of floats is faster to check there than with tensor ops.
     """
+    rows = _as_rows(w)
+    if not rows:
+        raise PreferenceError("empty batch of preferences: pass at least one preference vector")
+    for row in rows:
+        if len(row) != k:
+            raise PreferenceError(f"preference has {len(row)} values but this family has {k} objectives; "
+                                  "pass one weight per objective")
+        if not all(math.isfinite(v) for v in row):
+            raise PreferenceError("preference contains NaN or infinity; use finite numbers")
+        if low is not None and high is not None:
+            for col, (v, lo, hi) in enumerate(zip(row, low, high)):
+                if not lo - 1e-9 <= v <= hi + 1e-9:
+                    raise PreferenceError(
+                        f"preference value w[{col}] = {v:g} is outside this family's allowed range "
+                        f"[{lo:g}, {hi:g}]; choose a value inside it")
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+def _as_rows(w) -> list[list[float]]:
+    """One vector or a batch of them as a list of rows of floats."""
+    if hasattr(w, "tolist") and not isinstance(w, (list, tuple)):  # torch tensors, numpy arrays
+        w = w.tolist()
+    if isinstance(w, (str, bytes)) or not isinstance(w, (list, tuple)):
+        raise PreferenceError(f"preference must be a list of numbers, one per objective; got {w!r}")
     try:
-        t = torch.as_tensor(w, dtype=torch.float64)
+        if w and all(isinstance(v, (list, tuple)) for v in w):
+            return [[float(v) for v in row] for row in w]
+        if any(isinstance(v, (list, tuple, str, bytes)) for v in w):
+            raise TypeError("mixed rows and numbers")
+        return [[float(v) for v in w]] if w else []
     except (TypeError, ValueError) as exc:
         raise PreferenceError(f"preference must be numbers, got {w!r}: {exc}") from None
-    if t.dim() == 1:
-        t = t.unsqueeze(0)
-    if t.dim() != 2:
-        raise PreferenceError(f"preference must be a vector of length {k} or a [batch, {k}] table; got shape {tuple(t.shape)}")
-    if t.shape[0] == 0:
-        raise PreferenceError("empty batch of preferences: pass at least one preference vector")
-    if t.shape[1] != k:
-        raise PreferenceError(f"preference has {t.shape[1]} values but this family has {k} objectives; pass one weight per objective")
-    if not torch.isfinite(t).all():
-        raise PreferenceError("preference contains NaN or infinity; use finite numbers")
-    if low is not None and high is not None:
-        lo = torch.tensor(low, dtype=torch.float64)
-        hi = torch.tensor(high, dtype=torch.float64)
-        bad = (t < lo - 1e-9) | (t > hi + 1e-9)
-        if bad.any():
-            row, col = bad.nonzero()[0].tolist()
-            raise PreferenceError(
-                f"preference value w[{col}] = {t[row, col].item():g} is outside this family's allowed range "
-                f"[{lo[col].item():g}, {hi[col].item():g}]; choose a value inside it")
-    return t
