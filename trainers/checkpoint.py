@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from paretoapp.atomic import atomic_folder
 
 PREFIX = "step-"
 
@@ -56,8 +57,7 @@ def save_checkpoint(run_dir: Path, model, optimizer, scheduler, position: dict, 
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{position['step']:06d}"
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
-    try:
+    with atomic_folder(final) as tmp:
         save_file({n: p.detach().to("cpu").contiguous() for n, p in _trainable(model).items()},
                   str(tmp / "trainable.safetensors"))
         opt_tensors, opt_plain = _split_optimizer(optimizer.state_dict())
@@ -69,11 +69,6 @@ def save_checkpoint(run_dir: Path, model, optimizer, scheduler, position: dict, 
         sched = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
         (tmp / "state.json").write_text(json.dumps(
             {"position": position, "scheduler": sched, "optimizer": opt_plain}, indent=1))
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -36,15 +36,15 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import random
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
+
+from paretoapp.atomic import atomic_file
 
 HARMFUL, BENIGN = "harmful", "benign"
 OBJECTIVES = ("harmless", "helpful")
@@ -235,16 +235,9 @@ def pair_counts(pairs: list[dict]) -> dict[str, int]:
 # --------------------------------------------------------------------------- files
 def write_jsonl(path: Path, rows: Sequence[dict]) -> Path:
     """Atomic write (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for r in rows:
-                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
     return path
 
 

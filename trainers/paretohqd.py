@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -43,6 +42,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from paretoapp.atomic import atomic_file
 from paretoapp.family import Family, FamilyManifest, Objective
 from paretoapp.gates import Gate
 from paretoapp.pareto import nondominated_mask
@@ -224,9 +224,8 @@ def sample_stage1(cfg: ParetoHqDConfig, adapters: dict[str, Path], points: list[
             samples += [{"prompt": p, "response": t, "sampled_at": w} for (w, p), t in zip(chunk, texts)]
     finally:
         policy.bank.detach()
-    tmp = cache.with_name(f".{cache.name}.tmp{os.getpid()}")
-    tmp.write_text("".join(json.dumps(s) + "\n" for s in samples))
-    tmp.rename(cache)
+    with atomic_file(cache) as tmp:
+        tmp.write_text("".join(json.dumps(s) + "\n" for s in samples))
     return samples
 
 
