@@ -18,8 +18,16 @@ def policy(tmp_path_factory, tokenizer_dir):
     return load_policy(make_tiny_family(tmp_path_factory.mktemp("exp"), tokenizer_dir))
 
 
-def _ids(policy):
-    return policy.tokenizer(["The quick brown fox", "Hello there"], return_tensors="pt", padding=True)
+def _assert_matches_bank(policy, model) -> None:
+    """The exported model's logits equal the bank's at W (and differ from the base's)."""
+    enc = policy.tokenizer(["The quick brown fox", "Hello there"], return_tensors="pt", padding=True)
+    with torch.no_grad(), policy.bank.preference([W, W]):
+        want = policy.model(**enc).logits
+    with torch.no_grad():
+        got = model(**enc).logits
+        base = policy.model(**enc).logits
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    assert (want - base).abs().max() > 0.1  # the export is not just the base
 
 
 def test_merged_export_loads_with_plain_transformers(policy, tmp_path):
@@ -27,15 +35,7 @@ def test_merged_export_loads_with_plain_transformers(policy, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(folder)
     tok = AutoTokenizer.from_pretrained(folder)
     assert tok.chat_template == policy.tokenizer.chat_template
-    enc = _ids(policy)
-    with torch.no_grad(), policy.bank.preference([W, W]):
-        want = policy.model(**enc).logits
-    with torch.no_grad():
-        got = model(**enc).logits
-    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
-    with torch.no_grad():
-        base = policy.model(**enc).logits
-    assert (want - base).abs().max() > 0.1  # the export is not just the base
+    _assert_matches_bank(policy, model)
     card = (folder / "README.md").read_text()
     assert "w = (0.7, -0.4)" in card and "| obj0 | 0.5000 |" in card and "extrapolated" in card
     assert (folder / "model.safetensors").exists() and not list(folder.glob("*.bin"))
@@ -46,12 +46,7 @@ def test_lora_export_equals_the_mix(policy, tmp_path, tokenizer_dir):
     folder = export_lora(policy, W, tmp_path, "mix-lora")
     base = AutoModelForCausalLM.from_pretrained(policy.manifest.base_model.name_or_path)
     model = PeftModel.from_pretrained(base, folder)
-    enc = _ids(policy)
-    with torch.no_grad(), policy.bank.preference([W, W]):
-        want = policy.model(**enc).logits
-    with torch.no_grad():
-        got = model(**enc).logits
-    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    _assert_matches_bank(policy, model)
     assert model.peft_config["default"].r == policy.manifest.total_rank
 
 
