@@ -24,7 +24,7 @@ import contextlib
 import contextvars
 import threading
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -320,13 +320,5 @@ def svd_lora_tensors(layers: dict[str, dict[str, torch.Tensor]], k: int) -> tupl
 
 
 def _strip_peft_prefix(path: str) -> str:
-    for prefix in ("base_model.model.",):
-        if path.startswith(prefix):
-            return path[len(prefix):]
-    return path
-
-
-def modules_of(model: nn.Module, names: Iterable[str]) -> list[str]:
-    """Module paths of ``model`` whose last name part is in ``names`` (q_proj, c_attn, ...)."""
-    names = set(names)
-    return [n for n, m in model.named_modules() if n.rsplit(".", 1)[-1] in names]
+    """PEFT's module path -> the plain model's (``base_model.model.`` dropped)."""
+    return path.removeprefix("base_model.model.")
