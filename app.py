@@ -17,13 +17,19 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent
 
 
+def _env_list(name: str) -> list[str]:
+    return [v.strip() for v in os.environ.get(name, "").split(",") if v.strip()]
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Explore multi-objective aligned LLM families in a Gradio app.")
-    p.add_argument("--family", action="append", default=[], metavar="PATH",
-                   help="a family folder (with family.json); repeat to overlay several")
+    p.add_argument("--family", action="append", default=_env_list("PARETOAPP_FAMILIES"), metavar="PATH_OR_REPO",
+                   help="a family folder (with family.json) or a Hub family owner/repo[/subfolder][@revision]; "
+                        "repeat for several (the comma-separated PARETOAPP_FAMILIES are added too)")
     p.add_argument("--assets", default=str(ROOT / "assets"),
                    help="folder whose subfolders are families to list (default: assets/)")
-    p.add_argument("--no-assets", action="store_true", help="list only the --family folders")
+    p.add_argument("--no-assets", action="store_true", default=os.environ.get("PARETOAPP_NO_DEMO") == "1",
+                   help="list only the --family folders, not the embedded demo (or set PARETOAPP_NO_DEMO=1)")
     p.add_argument("--device", default=os.environ.get("PARETOAPP_DEVICE"),
                    help="cpu, cuda, cuda:1, mps (default: cuda when available)")
     p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME"), help="address to listen on")

@@ -34,9 +34,12 @@ try:  # ZeroGPU on Spaces: only when the package is there
     import spaces  # type: ignore
 
     gpu = spaces.GPU
+    log.info("generation handlers wrapped with spaces.GPU (a no-op off ZeroGPU)")
 except ImportError:  # pragma: no cover - the normal local case
     def gpu(fn=None, **_):
         return fn if fn is not None else (lambda f: f)
+
+    log.info("no spaces package: no ZeroGPU decorator, handlers run as they are")
 
 USER_ERRORS = (PreferenceError, FamilyError, ExportError, PromptTooLongError, ValueError)
 _CANCEL: dict[tuple[str, str], threading.Event] = {}

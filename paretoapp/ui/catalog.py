@@ -92,6 +92,11 @@ class Catalog:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, path: str | Path, note: str = "", device: str = "cpu") -> FamilyEntry:
+        """Add a family folder, or a Hub family ``owner/repo[/subfolder][@revision]`` (downloaded once)."""
+        from ..hub import download_family, is_hub_spec
+
+        if isinstance(path, str) and is_hub_spec(path):
+            path = download_family(path)
         resolved = Path(path).expanduser().resolve()
         with self._lock:
             for e in self.entries.values():
