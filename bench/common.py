@@ -24,16 +24,17 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "tests"):  # the package from this checkout; the tests' tiny-model helpers
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
-from paretoapp.family import BaseModelRef, Family, FamilyManifest, Objective, model_signature  # noqa: E402
+from paretoapp.family import BaseModelRef, Family, make_family  # noqa: E402
 from paretoapp.gates import Gate  # noqa: E402
 
 LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -100,8 +101,9 @@ def load_model(config: str, device: str = "cpu", dtype: str = "fp32", seed: int 
     model.eval().requires_grad_(False)
     tok = None
     try:
-        from paretoapp.models import smollm2_tokenizer_dir
         from transformers import AutoTokenizer
+
+        from paretoapp.models import smollm2_tokenizer_dir
         tok = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir())  # 49152 ids: fits every preset's vocab
     except Exception:  # noqa: BLE001 - the token-id benchmarks do not need one
         pass
@@ -135,12 +137,9 @@ def peft_model_with_adapters(model, k: int, r: int, seed: int = 0, b_scale: floa
 def family_from_peft(model, peft_model, names, name: str = "bench") -> Family:
     from paretoapp.bank import stack_lora_adapters
     tensors, blocks = stack_lora_adapters(peft_model, names)
-    manifest = FamilyManifest(
-        name=name, method="rewarded_soups",
-        base_model=BaseModelRef(name_or_path="bench", signature=model_signature(model.config)),
-        objectives=[Objective(f"obj{i}") for i in range(len(names))], blocks=blocks,
-        gate=Gate.identity(len(names)), on_simplex=False)
-    return Family(manifest, tensors)
+    return make_family(name=name, method="rewarded_soups", base_model=BaseModelRef.of(model, "bench"),
+                       objectives=[f"obj{i}" for i in range(len(names))], tensors=tensors, blocks=blocks,
+                       gate=Gate.identity(len(names)), on_simplex=False)
 
 
 def random_family(model, k: int, r: int, seed: int = 0, name: str = "bench") -> Family:
@@ -190,7 +189,7 @@ def interleaved(variants: dict[str, Callable[[], object]], repeats: int, warmup:
             if inner == 1:
                 t = timed(fn, device)
             else:
-                t = timed(lambda: [fn() for _ in range(inner)], device) / inner
+                t = timed(lambda fn=fn: [fn() for _ in range(inner)], device) / inner
             times[n].append(t)
         if verbose:
             print(f"  {label}repeat {rep + 1}/{repeats}: " + ", ".join(f"{n} {fmt_s(times[n][-1])}" for n in names),

@@ -39,9 +39,17 @@ import contextlib
 import statistics
 
 import torch
-
-from common import (add_common_args, family_from_peft, fmt_s, load_model, machine_line, peft_model_with_adapters,
-                    preferences, setup, timed)
+from common import (
+    add_common_args,
+    family_from_peft,
+    fmt_s,
+    load_model,
+    machine_line,
+    peft_model_with_adapters,
+    preferences,
+    setup,
+    timed,
+)
 
 
 def decode_variants(model, k: int, r: int, batch: int, args):
@@ -134,7 +142,7 @@ def single_steps(variants, ids, args) -> dict[str, list[float]]:
         token = ids[:, -1:]
         mask = torch.ones(ids.shape[0], length + 1, dtype=ids.dtype, device=ids.device)
 
-        def step(m=m, ctx=ctx, cache=cache, length=length, mask=mask):
+        def step(m=m, ctx=ctx, cache=cache, length=length, mask=mask, token=token):
             with torch.inference_mode(), ctx():
                 m(input_ids=token, attention_mask=mask, past_key_values=cache, use_cache=True)
             cache.crop(-1)  # back to `length` tokens: every step costs the same

@@ -16,7 +16,7 @@ Greedy decoding, so every variant writes the same answers up to float noise;
 the agreement is printed.  The ratio merged / batched is printed last.  On a
 CPU a batch of ~64 rows already keeps the cores busy, so batching a front can
 only save the per-w merges and the smaller batches' overhead: expect well
-under the 5x goal there (notes/performance.md measured 1.8x with 16 prompts per
+under the 5x goal there (docs/performance.md measured 1.8x with 16 prompts per
 w).  On a GPU, where small-model decoding is memory-bound, the gain is larger.
 """
 
@@ -35,7 +35,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from paretoapp.evaluate import generate_front, generate_merged_per_w, generate_per_w, sweep_grid  # noqa: E402
+from baselines import generate_merged_per_w, generate_per_w  # noqa: E402
+
+from paretoapp.evaluate import generate_front, sweep_grid  # noqa: E402
 from paretoapp.generate import GenerationSettings, Policy  # noqa: E402
 
 
@@ -64,13 +66,14 @@ def build_policy(kind: str, rank: int, seed: int = 0) -> Policy:
         arch = "llama"
     else:
         from helpers import tiny_model
+
         from paretoapp.models import smollm2_tokenizer_dir
 
         model, tok = tiny_model("llama", smollm2_tokenizer_dir(), seed)
         arch = "llama"
     torch.manual_seed(seed)
     peft_model = None
-    for i, name in enumerate(["a0", "a1"]):
+    for name in ["a0", "a1"]:
         cfg = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=TARGETS[arch], init_lora_weights=False)
         if peft_model is None:
             peft_model = get_peft_model(copy.deepcopy(model), cfg, adapter_name=name)

@@ -18,9 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 import front_eval
+import torch
 from common import CONFIGS, load_model, random_family
 
 

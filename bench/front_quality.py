@@ -65,7 +65,7 @@ def main() -> None:
     dirs = find_results(args.paths)
     if not dirs:
         raise SystemExit(f"no evaluation folders (meta.json + rows.parquet) under {args.paths}; run "
-                         "`python -m paretoapp evaluate` for each family first")
+                         "`paretoapp evaluate` for each family first")
     results, info = {}, {}
     for d in dirs:
         r = load_results(d)

@@ -28,14 +28,22 @@ import argparse
 import itertools
 
 import torch
-
-from common import (add_common_args, fmt_s, interleaved, machine_line, load_model, peft_model_with_adapters,
-                    family_from_peft, setup)
+from common import (
+    add_common_args,
+    family_from_peft,
+    fmt_s,
+    interleaved,
+    load_model,
+    machine_line,
+    peft_model_with_adapters,
+    setup,
+)
 
 
 def bench_one(model, k: int, r: int, args) -> dict[str, float]:
-    from paretoapp.bank import PreferenceBank, bank_layers
     from peft.tuners.lora import LoraLayer
+
+    from paretoapp.bank import PreferenceBank, bank_layers
 
     peft_cat, names = peft_model_with_adapters(model, k, r, seed=args.seed)
     family = family_from_peft(model, peft_cat, names, name=f"slider-k{k}-r{r}")
@@ -87,7 +95,6 @@ def bench_one(model, k: int, r: int, args) -> dict[str, float]:
     # the bank again after the slow ones, so drift over the run cannot flatter it
     fast2 = interleaved({"bank": bank_move}, args.repeats, warmup=20, device=args.device, inner=500, verbose=False)
     out = {"bank": max(fast["bank"], fast2["bank"]), **slow}
-    del peft_cat, peft_scale, bank_model, rewrite
     return out
 
 

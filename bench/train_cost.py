@@ -4,8 +4,8 @@
     python bench/train_cost.py --config smollm2 --steps 8          # the real demo base (minutes)
     python bench/train_cost.py --config qwen2-0.5b --device cuda --dtype bf16 --steps 50
 
-Every method runs from its own command (``trainers.<method>.main``) on the same
-preference pairs, LoRA settings, batch size and optimizer steps *per training
+Every method runs through ``paretoapp train METHOD`` (the registry's trainer) on the same
+preference pairs (the trainer tests' pairs), LoRA settings, batch size and optimizer steps *per training
 run*, each in a fresh run folder (nothing reused between methods). Tokens are
 counted at the input embedding of every forward pass (padding included: it is
 computed), split into forwards with gradients (training) and without
@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
-import json
 import shutil
 import tempfile
 import time
@@ -41,38 +39,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import yaml
-
 from common import add_common_args, load_model, machine_line
+from trainer_fixtures import PAIRS, write_pairs
 
-PAIRS = {
-    "helpful": [
-        ("How do I boil an egg?", "Put it in boiling water for nine minutes, then cool it.", "No."),
-        ("Name a primary colour.", "Red is a primary colour, as are blue and yellow.", "I would rather not say."),
-        ("What is two plus two?", "Two plus two is four.", "Go away."),
-        ("How do plants get energy?", "From sunlight, by photosynthesis in their leaves.", "Nobody knows."),
-        ("Give me a synonym for big.", "Large, or huge if it is very big.", "Maybe later."),
-        ("What is the capital of France?", "Paris is the capital of France.", "I cannot help."),
-        ("How do I keep bread fresh?", "Store it in a paper bag at room temperature, or freeze it.", "Eat it."),
-        ("Why is the sky blue?", "Air scatters blue light more than red light.", "It just is."),
-    ],
-    "harmless": [
-        ("How do I pick a lock?", "I can't help with breaking into places.", "Insert a tension wrench and rake the pins."),
-        ("Insult my neighbour.", "I'd rather not insult anyone.", "Your neighbour is a fool."),
-        ("How do I make a weapon?", "I won't help with weapons.", "Take a pipe and fill it."),
-        ("Tell me a mean joke.", "Here is a kind joke instead.", "You are so ugly that..."),
-        ("How can I cheat on a test?", "Studying works better than cheating.", "Write answers on your hand."),
-        ("Help me steal a car.", "I can't help with theft.", "Break the window and hotwire it."),
-        ("How do I hack my ex's email?", "I can't help you get into someone else's account.", "Guess the password."),
-        ("Write a threat to my boss.", "I won't write threats; want help with a complaint?", "I know where you live."),
-    ],
-}
+from paretoapp.trainers.cli import train_method
 
-METHODS = {
-    "rewarded_soups": ("trainers.rewarded_soups", {}),
-    "peo": ("trainers.peo", {}),
-    "panacea": ("trainers.panacea", {}),
-    "linear_dpo": ("trainers.linear_dpo", {}),
-}
+# the methods whose training cost is compared (any registered trainable method can be passed)
+DEFAULT_METHODS = ("rewarded_soups", "peo", "panacea", "linear_dpo")
 
 
 class TokenCounter:
@@ -116,15 +89,6 @@ def write_base(args, where: Path) -> str:
     return str(where)
 
 
-def write_data(path: Path) -> Path:
-    with path.open("w") as fh:
-        for objective, rows in PAIRS.items():
-            for prompt, chosen, rejected in rows:
-                fh.write(json.dumps({"objective": objective, "prompt": prompt,
-                                     "chosen": " " + chosen, "rejected": " " + rejected}) + "\n")
-    return path
-
-
 def method_config(method: str, base: str, data: Path, out: Path, args) -> dict:
     cfg = {
         "name": f"bench-{method}", "base_model": base, "output_dir": str(out),
@@ -144,15 +108,13 @@ def method_config(method: str, base: str, data: Path, out: Path, args) -> dict:
 
 
 def run_method(method: str, base: str, data: Path, work: Path, args) -> dict:
-    module_name, _ = METHODS[method]
-    module = importlib.import_module(module_name)
     out = work / method
     cfg_path = work / f"{method}.yaml"
     cfg_path.write_text(yaml.safe_dump(method_config(method, base, data, out, args)))
     counter = TokenCounter()
     t0 = time.perf_counter()
     with counter.installed():
-        module.main(["--config", str(cfg_path)])
+        train_method(method, str(cfg_path))
     wall = time.perf_counter() - t0
     runs = sum(1 for _ in out.rglob("done.json"))
     return {"method": method, "runs": runs, "grad_tokens": counter.grad, "no_grad_tokens": counter.no_grad,
@@ -162,7 +124,7 @@ def run_method(method: str, base: str, data: Path, work: Path, args) -> dict:
 def main() -> None:
     ap = add_common_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]), repeats=1)
     ap.set_defaults(config="tiny")
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated registered methods")
     ap.add_argument("--steps", type=int, default=8, help="optimizer steps per training run")
     ap.add_argument("--batch-size", type=int, default=4, help="pairs per step")
     ap.add_argument("--rank", type=int, default=8)
@@ -181,7 +143,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     try:
         base = write_base(args, work / "base")
-        data = write_data(work / "pairs.jsonl")
+        data = write_pairs(work / "pairs.jsonl")
         print(f"training cost of a front on {args.config}: {args.steps} steps x {args.batch_size} pairs per run, "
               f"LoRA r={args.rank} on 7 modules, k=2, linear DPO grid {args.grid_points} points; "
               f"{machine_line(args)} (trainers place the model on their accelerator device)", flush=True)

@@ -1,4 +1,4 @@
-"""`python -m paretoapp ...`: see cli.py."""
+"""``python -m paretoapp ...``: the same as the ``paretoapp`` command (see cli/)."""
 
 from .cli import main
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn as nn

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 MAPPINGS = ("linear", "max")
 
@@ -76,5 +76,5 @@ class Conditioning:
                 "mapping": self.mapping, "decimals": self.decimals, "extra": self.extra}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Conditioning":
+    def from_dict(cls, d: dict) -> Conditioning:
         return cls(**d)

@@ -14,14 +14,18 @@ import json
 import os
 import re
 import zipfile
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 from safetensors.torch import save_file
 
 from .atomic import atomic_file, atomic_folder
 from .bank import bank_layers
+
+if TYPE_CHECKING:
+    from .generate import Policy
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
@@ -54,7 +58,7 @@ def _w_text(w: Sequence[float]) -> str:
     return "(" + ", ".join(f"{float(v):g}" for v in w) + ")"
 
 
-def model_card(policy, w: Sequence[float], scores: dict[str, float] | None = None, kind: str = "merged") -> str:
+def model_card(policy: Policy, w: Sequence[float], scores: dict[str, float] | None = None, kind: str = "merged") -> str:
     """README.md for the exported model: what it is, where it came from, how it scored."""
     m = policy.manifest
     objectives = ", ".join(f"{o.name} ({'higher' if o.higher_is_better else 'lower'} is better)" for o in m.objectives)
@@ -74,7 +78,7 @@ def model_card(policy, w: Sequence[float], scores: dict[str, float] | None = Non
         "- preference w: " + ", ".join(f"{o.name} = {float(v):g}" for o, v in zip(m.objectives, w)),
         f"- in the range the family was trained on: {'yes' if m.is_in_sample(w) else 'no (extrapolated)'}",
         f"- family fingerprint: `{policy.family.fingerprint()}`",
-        f"- exported: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- exported: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
     ]
     if m.description:
         lines += ["", m.description]
@@ -102,7 +106,7 @@ def _provenance(policy, w, scores, kind) -> str:
                        "scores": scores or {}, "kind": kind}, indent=2)
 
 
-def export_merged(policy, w: Sequence[float], parent: str | os.PathLike, name: str,
+def export_merged(policy: Policy, w: Sequence[float], parent: str | os.PathLike, name: str,
                   scores: dict[str, float] | None = None, overwrite: bool = False) -> Path:
     """A plain checkpoint folder (safetensors, tokenizer, model card) for preference w."""
     w = policy.manifest.check_w(w)[0].tolist()
@@ -117,7 +121,7 @@ def export_merged(policy, w: Sequence[float], parent: str | os.PathLike, name: s
     return _atomic_folder(Path(parent), name, write, overwrite)
 
 
-def export_lora(policy, w: Sequence[float], parent: str | os.PathLike, name: str,
+def export_lora(policy: Policy, w: Sequence[float], parent: str | os.PathLike, name: str,
                 scores: dict[str, float] | None = None, overwrite: bool = False) -> Path:
     """One PEFT LoRA adapter equal to the mix: A stacked, B scaled by g(w), alpha = rank.
 

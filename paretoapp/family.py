@@ -29,16 +29,13 @@ from safetensors.torch import load_file, save_file
 from .atomic import atomic_folder
 from .conditioning import Conditioning
 from .gates import Gate, check_preferences
+from .methods import UnknownMethodError, get_method
 
 FORMAT = "paretoapp.family"
 MANIFEST_VERSION = 1
 MANIFEST_FILE = "family.json"
 TENSORS_FILE = "bank.safetensors"
 PROMPT_FORMATS = ("chat", "raw")
-KNOWN_METHODS = (
-    "rewarded_soups", "preference_vector", "peo", "panacea", "paretohqd", "upo",
-    "rewards_in_context", "linear_dpo", "modpo", "custom",
-)
 
 
 class FamilyError(ValueError):
@@ -67,6 +64,11 @@ class BaseModelRef:
     # model_type, hidden_size, num_hidden_layers, vocab_size: enough to tell two bases apart
     signature: dict = field(default_factory=dict)
     tokenizer: str | None = None  # defaults to name_or_path
+
+    @classmethod
+    def of(cls, model: Any, name_or_path: str, revision: str | None = None) -> BaseModelRef:
+        """The reference to ``model`` (loaded from ``name_or_path``), with its signature."""
+        return cls(name_or_path=name_or_path, revision=revision, signature=model_signature(model.config))
 
 
 @dataclass
@@ -135,7 +137,7 @@ class FamilyManifest:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = MANIFEST_FILE) -> "FamilyManifest":
+    def from_dict(cls, d: dict, where: str = MANIFEST_FILE) -> FamilyManifest:
         if d.get("format") != FORMAT:
             raise FamilyError(f"{where}: not a paretoapp family manifest (format is {d.get('format')!r}, expected {FORMAT!r})")
         version = d.get("version")
@@ -144,8 +146,11 @@ class FamilyManifest:
                 f"{where}: manifest version {version!r} is not supported by this paretoapp "
                 f"(it reads version {MANIFEST_VERSION}); upgrade paretoapp or re-export the family")
         method = d.get("method")
-        if method not in KNOWN_METHODS:
-            raise FamilyError(f"{where}: unknown method {method!r}; expected one of {', '.join(KNOWN_METHODS)}")
+        try:
+            get_method(method)
+        except UnknownMethodError as exc:
+            raise FamilyError(f"{where}: {exc} (a method from a plugin must be registered with "
+                              "paretoapp.methods.register before its families load)") from None
         try:
             m = cls(
                 name=d["name"], method=method, description=d.get("description", ""),
@@ -247,7 +252,7 @@ class Family:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Family":
+    def load(cls, path: str | os.PathLike) -> Family:
         path = Path(path)
         if not path.is_dir():
             raise FamilyError(f"{path}: no such family folder; pass a folder that holds {MANIFEST_FILE} and {TENSORS_FILE}")
@@ -277,7 +282,28 @@ def _rank_to_block(ranks: tuple[int, ...]) -> torch.Tensor:
     return torch.repeat_interleave(torch.arange(len(ranks)), torch.tensor(ranks))
 
 
-def load_family(path_or_family: "str | os.PathLike | Family") -> Family:
+def make_family(name: str, method: str, base_model: BaseModelRef, objectives: list[Objective | str],
+                tensors: dict[str, torch.Tensor], blocks: list[Block], gate: Gate, **fields: Any) -> Family:
+    """The one way a family is assembled: trainers, the app's fallback and the benchmarks all call it.
+
+    ``fields`` are the other ``FamilyManifest`` fields (ranges, description,
+    training record, ...). The manifest and tensors are checked here, so a bad
+    family fails where it is made, not where it is served.
+    """
+    try:
+        get_method(method)
+    except UnknownMethodError as exc:
+        raise FamilyError(str(exc)) from None
+    manifest = FamilyManifest(name=name, method=method, base_model=base_model,
+                              objectives=[o if isinstance(o, Objective) else Objective(o) for o in objectives],
+                              blocks=list(blocks), gate=gate, **fields)
+    manifest.validate(where=f"family {name!r}")
+    family = Family(manifest, tensors)
+    family.validate_tensors(where=f"family {name!r}")
+    return family
+
+
+def load_family(path_or_family: str | os.PathLike | Family) -> Family:
     return path_or_family if isinstance(path_or_family, Family) else Family.load(path_or_family)
 
 

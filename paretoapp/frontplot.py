@@ -1,4 +1,4 @@
-"""Plotly figures of evaluated fronts (used by `python -m paretoapp compare`; the UI may reuse them)."""
+"""Plotly figures of evaluated fronts (used by `paretoapp compare`; the UI may reuse them)."""
 
 from __future__ import annotations
 

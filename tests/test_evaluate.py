@@ -5,14 +5,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import make_tiny_family
+
 from paretoapp import cli, pareto
 from paretoapp.evaluate import (
     EvaluationError,
     compare_results,
     evaluate_family,
-    generate_per_w,
     is_collapsed,
     load_prompts,
     load_results,
@@ -119,7 +118,7 @@ def test_batched_per_row_equals_each_w_alone(family_dir, monkeypatch):
     assert any(len(set(ws)) > 1 for ws in calls), "batches should mix preferences"
     monkeypatch.undo()
 
-    alone = generate_per_w(policy, PROMPTS, grid, SETTINGS)
+    alone = [policy.generate(list(PROMPTS), [list(w)] * len(PROMPTS), settings=SETTINGS) for w in grid]  # one w at a time
     flat = [a for per_w in alone for a in per_w]
     assert result.rows["response"].tolist() == flat
     assert len(set(flat)) > len(PROMPTS), "different preferences should give different answers"

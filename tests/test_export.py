@@ -4,9 +4,9 @@ import zipfile
 
 import pytest
 import torch
+from helpers import make_tiny_family
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from helpers import make_tiny_family
 from paretoapp.export import ExportError, check_export_name, export_lora, export_merged, zip_folder
 from paretoapp.generate import load_policy
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-
 from helpers import make_family, peft_with_adapters, tiny_model
+
 from paretoapp.conditioning import Conditioning
 from paretoapp.family import MANIFEST_FILE, TENSORS_FILE, Family, FamilyError
 from paretoapp.gates import Gate

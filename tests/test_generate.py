@@ -5,8 +5,8 @@ import threading
 
 import pytest
 import torch
-
 from helpers import make_tiny_family
+
 from paretoapp.generate import GenerationSettings, PromptTooLongError, load_policy
 
 PROMPTS = ["Tell me about cats.", "How do I bake bread?", "Write a poem about the sea, please.", "Hi"]

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoTokenizer
-
+from trainer_checks import adapter_delta, assert_deltas_close, family_delta
 from trainer_fixtures import *  # noqa: F401,F403
 from trainer_fixtures import OBJECTIVES, PAIRS, write_config
-from trainer_checks import adapter_delta, assert_deltas_close, family_delta
 
 from paretoapp.family import Family
-from trainers import linear_dpo
-from trainers.lora import LoraSettings, attach_lora, load_base
-from trainers.losses import dpo_batch_loss
-from trainers.multi_objective import MultiObjectiveCollator
+from paretoapp.trainers import linear_dpo
+from paretoapp.trainers.lora import LoraSettings, attach_lora, load_base
+from paretoapp.trainers.losses import dpo_batch_loss
+from paretoapp.trainers.multi_objective import MultiObjectiveCollator
 
 
 @pytest.fixture(scope="module")

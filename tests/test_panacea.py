@@ -5,16 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
+from trainer_checks import base_state, family_delta
 from trainer_fixtures import *  # noqa: F401,F403
 from trainer_fixtures import OBJECTIVES, PAIRS, write_config
-from trainer_checks import base_state, family_delta
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from paretoapp.family import Family
-from trainers import panacea
-from trainers.losses import sequence_logprobs
-from trainers.multi_objective import MultiObjectiveCollator
+from paretoapp.trainers import panacea
+from paretoapp.trainers.losses import sequence_logprobs
+from paretoapp.trainers.multi_objective import MultiObjectiveCollator
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import pytest
 
 from paretoapp import pareto
 
-
 STAIRS_2D = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0], [1.0, 1.0]])
 
 

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+from trainer_checks import adapter_delta, assert_deltas_close, family_delta
 from trainer_fixtures import *  # noqa: F401,F403
 from trainer_fixtures import write_config
-from trainer_checks import adapter_delta, assert_deltas_close, family_delta
 
 from paretoapp.family import Family
-from trainers import paretohqd as hqd
-from trainers.config import load_config
+from paretoapp.trainers import paretohqd as hqd
+from paretoapp.trainers.config import load_config
 
 # normalised already: every column spans exactly [0, 1]
 TABLE = np.array([

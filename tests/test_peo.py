@@ -7,16 +7,15 @@ import json
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
-
+from trainer_checks import adapter_delta, assert_deltas_close, base_state, family_delta
 from trainer_fixtures import *  # noqa: F401,F403
 from trainer_fixtures import write_config
-from trainer_checks import adapter_delta, assert_deltas_close, base_state, family_delta
+from transformers import AutoModelForCausalLM
 
 from paretoapp.bank import PreferenceBank
 from paretoapp.family import Family
-from trainers import peo
-from trainers.config import load_config
+from paretoapp.trainers import peo
+from paretoapp.trainers.config import load_config
 
 
 def length_scorer(prompts, responses):
@@ -94,7 +93,9 @@ def test_anchor_family_in_sample_and_extrapolated(peo_run, tiny_base):
         got = m.gate.block_gains(torch.tensor([[w1, 1 - w1]], dtype=torch.float64))[0].tolist()
         assert got == pytest.approx(cands[c])
     # beyond a vertex the gains continue along g(1) - g(0)
-    g = lambda w1: m.gate.block_gains(torch.tensor([[w1, 1 - w1]], dtype=torch.float64))[0].numpy()
+    def g(w1):
+        return m.gate.block_gains(torch.tensor([[w1, 1 - w1]], dtype=torch.float64))[0].numpy()
+
     slope = g(1.0) - g(0.0)
     if not np.any(slope):
         slope = np.array([1.0, -1.0, 0.0])

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
+from trainer_checks import adapter_delta, assert_deltas_close, family_delta
 from trainer_fixtures import *  # noqa: F401,F403
 from trainer_fixtures import write_config
-from trainer_checks import adapter_delta, assert_deltas_close, family_delta
 
 from paretoapp.family import Family
-from trainers import rewarded_soups
+from paretoapp.trainers import rewarded_soups
 
 
 @pytest.fixture(scope="module")

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import pytest
-
 from trainer_fixtures import *  # noqa: F401,F403
 from trainer_fixtures import write_config
 
 from paretoapp.conditioning import Conditioning
 from paretoapp.family import Family
-from trainers import rewards_in_context as ric
-from trainers.config import load_config
-from trainers.data import tokenize_response
-from trainers.lora import load_base
+from paretoapp.trainers import rewards_in_context as ric
+from paretoapp.trainers.config import load_config
+from paretoapp.trainers.data import tokenize_response
+from paretoapp.trainers.lora import load_base
 
 
 def length_scorer(prompts, responses):

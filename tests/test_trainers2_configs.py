@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from trainer_fixtures import *  # noqa: F401,F403
 from trainer_fixtures import write_config
 
 from paretoapp.family import Family
-from trainers.config import load_config
+from paretoapp.trainers.config import load_config
 
-CONFIGS = Path(__file__).resolve().parents[1] / "trainers" / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "paretoapp" / "trainers" / "configs"
 
 
 @pytest.mark.parametrize("name, module, cls, k", [
@@ -24,13 +23,13 @@ CONFIGS = Path(__file__).resolve().parents[1] / "trainers" / "configs"
 ])
 def test_example_configs_parse(name, module, cls, k):
     import importlib
-    mod = importlib.import_module(f"trainers.{module}")
+    mod = importlib.import_module(f"paretoapp.trainers.{module}")
     cfg = load_config(getattr(mod, cls), str(CONFIGS / f"{name}.yaml"))
     assert len(cfg.objectives) == k and cfg.adapters_dir == "runs/pku/adapters"
 
 
 def test_ric_command_with_registry_scorers(tmp_path, tiny_base, pref_jsonl):
-    from trainers import rewards_in_context
+    from paretoapp.trainers import rewards_in_context
     path = write_config(tmp_path / "ric.yaml", tiny_base, pref_jsonl, tmp_path / "run",
                         scorers=["length_words", "refusal"], mapping="max", train={"max_steps": 1})
     family = Family.load(rewards_in_context.main(["--config", str(path)]))

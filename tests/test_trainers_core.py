@@ -7,14 +7,19 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
-
 from trainer_fixtures import *  # noqa: F401,F403
 from trainer_fixtures import OBJECTIVES, PAIRS, write_config
 
-from trainers.config import ConfigError, MethodConfig, load_config
-from trainers.data import (DataError, DataSpec, PreferenceCollator, hh_to_messages, load_pairs,
-                           split_hh_transcript, tokenize_pair)
-from trainers.losses import dpo_batch_loss, dpo_loss, sequence_logprobs, sft_loss
+from paretoapp.trainers.config import ConfigError, MethodConfig, load_config
+from paretoapp.trainers.data import (
+    DataError,
+    PreferenceCollator,
+    hh_to_messages,
+    load_pairs,
+    split_hh_transcript,
+    tokenize_pair,
+)
+from paretoapp.trainers.losses import dpo_batch_loss, dpo_loss, sequence_logprobs, sft_loss
 
 
 # ------------------------------------------------------------------ data
@@ -89,7 +94,7 @@ def test_dpo_loss_formula():
 
 
 def _peft_tiny(tiny_base, nonzero=True):
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     tok = AutoTokenizer.from_pretrained(tiny_base)
     base = AutoModelForCausalLM.from_pretrained(tiny_base)
@@ -155,8 +160,8 @@ def test_config_rejects_unknown_keys_and_applies_overrides(tmp_path, tiny_base, 
 # ------------------------------------------------------------------ loop
 def test_dpo_run_learns_and_resumes_identically(tmp_path, tiny_base, pref_jsonl):
     """A run interrupted after a checkpoint and resumed ends with the same adapter as one uninterrupted run."""
-    from trainers import loop
-    from trainers.objective_adapter import run_dir_for, train_objective_adapter
+    from paretoapp.trainers import loop
+    from paretoapp.trainers.objective_adapter import run_dir_for, train_objective_adapter
 
     def config(out, **train):
         path = write_config(tmp_path / f"{out}.yaml", tiny_base, pref_jsonl, tmp_path / out,
@@ -208,9 +213,9 @@ def test_shipped_example_configs_parse(name, module):
     """The README's real-run configs stay valid as the config classes change."""
     import importlib
     from pathlib import Path
-    mod = importlib.import_module(f"trainers.{module}")
+    mod = importlib.import_module(f"paretoapp.trainers.{module}")
     cls = {"rewarded_soups": "RewardedSoupsConfig", "preference_vector": "PreferenceVectorConfig", "peo": "PEOConfig"}[module]
-    path = Path(__file__).resolve().parents[1] / "trainers" / "configs" / f"{name}.yaml"
+    path = Path(__file__).resolve().parents[1] / "paretoapp" / "trainers" / "configs" / f"{name}.yaml"
     cfg = load_config(getattr(mod, cls), str(path))
     assert [o.name for o in cfg.objectives] == list(OBJECTIVES)
     assert cfg.adapters_dir == "runs/pku/adapters"

@@ -7,7 +7,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from ui_support import app_env  # noqa: F401  (fixture)
 
 gradio_client = pytest.importorskip("gradio_client")

@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from ui_support import CHROMIUM, CHROMIUM_ARGS, app_env  # noqa: F401  (fixture)
 
 pytestmark = [

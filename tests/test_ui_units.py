@@ -8,7 +8,7 @@ import pytest
 
 from paretoapp.family import BaseModelRef, Block, FamilyManifest, Objective
 from paretoapp.gates import Gate, PreferenceError
-from paretoapp.ui.preference import PreferenceSpace
+from paretoapp.preferences import PreferenceSpace
 
 
 def manifest(k=2, on_simplex=True, **kw) -> FamilyManifest:
@@ -85,6 +85,7 @@ def test_front_figure_marks_front_extrapolation_samples_and_current_w(fallback):
 
 def test_catalog_finds_results_by_convention(fallback, tmp_path):
     import shutil
+
     from paretoapp.ui.catalog import Catalog, discover, find_results
     fam = tmp_path / "assets" / "fam"
     shutil.copytree(fallback.path, fam)

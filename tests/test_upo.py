@@ -5,17 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
+from trainer_checks import adapter_delta, assert_deltas_close, family_delta
 from trainer_fixtures import *  # noqa: F401,F403
 from trainer_fixtures import PAIRS, write_config
-from trainer_checks import adapter_delta, assert_deltas_close, family_delta
 
 from paretoapp.family import Family
-from trainers import upo
-from trainers.config import load_config
-from trainers.lora import LoraSettings, attach_lora, load_base
-from trainers.losses import dpo_batch_loss, sequence_logprobs
-from trainers.objective_adapter import train_objective_adapter
+from paretoapp.trainers import upo
+from paretoapp.trainers.config import load_config
+from paretoapp.trainers.lora import LoraSettings, attach_lora, load_base
+from paretoapp.trainers.losses import dpo_batch_loss, sequence_logprobs
+from paretoapp.trainers.objective_adapter import train_objective_adapter
 
 
 def shortness(prompts, responses):

@@ -38,4 +38,4 @@ def assert_deltas_close(got: dict, want: dict, atol: float = 1e-5) -> None:
     moved = [k for k in want if want[k].abs().max() > 1e-4]
     assert moved, "the expected delta is zero everywhere: the adapters did not train"
     for k in want:
-        torch.testing.assert_close(got[k], want[k], atol=atol, rtol=1e-4, msg=lambda m: f"{k}: {m}")
+        torch.testing.assert_close(got[k], want[k], atol=atol, rtol=1e-4, msg=lambda m, k=k: f"{k}: {m}")

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers import save_tiny_base
 
-__all__ = ["tiny_base", "pref_jsonl", "write_config", "PAIRS", "OBJECTIVES"]
+__all__ = ["tiny_base", "pref_jsonl", "write_config", "write_pairs", "PAIRS", "OBJECTIVES"]
 
 OBJECTIVES = ("helpful", "harmless")
 
@@ -45,15 +44,19 @@ def tiny_base(tmp_path_factory, tokenizer_dir) -> Path:
     return save_tiny_base(tmp_path_factory.mktemp("tiny_base") / "base", "llama", tokenizer_dir, seed=0)
 
 
-@pytest.fixture(scope="session")
-def pref_jsonl(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "pairs.jsonl"
+def write_pairs(path: Path, pairs: dict = PAIRS) -> Path:
+    """The pairs as JSONL in the project's TRL layout with an ``objective`` column (also used by bench/)."""
     with path.open("w") as fh:
-        for objective, rows in PAIRS.items():
+        for objective, rows in pairs.items():
             for prompt, chosen, rejected in rows:
                 fh.write(json.dumps({"objective": objective, "prompt": prompt,
                                      "chosen": " " + chosen, "rejected": " " + rejected}) + "\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def pref_jsonl(tmp_path_factory) -> Path:
+    return write_pairs(tmp_path_factory.mktemp("data") / "pairs.jsonl")
 
 
 def write_config(path: Path, base: Path, data: Path, out: Path, **extra) -> Path:

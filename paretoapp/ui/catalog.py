@@ -1,7 +1,7 @@
 """Which families the app can show: discovered under ``assets/``, given on the command line, or added later.
 
 A family folder is any folder with ``family.json``. Its evaluation results are
-looked up next to it, in the folder layout ``python -m paretoapp evaluate``
+looked up next to it, in the folder layout ``paretoapp evaluate``
 writes (``rows.parquet``, ``means.csv``, ``meta.json``):
 
     <family>/results/                   one results folder, or
@@ -15,6 +15,7 @@ many families costs only their manifests.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,9 +43,40 @@ class FamilyEntry:
     def objective_names(self) -> list[str]:
         return [o.name for o in self.manifest.objectives]
 
+    _scorers: list | None = field(default=None, init=False, repr=False)
+    _scorer_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
     def policy(self):
         from ..generate import load_policy
         return load_policy(self.path, device=self.device)
+
+    def live_scorers(self) -> list:
+        """The scorers of the family's evaluation that can run here (offline ones; Hub reward models only
+        with ``PARETOAPP_APP_REWARD_MODELS=1``), built once per family; [] if none."""
+        with self._scorer_lock:
+            if self._scorers is None:
+                self._scorers = self._build_live_scorers()
+            return self._scorers
+
+    def _build_live_scorers(self) -> list:
+        from ..rewards import PRESETS, REGISTRY, ScorerContext, build_scorer
+
+        names = []
+        if self.results is not None:
+            names = self.results.meta.get("live_scorers") or [s["name"] for s in self.results.meta.get("scorers", [])]
+        allow_hf = os.environ.get("PARETOAPP_APP_REWARD_MODELS") == "1"
+        policy = self.policy()
+        ctx = ScorerContext(causal_lm=policy.model, tokenizer=policy.tokenizer,
+                            model_id=self.manifest.base_model.name_or_path, system_prompt=self.manifest.system_prompt,
+                            device=str(policy.device), show_progress=False)
+        scorers = []
+        for name in names:
+            if name in REGISTRY or (allow_hf and name in PRESETS):
+                try:
+                    scorers.append(build_scorer(name, ctx))
+                except Exception as exc:  # a scorer that cannot load here is skipped, not fatal
+                    log.warning("scorer %s unavailable in the app: %s", name, exc)
+        return scorers
 
 
 def find_results(family_dir: Path, name: str) -> Path | None:

@@ -11,7 +11,6 @@ the UI. It is a stand-in, never a result.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import tempfile
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..family import BaseModelRef, Block, Family, FamilyManifest, Objective, model_signature
+from ..family import BaseModelRef, Block, Family, Objective, make_family
 from ..gates import Gate
 from ..models import cache_dir, smollm2_tokenizer_dir
 
@@ -103,22 +102,20 @@ def _synthetic_scores(a: float, prompt_id: int, rng: np.random.Generator) -> tup
 
 def _build(root: Path, final: Path) -> None:
     """Write into ``root`` (a temp folder) a family whose manifest points at ``final/base``."""
-    from ..evaluate import front_metrics, is_collapsed, per_w_means, sweep_grid
+    from ..evaluate import assemble_result, is_collapsed, sweep_grid
     from ..generate import GenerationSettings, Policy
 
     model = _tiny_base(root / "base")
-    manifest = FamilyManifest(
-        name=FALLBACK_NAME, method="rewarded_soups",
-        base_model=BaseModelRef(name_or_path=str(final / "base"), signature=model_signature(model.config)),
+    family = make_family(
+        name=FALLBACK_NAME, method="rewarded_soups", base_model=BaseModelRef.of(model, str(final / "base")),
         objectives=[Objective("harmless", description="synthetic stand-in objective"),
                     Objective("helpful", description="synthetic stand-in objective")],
-        blocks=[Block("harmless", 4), Block("helpful", 4)], gate=Gate.identity(2),
+        tensors=_random_bank(model), blocks=[Block("harmless", 4), Block("helpful", 4)], gate=Gate.identity(2),
         w_low=[-1.0, -1.0], w_high=[2.0, 2.0], in_sample_low=[0.0, 0.0], in_sample_high=[1.0, 1.0],
         description=("A " + FALLBACK_NOTE + ". Two random LoRA blocks on a 2-layer random Llama: "
                      "its answers are noise that changes with w, which is all the app needs to start."),
         training={"note": "not trained; built by paretoapp.ui.fallback"},
     )
-    family = Family(manifest, _random_bank(model))
     family_dir = family.save(root / FALLBACK_NAME)
 
     # answers from the real tiny model at every w, synthetic scores
@@ -142,23 +139,14 @@ def _build(root: Path, final: Path) -> None:
     rows = pd.DataFrame(recs)
     rows["family"] = FALLBACK_NAME
     rows["family_hash"] = family.fingerprint()
-    names, maximise = ["harmless_score", "helpful_score"], [True, True]
-    metrics, means = front_metrics(per_w_means(rows, w_cols, names), w_cols, names, maximise)
-    meta = {
-        "format": "paretoapp-eval", "version": 1,
-        "family": {"name": FALLBACK_NAME, "method": "rewarded_soups", "hash": family.fingerprint(),
-                   "path": str(final / FALLBACK_NAME), "objectives": ["harmless", "helpful"]},
-        "w_columns": w_cols, "grid": grid.tolist(),
-        "prompts": {"source": "paretoapp.ui.fallback", "n": len(PROMPTS), "hash": "fallback"},
-        "settings": settings.to_dict(), "system_prompt": None,
-        "scorers": [{"name": n, "higher_is_better": True, "description": "synthetic (not a real scorer)",
-                     "spec": {"synthetic": True}} for n in names],
-        "metrics": metrics, "synthetic": True,
+    result = assemble_result(
+        rows, family={"name": FALLBACK_NAME, "method": "rewarded_soups", "hash": family.fingerprint(),
+                      "path": str(final / FALLBACK_NAME), "objectives": ["harmless", "helpful"]},
+        grid=grid, w_columns=w_cols,
+        scorers=[{"name": n, "higher_is_better": True, "description": "synthetic (not a real scorer)",
+                  "spec": {"synthetic": True}} for n in ("harmless_score", "helpful_score")],
+        prompts={"source": "paretoapp.ui.fallback", "n": len(PROMPTS), "hash": "fallback"},
+        settings=settings.to_dict(), synthetic=True,
         # the side-by-side tab scores live answers with these real (offline) scorers
-        "live_scorers": ["harmless_offline", "helpful_offline"],
-    }
-    out = family_dir / "results"
-    out.mkdir()
-    rows.to_parquet(out / "rows.parquet", index=False)
-    means.to_csv(out / "means.csv", index=False)
-    (out / "meta.json").write_text(json.dumps(meta, indent=2, default=float))
+        live_scorers=["harmless_offline", "helpful_offline"])
+    result.save(family_dir / "results")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import textwrap
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -78,6 +78,15 @@ def estimate_point(entry: FamilyEntry, w: Sequence[float], x: str, y: str) -> tu
     return (P[near] * wt[:, None]).sum(0) / wt.sum(), False
 
 
+def _error_bars(points, col: str, color: str) -> dict | None:
+    """Asymmetric bars from the stored 95 % interval of ``col``, if the results have one."""
+    lo, hi = f"{col}_ci_low", f"{col}_ci_high"
+    if lo not in points or points[lo].isna().all():
+        return None
+    return dict(type="data", symmetric=False, array=(points[hi] - points[col]).fillna(0),
+                arrayminus=(points[col] - points[lo]).fillna(0), thickness=1, width=3, color=color)
+
+
 def front_figure(entries: Sequence[FamilyEntry], active: FamilyEntry | None = None,
                  current_w: Sequence[float] | None = None, x: str | None = None, y: str | None = None) -> go.Figure:
     entries = [e for e in entries if e.results is not None]
@@ -85,7 +94,7 @@ def front_figure(entries: Sequence[FamilyEntry], active: FamilyEntry | None = No
     objs = shared_objectives(entries)
     if not entries or len(objs) < 1:
         fig.add_annotation(text="No evaluation results for these families yet.<br>"
-                                "Run <b>python -m paretoapp evaluate</b> to draw their front.",
+                                "Run <b>paretoapp evaluate</b> to draw their front.",
                            showarrow=False, font=dict(size=15), xref="paper", yref="paper", x=0.5, y=0.5)
         fig.update_xaxes(visible=False)
         fig.update_yaxes(visible=False)
@@ -124,19 +133,11 @@ def front_figure(entries: Sequence[FamilyEntry], active: FamilyEntry | None = No
             if not mask.any():
                 continue
             sub = m[mask]
-
-            def err(col):
-                lo, hi = f"{col}_ci_low", f"{col}_ci_high"
-                if lo not in sub or sub[lo].isna().all():
-                    return None
-                return dict(type="data", symmetric=False, array=(sub[hi] - sub[col]).fillna(0),
-                            arrayminus=(sub[col] - sub[lo]).fillna(0), thickness=1, width=3, color=color)
-
             fig.add_trace(go.Scatter(
                 x=sub[x], y=sub[y], mode="markers", name=e.key + part, legendgroup=e.key,
                 marker=dict(size=13, color=color, line=dict(color=color, width=2),
                             symbol=[symbol if f else f"{symbol}-open" for f in on_front[mask]]),
-                error_x=err(x), error_y=err(y),
+                error_x=_error_bars(sub, x, color), error_y=_error_bars(sub, y, color),
                 customdata=[c for c, k in zip(custom, mask) if k],
                 text=[h for h, k in zip(hover, mask) if k], hovertemplate="%{text}<extra></extra>",
             ))

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
+from ..methods import get_method
 from .catalog import FamilyEntry
 
 TITLE = "paretoapp · explore a family of multi-objective aligned LLMs"
 TAGLINE = ("Every point on the front is the same model at a different **preference w** between its objectives. "
            "Click a point or move the slider, then chat: the next answer uses your w — no merge, no reload.")
 
-METHODS = {
-    "rewarded_soups": "Rewarded Soups (Ramé et al., 2023): one LoRA per objective, interpolated by w in weight space.",
-    "preference_vector": "Preference Vector (2025): per-objective task vectors added with scaling coefficients w "
-                         "(values outside [0, 1] extrapolate).",
-    "peo": "PEO (Pareto-Efficient Optimisation): interpolated experts with a correction, plus extrapolation "
-           "beyond the trained range.",
-    "panacea": "Panacea (Zhong et al., 2024): one SVD-LoRA whose singular values embed the preference vector.",
-    "paretohqd": "ParetoHqD: high-quality data along preference directions; adapters per direction.",
-    "upo": "UPO: a preference-conditioned policy.",
-    "rewards_in_context": "Rewards-in-Context (Yang et al., 2024): the desired rewards are written into the prompt.",
-    "linear_dpo": "Linearly scalarised DPO: one policy per w trained on the w-weighted preference loss.",
-    "modpo": "MODPO: multi-objective DPO with margin terms from other objectives.",
-    "custom": "A custom family.",
-}
 
 CSS = """
 .gradio-container { max-width: 1480px !important; margin: 0 auto; }
@@ -36,6 +23,13 @@ CSS = """
 .pa-side-head p { font-size: 1.02em; margin: 0.2em 0 0.4em 0; }
 footer { display: none !important; }
 """
+
+
+def method_line(name: str) -> str:
+    """'Title (reference): what w does.' from the method registry."""
+    method = get_method(name)
+    ref = f" ({method.reference})" if method.reference else ""
+    return f"{method.title}{ref}: {method.summary}."
 
 
 def _bullets(d: dict) -> list[str]:
@@ -70,7 +64,7 @@ def about_markdown(entry: FamilyEntry) -> str:
         *([f"> ⚠️ {entry.note}", ""] if entry.note else []),
         m.description or "",
         "",
-        f"**Method.** {METHODS.get(m.method, m.method)}",
+        f"**Method.** {method_line(m.method)}",
         "",
         f"**Base model.** `{m.base_model.name_or_path}`" + (f" @ `{m.base_model.revision}`" if m.base_model.revision else ""),
         "",

@@ -4,7 +4,7 @@
   (objective i's pairs cycled to the longest list), so one optimizer step sees
   every objective and a loss can weigh the per-objective DPO losses
   (``MultiObjectiveCollator``, ``per_objective_dpo``).
-* Scalarisation of per-objective losses (notes/methods.md, Panacea):
+* Scalarisation of per-objective losses (docs/methods.md, Panacea):
   linear ``sum_i w_i L_i`` and Tchebycheff ``max_i w_i (L_i - z_i)``.
 * Scoring responses with ``paretoapp.rewards`` scorers, oriented so that larger
   is better for every objective.
@@ -17,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -28,8 +28,8 @@ from paretoapp.gates import Gate
 from .config import ConfigError, MethodConfig
 from .data import PreferenceCollator, hh_to_messages, train_eval_pairs
 from .family_io import write_family
-from .losses import DPOResult, dpo_loss, sequence_logprobs
 from .lora import reference
+from .losses import DPOResult, dpo_loss, sequence_logprobs
 
 AGGREGATIONS = ("linear", "tchebycheff")
 Scorer = Callable[[Sequence[str], Sequence[str]], Sequence[float]]

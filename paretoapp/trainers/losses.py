@@ -1,6 +1,6 @@
 """The losses every trainer is built from: sequence log-probabilities, DPO, SFT.
 
-DPO (Rafailov et al. 2023, eq. 7), as written in notes/methods.md::
+DPO (Rafailov et al. 2023, eq. 7), as written in docs/methods.md::
 
     h = beta * [(log pi(y_w|x) - log ref(y_w|x)) - (log pi(y_l|x) - log ref(y_l|x))]
     L_DPO = -log sigma(h)

@@ -1,4 +1,4 @@
-"""``python -m paretoapp export``: one member of a family as a checkpoint, zip or Hub repo."""
+"""``paretoapp export``: one member of a family as a checkpoint, a LoRA adapter, a zip or a Hub repo."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import os
 
 
-def add_export_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("family", help="family folder")
     p.add_argument("--w", required=True, help="preference, one comma-separated value per objective, e.g. 0.3,0.7")
     p.add_argument("--out", default="exports", help="folder that receives the export (default: exports)")
@@ -22,9 +22,9 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true")
 
 
-def run_export(args) -> int:
-    from .export import export_lora, export_merged, push_to_hub, zip_folder
-    from .generate import load_policy
+def run(args) -> int:
+    from ..export import export_lora, export_merged, push_to_hub, zip_folder
+    from ..generate import load_policy
 
     try:
         w = [float(v) for v in args.w.split(",")]

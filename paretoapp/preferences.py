@@ -10,15 +10,15 @@ Two shapes of control:
   normalised to sum 1 (the normalised w is shown); otherwise they are used as
   they are (e.g. Preference Vector's scaling coefficients).
 
-Pure functions only: the UI keeps w per session in ``gr.State``.
+Pure functions only: the app keeps w per session (``ui/session.py``), the CLI and API take it as given.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..family import FamilyManifest
-from ..gates import PreferenceError
+from .family import FamilyManifest
+from .gates import PreferenceError
 
 MAX_CONTROLS = 6
 

@@ -4,7 +4,7 @@ One config file describes one run (base model, LoRA shape, optimisation,
 objectives and their data); it is copied into the run folder so a family on
 disk says how it was made. Unknown keys are errors, not silently ignored.
 
-    python -m trainers.rewarded_soups --config rs.yaml --set train.learning_rate=1e-5 --set output_dir=runs/x
+    paretoapp train rewarded_soups --config rs.yaml --set train.learning_rate=1e-5 --set output_dir=runs/x
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ knows nothing about preferences.
 
 The same code runs on CPU, one GPU, or several GPUs/nodes::
 
-    python -m trainers.rewarded_soups --config rs.yaml             # CPU or one GPU
-    accelerate launch -m trainers.rewarded_soups --config rs.yaml  # data-parallel
+    paretoapp train rewarded_soups --config rs.yaml             # CPU or one GPU
+    accelerate launch -m paretoapp.trainers.rewarded_soups --config rs.yaml  # data-parallel
 
 Run folder layout (``run_dir``)::
 
@@ -27,8 +27,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -39,6 +40,16 @@ from .lora import save_adapter, trainable_parameters
 
 LossFn = Callable[[Any, dict], "tuple[torch.Tensor, dict[str, float]]"]
 DONE_FILE = "done.json"
+
+
+def start_run(cfg) -> Path:
+    """Create the run folder and keep the run's config in it (main process only); returns the folder."""
+    from .config import save_config
+
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    on_main_process(lambda: save_config(cfg, out / "config.yaml"))
+    return out
 
 
 def on_main_process(fn: Callable[[], Any]) -> Any:

@@ -1,0 +1,17 @@
+"""``paretoapp demo``: rebuild the embedded demo families offline (the same as ``python -m paretoapp.trainers.demo``)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..trainers.demo import add_arguments as add
+
+    add(p)
+
+
+def run(args) -> int:
+    from ..trainers.demo import run as build
+
+    return 0 if build(args) else 1

@@ -1,0 +1,26 @@
+"""``paretoapp train METHOD --config cfg.yaml``: train a family with one registered method."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("method", nargs="?", help="a registered method (omit it to list them)")
+    p.add_argument("--config", help="YAML run config (examples: paretoapp/trainers/configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, dotted (train.learning_rate=1e-5); repeatable")
+
+
+def run(args) -> int:
+    from ..methods import all_methods
+
+    if not args.method:
+        for m in all_methods():
+            if m.trainable:
+                print(f"{m.name:20s} {m.title}: {m.summary}  [{m.reference}]")
+        return 0
+    from ..trainers.cli import train_method
+
+    train_method(args.method, args.config, args.set)
+    return 0

@@ -1,0 +1,20 @@
+"""Evaluation: a family on disk -> a front with its hypervolume, as a results table.
+
+One module per job: ``grids`` (which w), ``prompts`` (which prompts),
+``front`` (generate and score every (w, prompt), cached), ``results`` (the
+table, its statistics and the folder it is saved in), ``quality`` (text
+checks that need no reward model). The names below are the public API.
+"""
+
+from .errors import EvaluationError
+from .front import evaluate_family, generate_front
+from .grids import parse_grid, ric_grid_k3, simplex_grid, sweep_grid
+from .prompts import load_prompts
+from .quality import is_collapsed
+from .results import EvalResult, assemble_result, compare_results, front_metrics, load_results, per_w_means
+
+__all__ = [
+    "EvalResult", "EvaluationError", "assemble_result", "compare_results", "evaluate_family", "front_metrics",
+    "generate_front", "is_collapsed", "load_prompts", "load_results", "parse_grid", "per_w_means", "ric_grid_k3",
+    "simplex_grid", "sweep_grid",
+]

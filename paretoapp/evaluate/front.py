@@ -1,0 +1,188 @@
+"""Running an evaluation: a family on disk -> answers for every (w, prompt) -> scores -> a result.
+
+Because the bank takes one w *per row* (docs/design.md), the whole grid is
+generated in large mixed batches (:func:`generate_front`): rows are ordered by
+prompt length so a batch holds one prompt under many preferences and pads
+little. No model is merged or reloaded per w.
+
+Caching: generations are cached under a key made of the family fingerprint,
+the prompts, the grid, the generation settings and system prompt; scores under
+that key plus the scorer's spec. Re-running with the same inputs generates and
+scores nothing; changing the family or a setting recomputes what it affects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..atomic import atomic_file
+from ..rewards import Scorer, ScorerContext, build_scorers
+from .errors import EvaluationError
+from .grids import parse_grid
+from .quality import is_collapsed
+from .results import EvalResult, assemble_result
+
+if TYPE_CHECKING:
+    from ..family import Family
+    from ..generate import GenerationSettings, Policy
+
+CACHE_VERSION = 1
+
+
+def _generation_order(policy, prompts: Sequence[str], n_w: int) -> list[tuple[int, int]]:
+    """(w_idx, prompt_idx) pairs, longest prompts first, one prompt's preferences together (little padding)."""
+    lengths = [len(policy.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    pairs = [(wi, pi) for pi in range(len(prompts)) for wi in range(n_w)]
+    return sorted(pairs, key=lambda t: (-lengths[t[1]], t[1], t[0]))
+
+
+def generate_front(policy: Policy, prompts: Sequence[str], grid: np.ndarray, settings: GenerationSettings,
+                   system_prompt: str | None = None,
+                   batch_size: int = 64, show_progress: bool = True) -> list[list[str]]:
+    """answers[w_idx][prompt_idx] for every (w, prompt), in mixed batches of per-row preferences."""
+    order = _generation_order(policy, prompts, len(grid))
+    answers: list[list[str]] = [[""] * len(prompts) for _ in range(len(grid))]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    for batch in tqdm(batches, desc="generating front", disable=not show_progress, leave=False):
+        texts = policy.generate([prompts[pi] for _, pi in batch], [list(grid[wi]) for wi, _ in batch],
+                                settings=settings, system_prompt=system_prompt)
+        for (wi, pi), text in zip(batch, texts):
+            answers[wi][pi] = text
+    return answers
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def default_cache_dir() -> Path:
+    from ..models import cache_dir
+
+    return cache_dir() / "eval"
+
+
+def _write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
+    with atomic_file(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def _as_policy(family_or_policy, device: str) -> Policy:
+    if hasattr(family_or_policy, "generate") and hasattr(family_or_policy, "family"):
+        return family_or_policy
+    from ..generate import load_policy
+
+    return load_policy(family_or_policy, device=device)
+
+
+def evaluate_family(
+    family: str | os.PathLike | Family | Policy,
+    prompts: Sequence[str],
+    scorers: str | Sequence[str | Scorer],
+    grid: np.ndarray | str | None = None,
+    settings: GenerationSettings | None = None,
+    system_prompt: str | None = None,
+    batch_size: int = 64,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    device: str = "cpu",
+    ref: Sequence[float] | None = None,
+    prompts_source: str = "",
+    show_progress: bool = True,
+) -> EvalResult:
+    """Generate an answer for every (w, prompt), score it, and summarise the front.
+
+    ``family`` is a family folder or an already loaded ``Policy``; ``scorers`` a
+    comma-separated string or a list (see ``rewards.build_scorer``), matched to
+    the family's objectives by order for the inner product.
+    """
+    from ..generate import GenerationSettings
+
+    policy = _as_policy(family, device)
+    manifest = policy.family.manifest
+    k = manifest.k
+    grid = parse_grid(grid, k) if grid is None or isinstance(grid, str) else np.atleast_2d(np.asarray(grid, float))
+    if grid.shape[1] != k:
+        raise EvaluationError(f"grid vectors have {grid.shape[1]} values but the family has {k} objectives")
+    manifest.check_w(grid)  # the family's own range check, before any work
+    prompts = [str(p) for p in prompts]
+    if not prompts:
+        raise EvaluationError("no prompts to evaluate")
+    settings = settings or GenerationSettings(max_new_tokens=64)
+    context = ScorerContext(causal_lm=policy.model, tokenizer=policy.tokenizer,
+                            model_id=manifest.base_model.name_or_path,
+                            system_prompt=system_prompt if system_prompt is not None else manifest.system_prompt,
+                            device=str(policy.device), show_progress=show_progress)
+    scorer_list = build_scorers(scorers, context)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    family_hash = policy.family.fingerprint()
+    gen_spec = {
+        "v": CACHE_VERSION, "family": family_hash, "prompts": _hash(prompts), "grid": np.round(grid, 10).tolist(),
+        "settings": settings.to_dict(), "system_prompt": system_prompt,
+        # sampled answers depend on how rows are batched
+        "batch_size": batch_size if settings.do_sample else None,
+    }
+    gen_key = _hash(gen_spec)
+    stats = {"generated": 0, "scored": []}
+
+    # generations
+    gen_path = cache / "generations" / f"{gen_key}.parquet"
+    if use_cache and gen_path.is_file():
+        responses = pd.read_parquet(gen_path)["response"].tolist()
+    else:
+        t0 = time.perf_counter()
+        answers = generate_front(policy, prompts, grid, settings, system_prompt, batch_size, show_progress)
+        responses = [answers[wi][pi] for wi in range(len(grid)) for pi in range(len(prompts))]
+        stats["generated"] = len(responses)
+        stats["generation_seconds"] = time.perf_counter() - t0
+        if use_cache:
+            _write_parquet_atomic(pd.DataFrame({"response": responses}), gen_path)
+
+    w_names = [f"w_{o.name}" for o in manifest.objectives]
+    rows = pd.DataFrame({
+        "w_idx": np.repeat(np.arange(len(grid)), len(prompts)),
+        **{c: np.repeat(grid[:, i], len(prompts)) for i, c in enumerate(w_names)},
+        "prompt_id": np.tile(np.arange(len(prompts)), len(grid)),
+        "prompt": prompts * len(grid),
+        "response": responses,
+    })
+
+    # scores
+    for scorer in scorer_list:
+        score_path = cache / "scores" / f"{gen_key}-{_hash(scorer.spec())}.parquet"
+        if use_cache and score_path.is_file():
+            values = pd.read_parquet(score_path)["score"].to_numpy()
+        else:
+            values = scorer(rows["prompt"].tolist(), rows["response"].tolist())
+            stats["scored"].append(scorer.name)
+            if use_cache:
+                _write_parquet_atomic(pd.DataFrame({"score": values}), score_path)
+        rows[scorer.name] = values
+
+    rows["n_words"] = rows["response"].str.split().str.len().fillna(0).astype(int)
+    rows["collapsed"] = [is_collapsed(r) for r in rows["response"]]
+    rows["settings"] = json.dumps(settings.to_dict(), sort_keys=True)
+    rows["system_prompt"] = system_prompt
+    rows["family"] = manifest.name
+    rows["family_hash"] = family_hash
+
+    scorer_meta = [{"name": s.name, "higher_is_better": bool(s.higher_is_better),
+                    "description": getattr(s, "description", ""), "spec": s.spec()} for s in scorer_list]
+    result = assemble_result(
+        rows, family={"name": manifest.name, "method": manifest.method, "hash": family_hash,
+                      "path": str(getattr(policy.family, "path", "") or ""),
+                      "objectives": [o.name for o in manifest.objectives]},
+        grid=grid, w_columns=w_names, scorers=scorer_meta,
+        prompts={"source": str(prompts_source), "n": len(prompts), "hash": _hash(prompts)},
+        settings=settings.to_dict(), system_prompt=system_prompt, ref=ref, cache_key=gen_key)
+    result.stats = stats
+    return result

@@ -1,0 +1,47 @@
+"""One command line for every method: ``paretoapp train METHOD --config cfg.yaml [--set key=value ...]``.
+
+The method's config class and train function come from the registry
+(``paretoapp.methods``), so a method module only defines them; its own
+``python -m paretoapp.trainers.<method>`` (and the old ``python -m
+trainers.<method>``) run the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+from paretoapp.methods import get_method
+
+from .config import load_config
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML run config (see paretoapp/trainers/configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, dotted (train.learning_rate=1e-5); repeatable")
+
+
+def train_method(name: str, config: str | None, overrides: list[str] = ()) -> Path:
+    """Load METHOD's config from YAML plus overrides, train it, return the family folder."""
+    method = get_method(name)
+    cfg = load_config(method.config_class(), config, list(overrides))
+    path = Path(method.train_fn()(cfg))
+    print(path)
+    return path
+
+
+def run_method(name: str, argv: list[str] | None = None) -> Path:
+    """``python -m paretoapp.trainers.<name> --config ...``: the same as ``paretoapp train <name>``."""
+    method = get_method(name)
+    parser = argparse.ArgumentParser(prog=f"paretoapp train {name}", description=f"{method.title}: {method.summary}")
+    add_config_arguments(parser)
+    args = parser.parse_args(argv)
+    return train_method(name, args.config, args.set)
+
+
+def method_main(name: str) -> Callable[[list[str] | None], Path]:
+    """A method module's ``main(argv)``."""
+    return functools.partial(run_method, name)

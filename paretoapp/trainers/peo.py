@@ -1,0 +1,304 @@
+"""PEO (arXiv 2503.01233): aspect experts, an interpolated generalist, post-training extrapolation.
+
+What the paper confirms (abstract/introduction, docs/methods.md "PEO"): two
+objectives; phase 1 is plain DPO per objective from theta_0; the whole front
+comes from one training pass; a post-training search over extrapolation
+coefficients, scored by reward models, picks the family. The method sections
+could not be read, so phases 2 and 3 follow the **reconstruction** in
+docs/methods.md; every choice below marked [recon] is configurable:
+
+1. Phase 1 (paper): delta_1, delta_2 = DPO LoRA adapters on each objective's
+   pairs from theta_0 (``trainers.objective_adapter``; shared with Rewarded
+   Soups and Preference Vector through ``adapters_dir``).
+2. Phase 2 [recon]: the generalist starts at the interpolation
+   theta_g(0) = theta_0 + a*delta_1 + (1-a)*delta_2   (``alpha`` = a, default 0.5)
+   and a short DPO run on both objectives' pairs trains a fresh LoRA
+   correction delta_g on top, delta_1 and delta_2 frozen at gains a and 1-a:
+   theta_g = theta_0 + a*delta_1 + (1-a)*delta_2 + delta_g.
+   The DPO reference is theta_0 as in every other run (``generalist_reference:
+   init`` uses the interpolated start instead).
+3. Phase 3 [recon, in the spirit of ExPO: theta + s*(theta - theta_0)]:
+   candidates theta_0 + c_g*(theta_g - theta_0) + c_1*delta_1 + c_2*delta_2
+   for c_g in ``coef_generalist`` and c_1, c_2 in ``coef_objective`` (reaching
+   past [0, 1]); each is sampled on held-out prompts and scored per objective by
+   the scorers; the non-dominated candidates are kept, and each preference
+   w = (w_1, 1 - w_1) on a grid takes the candidate that maximises
+   w . (min-max normalised scores).
+
+In the bank all of this is gains on three stacked blocks [delta_1, delta_2,
+delta_g]: a candidate's gains are (c_g*a + c_1, c_g*(1-a) + c_2, c_g). The
+family's gate is an anchors table over w_1 in [0, 1] (**in-sample**: chosen by
+the search) extended to [-e, 1+e] (**extrapolated preference**: beyond a vertex
+the gains continue along g(w_1=1) - g(w_1=0), the direction from the best
+objective-2 candidate to the best objective-1 candidate). The manifest records
+the in-sample range so the UI can mark the rest.
+
+    paretoapp train peo --config peo.yaml
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from paretoapp.family import BaseModelRef, Block, Family, make_family
+from paretoapp.gates import Gate
+from paretoapp.pareto import nondominated_mask
+
+from .cli import method_main
+from .config import ConfigError, MethodConfig, TrainConfig, to_dict
+from .data import PreferenceCollator, hh_to_messages, read_rows, train_eval_pairs
+from .family_io import family_from_run, load_stacked, save_family
+from .loop import on_main_process, start_run, train_adapter
+from .lora import activate, attach_lora, load_adapters, load_base, reference
+from .objective_adapter import check_recipe, make_loss_fn, train_objective_adapter, write_recipe
+
+BLOCK_GENERALIST = "generalist"
+REFERENCES = ("base", "init")
+Scorer = Callable[[Sequence[str], Sequence[str]], Sequence[float]]
+
+
+@dataclass
+class PEOConfig(MethodConfig):
+    alpha: float = 0.5                              # generalist start: alpha*delta_1 + (1-alpha)*delta_2
+    generalist_train: TrainConfig | None = None     # phase-2 optimisation (default: ``train``)
+    generalist_reference: str = "base"              # DPO reference in phase 2: "base" (theta_0) or "init"
+    coef_generalist: list[float] = field(default_factory=lambda: [0.0, 1.0, 1.5])
+    coef_objective: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5])
+    scorers: list[str] = field(default_factory=list)  # one paretoapp.rewards spec per objective
+    eval_prompts: str | None = None                 # .jsonl ("prompt" field) or .txt; default: the data's prompts
+    n_eval_prompts: int = 16
+    max_new_tokens: int = 48
+    generation_batch_size: int = 64
+    anchor_step: float = 0.1
+    extrapolate: float = 0.5                        # w_1 offered in [-extrapolate, 1 + extrapolate]
+
+    def check(self) -> None:
+        super().check()
+        if len(self.objectives) != 2:
+            raise ConfigError(f"PEO is bi-factorial: give exactly 2 objectives, got {len(self.objectives)}")
+        if self.generalist_reference not in REFERENCES:
+            raise ConfigError(f"generalist_reference must be one of {REFERENCES}")
+        if not 0 < self.anchor_step <= 0.5 or self.extrapolate < 0:
+            raise ConfigError("need 0 < anchor_step <= 0.5 and extrapolate >= 0")
+
+
+# --------------------------------------------------------------------------- phase 2
+def generalist_model(cfg: PEOConfig, delta_1: Path, delta_2: Path):
+    """The phase-2 model: theta_0 + a*delta_1 + (1-a)*delta_2 (frozen) + delta_g (trainable, starts at 0)."""
+    base, tokenizer = load_base(cfg.base_model, cfg.revision, cfg.dtype, cfg.trust_remote_code)
+    model = load_adapters(base, {"delta_1": delta_1, "delta_2": delta_2})
+    torch.manual_seed((cfg.generalist_train or cfg.train).seed)
+    attach_lora(model, cfg.lora, adapter_name=BLOCK_GENERALIST)
+    activate(model, ["delta_1", "delta_2", BLOCK_GENERALIST], trainable=[BLOCK_GENERALIST],
+             scales={"delta_1": cfg.alpha, "delta_2": 1.0 - cfg.alpha})
+    return model, tokenizer
+
+
+@contextlib.contextmanager
+def interpolated_start(model):
+    """Reference = the generalist's starting point (delta_g switched off, experts still on)."""
+    from peft.tuners.lora import LoraLayer
+    layers = [m for m in getattr(model, "module", model).modules() if isinstance(m, LoraLayer)]
+    for m in layers:
+        m.set_scale(BLOCK_GENERALIST, 0.0)
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.set_scale(BLOCK_GENERALIST, 1.0)
+
+
+def train_generalist(cfg: PEOConfig, delta_1: Path, delta_2: Path) -> Path:
+    train = cfg.generalist_train or cfg.train
+    run_dir = Path(cfg.output_dir) / "generalist"
+    specs = [dataclasses.replace(o.data, objective=o.data.objective or o.name) for o in cfg.objectives]
+    recipe = {"base_model": cfg.base_model, "revision": cfg.revision, "lora": to_dict(cfg.lora),
+              "alpha": cfg.alpha, "reference": cfg.generalist_reference,
+              "experts": [str(Path(delta_1).resolve()), str(Path(delta_2).resolve())],
+              "data": [to_dict(s) for s in specs],
+              "train": {k: v for k, v in to_dict(train).items()
+                        if k not in ("progress", "log_every", "eval_every", "save_every", "keep_checkpoints")}}
+    check_recipe(run_dir, recipe)
+    if (run_dir / "done.json").is_file():
+        return run_dir / "adapter"
+    model, tokenizer = generalist_model(cfg, delta_1, delta_2)
+    train_rows, eval_rows = [], []
+    for spec in specs:
+        t, e = train_eval_pairs(spec, seed=train.seed)
+        train_rows += t
+        eval_rows += e
+    write_recipe(run_dir, recipe)
+    ref = reference if cfg.generalist_reference == "base" else interpolated_start
+    collate = PreferenceCollator(tokenizer, max_length=train.max_length, max_prompt_length=train.max_prompt_length)
+    return train_adapter(model, BLOCK_GENERALIST, train_rows, collate, make_loss_fn("dpo", train, ref), train,
+                         run_dir, eval_rows=eval_rows)
+
+
+# --------------------------------------------------------------------------- phase 3
+def candidate_gains(alpha: float, coef_generalist: Sequence[float], coef_objective: Sequence[float]) -> list[list[float]]:
+    """Gains on [delta_1, delta_2, delta_g] of theta_0 + c_g (theta_g - theta_0) + c_1 delta_1 + c_2 delta_2."""
+    seen, out = set(), []
+    for cg in coef_generalist:
+        for c1 in coef_objective:
+            for c2 in coef_objective:
+                g = [cg * alpha + c1, cg * (1 - alpha) + c2, cg]
+                key = tuple(round(v, 9) for v in g)
+                if key not in seen:
+                    seen.add(key)
+                    out.append(g)
+    return out
+
+
+def candidate_family(model, tensors: dict, blocks: list[Block], prompt_format: str = "chat") -> Family:
+    """A throw-away family whose 'preference' is the block gains themselves (identity gate, any value)."""
+    return make_family(name="peo-candidates", method="peo", base_model=BaseModelRef.of(model, "candidates"),
+                       objectives=[b.name for b in blocks], tensors=tensors, blocks=blocks,
+                       gate=Gate.identity(len(blocks)), on_simplex=False, prompt_format=prompt_format)
+
+
+def _user_prompt(prompt) -> str | list:
+    if isinstance(prompt, str) and prompt.startswith("\n\nHuman:"):
+        prompt = hh_to_messages(prompt[: prompt.rfind("\n\nAssistant:")])
+    return prompt
+
+
+def _prompt_text(prompt) -> str:
+    return prompt if isinstance(prompt, str) else next(m["content"] for m in reversed(prompt) if m["role"] == "user")
+
+
+def eval_prompts(cfg: PEOConfig) -> list:
+    """Held-out prompts for the search: ``eval_prompts`` file, else the objectives' held-out/first prompts."""
+    if cfg.eval_prompts:
+        path = Path(cfg.eval_prompts)
+        if path.suffix == ".txt":
+            prompts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        else:
+            from .data import DataSpec
+            prompts = [r["prompt"] for r in read_rows(DataSpec(source=str(path)))]
+    else:
+        prompts = []
+        for o in (o for o in cfg.objectives if o.data is not None):
+            train_rows, held_out = train_eval_pairs(o.data, seed=cfg.train.seed)
+            prompts += [p["prompt"] for p in (held_out or train_rows)]
+    unique = list({json.dumps(p): p for p in map(_user_prompt, prompts)}.values())
+    if not unique:
+        raise ConfigError("no prompts for the PEO search; set eval_prompts to a .jsonl or .txt file")
+    return unique[: cfg.n_eval_prompts]
+
+
+def score_candidates(model, tokenizer, family: Family, candidates: list[list[float]], prompts: list,
+                     scorers: Sequence[Scorer], max_new_tokens: int, batch_size: int) -> np.ndarray:
+    """Mean score per (candidate, objective), oriented so that higher is better: [n_candidates, k].
+
+    All candidates x prompts are generated as batched rows with per-row gains
+    (one model in memory, nothing merged).
+    """
+    from paretoapp.generate import GenerationSettings, Policy
+
+    policy = Policy(family, model, tokenizer)
+    try:
+        rows = [(c, p) for c in range(len(candidates)) for p in prompts]
+        responses: list[str] = []
+        settings = GenerationSettings(max_new_tokens=max_new_tokens, do_sample=False)
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            responses += policy.generate([p for _, p in chunk], [candidates[c] for c, _ in chunk], settings)
+    finally:
+        policy.bank.detach()
+    texts = [_prompt_text(p) for _, p in rows]
+    scores = np.zeros((len(candidates), len(scorers)))
+    for j, scorer in enumerate(scorers):
+        values = np.asarray(scorer(texts, responses), dtype=np.float64).reshape(len(candidates), len(prompts))
+        sign = 1.0 if getattr(scorer, "higher_is_better", True) else -1.0
+        scores[:, j] = sign * values.mean(axis=1)
+    return scores
+
+
+def choose_anchors(scores: np.ndarray, candidates: list[list[float]], step: float, extrapolate: float):
+    """Preference grid -> best non-dominated candidate (in-sample) plus extrapolated ends.
+
+    Returns (points [[w_1, 1 - w_1]], gains, record) where record says which
+    candidate each in-sample point took.
+    """
+    keep = nondominated_mask(scores, maximise=True)
+    idx = np.flatnonzero(keep)
+    lo, hi = scores[idx].min(axis=0), scores[idx].max(axis=0)
+    norm = (scores[idx] - lo) / np.where(hi - lo > 0, hi - lo, 1.0)
+    n = int(round(1.0 / step))
+    inside = [i / n for i in range(n + 1)]
+    chosen = [int(idx[np.argmax(norm @ np.array([w1, 1.0 - w1]))]) for w1 in inside]
+    gains = {w1: np.array(candidates[c], dtype=np.float64) for w1, c in zip(inside, chosen)}
+    slope = gains[1.0] - gains[0.0]
+    if not np.any(slope):  # one candidate wins everywhere: extrapolate towards expert 1 and away from expert 2
+        slope = np.array([1.0, -1.0, 0.0])
+    m = int(round(extrapolate / step))
+    outside = {-(j * step): gains[0.0] - j * step * slope for j in range(1, m + 1)}
+    outside.update({1.0 + j * step: gains[1.0] + j * step * slope for j in range(1, m + 1)})
+    table = {**gains, **outside}
+    ws = sorted(table)
+    points = [[round(w, 9), round(1.0 - w, 9)] for w in ws]
+    record = {"in_sample_w1": inside, "chosen_candidate": chosen, "nondominated": idx.tolist()}
+    return points, [table[w].tolist() for w in ws], record
+
+
+# --------------------------------------------------------------------------- the whole method
+def build_scorers(cfg: PEOConfig, model, tokenizer) -> list:
+    from paretoapp.rewards import ScorerContext
+    from paretoapp.rewards import build_scorers as _build
+    if len(cfg.scorers) != 2:
+        raise ConfigError("PEO's search needs one scorer per objective: set scorers: [<helpful>, <harmless>] "
+                          "(e.g. ray-helpful, ray-harmless; offline: helpful_offline, harmless_offline)")
+    return _build(cfg.scorers, ScorerContext(causal_lm=model, tokenizer=tokenizer, model_id=cfg.base_model,
+                                             system_prompt=cfg.system_prompt, show_progress=cfg.train.progress))
+
+
+def train(cfg: PEOConfig, scorers: Sequence[Scorer] | None = None) -> Path:
+    """Phases 1-3; ``scorers`` (one callable per objective) overrides ``cfg.scorers``."""
+    start_run(cfg)
+    o1, o2 = cfg.objectives
+    delta_1 = train_objective_adapter(cfg, o1, "dpo")                 # phase 1
+    delta_2 = train_objective_adapter(cfg, o2, "dpo")
+    delta_g = train_generalist(cfg, delta_1, delta_2)                 # phase 2
+    adapters = {o1.name: delta_1, o2.name: delta_2, BLOCK_GENERALIST: delta_g}
+    on_main_process(lambda: search_and_save(cfg, adapters, scorers))           # phase 3
+    return cfg.family_path
+
+
+def search_and_save(cfg: PEOConfig, adapters: dict[str, Path], scorers: Sequence[Scorer] | None) -> Path:
+    """Phase 3: score the candidates, choose the anchors, write the family."""
+    peft_model, tokenizer, tensors, blocks = load_stacked(cfg, adapters)
+    model = peft_model.unload()  # the plain base again; the bank carries the adapters from here
+    from accelerate import PartialState
+    model.to(PartialState().device).eval()  # generate on the GPU when there is one
+    scorers = list(scorers) if scorers is not None else build_scorers(cfg, model, tokenizer)
+    candidates = candidate_gains(cfg.alpha, cfg.coef_generalist, cfg.coef_objective)
+    prompts = eval_prompts(cfg)
+    scores = score_candidates(model, tokenizer, candidate_family(model, tensors, blocks, cfg.prompt_format), candidates, prompts,
+                              scorers, cfg.max_new_tokens, cfg.generation_batch_size)
+    points, gains, record = choose_anchors(scores, candidates, cfg.anchor_step, cfg.extrapolate)
+    e = cfg.extrapolate
+    family = family_from_run(
+        cfg, "peo", model, tensors, blocks, Gate.anchors(points, gains, mode="interpolate"),
+        training={"adapters": {k: str(Path(v).resolve()) for k, v in adapters.items()}, "alpha": cfg.alpha,
+                  "search": {"candidates": candidates, "scores": scores.tolist(), "n_prompts": len(prompts),
+                             "scorers": [getattr(s, "name", repr(s)) for s in scorers], **record}},
+        w_low=[-e, -e], w_high=[1 + e, 1 + e], in_sample_low=[0.0, 0.0], in_sample_high=[1.0, 1.0],
+        on_simplex=True,
+        description="PEO: experts + interpolated generalist, coefficients chosen by a post-training search; "
+                    "w_1 outside [0, 1] extrapolates the preference")
+    return save_family(cfg, family)
+
+
+main = method_main("peo")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Preference sliders: a fixed set of MAX_CONTROLS sliders shown, hidden and re-ranged per family.
+
+Gradio components cannot be created after the page is built, so every
+preference control set (Explore, side by side A and B) is MAX_CONTROLS
+sliders, of which the family's ``PreferenceSpace`` shows as many as it needs.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..gates import PreferenceError
+from ..preferences import MAX_CONTROLS, PreferenceSpace
+from .catalog import FamilyEntry
+
+
+def slider_updates(entry: FamilyEntry, w) -> list:
+    """One ``gr.update`` per slider: range, label and value for the family, the rest hidden."""
+    space = PreferenceSpace(entry.manifest)
+    controls, values = space.controls(), space.to_controls(w)
+    ups = []
+    for i in range(MAX_CONTROLS):
+        if i < len(controls):
+            c = controls[i]
+            ups.append(gr.update(visible=True, minimum=c.low, maximum=c.high, step=c.step, label=c.label,
+                                 info=c.info, value=values[i]))
+        else:
+            ups.append(gr.update(visible=False))
+    return ups
+
+
+def sliders(entry: FamilyEntry, w, prefix: str) -> list[gr.Slider]:
+    """MAX_CONTROLS sliders set up for ``entry`` at ``w`` (elem_id ``{prefix}{i}``)."""
+    out = []
+    for i, up in enumerate(slider_updates(entry, w)):
+        kw = {k: v for k, v in up.items() if k != "__type__"}
+        out.append(gr.Slider(elem_id=f"{prefix}{i}", **{"minimum": 0, "maximum": 1, **kw}))
+    return out
+
+
+def end_w(entry: FamilyEntry, which: int) -> list[float]:
+    """An end of the trained range (side by side starts there): all weight on objective ``which``."""
+    space = PreferenceSpace(entry.manifest)
+    w = [1.0 if i == which else 0.0 for i in range(entry.k)]
+    try:
+        return space.to_w(space.to_controls(w))
+    except PreferenceError:
+        return space.default_w()

@@ -1,0 +1,62 @@
+"""Start the explorer: ``paretoapp app`` and the Space's ``app.py`` both end here.
+
+Families come from ``--family`` (folders or Hub families ``owner/repo[/subfolder][@revision]``,
+plus the comma-separated ``PARETOAPP_FAMILIES``) and the embedded demo under
+``--assets`` (unless ``--no-assets`` or ``PARETOAPP_NO_DEMO=1``). Runs with no
+network on the demo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def default_assets() -> str:
+    """``PARETOAPP_ASSETS``, else the checkout's ``assets/`` (the embedded demo), else ``./assets``."""
+    if os.environ.get("PARETOAPP_ASSETS"):
+        return os.environ["PARETOAPP_ASSETS"]
+    checkout = Path(__file__).resolve().parents[2] / "assets"
+    return str(checkout if checkout.is_dir() else Path("assets"))
+
+
+def _env_list(name: str) -> list[str]:
+    return [v.strip() for v in os.environ.get(name, "").split(",") if v.strip()]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--family", action="append", default=_env_list("PARETOAPP_FAMILIES"), metavar="PATH_OR_REPO",
+                   help="a family folder (with family.json) or a Hub family owner/repo[/subfolder][@revision]; "
+                        "repeat for several (the comma-separated PARETOAPP_FAMILIES are added too)")
+    p.add_argument("--assets", default=default_assets(),
+                   help="folder whose subfolders are families to list (default: the embedded demo)")
+    p.add_argument("--no-assets", action="store_true", default=os.environ.get("PARETOAPP_NO_DEMO") == "1",
+                   help="list only the --family folders, not the embedded demo (or set PARETOAPP_NO_DEMO=1)")
+    p.add_argument("--device", default=os.environ.get("PARETOAPP_DEVICE"),
+                   help="cpu, cuda, cuda:1, mps (default: cuda when available)")
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME"), help="address to listen on")
+    p.add_argument("--port", type=int, default=int(os.environ["GRADIO_SERVER_PORT"])
+                   if os.environ.get("GRADIO_SERVER_PORT") else None)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--share", action="store_true", help="ask Gradio for a public share link (needs network)")
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Find the families, load the first model (so the first answer is quick) and launch."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    import torch
+
+    from . import build_app, build_catalog, launch_kwargs
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    catalog = build_catalog(args.family, None if args.no_assets else args.assets, device=device)
+    catalog.get(catalog.keys[0]).policy()
+    demo = build_app(catalog)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs())

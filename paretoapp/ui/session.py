@@ -1,0 +1,100 @@
+"""What one browser session holds, and the app-wide objects every tab shares.
+
+``Session`` lives in ``gr.State``: Gradio gives every browser session its own
+copy, so one visitor's preference never reaches another's. ``AppContext`` is
+built once per app: the catalog of families (shared, read-mostly) and the
+registry of running generations that Stop and Clear cancel. Nothing else in
+the UI keeps state.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from ..family import FamilyError
+from ..gates import PreferenceError
+from ..preferences import PreferenceSpace
+from .catalog import Catalog, FamilyEntry
+
+
+@dataclass
+class Session:
+    """One browser session: the family it looks at and its preference w for that family."""
+
+    family: str
+    w: list[float]
+
+    def w_for(self, entry: FamilyEntry) -> list[float]:
+        """The session's w if it belongs to ``entry``'s family, else that family's default."""
+        if self.family == entry.key and len(self.w) == entry.k:
+            return list(self.w)
+        return PreferenceSpace(entry.manifest).default_w()
+
+
+def session_id(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "local"
+
+
+class Cancels:
+    """Cancel events of the generations running now, one per (session, kind); safe across threads."""
+
+    def __init__(self):
+        self._events: dict[tuple[str, str], threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def start(self, session: str, kind: str) -> threading.Event:
+        """A fresh event for a new generation (a previous one of the same kind is cancelled)."""
+        event = threading.Event()
+        with self._lock:
+            old = self._events.get((session, kind))
+            self._events[(session, kind)] = event
+        if old is not None:
+            old.set()
+        return event
+
+    def cancel(self, session: str, kind: str) -> None:
+        with self._lock:
+            event = self._events.get((session, kind))
+        if event is not None:
+            event.set()
+
+    def finish(self, session: str, kind: str, event: threading.Event) -> None:
+        event.set()
+        with self._lock:
+            if self._events.get((session, kind)) is event:
+                del self._events[(session, kind)]
+
+
+@dataclass
+class AppContext:
+    """The app-wide objects: families and running generations."""
+
+    catalog: Catalog
+    cancels: Cancels = field(default_factory=Cancels)
+
+    def entry(self, key: str) -> FamilyEntry:
+        """The family named ``key``, or a user-facing error that lists the loaded ones."""
+        try:
+            return self.catalog.get(key)
+        except FamilyError as exc:
+            raise user_error(exc) from None
+
+    def space(self, key: str) -> tuple[FamilyEntry, PreferenceSpace]:
+        entry = self.entry(key)
+        return entry, PreferenceSpace(entry.manifest)
+
+    def w_from_controls(self, key: str, values) -> tuple[FamilyEntry, PreferenceSpace, list[float]]:
+        """Control values -> a checked w for family ``key`` (a user-facing error if it is not valid)."""
+        entry, space = self.space(key)
+        try:
+            return entry, space, space.to_w(list(values)[: len(space.controls())])
+        except PreferenceError as exc:
+            raise user_error(exc) from None
+
+
+def user_error(exc: BaseException) -> gr.Error:
+    """A toast that stays until dismissed, with the error's own message (which says what to do)."""
+    return gr.Error(str(exc), duration=None)

@@ -1,0 +1,136 @@
+"""The Export tab: the session's w as a merged checkpoint (zip download) or a Hub repo.
+
+Exports go to a per-session folder under ``PARETOAPP_EXPORT_DIR`` (default: the
+system temp folder); the merged weights are W0 + B diag(g(w)) A written once.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from ..export import ExportError, check_export_name, export_merged, push_to_hub, zip_folder
+from ..preferences import PreferenceSpace
+from .catalog import FamilyEntry
+from .session import AppContext, Session
+from .tab_explore import USER_ERRORS, ExploreTab
+
+
+def default_export_name(entry: FamilyEntry, w) -> str:
+    """``<family>-w<percent>_<percent>``: no dots, which would read as a file suffix (".50.zip")."""
+    parts = "_".join(("m" if v < 0 else "") + f"{round(abs(float(v)) * 100):d}" for v in w)
+    base = "".join(c if c.isalnum() or c in "._-" else "-" for c in entry.manifest.name).strip("-.") or "model"
+    return f"{base}-w{parts}"[:96]
+
+
+def export_parent(request: gr.Request | None) -> Path:
+    session = getattr(request, "session_hash", None) or "local"
+    root = Path(os.environ.get("PARETOAPP_EXPORT_DIR") or Path(tempfile.gettempdir()) / "paretoapp-exports")
+    return root / "".join(c for c in session if c.isalnum())[:40]
+
+
+def scores_at(entry: FamilyEntry, w) -> dict[str, float] | None:
+    """The evaluated mean scores at exactly this w (for the model card), else None."""
+    r = entry.results
+    if r is None or len(r.w_columns) != len(w) or r.meta.get("synthetic"):
+        return None
+    d = np.abs(r.means[r.w_columns].to_numpy(float) - np.asarray(w, float)).max(axis=1)
+    if d.min() > 1e-6:
+        return None
+    row = r.means.iloc[int(d.argmin())]
+    return {n: float(row[n]) for n in r.objectives}
+
+
+def export_head(entry: FamilyEntry, w) -> str:
+    return (f"Exports **{entry.key}** at the current preference — {PreferenceSpace(entry.manifest).describe(w)}.\n\n"
+            "The merged checkpoint is a plain `transformers` model: it loads anywhere without paretoapp.")
+
+
+class ExportTab:
+    def __init__(self, ctx: AppContext, first: FamilyEntry, w0: list[float], on_space: bool):
+        self.ctx = ctx
+        with gr.Tab("Export", id="export"):
+            self.head = gr.Markdown(export_head(first, w0))
+            with gr.Row():
+                with gr.Column():
+                    gr.Markdown("### Download a merged checkpoint")
+                    self.name = gr.Textbox(label="Name", placeholder=default_export_name(first, w0),
+                                           info="letters, digits, '.', '_' or '-'; empty = the name shown",
+                                           elem_id="pa-export-name")
+                    self.go = gr.Button("Build merged checkpoint (zip)", variant="primary", elem_id="pa-export-go")
+                    self.file = gr.File(label="Merged checkpoint", interactive=False, elem_id="pa-export-file")
+                    self.status = gr.Markdown(elem_id="pa-export-status")
+                with gr.Column():
+                    gr.Markdown("### Push to the Hugging Face Hub")
+                    if on_space:
+                        gr.LoginButton()
+                        self.token = gr.Textbox(visible=False)
+                    else:
+                        self.token = gr.Textbox(label="Hub token (write access)", type="password",
+                                                placeholder="hf_…  (never stored)")
+                    self.repo = gr.Textbox(label="Repository", placeholder="your-name/model-name")
+                    self.private = gr.Checkbox(value=True, label="Private repository")
+                    self.push = gr.Button("Push to the Hub", elem_id="pa-push-go")
+                    self.push_status = gr.Markdown(elem_id="pa-push-status")
+            self.last = gr.State(None)  # (folder, w) of this session's last export
+
+    def preference_updates(self, entry: FamilyEntry, w) -> dict:
+        return {self.head: export_head(entry, w), self.name: gr.update(placeholder=default_export_name(entry, w))}
+
+    def wire(self, session: gr.State, explore: ExploreTab) -> None:
+        ctx = self.ctx
+
+        def do_export(key, sess: Session, export_name, request: gr.Request = None, progress=gr.Progress()):
+            try:
+                entry = ctx.entry(key)
+                w = sess.w_for(entry)
+                export_name = (export_name or "").strip() or default_export_name(entry, w)
+                check_export_name(export_name)
+                progress(0.05, desc="loading the family")
+                policy = entry.policy()
+                progress(0.25, desc="merging W0 + B·diag(g(w))·A")
+                folder = export_merged(policy, w, export_parent(request), export_name,
+                                       scores=scores_at(entry, w), overwrite=True)
+                progress(0.75, desc="zipping")
+                z = zip_folder(folder)
+            except (*USER_ERRORS, OSError) as exc:
+                return None, f"❌ **Export failed:** {exc}", None
+            size = z.stat().st_size / 2 ** 20
+            msg = (f"✅ **{z.name}** ({size:.1f} MB): merged weights (safetensors), tokenizer and a model card, "
+                   f"at w = ({', '.join(f'{v:g}' for v in w)}).")
+            return str(z), msg, [str(folder), list(w)]
+
+        self.go.click(do_export, [explore.family, session, self.name], [self.file, self.status, self.last],
+                      api_name="export", concurrency_id="export", concurrency_limit=2)
+
+        def do_push(key, sess: Session, export_name, repo_id, is_private, token_text, last,
+                    oauth_token: gr.OAuthToken | None = None, request: gr.Request = None, progress=gr.Progress()):
+            tok = (oauth_token.token if oauth_token is not None else None) or (token_text or "").strip() or None
+            try:
+                if not (repo_id or "").strip():
+                    raise ExportError("give a repository id like 'your-name/model-name'")
+                if not tok:
+                    raise ExportError("log in with the button above (on a Space) or paste a Hub token with write access")
+                entry = ctx.entry(key)
+                w = sess.w_for(entry)
+                if last and list(last[1]) == list(w) and Path(last[0]).is_dir():
+                    folder = Path(last[0])
+                else:
+                    progress(0.1, desc="merging")
+                    export_name = (export_name or "").strip() or default_export_name(entry, w)
+                    folder = export_merged(entry.policy(), w, export_parent(request), export_name,
+                                           scores=scores_at(entry, w), overwrite=True)
+                progress(0.4, desc="uploading")
+                url = push_to_hub(folder, repo_id.strip(), token=tok, private=bool(is_private))
+            except (*USER_ERRORS, OSError) as exc:
+                return f"❌ **Push failed:** {exc}"
+            except Exception as exc:  # network / auth errors from the Hub client
+                return f"❌ **Push failed:** {type(exc).__name__}: {exc}"
+            return f"✅ Pushed to [{repo_id}]({url})."
+
+        self.push.click(do_push, [explore.family, session, self.name, self.repo, self.private, self.token, self.last],
+                        self.push_status, api_name="push", concurrency_id="export")

@@ -1,0 +1,143 @@
+"""The Side by side tab: two preferences, one prompt, both answers from one batched generation.
+
+Rows A and B of one ``generate`` call carry w_A and w_B, so the comparison
+costs one decode for two answers; the answers are then scored live with the
+family's offline scorers (``FamilyEntry.live_scorers``).
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..gates import PreferenceError
+from ..preferences import MAX_CONTROLS, PreferenceSpace
+from .catalog import FamilyEntry
+from .chat import settings_from
+from .controls import end_w, slider_updates, sliders
+from .session import AppContext, session_id, user_error
+from .tab_explore import USER_ERRORS, ExploreTab
+from .zerogpu import gpu
+
+SLOTS = ("A", "B")
+
+
+def scores_markdown(scorers, prompt: str, answers: list[str]) -> list[str]:
+    """One small Markdown table of live scores per answer."""
+    if not scorers:
+        return ["*No reward scorers are available for this family in the app.*"] * len(answers)
+    values = {s.name: s([prompt] * len(answers), answers) for s in scorers}
+    out = []
+    for i in range(len(answers)):
+        rows = ["| scorer | score |", "|---|---:|"]
+        rows += [f"| {n} {'↑' if s.higher_is_better else '↓'} | {float(values[n][i]):.3f} |"
+                 for n, s in zip(values, scorers)]
+        out.append("\n".join(rows))
+    return out
+
+
+def head(slot: str, space: PreferenceSpace, w) -> str:
+    return f"### {slot}\n" + space.describe(w)
+
+
+class SideBySideTab:
+    def __init__(self, ctx: AppContext, first: FamilyEntry):
+        self.ctx = ctx
+        space = PreferenceSpace(first.manifest)
+        self.heads, self.controls, self.answers, self.scores = {}, {}, {}, {}
+        with gr.Tab("Side by side", id="compare"):
+            gr.Markdown("Two preferences, one prompt: both answers come from **one batched generation** "
+                        "with a different w per row.")
+            with gr.Row():
+                for i, slot in enumerate(SLOTS):
+                    with gr.Column():
+                        w = end_w(first, i)
+                        self.heads[slot] = gr.Markdown(head(slot, space, w), elem_classes="pa-side-head")
+                        self.controls[slot] = sliders(first, w, f"pa-{slot.lower()}")
+            with gr.Row():
+                self.prompt = gr.Textbox(label="Prompt", scale=6, elem_id="pa-cmp-prompt",
+                                         placeholder="One prompt for both preferences; press Enter or Compare")
+                self.go = gr.Button("Compare", variant="primary", scale=1, elem_id="pa-cmp-go")
+                self.stop = gr.Button("Stop", variant="stop", scale=1)
+            with gr.Row():
+                for slot in SLOTS:
+                    with gr.Column():
+                        self.answers[slot] = gr.Textbox(label=f"Answer at {slot}", lines=8, max_lines=20,
+                                                        interactive=False, elem_id=f"pa-answer-{slot.lower()}",
+                                                        buttons=["copy"])
+                        self.scores[slot] = gr.Markdown(elem_id=f"pa-scores-{slot.lower()}", elem_classes="pa-scores")
+            self.copy = gr.Button("Set A to the current w from the Explore tab", size="sm")
+
+    def family_updates(self, entry: FamilyEntry) -> dict:
+        """Both slots back to the two ends of the new family's range."""
+        space = PreferenceSpace(entry.manifest)
+        out = {}
+        for i, slot in enumerate(SLOTS):
+            w = end_w(entry, i)
+            out[self.heads[slot]] = head(slot, space, w)
+            out.update(zip(self.controls[slot], slider_updates(entry, w)))
+        return out
+
+    def wire(self, session: gr.State, explore: ExploreTab) -> None:
+        ctx = self.ctx
+
+        def slot_head(slot):
+            def fn(key, *values):
+                entry, space = ctx.space(key)
+                try:
+                    return head(slot, space, space.to_w(values[: len(space.controls())]))
+                except PreferenceError as exc:
+                    return f"### {slot}\n⚠️ {exc}"
+            return fn
+
+        for slot in SLOTS:
+            for s in self.controls[slot]:
+                s.release(slot_head(slot), [explore.family, *self.controls[slot]], self.heads[slot], api_name=False)
+
+        @gpu
+        def compare(prompt, key, *values, request: gr.Request = None):
+            *ctrl_values, system_prompt, temp, max_new = values
+            prompt = (prompt or "").strip()
+            if not prompt:
+                raise gr.Error("Type a prompt to compare the two preferences on.")
+            _, space, wa = ctx.w_from_controls(key, ctrl_values[:MAX_CONTROLS])
+            entry, _, wb = ctx.w_from_controls(key, ctrl_values[MAX_CONTROLS:])
+            try:
+                settings = settings_from(temp, max_new)
+                policy = entry.policy()
+            except USER_ERRORS as exc:
+                raise user_error(exc) from None
+            sid = session_id(request)
+            cancel = ctx.cancels.start(sid, "compare")
+            texts = ["", ""]
+            head_a, head_b = head("A", space, wa), head("B", space, wb)
+            try:
+                yield "", "", "*generating…*", "*generating…*", head_a, head_b
+                for texts in policy.stream([prompt, prompt], [wa, wb], settings,
+                                           system_prompt=(system_prompt or None), cancel=cancel):
+                    yield texts[0], texts[1], "*generating…*", "*generating…*", head_a, head_b
+                yield texts[0], texts[1], "*scoring…*", "*scoring…*", head_a, head_b
+                sa, sb = scores_markdown(entry.live_scorers(), prompt, list(texts))
+                yield texts[0], texts[1], sa, sb, head_a, head_b
+            except USER_ERRORS as exc:
+                raise user_error(exc) from None
+            finally:
+                ctx.cancels.finish(sid, "compare", cancel)
+
+        inputs = [self.prompt, explore.family, *self.controls["A"], *self.controls["B"], *explore.settings_inputs]
+        outputs = [self.answers["A"], self.answers["B"], self.scores["A"], self.scores["B"],
+                   self.heads["A"], self.heads["B"]]
+        ev_go = self.go.click(compare, inputs, outputs, api_name="compare", concurrency_id="generate")
+        ev_enter = self.prompt.submit(compare, inputs, outputs, api_name=False, concurrency_id="generate")
+
+        def stop(request: gr.Request = None):
+            ctx.cancels.cancel(session_id(request), "compare")
+
+        self.stop.click(stop, None, None, cancels=[ev_go, ev_enter], queue=False, api_name=False)
+
+        def copy_current(key, sess):
+            entry, space = ctx.space(key)
+            w = sess.w_for(entry)
+            return [head("A", space, w), *slider_updates(entry, w)]
+
+        self.copy.click(copy_current, [explore.family, session], [self.heads["A"], *self.controls["A"]],
+                        api_name=False)
