@@ -16,6 +16,12 @@ A new ``threading.Thread`` starts with an empty context, so threads that run
 
 Several families on the same base share one model in memory: each attaches
 its tensors under its own bank id and the request names the bank it uses.
+Every layer also keeps the *union* of its banks, stacked along one model-wide
+rank axis (``BankLayout``: each bank owns ranks [offset, offset + R) in every
+adapted layer, zeros where it does not adapt the layer). Gains bound under the
+id ``UNION`` span that axis, so rows of different families, each with zero
+gain outside its own family's ranks, share one forward (``engine.py``). The
+per-bank tensors are views into the union, so nothing is stored twice.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -49,6 +56,40 @@ class ActiveGains:
 
 
 _ACTIVE: contextvars.ContextVar[ActiveGains | None] = contextvars.ContextVar("paretoapp_gains", default=None)
+UNION = "*union*"  # ActiveGains.bank_id whose gains span every bank attached to the model (see BankLayout)
+
+
+@dataclass
+class BankLayout:
+    """Where each attached bank sits on a model's union rank axis.
+
+    ``lock`` is held while banks are attached or detached and by whoever runs
+    the model with ``UNION`` gains (the engine, around each forward), so a
+    forward never sees layers of two different layouts. ``version`` changes
+    with every attach and detach.
+    """
+    offsets: dict[str, tuple[int, int]] = field(default_factory=dict)  # bank_id -> (offset, rank)
+    total: int = 0
+    version: int = 0
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def span(self, bank_id: str) -> tuple[int, int]:
+        """[start, stop) of ``bank_id`` on the union axis."""
+        off, rank = self.offsets[bank_id]
+        return off, off + rank
+
+
+_LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LAYOUTS_LOCK = threading.Lock()
+
+
+def layout_of(model: nn.Module) -> BankLayout:
+    """The model's bank layout (an empty one if no family is attached)."""
+    with _LAYOUTS_LOCK:
+        layout = _LAYOUTS.get(model)
+        if layout is None:
+            layout = _LAYOUTS[model] = BankLayout()
+        return layout
 
 
 @contextlib.contextmanager
@@ -79,15 +120,29 @@ class BankLinear(nn.Module):
         self.bias = base.bias
         w = base.weight
         self.in_features, self.out_features = (w.shape[0], w.shape[1]) if self.transposed else (w.shape[1], w.shape[0])
-        self.banks: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.banks: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # views into ``union``
+        self.union: tuple[torch.Tensor, torch.Tensor] = (w.new_zeros(0, self.in_features),
+                                                         w.new_zeros(self.out_features, 0))
 
-    def add_bank(self, bank_id: str, a: torch.Tensor, b: torch.Tensor) -> None:
+    def check_bank(self, a: torch.Tensor, b: torch.Tensor) -> None:
         if a.shape[1] != self.in_features or b.shape[0] != self.out_features:
             raise FamilyError(
                 f"bank tensors A {tuple(a.shape)} / B {tuple(b.shape)} do not fit a layer with "
                 f"{self.in_features} inputs and {self.out_features} outputs: the family was trained for another base model")
+
+    def set_layout(self, layout: BankLayout, new: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
+        """Rebuild the union for ``layout`` from the banks held now plus ``new`` (bank_id -> A, B)."""
         w = self.weight
-        self.banks[bank_id] = (a.to(w.device, w.dtype).contiguous(), b.to(w.device, w.dtype).contiguous())
+        parts = {i: v for i, v in self.banks.items() if i in layout.offsets}
+        parts.update({i: (a.to(w.device, w.dtype), b.to(w.device, w.dtype)) for i, (a, b) in (new or {}).items()})
+        a_u = w.new_zeros(layout.total, self.in_features)
+        b_u = w.new_zeros(self.out_features, layout.total)
+        for bank_id, (a, b) in parts.items():
+            s, e = layout.span(bank_id)
+            a_u[s:e] = a
+            b_u[:, s:e] = b
+        self.union = (a_u, b_u)
+        self.banks = {i: (a_u[slice(*layout.span(i))], b_u[:, slice(*layout.span(i))]) for i in parts}
 
     def base_forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.transposed:
@@ -100,7 +155,7 @@ class BankLinear(nn.Module):
         active = _ACTIVE.get()
         if active is None:
             return out
-        bank = self.banks.get(active.bank_id)
+        bank = self.union if active.bank_id == UNION else self.banks.get(active.bank_id)
         if bank is None:
             return out
         a, b = bank
@@ -140,8 +195,9 @@ class PreferenceBank:
         self.family = family
         self.manifest = family.manifest
         self.bank_id = bank_id or f"{family.manifest.name}-{family.fingerprint()}"
+        self.layout = layout_of(model)
         self._check_base(model)
-        with _ATTACH_LOCK:
+        with _ATTACH_LOCK, self.layout.lock:
             self._attach()
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
@@ -164,23 +220,46 @@ class PreferenceBank:
             raise FamilyError(
                 f"family {self.manifest.name!r} adapts module {missing[0]!r}, which this model does not have "
                 f"({len(missing)} missing): the adapters are for another base model")
-        for name in self.family.modules:
+        tensors = {name: (self.family.tensors[f"{name}.lora_A"], self.family.tensors[f"{name}.lora_B"])
+                   for name in self.family.modules}
+        wrapped = {}
+        for name, (a, b) in tensors.items():
             layer = modules[name]
-            if not isinstance(layer, BankLinear):
-                layer = BankLinear(layer)
+            wrapped[name] = layer if isinstance(layer, BankLinear) else BankLinear(layer)
+            wrapped[name].check_bank(a, b)
+        rank = self.manifest.total_rank
+        layout = self.layout
+        if self.bank_id not in layout.offsets:  # a new bank goes at the end; re-attaching keeps its place
+            layout.offsets[self.bank_id] = (layout.total, rank)
+            layout.total += rank
+        elif layout.offsets[self.bank_id][1] != rank:
+            raise FamilyError(f"bank id {self.bank_id!r} is already attached with another rank; detach it first")
+        layout.version += 1
+        for name, layer in wrapped.items():
+            if layer is not modules[name]:
                 parent_name, _, child = name.rpartition(".")
                 setattr(modules[parent_name] if parent_name else self.model, child, layer)
-            layer.add_bank(self.bank_id, self.family.tensors[f"{name}.lora_A"], self.family.tensors[f"{name}.lora_B"])
+        for name, layer in bank_layers(self.model).items():
+            layer.banks.pop(self.bank_id, None)
+            layer.set_layout(layout, {self.bank_id: tensors[name]} if name in tensors else None)
 
     def detach(self) -> None:
         """Remove this family's tensors; layers with no bank left get their original module back."""
-        with _ATTACH_LOCK:
+        layout = self.layout
+        with _ATTACH_LOCK, layout.lock:
+            if self.bank_id in layout.offsets:
+                off, rank = layout.offsets.pop(self.bank_id)
+                layout.offsets = {i: (o - rank if o > off else o, r) for i, (o, r) in layout.offsets.items()}
+                layout.total -= rank
+                layout.version += 1
             for name, layer in bank_layers(self.model).items():
                 layer.banks.pop(self.bank_id, None)
                 if not layer.banks:
                     parent_name, _, child = name.rpartition(".")
                     parent = self.model.get_submodule(parent_name) if parent_name else self.model
                     setattr(parent, child, layer.original[0])
+                else:
+                    layer.set_layout(layout)
 
     # ------------------------------------------------------------------ gains
     def rank_gains(self, w) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Generation with a per-row preference: batched answers and streaming chat.
 
 A ``Policy`` is one family attached to its base model. Every call takes one
-preference per row, so a whole front, two side-by-side answers or many users'
-chats are one batched ``generate``; nothing about w is stored on the model.
+preference per row and hands its rows to the model's engine (``engine.py``),
+which decodes them together with every other request on the same base, at any
+w and from any family attached to it; nothing about w is stored on the model.
 
 Over-long prompts: by default they are rejected with ``PromptTooLongError``
 (silently dropping the start of a chat would drop its system prompt and the
@@ -12,20 +13,16 @@ most recent tokens instead and logs a warning.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import logging
-import queue
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
-from transformers.generation.streamers import BaseStreamer
 
 from .bank import PreferenceBank
+from .engine import Engine, Row, engine_for
 from .family import Family, load_family
 from .gates import Preferences
 from .models import load_base
@@ -121,9 +118,13 @@ class Policy:
     def device(self):
         return self.bank.device
 
+    @property
+    def engine(self) -> Engine:
+        return engine_for(self.model)
+
     def context_length(self) -> int:
-        cfg = self.model.config
-        return int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 2048))
+        """Tokens one row may hold, prompt and answer together."""
+        return self.engine.max_context
 
     # ------------------------------------------------------------- prompting
     def uses_chat_template(self) -> bool:
@@ -137,8 +138,9 @@ class Policy:
         system = system_prompt if system_prompt is not None else self.manifest.system_prompt
         return render_messages(self.tokenizer, with_system(messages, system), self.manifest.prompt_format)
 
-    def encode(self, prompts: Sequence[Prompt], ws: torch.Tensor, settings: GenerationSettings,
-               system_prompt: str | None = None) -> dict:
+    def prompt_ids(self, prompts: Sequence[Prompt], ws: torch.Tensor, settings: GenerationSettings,
+                   system_prompt: str | None = None) -> list[list[int]]:
+        """Each row's prompt token ids, checked against the context (or cut on the left, if allowed)."""
         texts = [self.render(p, w.tolist(), system_prompt) for p, w in zip(prompts, ws)]
         # a chat template already writes BOS and the other special tokens itself
         special = not self.uses_chat_template()
@@ -153,13 +155,19 @@ class Policy:
                         f"or allow overflow='truncate_left'")
                 log.warning("prompt %d has %d tokens; keeping the last %d", i, len(row), limit)
                 ids[i] = row[-limit:]
+        return ids
+
+    def encode(self, prompts: Sequence[Prompt], ws: torch.Tensor, settings: GenerationSettings,
+               system_prompt: str | None = None) -> dict:
+        """The prompts as one left-padded batch (for a plain forward or ``generate``)."""
+        ids = self.prompt_ids(prompts, ws, settings, system_prompt)
         width = max(len(r) for r in ids)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in ids])
         mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids])
         return {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
 
-    def _prepare(self, prompts, ws, settings, system_prompt):
+    def _prepare(self, prompts, ws, settings):
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompts:
             raise ValueError("no prompts given")
@@ -168,23 +176,36 @@ class Policy:
             w = w.expand(len(prompts), -1)
         if w.shape[0] != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {w.shape[0]} preference vectors; give one per prompt or one for all")
-        settings = settings or GenerationSettings()
-        return prompts, w, settings, self.encode(prompts, w, settings, system_prompt)
+        return prompts, w, settings or GenerationSettings()
 
-    def _generate_kwargs(self, settings: GenerationSettings, extra_stop: threading.Event | None = None) -> dict:
+    def rows(self, prompts: Prompt | Sequence[Prompt], ws: Preferences, settings: GenerationSettings | None = None,
+             system_prompt: str | None = None, seeds: Sequence[int] | None = None) -> list[Row]:
+        """The engine's rows for these prompts: ids, this family's gains at each row's w, the sampling settings.
+
+        Row i samples with seed ``seeds[i]``, by default ``settings.seed + i``
+        (none: a fresh random seed), so a sampled answer does not depend on
+        which other rows share its batch.
+        """
+        prompts, w, settings = self._prepare(prompts, ws, settings)
+        ids = self.prompt_ids(prompts, w, settings, system_prompt)
+        gains = self.bank.rank_gains(w)
+        if seeds is None:
+            seeds = [None if settings.seed is None else settings.seed + i for i in range(len(ids))]
+        eos = frozenset([self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else [])
+        return [Row(ids=r, max_new_tokens=int(settings.max_new_tokens), gains=(self.bank.bank_id, g),
+                    do_sample=settings.do_sample, temperature=float(settings.temperature), top_p=float(settings.top_p),
+                    seed=seed, stop=tuple(s for s in settings.stop if s), eos=eos)
+                for r, g, seed in zip(ids, gains, seeds)]
+
+    def _generate_kwargs(self, settings: GenerationSettings) -> dict:
         kw = dict(max_new_tokens=int(settings.max_new_tokens), do_sample=settings.do_sample,
                   pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id)
         if settings.do_sample:
             kw.update(temperature=settings.temperature, top_p=settings.top_p)
         else:
             kw.update(temperature=None, top_p=None, top_k=None)
-        criteria = []
         if settings.stop:
             kw.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
-        if extra_stop is not None:
-            criteria.append(_EventStop(extra_stop))
-        if criteria:
-            kw["stopping_criteria"] = StoppingCriteriaList(criteria)
         return kw
 
     def _decode(self, row_ids, settings: GenerationSettings) -> str:
@@ -195,104 +216,58 @@ class Policy:
         return text.strip()
 
     # ------------------------------------------------------------ generation
-    @torch.inference_mode()
     def generate(self, prompts: Prompt | Sequence[Prompt], ws: Preferences, settings: GenerationSettings | None = None,
-                 system_prompt: str | None = None, model=None) -> list[str]:
-        """One answer per prompt, row i generated at preference ws[i].
+                 system_prompt: str | None = None, model=None, block: bool = True, batch_size: int | None = None,
+                 seeds: Sequence[int] | None = None) -> list[str]:
+        """One answer per prompt, row i generated at preference ws[i], through the model's engine.
 
-        ``model``: generate with another model instead, prompted and decoded
+        ``block=False``: raise ``EngineBusy`` instead of waiting when the
+        engine's queue is full (interactive callers). ``batch_size``: at most
+        this many of these rows decode at once. ``model``: generate with
+        another model's plain ``generate`` instead, prompted and decoded
         exactly as this policy (the merged one-model-per-w baseline of the
         benchmarks); the preference then only shapes the prompt (conditioning).
         """
-        prompts, w, settings, enc = self._prepare(prompts, ws, settings, system_prompt)
+        settings = settings or GenerationSettings()
+        if model is not None:
+            return self._generate_with(model, prompts, ws, settings, system_prompt)
+        job = self.engine.submit(self.rows(prompts, ws, settings, system_prompt, seeds), tokenizer=self.tokenizer,
+                                 block=block, max_active=batch_size)
+        return [self._decode(t, settings) for t in job.result()]
+
+    @torch.inference_mode()
+    def _generate_with(self, model, prompts, ws, settings, system_prompt) -> list[str]:
+        prompts, w, settings = self._prepare(prompts, ws, settings)
+        enc = self.encode(prompts, w, settings, system_prompt)
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
-        with self.bank.preference(w) if model is None else contextlib.nullcontext():
-            out = (model or self.model).generate(**enc, **self._generate_kwargs(settings))
-        new = out[:, enc["input_ids"].shape[1]:]
-        return [self._decode(row, settings) for row in new]
+        out = model.generate(**enc, **self._generate_kwargs(settings))
+        return [self._decode(row, settings) for row in out[:, enc["input_ids"].shape[1]:]]
 
     def stream(self, prompts: Prompt | Sequence[Prompt], ws: Preferences, settings: GenerationSettings | None = None,
-               system_prompt: str | None = None, cancel: threading.Event | None = None) -> Iterator[list[str]]:
-        """Yield every row's answer so far after each new token (one batched generate).
-
-        The worker thread runs in a copy of this context, so it sees this
-        request's gains and nobody else's.
-        """
-        prompts, w, settings, enc = self._prepare(prompts, ws, settings, system_prompt)
-        streamer = _BatchStreamer(len(prompts))
-        kwargs = dict(**enc, **self._generate_kwargs(settings, cancel), streamer=streamer)
-        errors: list[BaseException] = []
-
-        def work():
-            try:
-                if settings.seed is not None:
-                    torch.manual_seed(settings.seed)
-                with torch.inference_mode(), self.bank.preference(w):
-                    self.model.generate(**kwargs)
-            except BaseException as exc:  # surfaced in the caller's thread
-                errors.append(exc)
-            finally:
-                streamer.end()
-
-        ctx = contextvars.copy_context()
-        thread = threading.Thread(target=ctx.run, args=(work,), daemon=True)
-        thread.start()
-        last = None
-        for rows in streamer:
-            texts = [self._decode(r, settings) for r in rows]
-            if texts != last:
-                last = texts
-                yield texts
-        thread.join()
-        if errors:
-            raise errors[0]
+               system_prompt: str | None = None, cancel: threading.Event | None = None,
+               block: bool = True) -> Iterator[list[str]]:
+        """Yield every row's answer so far whenever it grows; setting ``cancel`` (or closing this) stops them."""
+        settings = settings or GenerationSettings()
+        job = self.engine.submit(self.rows(prompts, ws, settings, system_prompt), tokenizer=self.tokenizer,
+                                 cancel=cancel, block=block)
+        try:
+            last = None
+            for tokens in job.updates():
+                texts = [self._decode(t, settings) for t in tokens]
+                if texts != last:
+                    last = texts
+                    yield texts
+        finally:
+            job.cancel()  # a no-op once done; frees the rows of a reader that stopped early
 
     @torch.inference_mode()
     def logits(self, prompts: Sequence[Prompt], ws: Preferences, system_prompt: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Next-token logits and the attention mask for each prompt (tests and scoring)."""
-        prompts, w, settings, enc = self._prepare(prompts, ws, GenerationSettings(max_new_tokens=1), system_prompt)
+        prompts, w, settings = self._prepare(prompts, ws, GenerationSettings(max_new_tokens=1))
+        enc = self.encode(prompts, w, settings, system_prompt)
         with self.bank.preference(w):
             return self.model(**enc).logits, enc["attention_mask"]
-
-
-class _EventStop(StoppingCriteria):
-    """Stops generation when the user presses Stop."""
-
-    def __init__(self, event: threading.Event):
-        self.event = event
-
-    def __call__(self, input_ids, scores, **kwargs):
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
-class _BatchStreamer(BaseStreamer):
-    """Collects the new tokens of every row; iterating yields the rows so far.
-
-    transformers' TextIteratorStreamer handles one row only; side-by-side
-    comparison streams two rows of one batch.
-    """
-
-    def __init__(self, batch: int):
-        self.rows: list[list[int]] = [[] for _ in range(batch)]
-        self.queue: queue.Queue = queue.Queue()
-        self.prompt_seen = False
-
-    def put(self, value):
-        if not self.prompt_seen:  # the first call carries the prompt
-            self.prompt_seen = True
-            return
-        value = value.reshape(len(self.rows), -1) if value.numel() >= len(self.rows) else value.reshape(-1, 1)
-        for row, toks in zip(self.rows, value.tolist()):
-            row.extend(toks)
-        self.queue.put([list(r) for r in self.rows])
-
-    def end(self):
-        self.queue.put(None)
-
-    def __iter__(self):
-        while (item := self.queue.get()) is not None:
-            yield item
 
 
 # ----------------------------------------------------------------- loading
