@@ -251,10 +251,10 @@ class Engine:
             raise RequestError(where + "sampling needs temperature > 0 and top_p in (0, 1]")
         if row.gains is not None:
             bank_id, g = row.gains
-            with self.layout.lock:
-                if bank_id not in self.layout.offsets:
-                    raise RequestError(where + f"family bank {bank_id!r} is not attached to this model")
-                rank = self.layout.offsets[bank_id][1]
+            span = self.layout.offsets.get(bank_id)  # no lock: a step may hold it, and this is one read
+            if span is None:
+                raise RequestError(where + f"family bank {bank_id!r} is not attached to this model")
+            rank = span[1]
             if tuple(g.shape) != (rank,) or not torch.isfinite(g).all():
                 raise RequestError(where + f"gains must be {rank} finite numbers, got shape {tuple(g.shape)}")
 
