@@ -127,6 +127,10 @@ class Job:
     def done(self) -> bool:
         return self._open == 0
 
+    @property
+    def finished_rows(self) -> int:
+        return len(self.rows) - self._open
+
     def updates(self) -> Iterator[list[list[int]]]:
         """Every row's tokens so far, each time some row got new ones, until the job is done."""
         seen = 0

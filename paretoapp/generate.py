@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from .bank import PreferenceBank
-from .engine import Engine, Row, engine_for
+from .engine import Engine, Job, Row, engine_for
 from .family import Family, load_family
 from .gates import Preferences
 from .models import load_base
@@ -216,24 +216,38 @@ class Policy:
         return text.strip()
 
     # ------------------------------------------------------------ generation
-    def generate(self, prompts: Prompt | Sequence[Prompt], ws: Preferences, settings: GenerationSettings | None = None,
-                 system_prompt: str | None = None, model=None, block: bool = True, batch_size: int | None = None,
-                 seeds: Sequence[int] | None = None) -> list[str]:
-        """One answer per prompt, row i generated at preference ws[i], through the model's engine.
+    def submit(self, prompts: Prompt | Sequence[Prompt], ws: Preferences, settings: GenerationSettings | None = None,
+               system_prompt: str | None = None, block: bool = True, batch_size: int | None = None,
+               seeds: Sequence[int] | None = None, cancel: threading.Event | None = None) -> Job:
+        """Hand the rows to the model's engine; the job streams their tokens (``texts`` turns them into answers).
 
         ``block=False``: raise ``EngineBusy`` instead of waiting when the
         engine's queue is full (interactive callers). ``batch_size``: at most
-        this many of these rows decode at once. ``model``: generate with
-        another model's plain ``generate`` instead, prompted and decoded
-        exactly as this policy (the merged one-model-per-w baseline of the
-        benchmarks); the preference then only shapes the prompt (conditioning).
+        this many of these rows decode at once. ``cancel``: setting it stops them.
+        """
+        settings = settings or GenerationSettings()
+        return self.engine.submit(self.rows(prompts, ws, settings, system_prompt, seeds), tokenizer=self.tokenizer,
+                                  cancel=cancel, block=block, max_active=batch_size)
+
+    def texts(self, tokens: Sequence[Sequence[int]], settings: GenerationSettings) -> list[str]:
+        """Each row's answer text (cut at a stop string, stripped)."""
+        return [self._decode(t, settings) for t in tokens]
+
+    def generate(self, prompts: Prompt | Sequence[Prompt], ws: Preferences, settings: GenerationSettings | None = None,
+                 system_prompt: str | None = None, model=None, block: bool = True, batch_size: int | None = None,
+                 seeds: Sequence[int] | None = None) -> list[str]:
+        """One answer per prompt, row i generated at preference ws[i], through the model's engine (see ``submit``).
+
+        ``model``: generate with another model's plain ``generate`` instead,
+        prompted and decoded exactly as this policy (the merged one-model-per-w
+        baseline of the benchmarks); the preference then only shapes the prompt
+        (conditioning).
         """
         settings = settings or GenerationSettings()
         if model is not None:
             return self._generate_with(model, prompts, ws, settings, system_prompt)
-        job = self.engine.submit(self.rows(prompts, ws, settings, system_prompt, seeds), tokenizer=self.tokenizer,
-                                 block=block, max_active=batch_size)
-        return [self._decode(t, settings) for t in job.result()]
+        job = self.submit(prompts, ws, settings, system_prompt, block=block, batch_size=batch_size, seeds=seeds)
+        return self.texts(job.result(), settings)
 
     @torch.inference_mode()
     def _generate_with(self, model, prompts, ws, settings, system_prompt) -> list[str]:
@@ -249,12 +263,11 @@ class Policy:
                block: bool = True) -> Iterator[list[str]]:
         """Yield every row's answer so far whenever it grows; setting ``cancel`` (or closing this) stops them."""
         settings = settings or GenerationSettings()
-        job = self.engine.submit(self.rows(prompts, ws, settings, system_prompt), tokenizer=self.tokenizer,
-                                 cancel=cancel, block=block)
+        job = self.submit(prompts, ws, settings, system_prompt, block=block, cancel=cancel)
         try:
             last = None
             for tokens in job.updates():
-                texts = [self._decode(t, settings) for t in tokens]
+                texts = self.texts(tokens, settings)
                 if texts != last:
                     last = texts
                     yield texts

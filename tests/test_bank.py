@@ -7,7 +7,7 @@ import pytest
 import torch
 from helpers import make_family, peft_with_adapters, tiny_model
 
-from paretoapp.bank import ActiveGains, PreferenceBank, bank_layers, svd_lora_tensors, use_gains
+from paretoapp.bank import UNION, ActiveGains, PreferenceBank, bank_layers, layout_of, svd_lora_tensors, use_gains
 from paretoapp.family import BaseModelRef, Family, FamilyError, FamilyManifest, Objective, model_signature
 from paretoapp.gates import PreferenceError
 
@@ -258,3 +258,32 @@ def test_panacea_svd_lora_bank_matches_its_formula(tokenizer_dir):
         diag = torch.cat([p["sigma"], p["s"] * torch.tensor(w)])
         expected = reference[name] + c * p["U"] @ torch.diag(diag) @ p["V"].T
         torch.testing.assert_close(sd[f"{name}.weight"], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_union_of_two_families_serves_rows_of_both_exactly(tokenizer_dir):
+    """Gains over the union axis, zero outside each row's family, equal each family's own bank per row."""
+    plain, tok = tiny_model("llama", tokenizer_dir, dtype=torch.float64)
+    banks = []
+    for k, seed, name in [(2, 0, "a"), (3, 1, "b")]:
+        model, _ = tiny_model("llama", tokenizer_dir, dtype=torch.float64)
+        peft_model, names = peft_with_adapters(model, "llama", k=k, seed=seed)
+        banks.append(PreferenceBank(plain, make_family(model, peft_model, names, name=name)))
+    layout = layout_of(plain)
+    assert layout.total == sum(b.manifest.total_rank for b in banks)
+    ws = [[0.3, 0.7], [1.0, -0.5, 0.25]]
+    ids = _ids(len(tok), batch=2)
+    gains = torch.zeros(2, layout.total, dtype=torch.float64)
+    for row, (bank, w) in enumerate(zip(banks, ws)):
+        start, stop = layout.span(bank.bank_id)
+        gains[row, start:stop] = bank.rank_gains(w)[0]
+    with torch.no_grad():
+        with use_gains(ActiveGains(UNION, gains)):
+            both = plain(ids).logits
+        for row, (bank, w) in enumerate(zip(banks, ws)):
+            with bank.preference(w):
+                alone = plain(ids[row: row + 1]).logits
+            torch.testing.assert_close(both[row: row + 1], alone, atol=1e-9, rtol=1e-9)
+    banks[0].detach()  # the other family keeps its place on a shorter axis and its answers
+    assert layout.span(banks[1].bank_id) == (0, banks[1].manifest.total_rank)
+    with torch.no_grad(), banks[1].preference(ws[1]):
+        torch.testing.assert_close(plain(ids[1:]).logits, alone, atol=1e-9, rtol=1e-9)

@@ -52,14 +52,16 @@ def other_family_dir(tmp_path_factory, tokenizer_dir):
 
 
 def count_generate(monkeypatch, policy):
+    """The preferences of every request the evaluator hands to the engine (and its options)."""
     calls = []
-    original = policy.generate
+    original = policy.submit
 
-    def spy(prompts, ws, settings=None, system_prompt=None):
+    def spy(prompts, ws, settings=None, system_prompt=None, **kw):
         calls.append([tuple(w) for w in ws])
-        return original(prompts, ws, settings=settings, system_prompt=system_prompt)
+        calls[-1].append(kw)
+        return original(prompts, ws, settings, system_prompt, **kw)
 
-    monkeypatch.setattr(policy, "generate", spy)
+    monkeypatch.setattr(policy, "submit", spy)
     return calls
 
 
@@ -112,10 +114,17 @@ def test_batched_per_row_equals_each_w_alone(family_dir, monkeypatch):
     calls = count_generate(monkeypatch, policy)
     grid = parse_grid("sweep:5:-0.5:1.5", 2)
     scorers = ["length_words", "relevance", "harmless_offline"]
-    result = evaluate_family(policy, PROMPTS, scorers, grid=grid, settings=SETTINGS, batch_size=8,
-                             use_cache=False, show_progress=False)
-    assert len(calls) == 4  # 25 rows in batches of 8
-    assert any(len(set(ws)) > 1 for ws in calls), "batches should mix preferences"
+    sizes = []
+    hook = policy.model.register_forward_pre_hook(lambda m, a, kw: sizes.append(kw["input_ids"].shape[0]),
+                                                  with_kwargs=True)
+    try:
+        result = evaluate_family(policy, PROMPTS, scorers, grid=grid, settings=SETTINGS, batch_size=8,
+                                 use_cache=False, show_progress=False)
+    finally:
+        hook.remove()
+    assert len(calls) == 1 and len(calls[0]) == 25 + 1  # one request of all 25 rows (+ its options)
+    assert calls[0][-1]["batch_size"] == 8 and max(sizes) == 8, "at most batch_size rows decode together"
+    assert len(set(calls[0][:8])) > 1, "rows of several preferences decode together"
     monkeypatch.undo()
 
     alone = [policy.generate(list(PROMPTS), [list(w)] * len(PROMPTS), settings=SETTINGS) for w in grid]  # one w at a time
@@ -219,3 +228,30 @@ def test_cli_evaluate_and_compare(family_dir, other_family_dir, tmp_path, capsys
     # a clear error, not a traceback, for an unknown scorer
     assert cli.main(["evaluate", str(family_dir), *common[:2], "--scorers", "nope", "--quiet"]) == 2
     assert "unknown scorer 'nope'" in capsys.readouterr().err
+
+
+def test_two_processes_give_the_single_process_table(family_dir, tmp_path):
+    """``accelerate launch -m paretoapp evaluate`` on 2 CPU processes (gloo): rows split, one identical table."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(json.dumps({"prompt": p}) for p in PROMPTS))
+    common = ["--prompts", str(prompts), "--scorers", "length_words,harmless_offline", "--grid", "sweep:4",
+              "--max-new-tokens", "6", "--no-cache", "--quiet", "--device", "cpu", "--batch-size", "4",
+              "--do-sample", "--temperature", "0.9", "--seed", "5"]
+    assert cli.main(["evaluate", str(family_dir), *common, "--out", str(tmp_path / "one")]) == 0
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "WORLD_SIZE": ""}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
+              "-m", "paretoapp", "evaluate", str(family_dir), *common, "--out", str(tmp_path / "two")]
+    done = subprocess.run(launch, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = load_results(tmp_path / "one"), load_results(tmp_path / "two")
+    pd.testing.assert_frame_equal(two.rows, one.rows)
+    pd.testing.assert_frame_equal(two.means, one.means)
+    assert two.meta["metrics"] == one.meta["metrics"]
+    assert one.rows["response"].nunique() > len(PROMPTS)

@@ -36,12 +36,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    """Single process, or one of several under ``accelerate launch -m paretoapp evaluate`` (rows split, one table)."""
     import torch
 
     from ..evaluate import evaluate_family, load_prompts
+    from ..evaluate.shards import current_shard, shard_device
     from ..generate import GenerationSettings
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    shard = current_shard()
+    own = shard_device()  # each launched process on its own GPU
+    device = own if own and args.device in (None, "cuda") else (args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     prompts = load_prompts(args.prompts, split=args.split, column=args.prompt_column, limit=args.limit,
                            config=args.dataset_config)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
@@ -50,7 +54,10 @@ def run(args) -> int:
     result = evaluate_family(args.family, prompts, args.scorers, grid=args.grid, settings=settings,
                              system_prompt=args.system_prompt, batch_size=args.batch_size,
                              cache_dir=args.cache_dir, use_cache=not args.no_cache, device=device, ref=ref,
-                             prompts_source=str(args.prompts), show_progress=not args.quiet)
+                             prompts_source=str(args.prompts), show_progress=not args.quiet and shard.main,
+                             shard=shard)
+    if not shard.main:
+        return 0
     out = Path(args.out) if args.out else Path("results") / result.meta["family"]["name"]
     result.save(out)
     print(result.summary_text())

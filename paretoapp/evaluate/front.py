@@ -31,12 +31,13 @@ from .errors import EvaluationError
 from .grids import parse_grid
 from .quality import is_collapsed
 from .results import EvalResult, assemble_result
+from .shards import Shard, current_shard
 
 if TYPE_CHECKING:
     from ..family import Family
     from ..generate import GenerationSettings, Policy
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: answers from the engine; a sampled row's seed is its index in the front
 
 
 def _generation_order(policy, prompts: Sequence[str], n_w: int) -> list[tuple[int, int]]:
@@ -47,18 +48,42 @@ def _generation_order(policy, prompts: Sequence[str], n_w: int) -> list[tuple[in
 
 
 def generate_front(policy: Policy, prompts: Sequence[str], grid: np.ndarray, settings: GenerationSettings,
-                   system_prompt: str | None = None,
-                   batch_size: int = 64, show_progress: bool = True) -> list[list[str]]:
-    """answers[w_idx][prompt_idx] for every (w, prompt), in mixed batches of per-row preferences."""
-    order = _generation_order(policy, prompts, len(grid))
+                   system_prompt: str | None = None, batch_size: int = 64, show_progress: bool = True,
+                   shard: Shard | None = None) -> list[list[str]]:
+    """answers[w_idx][prompt_idx] for every (w, prompt): one engine job, at most ``batch_size`` rows at once.
+
+    The engine refills a row's slot as soon as it finishes, so rows of every w
+    decode side by side with no wave waiting for its longest answer. With a
+    ``shard`` this process generates its share and the answers are gathered.
+    A sampled row's seed is ``settings.seed`` plus its index in the front.
+    """
+    shard = shard or Shard()
+    order = shard.take(_generation_order(policy, prompts, len(grid)))
+    seeds = None if settings.seed is None else [settings.seed + wi * len(prompts) + pi for wi, pi in order]
+    mine: list = []
+    if order:
+        job = policy.submit([prompts[pi] for _, pi in order], [list(grid[wi]) for wi, _ in order], settings,
+                            system_prompt, batch_size=batch_size, seeds=seeds)
+        with tqdm(total=len(order), desc="generating front", disable=not show_progress, leave=False) as bar:
+            for _ in job.updates():
+                bar.update(job.finished_rows - bar.n)
+        mine = list(zip(order, policy.texts(job.result(), settings)))
     answers: list[list[str]] = [[""] * len(prompts) for _ in range(len(grid))]
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    for batch in tqdm(batches, desc="generating front", disable=not show_progress, leave=False):
-        texts = policy.generate([prompts[pi] for _, pi in batch], [list(grid[wi]) for wi, _ in batch],
-                                settings=settings, system_prompt=system_prompt)
-        for (wi, pi), text in zip(batch, texts):
-            answers[wi][pi] = text
+    for (wi, pi), text in shard.gather(mine):
+        answers[wi][pi] = text
     return answers
+
+
+def _score(scorer: Scorer, prompts: list[str], responses: list[str], shard: Shard) -> np.ndarray:
+    """Every row's score; with several processes each scores its share and the scores are gathered."""
+    if shard.world == 1:
+        return scorer(prompts, responses)
+    idx = shard.take(list(range(len(prompts))))
+    mine = scorer([prompts[i] for i in idx], [responses[i] for i in idx])
+    values = np.zeros(len(prompts), dtype=np.float64)
+    for i, v in shard.gather(list(zip(idx, mine.tolist()))):
+        values[i] = v
+    return values
 
 
 def _hash(obj) -> str:
@@ -98,15 +123,19 @@ def evaluate_family(
     ref: Sequence[float] | None = None,
     prompts_source: str = "",
     show_progress: bool = True,
+    shard: Shard | None = None,
 ) -> EvalResult:
     """Generate an answer for every (w, prompt), score it, and summarise the front.
 
     ``family`` is a family folder or an already loaded ``Policy``; ``scorers`` a
     comma-separated string or a list (see ``rewards.build_scorer``), matched to
-    the family's objectives by order for the inner product.
+    the family's objectives by order for the inner product. ``shard``: this
+    process's part when the front is split over processes (default: from the
+    launcher's environment, see ``shards.py``); every process returns the whole result.
     """
     from ..generate import GenerationSettings
 
+    shard = current_shard() if shard is None else shard
     policy = _as_policy(family, device)
     manifest = policy.family.manifest
     k = manifest.k
@@ -128,23 +157,21 @@ def evaluate_family(
     gen_spec = {
         "v": CACHE_VERSION, "family": family_hash, "prompts": _hash(prompts), "grid": np.round(grid, 10).tolist(),
         "settings": settings.to_dict(), "system_prompt": system_prompt,
-        # sampled answers depend on how rows are batched
-        "batch_size": batch_size if settings.do_sample else None,
     }
     gen_key = _hash(gen_spec)
     stats = {"generated": 0, "scored": []}
 
     # generations
     gen_path = cache / "generations" / f"{gen_key}.parquet"
-    if use_cache and gen_path.is_file():
+    if shard.agree(use_cache and gen_path.is_file()):
         responses = pd.read_parquet(gen_path)["response"].tolist()
     else:
         t0 = time.perf_counter()
-        answers = generate_front(policy, prompts, grid, settings, system_prompt, batch_size, show_progress)
+        answers = generate_front(policy, prompts, grid, settings, system_prompt, batch_size, show_progress, shard)
         responses = [answers[wi][pi] for wi in range(len(grid)) for pi in range(len(prompts))]
         stats["generated"] = len(responses)
         stats["generation_seconds"] = time.perf_counter() - t0
-        if use_cache:
+        if use_cache and shard.main:
             _write_parquet_atomic(pd.DataFrame({"response": responses}), gen_path)
 
     w_names = [f"w_{o.name}" for o in manifest.objectives]
@@ -159,12 +186,12 @@ def evaluate_family(
     # scores
     for scorer in scorer_list:
         score_path = cache / "scores" / f"{gen_key}-{_hash(scorer.spec())}.parquet"
-        if use_cache and score_path.is_file():
+        if shard.agree(use_cache and score_path.is_file()):
             values = pd.read_parquet(score_path)["score"].to_numpy()
         else:
-            values = scorer(rows["prompt"].tolist(), rows["response"].tolist())
+            values = _score(scorer, rows["prompt"].tolist(), rows["response"].tolist(), shard)
             stats["scored"].append(scorer.name)
-            if use_cache:
+            if use_cache and shard.main:
                 _write_parquet_atomic(pd.DataFrame({"score": values}), score_path)
         rows[scorer.name] = values
 

@@ -35,7 +35,7 @@ def add_api(ctx: AppContext) -> None:
         try:
             entry = ctx.entry(family or ctx.catalog.keys[0])
             return entry.policy().generate([prompt], [list(map(float, w))], settings_from(temperature, max_new_tokens),
-                                           system_prompt=system_prompt or None)[0]
+                                           system_prompt=system_prompt or None, block=False)[0]
         except USER_ERRORS as exc:
             raise user_error(exc) from None
 

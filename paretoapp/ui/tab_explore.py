@@ -11,6 +11,7 @@ import os
 
 import gradio as gr
 
+from ..engine import EngineBusy
 from ..export import ExportError
 from ..family import FamilyError
 from ..gates import PreferenceError
@@ -24,7 +25,7 @@ from .plot import shared_objectives, summary_markdown
 from .session import AppContext, Session, session_id, user_error
 from .zerogpu import gpu
 
-USER_ERRORS = (PreferenceError, FamilyError, ExportError, PromptTooLongError, ValueError)
+USER_ERRORS = (PreferenceError, FamilyError, ExportError, PromptTooLongError, ValueError, EngineBusy)
 
 
 def axes_for(entries: list[FamilyEntry], x, y) -> tuple[list[str], str | None, str | None]:
@@ -151,7 +152,7 @@ class ExploreTab:
             yield history, ""
             try:
                 for texts in policy.stream([convo], [w], settings, system_prompt=(system_prompt or None),
-                                           cancel=cancel):
+                                           cancel=cancel, block=False):
                     history[-1] = {"role": "assistant", "content": texts[0]}
                     yield history, ""
                 if not history[-1]["content"]:

@@ -113,7 +113,7 @@ class SideBySideTab:
             try:
                 yield "", "", "*generating…*", "*generating…*", head_a, head_b
                 for texts in policy.stream([prompt, prompt], [wa, wb], settings,
-                                           system_prompt=(system_prompt or None), cancel=cancel):
+                                           system_prompt=(system_prompt or None), cancel=cancel, block=False):
                     yield texts[0], texts[1], "*generating…*", "*generating…*", head_a, head_b
                 yield texts[0], texts[1], "*scoring…*", "*scoring…*", head_a, head_b
                 sa, sb = scores_markdown(entry.live_scorers(), prompt, list(texts))
