@@ -9,15 +9,9 @@ import numpy as np
 
 def generate_per_w(policy, prompts: Sequence[str], grid: np.ndarray, settings, system_prompt: str | None = None,
                    batch_size: int = 64) -> list[list[str]]:
-    """The same answers, one preference at a time (every row of a batch has the same w): a reference."""
-    out = []
-    for w in grid:
-        texts: list[str] = []
-        for s in range(0, len(prompts), batch_size):
-            chunk = list(prompts[s : s + batch_size])
-            texts += policy.generate(chunk, [list(w)] * len(chunk), settings=settings, system_prompt=system_prompt)
-        out.append(texts)
-    return out
+    """The same answers, one preference at a time (one engine job per w, ``batch_size`` rows at once): a reference."""
+    return [policy.generate(list(prompts), [list(w)] * len(prompts), settings=settings, system_prompt=system_prompt,
+                            batch_size=batch_size) for w in grid]
 
 
 def generate_merged_per_w(policy, prompts: Sequence[str], grid: np.ndarray, settings,
@@ -37,4 +31,39 @@ def generate_merged_per_w(policy, prompts: Sequence[str], grid: np.ndarray, sett
                                      model=merged)
         out.append(texts)
         del merged
+    return out
+
+
+_PLAIN: dict[int, object] = {}
+
+
+def generate_merged_engine_per_w(policy, prompts: Sequence[str], grid: np.ndarray, settings,
+                                 system_prompt: str | None = None, batch_size: int = 64) -> list[list[str]]:
+    """Merging per w, served as well as the bank is: the strongest "one model per w" baseline.
+
+    One plain model per policy (made once); for each w its adapted weights are
+    overwritten in place with W0 + B diag(g(w)) A, so its engine (and on CUDA
+    the graphs it captured) stays valid, and the engine generates that w's
+    prompts, at most ``batch_size`` at a time.
+    """
+    import torch
+
+    from paretoapp.bank import bank_layers
+    from paretoapp.engine import engine_for
+
+    plain = _PLAIN.get(id(policy))
+    if plain is None:
+        plain = _PLAIN[id(policy)] = policy.bank.merged_model(list(grid[0])).to(policy.device)
+    adapted = [f"{name}.weight" for name, layer in bank_layers(policy.model).items() if policy.bank.bank_id in layer.banks]
+    out = []
+    for w in grid:
+        merged = policy.bank.merged_state_dict(list(w))
+        with torch.no_grad():
+            for key in adapted:
+                plain.get_parameter(key).copy_(merged[key])
+        rows = policy.rows(list(prompts), [list(w)] * len(prompts), settings, system_prompt)
+        for row in rows:
+            row.gains = None
+        job = engine_for(plain).submit(rows, tokenizer=policy.tokenizer, max_active=batch_size)
+        out.append(policy.texts(job.result(), settings))
     return out

@@ -2,7 +2,7 @@
 
     python bench/decode.py                    # SmolLM2-135M, batch 1 and 16, k=2 r=8 and k=4 r=16, CPU, 1 thread
     python bench/decode.py --quick
-    python bench/decode.py --config qwen2-0.5b --device cuda --dtype bf16
+    python bench/decode.py --config qwen2-0.5b --device cuda --dtype bf16   # eager; bench/engine.py: CUDA graphs
 
 Two ways to time a decoded token (prompts of --prompt-len random token ids,
 no padding, KV cache on):
@@ -21,9 +21,8 @@ Variants, interleaved (median of per-repeat ratios):
 
 * ``merged``: a plain model holding W0 + B diag(g(w)) A (what export writes);
 * ``bank``: the base model with the preference-gated bank, every row with its
-  *own* w (the per-row path, the one the app serves);
-* ``bank_fused`` (with --fused): the experimental 3-kernel forward of
-  ``bench/bank_fused.py`` (mm, in-place gain, addmm_ into W0 x), same model;
+  *own* w (the per-row path, the one the app serves; 3 extra kernels per
+  adapted layer: mm, in-place gain, addmm_ into W0 x);
 * ``peft``: PEFT LoRA with all k adapters active and ``set_scale`` weights
   (informative: the usual unmerged multi-adapter baseline).
 
@@ -66,10 +65,6 @@ def decode_variants(model, k: int, r: int, batch: int, args):
         "merged": (merged, contextlib.nullcontext),
         "bank": (model, lambda: bank.preference(ws)),
     }
-    if args.fused:  # experimental 3-kernel forward (bench/bank_fused.py), same model, switched per call
-        import bank_fused
-        bank_fused.install(model)
-        variants["bank_fused"] = (model, lambda: _both(bank.preference(ws), bank_fused.fused()))
     if not args.no_peft:
         from peft.tuners.lora import LoraLayer
         peft_model.base_model.set_adapter(names)
@@ -83,12 +78,6 @@ def decode_variants(model, k: int, r: int, batch: int, args):
     adapter_bytes = sum(t.numel() for t in family.tensors.values())
     base_bytes = sum(p.numel() for n, p in model.named_parameters())
     return variants, bank, adapter_bytes / base_bytes
-
-
-@contextlib.contextmanager
-def _both(first, second):
-    with first, second:
-        yield
 
 
 def run_size(model, k: int, r: int, batch: int, args) -> dict[str, float]:
@@ -190,7 +179,6 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--prompt-len", type=int, default=32)
     ap.add_argument("--no-peft", action="store_true", help="skip the informative PEFT unmerged variant")
-    ap.add_argument("--fused", action="store_true", help="also time the experimental fused bank forward")
     ap.add_argument("--verbose", action="store_true", help="print every repeat")
     args = ap.parse_args()
     if args.repeats is None:

@@ -5,12 +5,16 @@
 
 Variants, interleaved in every repeat (median of --repeats):
 
-* ``batched``: ``evaluate.generate_front``: all (w, prompt) rows in mixed batches
-  of ``--batch-size`` rows, each row carrying its own w through the bank;
+* ``batched``: ``evaluate.generate_front``: all (w, prompt) rows in one engine
+  job, at most ``--batch-size`` decoding at once, each row carrying its own w;
 * ``merged``: the usual way without a per-row bank (Rewarded Soups): for each
   w merge W0 + B diag(g(w)) A into a plain model, then generate its prompts in
-  batches of ``--seq-batch-size``; merging time included;
-* ``bank_per_w`` (informative): the bank, but one w per generate call.
+  batches of ``--seq-batch-size`` with transformers' ``generate``; merging
+  time included;
+* ``merged_engine``: merging per w served as well as the bank is: the merged
+  weights written in place into one plain model whose engine (and on CUDA its
+  captured graphs) generates each w's prompts (``--seq-batch-size`` at once);
+* ``bank_per_w`` (informative): the bank, but one w per engine job.
 
 Greedy decoding, so every variant writes the same answers up to float noise;
 the agreement is printed.  The ratio merged / batched is printed last.  On a
@@ -35,7 +39,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from baselines import generate_merged_per_w, generate_per_w  # noqa: E402
+from baselines import generate_merged_engine_per_w, generate_merged_per_w, generate_per_w  # noqa: E402
 
 from paretoapp.evaluate import generate_front, sweep_grid  # noqa: E402
 from paretoapp.generate import GenerationSettings, Policy  # noqa: E402
@@ -111,6 +115,8 @@ def main() -> None:
         "batched": lambda: generate_front(policy, prompts, grid, settings, batch_size=args.batch_size,
                                           show_progress=False),
         "merged": lambda: generate_merged_per_w(policy, prompts, grid, settings, batch_size=args.seq_batch_size),
+        "merged_engine": lambda: generate_merged_engine_per_w(policy, prompts, grid, settings,
+                                                              batch_size=args.seq_batch_size),
     }
     if not args.no_bank_per_w:
         variants["bank_per_w"] = lambda: generate_per_w(policy, prompts, grid, settings, batch_size=args.seq_batch_size)
@@ -121,6 +127,7 @@ def main() -> None:
     # warm-up (allocator, kernels, the first merge) on a small slice, so the first timed variant is not penalised
     generate_front(policy, prompts[:4], grid[:2], settings, show_progress=False)
     generate_merged_per_w(policy, prompts[:4], grid[:1], settings)
+    generate_merged_engine_per_w(policy, prompts[:4], grid[:2], settings)
     times: dict[str, list[float]] = {k: [] for k in variants}
     outputs: dict[str, list[list[str]]] = {}
     for rep in range(args.repeats):
@@ -139,6 +146,7 @@ def main() -> None:
               f"answers identical to batched: {same:.1%}")
     if "bank_per_w" in med:
         print(f"ratio bank_per_w / batched: {med['bank_per_w'] / med['batched']:.2f}x")
+    print(f"ratio merged-engine-per-w / batched: {med['merged_engine'] / med['batched']:.2f}x")
     print(f"ratio merged-model-per-w / batched per-row-w front evaluation: {med['merged'] / med['batched']:.2f}x")
 
 

@@ -163,14 +163,21 @@ class BankLinear(nn.Module):
         s, e = active.start, active.stop
         if s != 0 or e is not None:
             a, b, g = a[s:e], b[:, s:e], g[:, s:e]
-        if g.shape[0] != x.shape[0] and g.shape[0] != 1:
-            if x.shape[0] % g.shape[0]:
-                raise RuntimeError(f"gains for {g.shape[0]} rows cannot serve a batch of {x.shape[0]}")
+        rows = x.shape[0]
+        if g.shape[0] != rows and g.shape[0] != 1:
+            if rows % g.shape[0]:
+                raise RuntimeError(f"gains for {g.shape[0]} rows cannot serve a batch of {rows}")
             # generate() grew the batch (beam search, num_return_sequences): rows stay grouped
-            g = g.repeat_interleave(x.shape[0] // g.shape[0], dim=0)
-        if x.dim() == 3:
-            g = g.unsqueeze(1)
-        return out + F.linear(F.linear(x, a) * g, b)
+            g = g.repeat_interleave(rows // g.shape[0], dim=0)
+        # three kernels: h = x A^T; h *= g (per row, over its positions); W0 x += h B^T in place
+        # (autograd-safe: neither matmul's backward needs its own output)
+        h = torch.mm(x.reshape(-1, self.in_features), a.t())
+        if x.dim() == 3 and g.shape[0] != 1:
+            h.view(rows, -1, h.shape[-1]).mul_(g.unsqueeze(1))
+        else:
+            h.mul_(g)
+        out.view(-1, self.out_features).addmm_(h, b.t())
+        return out
 
     def delta(self, bank_id: str, rank_gains: torch.Tensor) -> torch.Tensor:
         """B diag(g) A in at least float32, shaped like ``weight``."""
