@@ -89,7 +89,10 @@ class EngineConfig:
         decoder = self.decoder or os.environ.get("PARETOAPP_ENGINE_DECODER") or ("static" if cuda else "dynamic")
         if decoder not in ("dynamic", "static"):
             raise ValueError(f"engine decoder must be 'dynamic' or 'static', not {decoder!r}")
-        graphs = self.graphs if self.graphs is not None else os.environ.get("PARETOAPP_ENGINE_GRAPHS", "1") != "0"
+        # ZeroGPU lends the GPU to one forked call at a time: no graphs kept across calls there
+        default_graphs = "0" if os.environ.get("SPACES_ZERO_GPU") else "1"
+        graphs = self.graphs if self.graphs is not None else (
+            os.environ.get("PARETOAPP_ENGINE_GRAPHS", default_graphs) != "0")
         return EngineConfig(
             max_batch=self.max_batch or _env_int("PARETOAPP_ENGINE_MAX_BATCH", 64),
             max_waiting=self.max_waiting or _env_int("PARETOAPP_ENGINE_MAX_WAITING", 256),

@@ -262,3 +262,19 @@ def test_detached_family_rows_are_refused_and_others_unchanged(fresh, tokenizer_
     with pytest.raises(RequestError, match="not attached"):
         policy.engine.submit(rows)
     assert policy.generate(PROMPTS[:2], [[0.2, 0.8]], GenerationSettings(max_new_tokens=6)) == before
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "gpt_neox"])
+@pytest.mark.parametrize("decoder", ["dynamic", "static"])
+def test_other_architectures_batch_exactly(arch, decoder, tokenizer_dir):
+    """Absolute positions (GPT-2, Conv1D layers) and GPT-NeoX's fused qkv through both decoders."""
+    model, tok = tiny_model(arch, tokenizer_dir, seed=3)
+    peft_model, names = peft_with_adapters(model, arch)
+    plain, _ = tiny_model(arch, tokenizer_dir, seed=3)
+    policy = Policy(make_family(model, peft_model, names), plain, tok)
+    set_engine(plain, EngineConfig(decoder=decoder, max_batch=3, cache_len=96))
+    settings = GenerationSettings(max_new_tokens=6)
+    ws = [[1.0, 0.0], [0.0, 1.0], [-0.5, 1.5], [0.5, 0.5], [2.0, -1.0]]
+    solo = [policy.generate([p], [w], settings)[0] for p, w in zip(PROMPTS, ws)]
+    assert run_together([(policy, p, w, settings) for p, w in zip(PROMPTS, ws)]) == solo
+    assert policy.generate(PROMPTS[2:3], ws[2:3], settings, model=policy.bank.merged_model(ws[2])) == solo[2:3]
