@@ -24,6 +24,7 @@ Interface: ``admit(cache, lengths)``, ``step(tokens, gains) -> logits``,
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 
 import torch
@@ -69,7 +70,7 @@ class DynamicBatch:
     """Rows in a ``DynamicCache`` that grows and shrinks with them."""
 
     def __init__(self, model, device):
-        self.model, self.device = model, device
+        self._model, self.device = weakref.ref(model), device  # the engine registry is keyed by the model
         self.cache: DynamicCache | None = None
         self.lengths: list[int] = []
 
@@ -97,7 +98,7 @@ class DynamicBatch:
         mask = (torch.arange(width, device=self.device)[None, :] >= (width - 1 - lengths)[:, None]).long()
         ids = torch.tensor(tokens, device=self.device)[:, None]
         with use_gains(gains):
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=lengths[:, None],
+            out = self._model()(input_ids=ids, attention_mask=mask, position_ids=lengths[:, None],
                              past_key_values=self.cache, use_cache=True, logits_to_keep=1)
         self.lengths = [n + 1 for n in self.lengths]
         return out.logits[:, -1].float()
@@ -177,7 +178,7 @@ class StaticBatch:
         attn = getattr(model.config, "_attn_implementation", None) or "eager"
         if attn not in ("sdpa", "eager"):
             raise ValueError(f"the static decoder supports sdpa or eager attention, not {attn!r}")
-        self.model, self.device, self.slots, self.length = model, torch.device(device), slots, length
+        self._model, self.device, self.slots, self.length = weakref.ref(model), torch.device(device), slots, length
         self.gains, self.graphs = gains, graphs and self.device.type == "cuda"
         self.bool_mask = attn == "sdpa"
         self.lengths: list[int] = []
@@ -241,7 +242,7 @@ class StaticBatch:
         return self._caches[b, c]
 
     def _forward(self, b: int, c: int) -> torch.Tensor:
-        out = self.model(input_ids=self.ids[:b], position_ids=self.pos[:b], attention_mask=self.mask[:b, :, :, :c],
+        out = self._model()(input_ids=self.ids[:b], position_ids=self.pos[:b], attention_mask=self.mask[:b, :, :, :c],
                          past_key_values=self._cache(b, c), use_cache=True, logits_to_keep=1)
         return out.logits[:, -1].float()
 
@@ -253,7 +254,8 @@ class StaticBatch:
                 self._forward(b, c)
         torch.cuda.current_stream(self.device).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
-        with use_gains(self.gains(b)), torch.cuda.graph(graph, pool=self._pool):
+        # thread_local: other threads (a scorer, another model's engine) may use the GPU meanwhile
+        with use_gains(self.gains(b)), torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
             logits = self._forward(b, c)
         self._pool = self._pool or graph.pool()
         self._graphs[b, c] = (graph, logits)

@@ -278,3 +278,22 @@ def test_other_architectures_batch_exactly(arch, decoder, tokenizer_dir):
     solo = [policy.generate([p], [w], settings)[0] for p, w in zip(PROMPTS, ws)]
     assert run_together([(policy, p, w, settings) for p, w in zip(PROMPTS, ws)]) == solo
     assert policy.generate(PROMPTS[2:3], ws[2:3], settings, model=policy.bank.merged_model(ws[2])) == solo[2:3]
+
+
+@pytest.mark.parametrize("decoder", ["dynamic", "static"])
+def test_an_engine_does_not_keep_its_model_alive(fresh, decoder):
+    import gc
+    import weakref
+
+    policy = fresh(decoder=decoder, cache_len=96, idle_exit_s=0.05)
+    policy.generate(PROMPTS[:2], [[0.5, 0.5]], GenerationSettings(max_new_tokens=3))
+    ref = weakref.ref(policy.model)
+    engine = policy.engine
+    del policy
+    for _ in range(600):  # the driver thread ends after its idle spell
+        gc.collect()
+        if ref() is None:
+            break
+        threading.Event().wait(0.05)
+    assert engine._driver is None
+    assert ref() is None, [type(r) for r in gc.get_referrers(ref())]
