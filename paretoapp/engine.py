@@ -134,11 +134,17 @@ class Job:
     def finished_rows(self) -> int:
         return len(self.rows) - self._open
 
-    def updates(self) -> Iterator[list[list[int]]]:
-        """Every row's tokens so far, each time some row got new ones, until the job is done."""
+    def updates(self, min_interval: float = 0.0) -> Iterator[list[list[int]]]:
+        """Every row's tokens so far, each time some row got new ones, until the job is done.
+
+        ``min_interval``: seconds between two snapshots (steps in between are
+        merged into the next; the last one comes as soon as the job is done).
+        """
         seen = 0
         while True:
             with self._cond:
+                if seen and min_interval:
+                    self._cond.wait_for(lambda: self._open == 0, min_interval)
                 self._cond.wait_for(lambda seen=seen: self._version != seen or self._open == 0)
                 if self.error is not None:
                     raise self.error

@@ -260,13 +260,17 @@ class Policy:
 
     def stream(self, prompts: Prompt | Sequence[Prompt], ws: Preferences, settings: GenerationSettings | None = None,
                system_prompt: str | None = None, cancel: threading.Event | None = None,
-               block: bool = True) -> Iterator[list[str]]:
-        """Yield every row's answer so far whenever it grows; setting ``cancel`` (or closing this) stops them."""
+               block: bool = True, min_interval: float = 0.05) -> Iterator[list[str]]:
+        """Yield every row's answer so far whenever it grows; setting ``cancel`` (or closing this) stops them.
+
+        At most one update per ``min_interval`` seconds (the final one at once):
+        a GPU writes a token every few milliseconds, faster than a page redraws.
+        """
         settings = settings or GenerationSettings()
         job = self.submit(prompts, ws, settings, system_prompt, block=block, cancel=cancel)
         try:
             last = None
-            for tokens in job.updates():
+            for tokens in job.updates(min_interval):
                 texts = self.texts(tokens, settings)
                 if texts != last:
                     last = texts
