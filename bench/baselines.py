@@ -67,3 +67,24 @@ def generate_merged_engine_per_w(policy, prompts: Sequence[str], grid: np.ndarra
         job = engine_for(plain).submit(rows, tokenizer=policy.tokenizer, max_active=batch_size)
         out.append(policy.texts(job.result(), settings))
     return out
+
+
+def generate_front_hf(policy, prompts: Sequence[str], grid: np.ndarray, settings, system_prompt: str | None = None,
+                      batch_size: int = 64) -> list[list[str]]:
+    """The front as it was generated before the engine: transformers' ``generate`` on fixed batches of
+    per-row-w rows (longest prompts first), each batch running until its longest answer ends."""
+    import torch
+
+    from paretoapp.evaluate.front import _generation_order
+
+    order = _generation_order(policy, prompts, len(grid))
+    answers = [[""] * len(prompts) for _ in grid]
+    for s in range(0, len(order), batch_size):
+        batch = order[s: s + batch_size]
+        w = torch.tensor([list(grid[wi]) for wi, _ in batch], dtype=torch.float64)
+        enc = policy.encode([prompts[pi] for _, pi in batch], w, settings, system_prompt)
+        with torch.inference_mode(), policy.bank.preference(w):
+            out = policy.model.generate(**enc, **policy._generate_kwargs(settings))
+        for (wi, pi), row in zip(batch, out[:, enc["input_ids"].shape[1]:]):
+            answers[wi][pi] = policy.texts([row], settings)[0]
+    return answers

@@ -14,6 +14,9 @@ Variants, interleaved in every repeat (median of --repeats):
 * ``merged_engine``: merging per w served as well as the bank is: the merged
   weights written in place into one plain model whose engine (and on CUDA its
   captured graphs) generates each w's prompts (``--seq-batch-size`` at once);
+* ``hf_batched``: the front as it was generated before the engine:
+  transformers' ``generate`` on fixed batches of ``--batch-size`` per-row-w
+  rows (the engine must be at least as fast);
 * ``bank_per_w`` (informative): the bank, but one w per engine job.
 
 Greedy decoding, so every variant writes the same answers up to float noise;
@@ -39,7 +42,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from baselines import generate_merged_engine_per_w, generate_merged_per_w, generate_per_w  # noqa: E402
+from baselines import (  # noqa: E402
+    generate_front_hf,
+    generate_merged_engine_per_w,
+    generate_merged_per_w,
+    generate_per_w,
+)
 
 from paretoapp.evaluate import generate_front, sweep_grid  # noqa: E402
 from paretoapp.generate import GenerationSettings, Policy  # noqa: E402
@@ -104,6 +112,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-bank-per-w", action="store_true", help="skip the informative bank_per_w variant")
+    ap.add_argument("--skip", default="", help="comma-separated variants not to run (merged_engine, hf_batched)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -117,9 +126,12 @@ def main() -> None:
         "merged": lambda: generate_merged_per_w(policy, prompts, grid, settings, batch_size=args.seq_batch_size),
         "merged_engine": lambda: generate_merged_engine_per_w(policy, prompts, grid, settings,
                                                               batch_size=args.seq_batch_size),
+        "hf_batched": lambda: generate_front_hf(policy, prompts, grid, settings, batch_size=args.batch_size),
     }
     if not args.no_bank_per_w:
         variants["bank_per_w"] = lambda: generate_per_w(policy, prompts, grid, settings, batch_size=args.seq_batch_size)
+    for name in filter(None, args.skip.split(",")):
+        variants.pop(name)
 
     print(f"model {args.model}, {args.points} w x {args.prompts} prompts x {args.max_new_tokens} new tokens, "
           f"k=2 r={args.rank}, torch threads {args.threads}, device cpu, batched rows/call {args.batch_size}, "
@@ -127,7 +139,8 @@ def main() -> None:
     # warm-up (allocator, kernels, the first merge) on a small slice, so the first timed variant is not penalised
     generate_front(policy, prompts[:4], grid[:2], settings, show_progress=False)
     generate_merged_per_w(policy, prompts[:4], grid[:1], settings)
-    generate_merged_engine_per_w(policy, prompts[:4], grid[:2], settings)
+    if "merged_engine" in variants:
+        generate_merged_engine_per_w(policy, prompts[:4], grid[:2], settings)
     times: dict[str, list[float]] = {k: [] for k in variants}
     outputs: dict[str, list[list[str]]] = {}
     for rep in range(args.repeats):
@@ -146,7 +159,9 @@ def main() -> None:
               f"answers identical to batched: {same:.1%}")
     if "bank_per_w" in med:
         print(f"ratio bank_per_w / batched: {med['bank_per_w'] / med['batched']:.2f}x")
-    print(f"ratio merged-engine-per-w / batched: {med['merged_engine'] / med['batched']:.2f}x")
+    for name, what in [("hf_batched", "hf_batched (before the engine)"), ("merged_engine", "merged-engine-per-w")]:
+        if name in med:
+            print(f"ratio {what} / batched: {med[name] / med['batched']:.2f}x")
     print(f"ratio merged-model-per-w / batched per-row-w front evaluation: {med['merged'] / med['batched']:.2f}x")
 
 

@@ -30,6 +30,7 @@ the ``PARETOAPP_ENGINE_*`` environment variables (see ``EngineConfig``).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -277,7 +278,8 @@ class Engine:
             while True:
                 with self._cv:
                     if not self._waiting and not self._live:
-                        self._cv.wait(self.config.idle_exit_s)
+                        if not _EXITING.is_set():
+                            self._cv.wait(self.config.idle_exit_s)
                         if not self._waiting and not self._live:
                             self._driver = None
                             return
@@ -465,6 +467,21 @@ class Engine:
 
 _ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _ENGINES_LOCK = threading.Lock()
+_EXITING = threading.Event()
+
+
+@atexit.register
+def _stop_drivers() -> None:
+    """At interpreter exit, let idle drivers end now (a thread killed inside torch aborts the process)."""
+    _EXITING.set()
+    with _ENGINES_LOCK:
+        engines = list(_ENGINES.values())
+    for engine in engines:
+        with engine._cv:
+            engine._cv.notify_all()
+            driver = engine._driver
+        if driver is not None:
+            driver.join(timeout=5)
 
 
 def engine_for(model, config: EngineConfig | None = None) -> Engine:
