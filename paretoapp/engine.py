@@ -309,8 +309,11 @@ class Engine:
                 self._cv.notify_all()
 
     def _admit(self, model) -> None:
+        if self._kv is None and self._waiting:
+            self._kv = self._new_kv(model)
+        capacity = self._kv.slots if isinstance(self._kv, StaticBatch) else self.config.max_batch
         with self._cv:
-            free = self.config.max_batch - len(self._live)
+            free = capacity - len(self._live)
             take, rest = [], deque()
             for job, i in self._waiting:
                 if job.cancelled:
@@ -349,8 +352,6 @@ class Engine:
             active = None if not spans else ActiveGains(UNION, g, min(s for s, _ in spans),
                                                         max(e for _, e in spans))
             cache, lengths, logits = prefill(model, [r.row.ids for r in new], active, self.device)
-            if self._kv is None:
-                self._kv = self._new_kv(model)
             self._kv.admit(cache, lengths)
         n = len(self._live)
         self._live += new
@@ -460,8 +461,10 @@ class Engine:
 
     def _new_kv(self, model):
         if self.config.decoder == "static":
-            return StaticBatch(model, self.device, self.config.max_batch, self.config.cache_len,
-                               self._static_gains, self.config.graphs)
+            kv = StaticBatch(model, self.device, self.config.max_batch, self.config.cache_len,
+                             self._static_gains, self.config.graphs)
+            kv.allocate(prefill(model, [[0]], None, self.device)[0])  # one token: the cache's shapes
+            return kv
         return DynamicBatch(model, self.device)
 
 

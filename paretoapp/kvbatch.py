@@ -24,6 +24,7 @@ Interface: ``admit(cache, lengths)``, ``step(tokens, gains) -> logits``,
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections.abc import Callable, Sequence
 
@@ -31,6 +32,8 @@ import torch
 from transformers.cache_utils import Cache, CacheLayerMixin, DynamicCache
 
 from .bank import ActiveGains, use_gains
+
+log = logging.getLogger(__name__)
 
 
 def prefill(model, rows: Sequence[Sequence[int]], gains: ActiveGains | None,
@@ -204,8 +207,20 @@ class StaticBatch:
     def _columns(self, used: int) -> int:
         return bucket(used, self.length, min(self.MIN_COLUMNS, self.length))
 
-    def _allocate(self, cache: DynamicCache) -> None:
-        for layer in _layers(cache):
+    MEMORY_SHARE = 0.25  # at most this share of the GPU's free memory for the slots
+
+    def allocate(self, cache: DynamicCache) -> None:
+        """Slots shaped like ``cache``'s layers; on CUDA fewer slots if they would not fit the memory share."""
+        layers = _layers(cache)
+        per_slot = sum(t.shape[1] * self.length * t.shape[3] * t.element_size()
+                       for layer in layers for t in (layer.keys, layer.values))
+        if self.device.type == "cuda":
+            fit = int(self.MEMORY_SHARE * torch.cuda.mem_get_info(self.device)[0] // per_slot)
+            if fit < self.slots:
+                log.warning("static KV cache: %d slots of %d tokens would not fit; using %d", self.slots,
+                            self.length, max(1, fit))
+                self.slots = max(1, fit)
+        for layer in layers:
             k, v = layer.keys, layer.values
             self.k.append(k.new_zeros(self.slots, k.shape[1], self.length, k.shape[3]))
             self.v.append(v.new_zeros(self.slots, v.shape[1], self.length, v.shape[3]))
@@ -224,7 +239,7 @@ class StaticBatch:
 
     def admit(self, cache: DynamicCache, lengths: Sequence[int]) -> None:
         if not self.k:
-            self._allocate(cache)
+            self.allocate(cache)
         width, n, m = cache.get_seq_length(), len(self.lengths), len(lengths)
         if n + m > self.slots or width >= self.length:
             raise RuntimeError(f"{n + m} rows or {width} tokens do not fit {self.slots} slots of {self.length}")
