@@ -107,7 +107,8 @@ class BankLinear(nn.Module):
 
     ``weight`` and ``bias`` are the original module's parameters under the
     original names, so ``state_dict`` and ``save_pretrained`` see a plain model.
-    The banks are non-persistent buffers kept in a dict.
+    The banks are plain tensors kept in a dict of (A [R, in], B [out, R]) views
+    into the layer's union (B's storage is transposed, see ``set_layout``).
     """
 
     def __init__(self, base: nn.Module):
@@ -135,14 +136,16 @@ class BankLinear(nn.Module):
         w = self.weight
         parts = {i: v for i, v in self.banks.items() if i in layout.offsets}
         parts.update({i: (a.to(w.device, w.dtype), b.to(w.device, w.dtype)) for i, (a, b) in (new or {}).items()})
+        # B is stored transposed, [R, out]: any rank range of it is then contiguous, as the forward's
+        # addmm_ wants it (a column slice of a [out, R] B made the CPU copy it in every layer, every step)
         a_u = w.new_zeros(layout.total, self.in_features)
-        b_u = w.new_zeros(self.out_features, layout.total)
+        bt_u = w.new_zeros(layout.total, self.out_features)
         for bank_id, (a, b) in parts.items():
             s, e = layout.span(bank_id)
             a_u[s:e] = a
-            b_u[:, s:e] = b
-        self.union = (a_u, b_u)
-        self.banks = {i: (a_u[slice(*layout.span(i))], b_u[:, slice(*layout.span(i))]) for i in parts}
+            bt_u[s:e] = b.T
+        self.union = (a_u, bt_u.T)
+        self.banks = {i: (a_u[slice(*layout.span(i))], bt_u[slice(*layout.span(i))].T) for i in parts}
 
     def base_forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.transposed:
