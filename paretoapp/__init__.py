@@ -20,6 +20,7 @@ _PUBLIC = {
     "PreferenceBank": "bank",
     "Policy": "generate", "GenerationSettings": "generate", "load_policy": "generate",
     "PromptTooLongError": "generate",
+    "EngineBusy": "engine", "EngineConfig": "engine", "engine_for": "engine",
     "evaluate_family": "evaluate", "load_results": "evaluate", "compare_results": "evaluate",
     "EvaluationError": "evaluate",
     "export_merged": "export", "export_lora": "export", "zip_folder": "export", "push_to_hub": "export",
