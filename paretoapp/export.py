@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
 from safetensors.torch import save_file
 
 from .atomic import atomic_file, atomic_folder
@@ -106,14 +107,33 @@ def _provenance(policy, w, scores, kind) -> str:
                        "scores": scores or {}, "kind": kind}, indent=2)
 
 
+def export_dtype(policy: Policy, dtype: str | torch.dtype | None = None) -> torch.dtype:
+    """The dtype an export is written in: the one asked for, else the base's published dtype, else the model's."""
+    from .models import published_dtype, resolve_dtype
+
+    if dtype not in (None, "", "auto"):
+        return resolve_dtype(dtype)
+    ref = policy.manifest.base_model
+    return published_dtype(ref.name_or_path, ref.revision) or next(policy.model.parameters()).dtype
+
+
+def _cast(tensors: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    return {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
+
+
 def export_merged(policy: Policy, w: Sequence[float], parent: str | os.PathLike, name: str,
-                  scores: dict[str, float] | None = None, overwrite: bool = False) -> Path:
-    """A plain checkpoint folder (safetensors, tokenizer, model card) for preference w."""
+                  scores: dict[str, float] | None = None, overwrite: bool = False,
+                  dtype: str | torch.dtype | None = None) -> Path:
+    """A plain checkpoint folder (safetensors, tokenizer, model card) for preference w, in ``export_dtype``."""
     w = policy.manifest.check_w(w)[0].tolist()
-    state = policy.bank.merged_state_dict(w)
+    dtype = export_dtype(policy, dtype)
+    state = _cast(policy.bank.merged_state_dict(w), dtype)
 
     def write(tmp: Path):
         policy.model.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+        config = json.loads((tmp / "config.json").read_text())
+        config["dtype"] = str(dtype).removeprefix("torch.")  # the weights' dtype, not the app's
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
         policy.tokenizer.save_pretrained(tmp)
         (tmp / "README.md").write_text(model_card(policy, w, scores, "merged"))
         (tmp / "paretoapp_export.json").write_text(_provenance(policy, w, scores, "merged"))
@@ -122,7 +142,8 @@ def export_merged(policy: Policy, w: Sequence[float], parent: str | os.PathLike,
 
 
 def export_lora(policy: Policy, w: Sequence[float], parent: str | os.PathLike, name: str,
-                scores: dict[str, float] | None = None, overwrite: bool = False) -> Path:
+                scores: dict[str, float] | None = None, overwrite: bool = False,
+                dtype: str | torch.dtype | None = None) -> Path:
     """One PEFT LoRA adapter equal to the mix: A stacked, B scaled by g(w), alpha = rank.
 
     Ranks whose gain is zero for this w are dropped, so the adapter's rank is
@@ -145,6 +166,7 @@ def export_lora(policy: Policy, w: Sequence[float], parent: str | os.PathLike, n
         tensors[f"base_model.model.{module}.lora_B.weight"] = (b[:, keep] * gk).detach().cpu().contiguous()
         targets.add(module.rsplit(".", 1)[-1])
         conv1d |= layer.transposed
+    tensors = _cast(tensors, export_dtype(policy, dtype))
     rank = len(keep)
     config = LoraConfig(r=rank, lora_alpha=rank, target_modules=sorted(targets), lora_dropout=0.0,
                         fan_in_fan_out=conv1d, base_model_name_or_path=policy.manifest.base_model.name_or_path,

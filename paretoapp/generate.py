@@ -137,6 +137,11 @@ class Policy:
         system = system_prompt if system_prompt is not None else self.manifest.system_prompt
         return render_messages(self.tokenizer, with_system(messages, system), self.manifest.prompt_format)
 
+    def prompt_tokens(self, prompt: Prompt, w: Sequence[float], system_prompt: str | None = None) -> int:
+        """How many tokens the model reads for this prompt at this w (as ``generate`` would render it)."""
+        special = not self.uses_chat_template()
+        return len(self.tokenizer(self.render(prompt, list(w), system_prompt), add_special_tokens=special)["input_ids"])
+
     def encode(self, prompts: Sequence[Prompt], ws: torch.Tensor, settings: GenerationSettings,
                system_prompt: str | None = None) -> dict:
         texts = [self.render(p, w.tolist(), system_prompt) for p, w in zip(prompts, ws)]

@@ -17,6 +17,7 @@ base attach their banks to the same model (``bank.py``).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import threading
@@ -69,6 +70,23 @@ def load_base(name_or_path: str, revision: str | None = None, device: str | torc
         if shared:
             _CACHE[key] = (model, tokenizer)
         return model, tokenizer
+
+
+@functools.lru_cache(maxsize=16)
+def published_dtype(name_or_path: str, revision: str | None = None) -> torch.dtype | None:
+    """The dtype a base is published in (its config's ``dtype``): what an export defaults to.
+
+    The app may run a base in float32 on a CPU; an export in the published dtype
+    is half the size for a bf16 base and loses nothing it was published with.
+    SmolLM2-135M-Instruct is published in bfloat16 (the wheel's GGUF copy says nothing).
+    """
+    if name_or_path == SMOLLM2_SPEC:
+        return torch.bfloat16
+    try:
+        dtype = getattr(AutoConfig.from_pretrained(resolve_base(name_or_path), revision=revision), "dtype", None)
+    except (OSError, ValueError):
+        return None
+    return resolve_dtype(dtype) if isinstance(dtype, (str, torch.dtype)) and dtype not in ("auto",) else None
 
 
 def load_tokenizer(path: str, revision: str | None = None, trust_remote_code: bool = False):

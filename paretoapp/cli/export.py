@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", default=None, help="Hub write token (prefer the HF_TOKEN environment variable)")
     p.add_argument("--public", action="store_true", help="make the pushed repo public (default: private)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default=None, help="float32 (default), bfloat16 or float16")
+    p.add_argument("--dtype", default=None, help="bfloat16, float16 or float32 (default: the base's published dtype)")
     p.add_argument("--overwrite", action="store_true")
 
 
@@ -30,9 +30,9 @@ def run(args) -> int:
         w = [float(v) for v in args.w.split(",")]
     except ValueError:
         raise ValueError(f"--w {args.w!r}: give numbers separated by commas, e.g. 0.3,0.7") from None
-    policy = load_policy(args.family, device=args.device, dtype=args.dtype)
+    policy = load_policy(args.family, device=args.device)
     export = export_lora if args.lora else export_merged
-    folder = export(policy, w, args.out, args.name, overwrite=args.overwrite)
+    folder = export(policy, w, args.out, args.name, overwrite=args.overwrite, dtype=args.dtype)
     print(f"wrote {folder}")
     if args.zip:
         print(f"wrote {zip_folder(folder)}")

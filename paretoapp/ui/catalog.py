@@ -14,6 +14,7 @@ many families costs only their manifests.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from ..evaluate import EvalResult, EvaluationError, load_results
 from ..family import MANIFEST_FILE, Family, FamilyError, FamilyManifest
+from ..methods import method_names
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +109,24 @@ def load_entry(path: str | Path, key: str | None = None, note: str = "", device:
 
 
 def discover(root: str | Path) -> list[Path]:
-    """Family folders directly under ``root`` (or ``root`` itself)."""
+    """Family folders directly under ``root`` (or ``root`` itself), in the registry's method order
+    (so the app opens on the simplest method, Rewarded Soups, when it is there), then by name."""
     root = Path(root)
     if (root / MANIFEST_FILE).is_file():
         return [root]
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if (p / MANIFEST_FILE).is_file())
+    order = {name: i for i, name in enumerate(method_names())}
+
+    def rank(path: Path) -> tuple:
+        try:
+            manifest = json.loads((path / MANIFEST_FILE).read_text())
+        except (OSError, ValueError):
+            return (len(order), 1, path.name)
+        objectives = len(manifest.get("objectives") or [])
+        return (objectives != 2, order.get(manifest.get("method"), len(order)), path.name)
+
+    return sorted((p for p in root.iterdir() if (p / MANIFEST_FILE).is_file()), key=rank)
 
 
 @dataclass
