@@ -105,6 +105,8 @@ def test_the_star_is_drawn_only_where_the_front_was_evaluated(browser, app):  # 
         want = evaluate_at(catalog.get("tiny-evaluated"), [1.5, -0.5])["means"]
         assert live["x"][0] == pytest.approx(want["harmless_offline"]) and live["y"][0] == pytest.approx(
             want["helpful_offline"])
+        page.locator("#pa-marker").get_by_text("evaluated in this session").wait_for()  # and the star sits on it
+        wait_plot(page, "ts => ts.some(t => t.name === 'current w')")
         shot(page, "11_not_evaluated_then_evaluated")
         set_slider(page, "pa-w0", 0.3)
         page.locator("#pa-marker").get_by_text("estimated").wait_for()

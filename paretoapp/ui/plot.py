@@ -97,8 +97,9 @@ def _same_policy(entry: FamilyEntry, w, evaluated: np.ndarray) -> int | None:
     return int(same[0]) if len(same) else None
 
 
-def marker_for(entry: FamilyEntry, w: Sequence[float], x: str, y: str) -> Marker:
-    """Where, if anywhere, the current w can be drawn honestly on the (x, y) plot of ``entry``."""
+def marker_for(entry: FamilyEntry, w: Sequence[float], x: str, y: str, live: Sequence[dict] = ()) -> Marker:
+    """Where, if anywhere, the current w can be drawn honestly on the (x, y) plot of ``entry``
+    (``live``: the points this session evaluated itself)."""
     r = entry.results
     if r is None or len(r.w_columns) != entry.k or x not in r.objectives or y not in r.objectives:
         return Marker("not_evaluated", None, "This family has no evaluation to place the current w on.")
@@ -108,6 +109,10 @@ def marker_for(entry: FamilyEntry, w: Sequence[float], x: str, y: str) -> Marker
     d = np.abs(W - w).max(axis=1)
     if d.min() < 1e-9:
         return Marker("evaluated", P[int(d.argmin())], "★ the current w was evaluated: the star is its measured mean.")
+    for p in live:
+        if np.abs(np.asarray(p["w"], float) - w).max() < 1e-9 and x in p["means"] and y in p["means"]:
+            return Marker("evaluated", np.array([p["means"][x], p["means"][y]]),
+                          f"★ the current w was evaluated in this session ({p['n']} prompts): the star is on its square.")
     same = _same_policy(entry, w, W)
     if same is not None:
         at = ", ".join(f"{v:g}" for v in W[same])
@@ -234,7 +239,7 @@ def front_figure(entries: Sequence[FamilyEntry], active: FamilyEntry | None = No
     if active is not None and active.results is not None:
         _live_traces(fig, active, live, x, y)
         if current_w is not None:
-            marker = marker_for(active, current_w, x, y)
+            marker = marker_for(active, current_w, x, y, live)
             if marker.point is not None:
                 estimated = marker.kind == "estimated"
                 label = "current w (estimated)" if estimated else "current w"

@@ -42,11 +42,11 @@ def axes_for(entries: list[FamilyEntry], x, y) -> tuple[list[str], str | None, s
     return objs, x, y
 
 
-def marker_status(entry: FamilyEntry, w, x, y) -> tuple[str, bool]:
+def marker_status(entry: FamilyEntry, w, x, y, live=()) -> tuple[str, bool]:
     """The line under the plot about the current w, and whether to offer "Evaluate this w"."""
     if x is None:
         return "", False
-    marker = marker_for(entry, w, x, y)
+    marker = marker_for(entry, w, x, y, live)
     offer = marker.kind in ("not_evaluated", "estimated") and evaluable(entry)
     return marker.note, offer
 
@@ -141,7 +141,7 @@ class ExploreTab:
     def preference_updates(self, entry: FamilyEntry, sess: Session, over, x, y) -> dict:
         w = sess.w_for(entry)
         _, x, y = axes_for(plot_entries(self.ctx, entry.key, over), x, y)
-        note, offer = marker_status(entry, w, x, y)
+        note, offer = marker_status(entry, w, x, y, sess.live_points(entry.key))
         return {self.w_text: PreferenceSpace(entry.manifest).describe(w),
                 self.plot: plot_json(self.ctx, entry.key, over, w, x, y, sess.live_points(entry.key)),
                 self.marker: note, self.evaluate: gr.update(visible=offer)}
@@ -218,11 +218,12 @@ class ExploreTab:
             try:
                 for texts in policy.stream([convo], [w], settings, system_prompt=system, cancel=cancel):
                     if cleared():
-                        return
+                        break
                     text = texts[0]
                     history[-1] = {"role": "assistant", "content": text}
                     yield history, ""
-                if cleared():
+                if cleared():  # the last word of this stream is the empty chat, whatever arrived before it
+                    yield [], ""
                     return
                 stopped = cancel.is_set()
                 if stopped:
@@ -237,9 +238,9 @@ class ExploreTab:
                 ctx.cancels.finish(sid, "chat", cancel)
 
         chat_inputs = [self.msg, self.chatbot, self.family, session, *self.settings_inputs]
-        ev_submit = self.msg.submit(respond, chat_inputs, [self.chatbot, self.msg], api_name="chat",
+        self.msg.submit(respond, chat_inputs, [self.chatbot, self.msg], api_name="chat",
                                     concurrency_id="generate", concurrency_limit=8)
-        ev_send = self.send.click(respond, chat_inputs, [self.chatbot, self.msg], api_name=False,
+        self.send.click(respond, chat_inputs, [self.chatbot, self.msg], api_name=False,
                                   concurrency_id="generate")
 
         def stop_chat(request: gr.Request = None):
@@ -251,8 +252,9 @@ class ExploreTab:
             return [], ""
 
         self.stop.click(stop_chat, None, None, queue=False, api_name=False)
-        self.clear.click(clear_chat, None, [self.chatbot, self.msg], cancels=[ev_submit, ev_send], queue=False,
-                         api_name="clear")
+        # no `cancels=`: the stream ends itself on the clear event and sends the empty chat last, so an update
+        # still in flight cannot bring the cleared answer back
+        self.clear.click(clear_chat, None, [self.chatbot, self.msg], queue=False, api_name="clear")
 
         def add_family(path, key, over):
             path = (path or "").strip()
