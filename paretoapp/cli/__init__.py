@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "evaluate": "generate and score a family's front; write a results table",
     "compare": "compare evaluated fronts on one shared reference point; write a plotly HTML",
     "export": "export one preference of a family as merged weights or a LoRA adapter (zip, Hub)",
+    "pick": "the w a constraint picks on an evaluated front: --at-least harmless=0.9 --maximize helpful",
     "scorers": "list the scorers --scorers accepts",
     "app": "open the Gradio explorer (the embedded demo, family folders or Hub families)",
     "demo": "rebuild the embedded demo (families of SmolLM2-135M-Instruct, trained and evaluated on a CPU)",
