@@ -15,9 +15,9 @@ from ui_support import CHROMIUM, CHROMIUM_ARGS
 sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
 SHOTS = Path(__file__).parent / "e2e_screenshots"
 TIMEOUT = 120_000  # the shared CI machine can be slow; tests wait for states, never sleep
-E2E = [pytest.mark.e2e,
-       pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                          reason=f"{CHROMIUM} is missing: install Debian's chromium (bash scripts/setup.sh --browser)")]
+CHROMIUM_OK = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: install Debian's "
+                                                                      "chromium (bash scripts/setup.sh --browser)")
+E2E = [pytest.mark.e2e, CHROMIUM_OK]
 
 
 def alnum(text: str) -> str:

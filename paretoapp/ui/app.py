@@ -16,6 +16,7 @@ import gradio as gr
 
 from ..family import FamilyError
 from ..gates import PreferenceError
+from ..picking import can_interpolate, pick
 from ..preferences import PreferenceSpace
 from .api import add_api
 from .catalog import Catalog
@@ -26,6 +27,7 @@ from .session import AppContext, Session, user_error
 from .tab_about import AboutTab
 from .tab_explore import ExploreTab
 from .tab_export import ExportTab, export_root, export_ttl_s, remove_old_exports
+from .tab_prompts import PromptsTab
 from .tab_side_by_side import SideBySideTab
 from .texts import CSS, TAGLINE, TITLE
 
@@ -50,13 +52,15 @@ def build_app(catalog: Catalog) -> gr.Blocks:
         with gr.Tabs():
             explore = ExploreTab(ctx, first, w0, allow_paths=not on_space)
             side = SideBySideTab(ctx, first)
+            prompts = PromptsTab(ctx, first)
             export = ExportTab(ctx, first, w0, on_space)
             about = AboutTab(first)
         explore.wire(session)
         side.wire(session, explore)
         export.wire(session, explore)
-        _wire_family_change(ctx, session, banner, explore, side, export, about)
-        on_load, load_inputs, load_outputs = _wire_preference_change(ctx, session, explore, export)
+        prompts.wire(explore)
+        _wire_family_change(ctx, session, banner, explore, side, prompts, export, about)
+        on_load, load_inputs, load_outputs = _wire_preference_change(ctx, session, explore, side, export)
         demo.load(on_load, load_inputs, load_outputs, api_name=False)
         add_api(ctx)
 
@@ -66,7 +70,7 @@ def build_app(catalog: Catalog) -> gr.Blocks:
 
 
 def _wire_family_change(ctx: AppContext, session, banner, explore: ExploreTab, side: SideBySideTab,
-                        export: ExportTab, about: AboutTab) -> None:
+                        prompts: PromptsTab, export: ExportTab, about: AboutTab) -> None:
     """A new family: keep the session's w if it fits the new family, and update every tab."""
 
     def on_family(key, sess: Session, over, x, y):
@@ -82,19 +86,24 @@ def _wire_family_change(ctx: AppContext, session, banner, explore: ExploreTab, s
             **dict(zip(explore.sliders, slider_updates(entry, w))),
             **explore.family_updates(entry, sess, over, x, y),
             **side.family_updates(entry),
+            **prompts.family_updates(entry),
             **export.preference_updates(entry, w),
             **about.family_updates(entry),
         }
 
     outputs = [session, banner, *explore.sliders, *explore.preference_outputs, explore.summary, explore.card,
                explore.axes, explore.axis_row, explore.x_axis, explore.y_axis, explore.system,
+               explore.simplex_group, explore.color_by, explore.parcoords, *explore.bounds, explore.maximize,
+               explore.pick_note,
                *side.heads.values(), *[s for slot in side.controls.values() for s in slot],
+               prompts.choice, prompts.go, prompts.plot, prompts.answers,
                export.head, export.name, about.card]
     explore.family.change(on_family, [explore.family, session, explore.overlay, explore.x_axis, explore.y_axis],
                           outputs, api_name=False)
 
 
-def _wire_preference_change(ctx: AppContext, session, explore: ExploreTab, export: ExportTab) -> tuple:
+def _wire_preference_change(ctx: AppContext, session, explore: ExploreTab, side: SideBySideTab,
+                            export: ExportTab) -> tuple:
     """A new w: from the sliders, a click on the front, a click on a labelled answer, or the page's URL."""
 
     def moved(entry, w, sess: Session, key, over, x, y) -> dict:
@@ -135,6 +144,27 @@ def _wire_preference_change(ctx: AppContext, session, explore: ExploreTab, expor
         return moved(entry, w, sess, key, over, x, y)
 
     explore.plot.point_click(on_point_click, [*explore.view_inputs, session], move_outputs, api_name=False)
+    explore.simplex.point_click(on_point_click, [*explore.view_inputs, session], move_outputs, api_name=False)
+
+    def on_pick(key, over, x, y, sess: Session, maximize, *bounds):
+        """Pick by constraint: the w the evaluated front gives for these floors, then move there."""
+        entry = ctx.entry(key)
+        if entry.results is None:
+            raise user_error(ValueError(f"{key} has no evaluation results to pick from; run `paretoapp evaluate`"))
+        names = entry.results.objectives
+        floors = {n: float(b) for n, b in zip(names, bounds) if b is not None and b == b}
+        try:
+            p = pick(entry.results, floors, maximize=maximize or None, interpolate=can_interpolate(entry.manifest),
+                     family_objectives=entry.objective_names)
+        except ValueError as exc:
+            raise user_error(exc) from None
+        entry, w = checked_w(key, p.w)
+        means = ", ".join(f"{k} {v:.3g}" for k, v in p.means.items())
+        note = ("✅ " if p.feasible else "⚠️ ") + f"w = ({', '.join(f'{v:g}' for v in w)}): {means}. {p.note}."
+        return {**moved(entry, w, sess, key, over, x, y), explore.pick_note: note}
+
+    explore.pick.click(on_pick, [*explore.view_inputs, session, explore.maximize, *explore.bounds],
+                       [*move_outputs, explore.pick_note], api_name="pick")
 
     def on_answer_click(key, over, x, y, sess: Session, evt: gr.SelectData):
         found = parse_label(text_of(evt.value))
@@ -144,6 +174,17 @@ def _wire_preference_change(ctx: AppContext, session, explore: ExploreTab, expor
         return moved(entry, w, sess, key, over, x, y)
 
     explore.chatbot.select(on_answer_click, [*explore.view_inputs, session], move_outputs, api_name=False)
+
+    def use_proposal(key, over, x, y, sess: Session, st):
+        """Blind A/B: move to the w the comparisons proposed."""
+        w = side.blind.proposed_w(st)
+        if w is None:
+            raise gr.Error("Answer a few more rounds first: the proposal comes after four.")
+        entry, w = checked_w(st["family"], w)
+        return moved(entry, w, sess, key, over, x, y)
+
+    side.blind.use.click(use_proposal, [*explore.view_inputs, session, side.blind.state], move_outputs,
+                         api_name="ab_use")
 
     def on_load(key, over, x, y, sess: Session, request: gr.Request):
         """``?family=NAME&w=a,b`` opens the app at that point (the links under chat answers)."""

@@ -67,6 +67,8 @@ def plot_json(ctx: AppContext, active: str, overlay, w, x=None, y=None, live=())
     return front_figure(entries, ctx.entry(active), w, x, y, colors=colors, live=live).to_json()
 
 
-def front_component(value: str) -> gr.HTML:
-    return gr.HTML(value, html_template=TEMPLATE, js_on_load=JS, head=head_html(), elem_id="pa-front",
-                   padding=False, container=True, label="Pareto front")
+def front_component(value: str, elem_id: str = "pa-front", label: str = "Pareto front",
+                    visible: bool = True) -> gr.HTML:
+    """A plotly figure (JSON) drawn in the browser whose point clicks trigger ``point_click``."""
+    return gr.HTML(value, html_template=TEMPLATE, js_on_load=JS, head=head_html(), elem_id=elem_id,
+                   padding=False, container=True, label=label, visible=visible)

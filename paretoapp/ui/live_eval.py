@@ -56,3 +56,43 @@ def evaluate_at(entry: FamilyEntry, w, progress=None) -> dict:
         half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0
         means[name], lo[name], hi[name] = float(x.mean()), float(x.mean() - half), float(x.mean() + half)
     return {"w": [float(v) for v in w], "means": means, "lo": lo, "hi": hi, "n": len(prompts)}
+
+
+def prompt_front(entry: FamilyEntry, prompt: str):
+    """One held-out prompt across the evaluated w, read from the results table: w, scores, answer per row."""
+    r = entry.results
+    rows = r.rows[r.rows["prompt"] == prompt]
+    if rows.empty:
+        raise EvaluationError(f"{prompt[:60]!r} is not one of {entry.key}'s held-out prompts; pick one from the list")
+    return rows.sort_values("w_idx")[[*r.w_columns, *r.objectives, "response"]].reset_index(drop=True)
+
+
+def evaluate_prompt(entry: FamilyEntry, prompt: str, progress=None):
+    """A prompt the visitor typed, answered at every evaluated w in one batch and scored by the live scorers."""
+    import pandas as pd
+
+    if not evaluable(entry):
+        raise EvaluationError(f"{entry.key}'s scorers cannot run in this app; pick a held-out prompt instead")
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise EvaluationError("type a prompt to evaluate across the front")
+    r = entry.results
+    W = r.means[r.w_columns].to_numpy(float)
+    settings = GenerationSettings(**{k: v for k, v in r.meta["settings"].items()
+                                     if k in GenerationSettings.__dataclass_fields__})
+    policy = entry.policy()
+    answers: list[str] = []
+    for start in range(0, len(W), BATCH):
+        if progress is not None:
+            progress(start / len(W), desc=f"answering at {len(W)} evaluated w in one batch")
+        chunk = W[start:start + BATCH]
+        answers += policy.generate([prompt] * len(chunk), chunk.tolist(), settings,
+                                   system_prompt=r.meta.get("system_prompt"))
+    if progress is not None:
+        progress(0.95, desc="scoring")
+    scorers = {s.name: s for s in entry.live_scorers()}
+    table = pd.DataFrame(W, columns=r.w_columns)
+    for name in r.objectives:
+        table[name] = np.asarray(scorers[name]([prompt] * len(answers), answers), dtype=float)
+    table["response"] = answers
+    return table

@@ -21,17 +21,22 @@ from ..gates import PreferenceError
 from ..generate import PromptTooLongError
 from ..preferences import MAX_CONTROLS, PreferenceSpace
 from .catalog import FamilyEntry
-from .chat import fit_conversation, history_messages, prompt_budget, settings_from, w_label
+from .chat import fit_conversation, history_messages, prompt_budget, settings_from, share_query, w_label
 from .controls import sliders
 from .frontview import front_component, plot_entries, plot_json
 from .live_eval import evaluable, evaluate_at
 from .plot import marker_for, shared_objectives, summary_markdown
 from .session import AppContext, Session, session_id, user_error
+from .simplex import parcoords_figure, simplex_figure
 from .texts import axes_caption, family_card
 from .zerogpu import gpu
 
 USER_ERRORS = (PreferenceError, FamilyError, ExportError, PromptTooLongError, ValueError)
 
+
+
+def simplex_json(entry: FamilyEntry, w, color_by) -> str:
+    return simplex_figure(entry, w, color_by).to_json() if entry.k == 3 else "{}"
 
 
 def axes_for(entries: list[FamilyEntry], x, y) -> tuple[list[str], str | None, str | None]:
@@ -76,14 +81,35 @@ class ExploreTab:
                         self.y_axis = gr.Dropdown(objs, value=y0, label="y axis")
                     self.plot = front_component(plot_json(ctx, first.key, [], w0))
                     self.axes = gr.Markdown(axes_caption(first, x0, y0), elem_id="pa-axes", elem_classes="pa-muted")
+                    with gr.Group(visible=first.k == 3, elem_id="pa-simplex-group") as self.simplex_group:
+                        self.color_by = gr.Dropdown(objs, value=x0, label="Colour the triangle by",
+                                                    elem_id="pa-color-by")
+                        self.simplex = front_component(simplex_json(first, w0, x0), elem_id="pa-simplex",
+                                                       label="Preference triangle: click to set w")
+                    self.parcoords = gr.Plot(parcoords_figure(first) if first.k > 3 else None, visible=first.k > 3,
+                                             label="Every evaluated point: w and scores", elem_id="pa-parcoords")
                     with gr.Group(elem_id="pa-w-group"):
-                        self.w_text = gr.Markdown(PreferenceSpace(first.manifest).describe(w0), elem_id="pa-w-text",
-                                                  padding=True)
+                        self.w_text = gr.Markdown(PreferenceSpace(first.manifest).describe(w0) +
+                                                  f" · [link to this point]({share_query(first.key, w0)})",
+                                                  elem_id="pa-w-text", padding=True)
                         self.sliders = sliders(first, w0, "pa-w")
                     with gr.Row(equal_height=True, elem_id="pa-marker-row"):
                         self.marker = gr.Markdown(note, elem_id="pa-marker", scale=4)
                         self.evaluate = gr.Button("Evaluate this w", size="sm", visible=offer, scale=1,
                                                   min_width=120, elem_id="pa-evaluate")
+                    with gr.Accordion("Pick by constraint", open=False, elem_id="pa-pick"):
+                        gr.Markdown("Say how good each objective must be at least (leave blank for no bound) and "
+                                    "which one to make as good as possible; the front picks the w.",
+                                    elem_classes="pa-muted")
+                        with gr.Row():
+                            self.bounds = [gr.Number(None, label=f"{n} at least", visible=i < len(objs),
+                                                     elem_id=f"pa-bound{i}", min_width=110)
+                                           for i, n in enumerate(objs + [""] * (MAX_CONTROLS - len(objs)))]
+                        with gr.Row():
+                            self.maximize = gr.Dropdown(objs, value=objs[0] if objs else None,
+                                                        label="then maximise", elem_id="pa-maximize", scale=3)
+                            self.pick = gr.Button("Pick w", variant="primary", scale=1, elem_id="pa-pick-go")
+                        self.pick_note = gr.Markdown(elem_id="pa-pick-note")
                 with gr.Column(scale=5, min_width=340, elem_classes="pa-main-col"):
                     self.chatbot = gr.Chatbot(label="Chat at the current w", height=520, elem_id="pa-chat",
                                               buttons=["copy"], placeholder="Ask something. The answer uses the "
@@ -122,14 +148,22 @@ class ExploreTab:
 
     @property
     def preference_outputs(self) -> list:
-        return [self.w_text, self.plot, self.marker, self.evaluate]
+        return [self.w_text, self.plot, self.marker, self.evaluate, self.simplex]
 
     # ------------------------------------------------------------ changes from app.py
     def family_updates(self, entry: FamilyEntry, sess: Session, over, x, y) -> dict:
         entries = plot_entries(self.ctx, entry.key, over)
         objs, x, y = axes_for(entries, x, y)
+        own = entry.results.objectives if entry.results is not None else []
         return {
             **self.preference_updates(entry, sess, over, x, y),
+            self.simplex_group: gr.update(visible=entry.k == 3),
+            self.color_by: gr.update(choices=own, value=own[0] if own else None),
+            self.parcoords: gr.update(value=parcoords_figure(entry) if entry.k > 3 else None, visible=entry.k > 3),
+            **{b: gr.update(label=f"{n} at least", visible=bool(n), value=None)
+               for b, n in zip(self.bounds, own + [""] * (MAX_CONTROLS - len(own)))},
+            self.maximize: gr.update(choices=own, value=own[0] if own else None),
+            self.pick_note: "",
             self.summary: summary_markdown(entries),
             self.card: family_card(entry),
             self.axes: axes_caption(entry, x, y),
@@ -142,9 +176,13 @@ class ExploreTab:
         w = sess.w_for(entry)
         _, x, y = axes_for(plot_entries(self.ctx, entry.key, over), x, y)
         note, offer = marker_status(entry, w, x, y, sess.live_points(entry.key))
-        return {self.w_text: PreferenceSpace(entry.manifest).describe(w),
-                self.plot: plot_json(self.ctx, entry.key, over, w, x, y, sess.live_points(entry.key)),
-                self.marker: note, self.evaluate: gr.update(visible=offer)}
+        out = {self.w_text: PreferenceSpace(entry.manifest).describe(w) + f" · [link to this point]"
+                            f"({share_query(entry.key, w)})",
+               self.plot: plot_json(self.ctx, entry.key, over, w, x, y, sess.live_points(entry.key)),
+               self.marker: note, self.evaluate: gr.update(visible=offer)}
+        if entry.k == 3:
+            out[self.simplex] = simplex_json(entry, w, None)
+        return out
 
     # ------------------------------------------------------------ its own events
     def wire(self, session: gr.State) -> None:
@@ -178,6 +216,12 @@ class ExploreTab:
                 raise user_error(exc) from None
             sess.live.setdefault(entry.key, []).append(point)
             return {session: sess, **self.preference_updates(entry, sess, over, x, y)}
+
+        def recolour(key, color, sess: Session):
+            entry = ctx.entry(key)
+            return simplex_json(entry, sess.w_for(entry), color)
+
+        self.color_by.input(recolour, [self.family, self.color_by, session], self.simplex, api_name=False)
 
         self.evaluate.click(evaluate_here, [*self.view_inputs, session], [session, *self.preference_outputs],
                             api_name="evaluate_w", concurrency_id="generate")

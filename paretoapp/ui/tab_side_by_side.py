@@ -11,6 +11,7 @@ import gradio as gr
 
 from ..gates import PreferenceError
 from ..preferences import MAX_CONTROLS, PreferenceSpace
+from .blind_ab import BlindAB
 from .catalog import FamilyEntry
 from .chat import settings_from
 from .controls import end_w, slider_event, slider_updates, sliders
@@ -66,6 +67,7 @@ class SideBySideTab:
                                                         buttons=["copy"])
                         self.scores[slot] = gr.Markdown(elem_id=f"pa-scores-{slot.lower()}", elem_classes="pa-scores")
             self.copy = gr.Button("Set A to the current w from the Explore tab", size="sm")
+            self.blind = BlindAB(ctx)
 
     def family_updates(self, entry: FamilyEntry) -> dict:
         """Both slots back to the two ends of the new family's range."""
@@ -144,5 +146,6 @@ class SideBySideTab:
             w = sess.w_for(entry)
             return [head("A", space, w), *slider_updates(entry, w)]
 
+        self.blind.wire(explore)
         self.copy.click(copy_current, [explore.family, session], [self.heads["A"], *self.controls["A"]],
                         api_name=False)

@@ -23,10 +23,13 @@ CSS = """
 .pa-muted, .pa-muted p, span.pa-muted { color: var(--body-text-color-subdued); font-size: 0.92em; }
 #pa-front { min-height: 300px; }
 #pa-front .pa-plot { width: 100%; height: 440px; }
+#pa-simplex .pa-plot { width: 100%; height: 380px; }
 #pa-w-text p, #pa-marker p { font-size: 1.0em; margin: 0.2em 0; }
 .pa-scores { min-width: 0 !important; max-width: calc(100vw - 72px); overflow-x: auto; }
 .pa-scores table { font-size: 0.92em; }
 .pa-scores th, .pa-scores td { white-space: nowrap; }
+.pa-answers { min-width: 0 !important; max-width: calc(100vw - 72px); overflow-x: auto; }
+.pa-answers td { vertical-align: top; } .pa-answers td:not(:last-child) { white-space: nowrap; }
 .pa-side-head p { font-size: 1.02em; margin: 0.2em 0 0.4em 0; }
 sub.pa-w-label { color: var(--body-text-color-subdued); font-size: 0.78em; }
 footer { display: none !important; }
@@ -182,6 +185,20 @@ def about_markdown(entry: FamilyEntry) -> str:
     lines += [
         "",
         "---",
+        "### Ways to find your w",
+        "- **Front and slider** (Explore): click a point or move the slider; the star sits only where the front "
+        "was measured, and *Evaluate this w* measures any other w on the same held-out prompts.",
+        "- **Three objectives**: the preference triangle sets w with a click and colours the evaluated points by "
+        "any objective; the x and y axes pick which two objectives the front shows. More than three: parallel "
+        "coordinates of every evaluated point.",
+        "- **Pick by constraint** (Explore): give a floor for some objectives and one to maximise; the front "
+        "picks the w (between evaluated points only where the family changes smoothly with w, and says so).",
+        "- **One prompt's front** (Prompts): one held-out prompt's answers and scores at every evaluated w, read "
+        "from the results; or your own prompt answered at every w in one batch.",
+        "- **Blind A/B** (Side by side): two answers at two hidden w, a few times; a Bayesian update over your "
+        "weights proposes the evaluated w you would prefer.",
+        "- **Share a point**: `?family=NAME&w=a,b` opens the app there (every chat answer carries its link).",
+        "",
         "### How the app serves every w from one model",
         "Each adapted layer computes `y = W0 x + B diag(g(w)) A x`: the family's adapters are stacked along the "
         "rank axis and only their per-rank gains g(w) depend on the preference. The gains travel with each "
