@@ -44,12 +44,16 @@ def app_env(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui")
     fam = tiny_family_dir(root)
     copy = second_family(fam, root / "copy")
-    export_dir = root / "exports"
-    old = os.environ.get("PARETOAPP_EXPORT_DIR")
-    os.environ["PARETOAPP_EXPORT_DIR"] = str(export_dir)
     catalog = Catalog()
     catalog.add(fam, note="tiny random model (tests)")
     catalog.add(copy)
+    yield from serve(catalog, root / "exports")
+
+
+def serve(catalog, export_dir: Path):
+    """Launch the app on ``catalog`` with exports under ``export_dir``; yields (demo, url, catalog, export_dir)."""
+    old = os.environ.get("PARETOAPP_EXPORT_DIR")
+    os.environ["PARETOAPP_EXPORT_DIR"] = str(export_dir)
     catalog.get(catalog.keys[0]).policy()
     demo = launch(catalog)
     try:
@@ -114,22 +118,10 @@ def rich_app_env(tmp_path_factory):
     anchors = Gate.anchors([[0, 1], [0.5, 0.5], [1, 0]], [[0, 1], [0.5, 0.5], [1, 0]], mode="nearest")
     c = variant_family(fam, root / "anchors", "tiny-anchors", gate=anchors, method="linear_dpo")
     d = k3_family(fam, root / "k3")
-    export_dir = root / "exports"
-    old = os.environ.get("PARETOAPP_EXPORT_DIR")
-    os.environ["PARETOAPP_EXPORT_DIR"] = str(export_dir)
     catalog = Catalog()
     for path in (a, b, c, d, fam):
         catalog.add(path)
-    catalog.get(catalog.keys[0]).policy()
-    demo = launch(catalog)
-    try:
-        yield demo, demo.local_url, catalog, export_dir
-    finally:
-        demo.close()
-        if old is None:
-            os.environ.pop("PARETOAPP_EXPORT_DIR", None)
-        else:
-            os.environ["PARETOAPP_EXPORT_DIR"] = old
+    yield from serve(catalog, root / "exports")
 
 
 def k3_family(src: Path, dst: Path) -> Path:

@@ -30,25 +30,32 @@ def evaluable(entry: FamilyEntry) -> bool:
     return all(n in REGISTRY or (allow_hf and n in PRESETS) for n in r.objectives)
 
 
-def evaluate_at(entry: FamilyEntry, w, progress=None) -> dict:
-    """Mean and 95 % interval of every scorer at ``w`` over the table's prompts: one plot point."""
-    if not evaluable(entry):
-        raise EvaluationError(f"{entry.key}'s scorers cannot run in this app, so this w cannot be measured "
-                              "comparably; run `paretoapp evaluate` with your reward models instead")
+def _answer(entry: FamilyEntry, prompts: list[str], ws: list[list[float]], progress, desc: str) -> list[str]:
+    """Answers as the family's results were generated (same settings and system prompt), in batches of rows."""
     r = entry.results
-    first = r.rows.sort_values("prompt_id").drop_duplicates("prompt_id")
-    prompts = first["prompt"].tolist()
     settings = GenerationSettings(**{k: v for k, v in r.meta["settings"].items()
                                      if k in GenerationSettings.__dataclass_fields__})
     policy = entry.policy()
     answers: list[str] = []
     for start in range(0, len(prompts), BATCH):
         if progress is not None:
-            progress(start / len(prompts), desc=f"answering {len(prompts)} held-out prompts at this w")
-        chunk = prompts[start:start + BATCH]
-        answers += policy.generate(chunk, [list(w)] * len(chunk), settings, system_prompt=r.meta.get("system_prompt"))
+            progress(start / len(prompts), desc=desc)
+        answers += policy.generate(prompts[start:start + BATCH], ws[start:start + BATCH], settings,
+                                   system_prompt=r.meta.get("system_prompt"))
     if progress is not None:
         progress(0.95, desc="scoring")
+    return answers
+
+
+def evaluate_at(entry: FamilyEntry, w, progress=None) -> dict:
+    """Mean and 95 % interval of every scorer at ``w`` over the table's prompts: one plot point."""
+    if not evaluable(entry):
+        raise EvaluationError(f"{entry.key}'s scorers cannot run in this app, so this w cannot be measured "
+                              "comparably; run `paretoapp evaluate` with your reward models instead")
+    r = entry.results
+    prompts = r.rows.sort_values("prompt_id").drop_duplicates("prompt_id")["prompt"].tolist()
+    answers = _answer(entry, prompts, [list(w)] * len(prompts), progress,
+                      f"answering {len(prompts)} held-out prompts at this w")
     scorers = {s.name: s for s in entry.live_scorers()}
     means, lo, hi = {}, {}, {}
     for name in r.objectives:
@@ -78,18 +85,7 @@ def evaluate_prompt(entry: FamilyEntry, prompt: str, progress=None):
         raise EvaluationError("type a prompt to evaluate across the front")
     r = entry.results
     W = r.means[r.w_columns].to_numpy(float)
-    settings = GenerationSettings(**{k: v for k, v in r.meta["settings"].items()
-                                     if k in GenerationSettings.__dataclass_fields__})
-    policy = entry.policy()
-    answers: list[str] = []
-    for start in range(0, len(W), BATCH):
-        if progress is not None:
-            progress(start / len(W), desc=f"answering at {len(W)} evaluated w in one batch")
-        chunk = W[start:start + BATCH]
-        answers += policy.generate([prompt] * len(chunk), chunk.tolist(), settings,
-                                   system_prompt=r.meta.get("system_prompt"))
-    if progress is not None:
-        progress(0.95, desc="scoring")
+    answers = _answer(entry, [prompt] * len(W), W.tolist(), progress, f"answering at {len(W)} evaluated w")
     scorers = {s.name: s for s in entry.live_scorers()}
     table = pd.DataFrame(W, columns=r.w_columns)
     for name in r.objectives:
