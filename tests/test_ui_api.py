@@ -63,7 +63,7 @@ def test_generate_rejects_out_of_range_w(client):
 
 def test_set_preference_then_chat_uses_the_session_w(client, app_env):  # noqa: F811
     catalog = app_env[2]
-    desc, plot, head, name, marker = client.predict("tiny-random", *controls(0.25), [], "harmless_score",
+    desc, plot, head, name, marker, *_ = client.predict("tiny-random", *controls(0.25), [], "harmless_score",
                                                        "helpful_score", api_name="/set_preference")
     assert "**harmless** 0.25" in desc and "**helpful** 0.75" in desc and "in the trained range" in desc
     fig = json.loads(plot)

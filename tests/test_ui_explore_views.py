@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from browser_support import CHROMIUM_OK, browser, open_app, shot, wait_w_text  # noqa: F401  (fixture)
+from browser_support import CHROMIUM_OK, browser, open_app, set_slider, shot, wait_w_text  # noqa: F401
 from ui_support import rich_app_env  # noqa: F401  (fixture)
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -77,6 +77,9 @@ def test_the_simplex_sets_w_for_three_objectives(browser, rich_app_env):  # noqa
         page.locator("#pa-simplex .scatterlayer .trace").first.locator(".point").nth(index).click(force=True)
         wait_w_text(page, "kind 0.9")
         assert page.locator("#pa-w2 input[type=number]").input_value() == "0.9"
+        set_slider(page, "pa-w0", 1)  # a slider moves the star on the triangle too (normalised w)
+        page.wait_for_function("""() => { const gd = document.querySelector('#pa-simplex .pa-plot');
+            const s = gd.data.find(t => t.name === 'current w'); return s && s.a[0] > 0.5; }""")
         shot(page, "20_simplex_k3")
     finally:
         ctx.close()

@@ -128,7 +128,8 @@ def _wire_preference_change(ctx: AppContext, session, explore: ExploreTab, side:
 
     slider_event(explore.sliders, "pa-w", set_preference,
                  [explore.family, *explore.sliders, *explore.view_inputs[1:], session],
-                 [session, explore.w_text, explore.plot, export.head, export.name, explore.marker, explore.evaluate],
+                 [session, explore.w_text, explore.plot, export.head, export.name, explore.marker, explore.evaluate,
+                  explore.simplex],
                  api_name="set_preference")
 
     def checked_w(target: str, w) -> tuple:
