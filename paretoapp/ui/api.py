@@ -8,6 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..preferences import PreferenceSpace
+from ..validation import parse_w, prompt_text
 from .chat import settings_from
 from .session import AppContext, user_error
 from .tab_explore import USER_ERRORS
@@ -30,12 +31,17 @@ def add_api(ctx: AppContext) -> None:
 
     @gpu
     def generate(prompt: str, w: list[float], family: str = "", max_new_tokens: int = 64,
-                 temperature: float = 0.0, system_prompt: str = "") -> str:
-        """One answer to ``prompt`` from ``family`` (default: the first) at preference ``w``."""
+                 temperature: float = 0.0, system_prompt: str = "", overflow: str = "error") -> str:
+        """One answer to ``prompt`` from ``family`` (default: the first) at preference ``w``.
+
+        Inputs are checked as the Python API checks them (``paretoapp.validation``); an
+        over-long prompt is an error unless ``overflow="truncate_left"``.
+        """
         try:
             entry = ctx.entry(family or ctx.catalog.keys[0])
-            return entry.policy().generate([prompt], [list(map(float, w))], settings_from(temperature, max_new_tokens),
-                                           system_prompt=system_prompt or None)[0]
+            settings = settings_from(temperature, max_new_tokens, overflow)
+            system = prompt_text(system_prompt, "the system prompt") if system_prompt else None
+            return entry.policy().generate([prompt_text(prompt)], [parse_w(w)], settings, system_prompt=system)[0]
         except USER_ERRORS as exc:
             raise user_error(exc) from None
 

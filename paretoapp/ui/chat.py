@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..generate import GenerationSettings
+from ..validation import app_max_new_tokens, max_new_tokens, real_number
 
 
 def text_of(content) -> str:
@@ -27,8 +28,12 @@ def history_messages(history) -> list[dict]:
     return out
 
 
-def settings_from(temperature, max_tokens) -> GenerationSettings:
-    """The app's generation controls -> settings (temperature 0 = greedy)."""
-    t = float(temperature or 0)
-    return GenerationSettings(max_new_tokens=int(max_tokens), do_sample=t > 0, temperature=t if t > 0 else 0.7,
-                              overflow="truncate_left")
+def settings_from(temperature, max_tokens, overflow: str = "error") -> GenerationSettings:
+    """The app's generation controls -> settings (temperature 0 = greedy).
+
+    ``max_tokens`` is capped by ``PARETOAPP_MAX_NEW_TOKENS``; an over-long prompt
+    is rejected with the library's message unless the caller asks to truncate.
+    """
+    t = real_number(temperature or 0, "temperature")
+    return GenerationSettings(max_new_tokens=max_new_tokens(max_tokens, cap=app_max_new_tokens()), do_sample=t > 0,
+                              temperature=t if t > 0 else 0.7, overflow=overflow)
