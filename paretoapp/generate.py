@@ -244,7 +244,7 @@ class Policy:
                 streamer.end()
 
         ctx = contextvars.copy_context()
-        thread = threading.Thread(target=ctx.run, args=(work,), daemon=True)
+        thread = threading.Thread(target=ctx.run, args=(work,), daemon=True, name="paretoapp-stream")
         thread.start()
         last = None
         try:

@@ -77,7 +77,8 @@ def chat_messages(prompt) -> list[dict]:
     messages = []
     for i, m in enumerate(prompt):
         if not isinstance(m, Mapping) or "role" not in m or "content" not in m:
-            raise InputError(f"chat message {i} is {shown(m)}; each message must be a dict with 'role' and 'content'")
+            raise InputError(f"chat message {i} is {shown(m)}; give each message as a dict with 'role' and "
+                             "'content', e.g. {'role': 'user', 'content': 'Hi'}")
         if m["role"] not in ROLES:
             raise InputError(f"chat message {i} has role {shown(m['role'])}; use 'system', 'user' or 'assistant'")
         messages.append({**m, "content": prompt_text(m["content"], f"the content of chat message {i}")})
@@ -211,6 +212,30 @@ def check_device(name: str | None) -> str | None:
 
 
 # ----------------------------------------------------------------- families
+def check_adapter_folder(path, what: str = "adapter") -> None:
+    """A trained adapter the bank can stack: plain LoRA, saved with safetensors (checked before any run starts)."""
+    from pathlib import Path
+
+    folder = Path(path).expanduser()
+    if not (folder / "adapter_model.safetensors").is_file():
+        raise InputError(f"{what}: {folder} holds no adapter_model.safetensors; pass a folder written by a trainer "
+                         "(its 'adapter' sub-folder) or retrain that objective")
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{what}: {folder}/adapter_config.json is missing or unreadable ({one_line(exc)[:100]}); "
+                         "re-save the adapter with save_pretrained") from None
+    kind = config.get("peft_type", "LORA")
+    if kind != "LORA":
+        raise InputError(f"{what}: {folder} is a {kind} adapter; only LoRA adapters can join a family, retrain it as LoRA")
+    if config.get("use_dora"):
+        raise InputError(f"{what}: {folder} is a DoRA adapter, whose update is not linear in its weight; "
+                         "retrain it as plain LoRA (use_dora=False)")
+    if config.get("lora_bias"):
+        raise InputError(f"{what}: {folder} trains a bias (lora_bias), which a family cannot hold; retrain it "
+                         "with lora_bias=False")
+
+
 def check_family_base(family, allow_pickle: bool | None = None) -> None:
     """At add time, before anything is served: the family's base is here and the bank fits it.
 
