@@ -31,7 +31,15 @@ from .family import Family, load_family
 from .gates import Preferences
 from .models import load_base
 from .validation import PromptTooLongError as PromptTooLongError  # re-exported: callers catch it from here
-from .validation import chat_messages, check_prompt_length, check_room, max_new_tokens, real_number, whole_number
+from .validation import (
+    chat_messages,
+    check_prompt_length,
+    check_room,
+    max_new_tokens,
+    real_number,
+    tokens_at_least,
+    whole_number,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +121,7 @@ class Policy:
         self.model = model
         self.tokenizer = tokenizer
         self.bank = bank or PreferenceBank(model, family)
+        self._longest_token: int | None = None
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -124,6 +133,12 @@ class Policy:
     @property
     def device(self):
         return self.bank.device
+
+    def longest_token(self) -> int:
+        """Characters in the tokenizer's longest token (for ``validation.tokens_at_least``), computed once."""
+        if self._longest_token is None:
+            self._longest_token = max(map(len, self.tokenizer.get_vocab()), default=1)
+        return self._longest_token
 
     def context_length(self) -> int:
         cfg = self.model.config
@@ -144,12 +159,16 @@ class Policy:
     def encode(self, prompts: Sequence[Prompt], ws: torch.Tensor, settings: GenerationSettings,
                system_prompt: str | None = None) -> dict:
         texts = [self.render(p, w.tolist(), system_prompt) for p, w in zip(prompts, ws)]
-        # a chat template already writes BOS and the other special tokens itself
-        special = not self.uses_chat_template()
-        ids = [self.tokenizer(t, add_special_tokens=special)["input_ids"] for t in texts]
         context = self.context_length()
         check_room(settings.max_new_tokens, context)
         limit = int(settings.max_prompt_tokens or context - settings.max_new_tokens)
+        if settings.overflow == "error":
+            for i, t in enumerate(texts):
+                check_prompt_length(tokens_at_least(t, self.longest_token()), limit, context, settings.max_new_tokens,
+                                    i, len(texts), at_least=True)
+        # a chat template already writes BOS and the other special tokens itself
+        special = not self.uses_chat_template()
+        ids = [self.tokenizer(t, add_special_tokens=special)["input_ids"] for t in texts]
         for i, row in enumerate(ids):
             if len(row) > limit:
                 if settings.overflow == "error":

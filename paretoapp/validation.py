@@ -88,14 +88,20 @@ def chat_messages(prompt) -> list[dict]:
 
 
 def check_prompt_length(n_tokens: int, limit: int, context: int, max_new_tokens: int,
-                        row: int = 0, rows: int = 1) -> None:
+                        row: int = 0, rows: int = 1, at_least: bool = False) -> None:
     """The one message for a prompt that does not fit, whichever door it came through."""
     if n_tokens <= limit:
         return
     which = "the prompt" if rows == 1 else f"prompt {row + 1} of {rows}"
     raise PromptTooLongError(
-        f"{which} has {n_tokens} tokens but at most {limit} fit (context {context}, {max_new_tokens} reserved "
-        f"for the answer); shorten it or lower max_new_tokens, {TRUNCATE_HINT}")
+        f"{which} has {'at least ' if at_least else ''}{n_tokens} tokens but at most {limit} fit (context {context}, "
+        f"{max_new_tokens} reserved for the answer); shorten it or lower max_new_tokens, {TRUNCATE_HINT}")
+
+
+def tokens_at_least(text: str, longest_token: int) -> int:
+    """A lower bound on a text's token count without tokenizing it (no token spells more than ``longest_token``
+    characters), so a prompt of megabytes is refused in microseconds instead of tokenized for seconds."""
+    return -(-len(text) // max(1, longest_token))
 
 
 # ------------------------------------------------------------------ numbers
