@@ -10,8 +10,11 @@ session, a ``gradio_client.Client`` of its own, loops over a mix of what users
 do: chat at a preference it sets, side by side, ``/generate``, an over-long
 prompt, a bad w and a chat it cancels. Every good request must be answered and
 every bad one must get its one-line message; anything else is an unexpected
-error. The server's resident memory is sampled throughout: reported after the
-warm-up, at the end and at its peak.
+error. The server's resident memory is sampled every second: reported when it
+is ready, half way through the run (after the warm-up: the server's worker
+threads and the allocator's per-thread pools fill up during the first
+requests), at the end and at its peak; "flat" means the end is within a few
+percent of the half-way figure.
 
 Prints one JSON summary; exits 1 on an unexpected error or an unanswered request.
 """
@@ -42,6 +45,7 @@ EXPECTED = {
     "bad_w": re.compile(r"(is not a list of numbers|outside this family's allowed range|NaN or infinity|"
                         r"values but this family has)"),
 }
+CLIENT_TIMEOUT_S = 120.0
 PROMPTS = ["Tell me a story.", "What is the capital of France?", "How do I pick a lock?", "Give me a haiku.",
            "Summarise the idea of a Pareto front.", "Is it safe to eat raw eggs?"]
 
@@ -50,6 +54,7 @@ PROMPTS = ["Tell me a story.", "What is the capital of France?", "How do I pick 
 class Tally:
     """What the sessions saw, shared by all of them."""
     ok: Counter = field(default_factory=Counter)
+    seconds: list = field(default_factory=list)  # how long each answered request took
     expected: Counter = field(default_factory=Counter)
     unexpected: list = field(default_factory=list)
     unanswered: list = field(default_factory=list)
@@ -105,7 +110,8 @@ class Session:
                  ops: tuple[str, ...] | None = None):
         from gradio_client import Client
 
-        self.client = Client(url, verbose=False)
+        # a browser waits for the queue; the default 5 s HTTP timeout would count a busy 2-core server as a failure
+        self.client = Client(url, verbose=False, httpx_kwargs={"timeout": CLIENT_TIMEOUT_S})
         self.ops = ops or self.OPS
         self.family, self.low, self.high = family, k_low, k_high
         self.rng = random.Random(seed)
@@ -159,6 +165,7 @@ class Session:
             self.do(kind)
 
     def do(self, kind: str) -> None:
+        started = time.monotonic()
         try:
             getattr(self, kind)()
         except TimeoutError as exc:
@@ -176,6 +183,8 @@ class Session:
             self.tally.add(kind, "unexpected", "a bad request was answered instead of refused")
         else:
             self.tally.add(kind, "ok")
+            with self.tally.lock:
+                self.tally.seconds.append(time.monotonic() - started)
 
 
 class MemorySampler(threading.Thread):
@@ -204,7 +213,8 @@ def default_family() -> Path:
 
 
 def run_soak(sessions: int = 32, seconds: float = 120.0, family: Path | None = None, max_new: int = 16,
-             seed: int = 0, log_dir: Path | None = None, ops: tuple[str, ...] | None = None) -> dict:
+             seed: int = 0, log_dir: Path | None = None, ops: tuple[str, ...] | None = None,
+             warmup: float = 0.5) -> dict:
     """Run the soak and return its summary (see the module docstring)."""
     family = Path(family or default_family()).resolve()
     manifest = json.loads((family / "family.json").read_text())
@@ -222,7 +232,7 @@ def run_soak(sessions: int = 32, seconds: float = 120.0, family: Path | None = N
         warm = Session(url, manifest["name"], low, high, seed, max_new, tally)
         for kind in set(Session.OPS):  # every path once, so the start figure counts loaded code and caches
             warm.do(kind)
-        rss_start = sampler.rss()
+        rss_ready = sampler.rss()
         sampler.start()
         clients = [Session(url, manifest["name"], low, high, seed + 1 + i, max_new, tally, ops)
                    for i in range(sessions)]
@@ -247,6 +257,8 @@ def run_soak(sessions: int = 32, seconds: float = 120.0, family: Path | None = N
             server.wait()
     log = (log_dir / "server.log").read_text(errors="replace")
     mib = 2 ** 20
+    samples = sampler.samples + [rss_end]
+    rss_start = samples[int(len(samples) * warmup)]  # steady state: after the first sessions filled their caches
     return {
         "sessions": sessions, "seconds": seconds, "elapsed_s": round(elapsed, 1), "family": str(family),
         "requests": sum(tally.ok.values()) + sum(tally.expected.values()) + len(tally.unexpected)
@@ -254,12 +266,21 @@ def run_soak(sessions: int = 32, seconds: float = 120.0, family: Path | None = N
         "answered": dict(tally.ok), "refused_as_expected": dict(tally.expected),
         "unexpected": tally.unexpected, "unanswered": tally.unanswered,
         "server_alive": alive, "server_tracebacks": log.count("Traceback"),
-        "rss_start_mib": round(rss_start / mib, 1), "rss_end_mib": round(rss_end / mib, 1),
-        "rss_peak_mib": round(max(sampler.samples + [rss_end]) / mib, 1),
-        "rss_growth_pct": round(100 * (rss_end - rss_start) / rss_start, 1),
-        "rss_timeline_mib": [round(v / mib) for v in sampler.samples[:: max(1, len(sampler.samples) // 12)]],
+        "answer_seconds_p50_p95_max": _percentiles(tally.seconds),
+        "rss_ready_mib": round(rss_ready / mib, 1),
+        f"rss_after_{warmup:.0%}_mib": round(rss_start / mib, 1), "rss_end_mib": round(rss_end / mib, 1),
+        "rss_peak_mib": round(max(samples) / mib, 1),
+        "rss_growth_after_warmup_pct": round(100 * (rss_end - rss_start) / rss_start, 1),
+        "rss_timeline_mib": [round(v / mib) for v in samples[:: max(1, len(samples) // 12)]],
         "server_log": str(log_dir / "server.log"),
     }
+
+
+def _percentiles(values: list[float]) -> list[float]:
+    if not values:
+        return []
+    v = sorted(values)
+    return [round(v[len(v) // 2], 2), round(v[min(len(v) - 1, int(len(v) * 0.95))], 2), round(v[-1], 2)]
 
 
 def passed(summary: dict) -> bool:

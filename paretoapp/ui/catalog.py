@@ -48,9 +48,14 @@ class FamilyEntry:
     _scorers: list | None = field(default=None, init=False, repr=False)
     _scorer_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
+    _policy: object = field(default=None, init=False, repr=False)
+
     def policy(self):
-        from ..generate import load_policy
-        return load_policy(self.path, device=self.device)
+        """The family on its base model, loaded once (``load_policy`` would re-read and re-hash the bank each call)."""
+        if self._policy is None:
+            from ..generate import load_policy
+            self._policy = load_policy(self.path, device=self.device)
+        return self._policy
 
     def live_scorers(self) -> list:
         """The scorers of the family's evaluation that can run here (offline ones; Hub reward models only
