@@ -265,15 +265,16 @@ class Policy:
         ctx = contextvars.copy_context()
         thread = threading.Thread(target=ctx.run, args=(work,), daemon=True, name="paretoapp-stream")
         thread.start()
-        last = None
+        last, finished = None, False
         try:
             for rows in streamer:
                 texts = [self._decode(r, settings) for r in rows]
                 if texts != last:
                     last = texts
                     yield texts
+            finished = True
         finally:  # a caller that stops reading (closed generator, client gone) stops the generation too
-            if thread.is_alive():
+            if not finished:
                 cancel.set()
         thread.join()
         if errors:

@@ -28,12 +28,12 @@ def history_messages(history) -> list[dict]:
     return out
 
 
-def settings_from(temperature, max_tokens, overflow: str = "error") -> GenerationSettings:
+def settings_from(temperature, max_tokens) -> GenerationSettings:
     """The app's generation controls -> settings (temperature 0 = greedy).
 
     ``max_tokens`` is capped by ``PARETOAPP_MAX_NEW_TOKENS``; an over-long prompt
-    is rejected with the library's message unless the caller asks to truncate.
+    is refused with the library's message, never silently cut.
     """
     t = real_number(temperature or 0, "temperature")
     return GenerationSettings(max_new_tokens=max_new_tokens(max_tokens, cap=app_max_new_tokens()), do_sample=t > 0,
-                              temperature=t if t > 0 else 0.7, overflow=overflow)
+                              temperature=t if t > 0 else 0.7)
