@@ -10,11 +10,11 @@ session, a ``gradio_client.Client`` of its own, loops over a mix of what users
 do: chat at a preference it sets, side by side, ``/generate``, an over-long
 prompt, a bad w and a chat it cancels. Every good request must be answered and
 every bad one must get its one-line message; anything else is an unexpected
-error. The server's resident memory is sampled every second: reported when it
-is ready, half way through the run (after the warm-up: the server's worker
-threads and the allocator's per-thread pools fill up during the first
-requests), at the end and at its peak; "flat" means the end is within a few
-percent of the half-way figure.
+error. The server's resident memory is sampled every second and reported when
+it is ready, half way through the run, at the end and at its peak, with a
+timeline: a leak shows as growth that does not level off. (Gradio keeps some
+state per session, and glibc's allocator keeps freed memory in per-thread
+pools; ``MALLOC_ARENA_MAX=2`` in the server's environment keeps those small.)
 
 Prints one JSON summary; exits 1 on an unexpected error or an unanswered request.
 """
@@ -124,7 +124,7 @@ class Session:
         return [round(self.rng.uniform(self.low, self.high), 2)] + [0.0] * (MAX_CONTROLS - 1)
 
     def chat(self):
-        self._result(self.client.submit(self.family, *self._controls(), [], "harmless_score", "helpful_score",
+        self._result(self.client.submit(self.family, *self._controls(), [], None, None,  # the family's own axes
                                         api_name="/set_preference"))
         history, cleared = self._result(self.client.submit(self.rng.choice(PROMPTS), [], self.family, "", 0.0,
                                                             self.max_new, api_name="/chat"))
