@@ -12,6 +12,7 @@ import re
 from urllib.parse import quote
 
 from ..generate import GenerationSettings
+from ..validation import app_max_new_tokens, max_new_tokens, real_number
 
 LABEL_START = "\n\n<sub class='pa-w-label'>"
 _LABEL = re.compile(r"\n\n<sub class='pa-w-label'>(?P<body>.*?)</sub>\s*$", re.S)
@@ -94,7 +95,11 @@ def fit_conversation(count_tokens, convo: list[dict], budget: int) -> tuple[list
 
 
 def settings_from(temperature, max_tokens) -> GenerationSettings:
-    """The app's generation controls -> settings (temperature 0 = greedy)."""
-    t = float(temperature or 0)
-    return GenerationSettings(max_new_tokens=int(max_tokens), do_sample=t > 0, temperature=t if t > 0 else 0.7,
-                              overflow="truncate_left")
+    """The app's generation controls -> settings (temperature 0 = greedy).
+
+    ``max_tokens`` is capped by ``PARETOAPP_MAX_NEW_TOKENS``; an over-long prompt
+    is refused with the library's message, never silently cut.
+    """
+    t = real_number(temperature or 0, "temperature")
+    return GenerationSettings(max_new_tokens=max_new_tokens(max_tokens, cap=app_max_new_tokens()), do_sample=t > 0,
+                              temperature=t if t > 0 else 0.7)

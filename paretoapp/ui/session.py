@@ -114,4 +114,4 @@ class AppContext:
 
 def user_error(exc: BaseException) -> gr.Error:
     """A toast that stays until dismissed, with the error's own message (which says what to do)."""
-    return gr.Error(str(exc), duration=None)
+    return gr.Error(str(exc), duration=None, print_exception=False)

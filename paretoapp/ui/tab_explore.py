@@ -20,6 +20,7 @@ from ..family import FamilyError
 from ..gates import PreferenceError
 from ..generate import PromptTooLongError
 from ..preferences import MAX_CONTROLS, PreferenceSpace
+from ..validation import tokens_at_least
 from .catalog import FamilyEntry
 from .chat import fit_conversation, history_messages, prompt_budget, settings_from, share_query, w_label
 from .controls import sliders
@@ -242,11 +243,15 @@ class ExploreTab:
                 raise user_error(exc) from None
             system = system_prompt or None
             budget = min(prompt_budget(), policy.context_length() - settings.max_new_tokens)
-            convo, n_tokens, dropped = fit_conversation(
-                lambda c: policy.prompt_tokens(c, w, system), history_messages(history) + [
-                    {"role": "user", "content": message}], budget)
+            if tokens_at_least(message, policy.longest_token()) > budget:  # megabytes: no need to tokenize
+                n_tokens = tokens_at_least(message, policy.longest_token())
+                convo, dropped = [], 0
+            else:
+                convo, n_tokens, dropped = fit_conversation(
+                    lambda c: policy.prompt_tokens(c, w, system), history_messages(history) + [
+                        {"role": "user", "content": message}], budget)
             if n_tokens > budget:
-                gr.Warning(f"Your message is {n_tokens:,} tokens; this app reads at most {budget:,} per answer "
+                gr.Warning(f"Your message is at least {n_tokens:,} tokens; this app reads at most {budget:,} per answer "
                            "(with room for the reply). Shorten it: it is still in the box.")
                 yield history, message
                 return

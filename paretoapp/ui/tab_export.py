@@ -14,7 +14,15 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from ..export import ExportError, check_export_name, export_lora, export_merged, push_to_hub, zip_folder
+from ..export import (
+    ExportError,
+    check_destination,
+    check_push_target,
+    export_lora,
+    export_merged,
+    push_to_hub,
+    zip_folder,
+)
 from ..preferences import PreferenceSpace
 from .catalog import FamilyEntry
 from .session import AppContext, Session
@@ -130,7 +138,7 @@ class ExportTab:
                 entry = ctx.entry(key)
                 w = sess.w_for(entry)
                 export_name = (export_name or "").strip() or default_export_name(entry, w)
-                check_export_name(export_name)
+                check_destination(export_parent(request), export_name, overwrite=True)
                 progress(0.05, desc="loading the family")
                 policy = entry.policy()
                 progress(0.25, desc="writing B·diag(g(w))·A as one adapter" if lora else "merging W0 + B·diag(g(w))·A")
@@ -157,10 +165,9 @@ class ExportTab:
                     oauth_token: gr.OAuthToken | None = None, request: gr.Request = None, progress=gr.Progress()):
             tok = (oauth_token.token if oauth_token is not None else None) or (token_text or "").strip() or None
             try:
-                if not (repo_id or "").strip():
-                    raise ExportError("give a repository id like 'your-name/model-name'")
-                if not tok:
+                if (repo_id or "").strip() and not tok:
                     raise ExportError("log in with the button above (on a Space) or paste a Hub token with write access")
+                repo_id = check_push_target(repo_id, tok)  # before the merge, not after it
                 entry = ctx.entry(key)
                 w = sess.w_for(entry)
                 if last and list(last[1]) == list(w) and Path(last[0]).is_dir():
@@ -168,10 +175,11 @@ class ExportTab:
                 else:
                     progress(0.1, desc="merging")
                     export_name = (export_name or "").strip() or default_export_name(entry, w)
+                    check_destination(export_parent(request), export_name, overwrite=True)
                     folder = export_merged(entry.policy(), w, export_parent(request), export_name,
                                            scores=scores_at(entry, w), overwrite=True)
                 progress(0.4, desc="uploading")
-                url = push_to_hub(folder, repo_id.strip(), token=tok, private=bool(is_private))
+                url = push_to_hub(folder, repo_id, token=tok, private=bool(is_private))
             except (*USER_ERRORS, OSError) as exc:
                 return f"❌ **Push failed:** {exc}"
             except Exception as exc:  # network / auth errors from the Hub client

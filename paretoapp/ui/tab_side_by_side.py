@@ -102,7 +102,7 @@ class SideBySideTab:
             *ctrl_values, system_prompt, temp, max_new = values
             prompt = (prompt or "").strip()
             if not prompt:
-                raise gr.Error("Type a prompt to compare the two preferences on.")
+                raise gr.Error("Type a prompt to compare the two preferences on.", print_exception=False)
             _, space, wa = ctx.w_from_controls(key, ctrl_values[:MAX_CONTROLS])
             entry, _, wb = ctx.w_from_controls(key, ctrl_values[MAX_CONTROLS:])
             try:
