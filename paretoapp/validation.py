@@ -88,14 +88,15 @@ def chat_messages(prompt) -> list[dict]:
 
 
 def check_prompt_length(n_tokens: int, limit: int, context: int, max_new_tokens: int,
-                        row: int = 0, rows: int = 1, at_least: bool = False) -> None:
-    """The one message for a prompt that does not fit, whichever door it came through."""
+                        row: int = 0, rows: int = 1, at_least: bool = False, hint: str = TRUNCATE_HINT) -> None:
+    """The one message for a prompt that does not fit, whichever door it came through (``hint`` names the way
+    out that door offers)."""
     if n_tokens <= limit:
         return
     which = "the prompt" if rows == 1 else f"prompt {row + 1} of {rows}"
     raise PromptTooLongError(
         f"{which} has {'at least ' if at_least else ''}{n_tokens} tokens but at most {limit} fit (context {context}, "
-        f"{max_new_tokens} reserved for the answer); shorten it or lower max_new_tokens, {TRUNCATE_HINT}")
+        f"{max_new_tokens} reserved for the answer); shorten it or lower max_new_tokens, {hint}")
 
 
 def tokens_at_least(text: str, longest_token: int) -> int:

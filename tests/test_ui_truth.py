@@ -267,7 +267,7 @@ def test_colours_stay_put_and_points_several_w_share_are_one_marker(browser, app
 def test_a_phone_sees_every_tab_and_reaches_the_chat(browser, app):  # noqa: F811
     ctx, page = open_app(browser, at(app[1], "tiny-evaluated"), width=390, height=844)
     try:
-        for name in ("Explore", "Side by side", "Export", "About"):
+        for name in ("Explore", "Side by side", "Prompts", "Export", "About"):
             tab = page.get_by_role("tab", name=name)
             assert tab.is_visible(), name
             box = tab.bounding_box()

@@ -20,7 +20,7 @@ from ..family import FamilyError
 from ..gates import PreferenceError
 from ..generate import PromptTooLongError
 from ..preferences import MAX_CONTROLS, PreferenceSpace
-from ..validation import tokens_at_least
+from ..validation import check_prompt_length, tokens_at_least
 from .catalog import FamilyEntry
 from .chat import fit_conversation, history_messages, prompt_budget, settings_from, share_query, w_label
 from .controls import sliders
@@ -227,8 +227,8 @@ class ExploreTab:
         self.evaluate.click(evaluate_here, [*self.view_inputs, session], [session, *self.preference_outputs],
                             api_name="evaluate_w", concurrency_id="generate")
 
-        @gpu
-        def respond(message, history, key, sess: Session, system_prompt, temp, max_new, request: gr.Request = None):
+        def respond(message, history, key, sess: Session, system_prompt, temp, max_new, request: gr.Request = None,
+                    warn_only: bool = False):
             message = (message or "").strip()
             history = list(history or [])
             if not message:
@@ -250,11 +250,16 @@ class ExploreTab:
                 convo, n_tokens, dropped = fit_conversation(
                     lambda c: policy.prompt_tokens(c, w, system), history_messages(history) + [
                         {"role": "user", "content": message}], budget)
-            if n_tokens > budget:
+            if n_tokens > budget and warn_only:  # in the browser: a warning, and the message stays in the box
                 gr.Warning(f"Your message is at least {n_tokens:,} tokens; this app reads at most {budget:,} per answer "
                            "(with room for the reply). Shorten it: it is still in the box.")
                 yield history, message
                 return
+            try:  # over HTTP: the one-line error every door gives
+                check_prompt_length(n_tokens, budget, policy.context_length(), settings.max_new_tokens,
+                                    at_least=not convo, hint="or drop earlier messages")
+            except USER_ERRORS as exc:
+                raise user_error(exc) from None
             names = entry.objective_names
             note = f"{dropped} earlier messages dropped to fit" if dropped else ""
             history = history + [{"role": "user", "content": message},
@@ -286,11 +291,25 @@ class ExploreTab:
             finally:
                 ctx.cancels.finish(sid, "chat", cancel)
 
+        @gpu
+        def chat_in_browser(message, history, key, sess: Session, system_prompt, temp, max_new,
+                            request: gr.Request = None):
+            yield from respond(message, history, key, sess, system_prompt, temp, max_new, request, warn_only=True)
+
+        @gpu
+        def chat_over_http(message, history, key, sess: Session, system_prompt, temp, max_new,
+                           request: gr.Request = None):
+            yield from respond(message, history, key, sess, system_prompt, temp, max_new, request)
+
         chat_inputs = [self.msg, self.chatbot, self.family, session, *self.settings_inputs]
-        self.msg.submit(respond, chat_inputs, [self.chatbot, self.msg], api_name="chat",
-                                    concurrency_id="generate", concurrency_limit=8)
-        self.send.click(respond, chat_inputs, [self.chatbot, self.msg], api_name=False,
-                                  concurrency_id="generate")
+        self.msg.submit(chat_in_browser, chat_inputs, [self.chatbot, self.msg], api_name=False,
+                        concurrency_id="generate", concurrency_limit=8)
+        self.send.click(chat_in_browser, chat_inputs, [self.chatbot, self.msg], api_name=False,
+                        concurrency_id="generate")
+        # the same chat as an API endpoint (a hidden trigger): a message that does not fit is an error there
+        self.chat_api = gr.Button(visible=False)
+        self.chat_api.click(chat_over_http, chat_inputs, [self.chatbot, self.msg], api_name="chat",
+                            concurrency_id="generate")
 
         def stop_chat(request: gr.Request = None):
             """Stop at the next token; the answer so far stays, labelled as stopped."""

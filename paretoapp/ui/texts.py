@@ -48,7 +48,9 @@ footer { display: none !important; }
   #pa-title p { font-size: 0.88em; }
   #pa-front { min-height: 0; }
   #pa-front .pa-plot { height: 330px; }
-  .tab-container button, [role="tab"] { padding-left: 8px !important; padding-right: 8px !important; }
+  /* five tabs in 390 px: every name readable, none behind an overflow menu */
+  .tab-container button, [role="tab"] { padding-left: 5px !important; padding-right: 5px !important;
+                                        font-size: 0.88em !important; }
 }
 """
 
