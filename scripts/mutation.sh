@@ -18,7 +18,7 @@ tests=(); patterns=()
 for a in "$@"; do case $a in tests/*) tests+=("$a") ;; *) patterns+=("$a") ;; esac; done
 if [ ${#tests[@]} -eq 0 ]; then
   case $module in
-    paretoapp/bank.py) tests=(tests/test_bank.py) ;;
+    paretoapp/bank.py) tests=(tests/test_bank.py tests/test_bank_edges.py) ;;
     paretoapp/gates.py) tests=(tests/test_gates.py tests/test_family.py tests/test_bank.py) ;;
     paretoapp/family.py) tests=(tests/test_family.py) ;;
     paretoapp/pareto.py) tests=(tests/test_pareto.py) ;;
