@@ -23,8 +23,8 @@ if [ ${#tests[@]} -eq 0 ]; then
     paretoapp/family.py) tests=(tests/test_family.py) ;;
     paretoapp/pareto.py) tests=(tests/test_pareto.py) ;;
     paretoapp/conditioning.py) tests=(tests/test_family.py tests/test_rewards_in_context.py) ;;
-    paretoapp/trainers/losses.py) tests=(tests/test_trainers_core.py tests/test_upo.py) ;;
-    paretoapp/trainers/multi_objective.py) tests=(tests/test_trainers_core.py tests/test_panacea.py tests/test_linear_dpo.py) ;;
+    paretoapp/trainers/losses.py) tests=(tests/test_losses.py tests/test_trainers_core.py) ;;
+    paretoapp/trainers/multi_objective.py) tests=(tests/test_multi_objective.py tests/test_linear_dpo.py) ;;
     paretoapp/trainers/*.py) tests=("tests/test_$(basename "$module")") ;;
     *) echo "$module: no default tests; name them (tests/test_x.py)" >&2; exit 2 ;;
   esac
