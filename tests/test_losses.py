@@ -22,7 +22,7 @@ VOCAB = 5
 
 
 class FixedLM(torch.nn.Module):
-    """logits[b, t] = table[input_ids[b, t]] (+ 1 on token 0 in reference mode): log-probs known by hand."""
+    """logits[b, t] = table[input_ids[b, t]] (+ 1 on the next token id in reference mode): log-probs by hand."""
 
     def __init__(self):
         super().__init__()
@@ -34,7 +34,7 @@ class FixedLM(torch.nn.Module):
         self.calls.append((self.reference_mode, torch.is_grad_enabled()))
         logits = self.table[input_ids]
         if self.reference_mode:
-            logits = logits + F.one_hot(torch.zeros_like(input_ids), VOCAB)
+            logits = logits + F.one_hot((input_ids + 1) % VOCAB, VOCAB)
         return SimpleNamespace(logits=logits)
 
 
@@ -48,7 +48,7 @@ def reference_mode(model):
 
 
 def logp(model, prev: int, nxt: int, reference: bool = False) -> float:
-    row = model.table[prev].detach() + (F.one_hot(torch.tensor(0), VOCAB) if reference else 0)
+    row = model.table[prev].detach() + (F.one_hot(torch.tensor((prev + 1) % VOCAB), VOCAB) if reference else 0)
     return float(row.log_softmax(-1)[nxt])
 
 
