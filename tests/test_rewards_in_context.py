@@ -103,8 +103,32 @@ def test_linf_at_a_third_of_the_weight_asks_for_part_of_the_range():
     assert c.targets([0.7, 0.3]) == [10.0, 6.0] and c.targets([0.5, 0.5]) == [10.0, 10.0]
     l2 = Conditioning(tags=["<a>", "<b>"], low=[0.0, 0.0], high=[10.0, 10.0], mapping="l2", decimals=3)
     assert l2.targets([0.3, 0.7]) == pytest.approx([3.939, 9.191])
-    with pytest.raises(ValueError, match="linf"):
-        Conditioning(tags=["<a>"], low=[0.0], high=[1.0], mapping="max")
+    # all-zero w under l2: no direction, every objective asks for its low end
+    assert l2.targets([0.0, 0.0]) == [0.0, 0.0]
+
+
+def _error(**kwargs) -> str:
+    with pytest.raises(ValueError) as e:
+        Conditioning(**{"tags": ["<a>"], "low": [0.0], "high": [1.0], **kwargs})
+    return str(e.value)
+
+
+def test_bad_conditioning_is_named():
+    assert _error(mapping="max") == ("unknown conditioning mapping 'max'; expected one of ('linear', 'l2', 'linf'); "
+                                     "'max' was replaced by the released code's 'linf'")
+    assert _error(mapping="cubic") == "unknown conditioning mapping 'cubic'; expected one of ('linear', 'l2', 'linf')"
+    assert _error(kind="image") == "unknown conditioning kind 'image'; only 'reward_tags' is supported"
+    assert _error(low=[0.0, 1.0]) == "conditioning needs one tag, one low and one high value per objective"
+    c = Conditioning(tags=["<a>"], low=[0.0], high=[1.0])
+    with pytest.raises(ValueError) as e:
+        c.parse("no tags here")
+    assert str(e.value) == "text carries no reward tags of this conditioning"
+
+
+def test_rendering_with_two_decimals():
+    c = Conditioning(tags=["<a>", "<b>"], low=[0.0, 0.0], high=[1.0, 1.0], decimals=2)
+    assert c.render("p", [0.125, -0.375]) == "p <a> 0.13 <b> -0.38"  # half away from zero at 0.01
+    assert c.targets([1 / 3, 2 / 3]) == [0.33, 0.67]
 
 
 def test_normal_bounds_in_a_trained_family(tmp_path, tiny_base, pref_jsonl):
