@@ -20,7 +20,7 @@ if [ ${#tests[@]} -eq 0 ]; then
   case $module in
     paretoapp/bank.py) tests=(tests/test_bank.py tests/test_bank_edges.py) ;;
     paretoapp/gates.py) tests=(tests/test_gates.py tests/test_family.py tests/test_bank.py) ;;
-    paretoapp/family.py) tests=(tests/test_family.py) ;;
+    paretoapp/family.py) tests=(tests/test_family.py tests/test_manifest.py) ;;
     paretoapp/pareto.py) tests=(tests/test_pareto.py) ;;
     paretoapp/conditioning.py) tests=(tests/test_family.py tests/test_rewards_in_context.py) ;;
     paretoapp/trainers/losses.py) tests=(tests/test_losses.py tests/test_trainers_core.py) ;;
