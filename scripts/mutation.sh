@@ -19,7 +19,7 @@ for a in "$@"; do case $a in tests/*) tests+=("$a") ;; *) patterns+=("$a") ;; es
 if [ ${#tests[@]} -eq 0 ]; then
   case $module in
     paretoapp/bank.py) tests=(tests/test_bank.py tests/test_bank_edges.py) ;;
-    paretoapp/gates.py) tests=(tests/test_gates.py tests/test_family.py tests/test_bank.py) ;;
+    paretoapp/gates.py) tests=(tests/test_gates.py tests/test_manifest.py) ;;
     paretoapp/family.py) tests=(tests/test_family.py tests/test_manifest.py) ;;
     paretoapp/pareto.py) tests=(tests/test_pareto.py) ;;
     paretoapp/conditioning.py) tests=(tests/test_family.py tests/test_rewards_in_context.py) ;;
