@@ -143,6 +143,20 @@ def test_training_loss_uses_the_sampled_w(tiny_base, tmp_path, pref_jsonl):
         assert loss.item() == pytest.approx(want.item(), rel=1e-5)
 
 
+def test_sample_preference_vertices_and_interior():
+    torch.manual_seed(0)
+    for _ in range(5):
+        w, vertex = panacea.sample_preference(3, vertex_prob=1.0, dirichlet_alpha=1.0)
+        assert vertex and sorted(w.tolist()) == [0.0, 0.0, 1.0]
+        w, vertex = panacea.sample_preference(3, vertex_prob=0.0, dirichlet_alpha=1.0)
+        assert not vertex and w.shape == (3,) and (w > 0).all() and float(w.sum()) == pytest.approx(1.0)
+    seen = {int(panacea.sample_preference(2, 1.0, 1.0)[0].argmax()) for _ in range(40)}
+    assert seen == {0, 1}  # every vertex is drawn
+    # a large alpha concentrates the interior draws at the centre
+    w = torch.stack([panacea.sample_preference(2, 0.0, 500.0)[0] for _ in range(20)])
+    assert (w - 0.5).abs().max() < 0.1
+
+
 def test_adaptive_ideal_is_the_running_minimum():
     mon = panacea.TchebycheffMonitor(["a", "b"], "adaptive", margin=0.01)
     assert mon.ideal(torch.tensor([0.7, 0.6])) == pytest.approx([0.69, 0.59])

@@ -153,6 +153,29 @@ def test_search_record_keeps_per_prompt_scores(peo_run):
     assert "this project's extension" in m.description and "interpolated" in m.description
 
 
+def test_candidate_gains_by_hand():
+    """theta_0 + c_g (theta_g - theta_0) + c_1 delta_1 + c_2 delta_2 with theta_g = a delta_1 + (1-a) delta_2 + delta_g."""
+    got = peo.candidate_gains(0.25, [0.0, 2.0], [0.0, 1.0])
+    assert got == [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0],
+                   [0.5, 1.5, 2.0], [0.5, 2.5, 2.0], [1.5, 1.5, 2.0], [1.5, 2.5, 2.0]]
+    # coefficient sets that give the same gains twice are searched once
+    assert peo.candidate_gains(0.5, [0.0], [1.0, 1.0]) == [[1.0, 1.0, 0.0]]
+
+
+def test_score_answers_orients_per_objective():
+    answers = [["a", "bb"], ["ccc", "d"]]
+
+    def length(prompts, responses):
+        return [float(len(r)) for r in responses]
+
+    def prompt_len(prompts, responses):
+        return [float(len(p)) for p in prompts]
+    prompt_len.higher_is_better = False
+    chat = [{"role": "user", "content": "xyz"}]
+    got = peo.score_answers(answers, ["hello", chat], [length, prompt_len])
+    assert got.tolist() == [[[1.0, -5.0], [2.0, -3.0]], [[3.0, -5.0], [1.0, -3.0]]]
+
+
 def test_default_search_scores_sixteen_prompts():
     assert peo.PEOConfig.__dataclass_fields__["n_eval_prompts"].default >= 16
 

@@ -131,6 +131,31 @@ def test_rendering_with_two_decimals():
     assert c.targets([1 / 3, 2 / 3]) == [0.33, 0.67]
 
 
+def test_conditioning_bounds_from_the_config(tmp_path, tiny_base, pref_jsonl):
+    import numpy as np
+    z = np.array([[-1.25, 0.5], [2.0, -3.0], [0.0, 1.5]])
+    path = write_config(tmp_path / "ric.yaml", tiny_base, pref_jsonl, tmp_path / "run", mapping="linf", decimals=2)
+    cfg = load_config(ric.RiCConfig, str(path))
+    c = ric.conditioning_for(cfg, z)
+    assert (c.low, c.high, c.mapping, c.decimals) == ([-1.25, -3.0], [2.0, 1.5], "linf", 2)
+    assert c.tags == ["<rm1_score>", "<rm2_score>"] and c.extra == {"bounds": "data"}
+    cfg.bounds, cfg.bounds_seed, cfg.bounds_draws = "normal", 3, 1000
+    c = ric.conditioning_for(cfg, z)
+    assert (c.low, c.high) == normal_bounds(2, seed=3, draws=1000)
+    assert c.extra == {"bounds": "normal", "seed": 3, "draws": 1000}
+    cfg.target_low, cfg.tags = [-4.0, -4.0], ["<h>", "<s>"]
+    c = ric.conditioning_for(cfg, z)
+    assert c.low == [-4.0, -4.0] and c.high == normal_bounds(2, seed=3, draws=1000)[1] and c.tags == ["<h>", "<s>"]
+    for bad, message in ((dict(bounds="uniform"), "bounds must be one of ('data', 'normal'), got 'uniform'"),
+                         (dict(bounds_draws=1), "bounds_draws must be at least 2, got 1"),
+                         (dict(mapping="max"), "mapping must be one of ('linear', 'l2', 'linf'), got 'max'; 'max' is "
+                                               "now the released code's 'linf'")):
+        with pytest.raises(ValueError) as e:
+            load_config(ric.RiCConfig, str(write_config(tmp_path / "bad.yaml", tiny_base, pref_jsonl,
+                                                          tmp_path / "run", **bad)))
+        assert str(e.value) == message
+
+
 def test_normal_bounds_in_a_trained_family(tmp_path, tiny_base, pref_jsonl):
     """bounds: normal takes low/high from the seeded standard-normal reference, not the data."""
     path = write_config(tmp_path / "ric.yaml", tiny_base, pref_jsonl, tmp_path / "run", mapping="l2",
