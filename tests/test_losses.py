@@ -118,11 +118,18 @@ def test_dpo_loss_with_label_smoothing_and_metrics_by_hand():
     assert out.kl is None
     assert out.metrics() == pytest.approx({"loss": sum(want) / 2, "reward_margin": 0.25, "reward_accuracy": 0.5,
                                            "chosen_reward": 0.25, "rejected_reward": 0.0})
+    # a tie is not a correct ranking; beta defaults to 0.1
+    tie = dpo_loss(torch.tensor([-1.0]), torch.tensor([-1.0]), torch.tensor([-2.0]), torch.tensor([-2.0]))
+    assert tie.metrics()["reward_accuracy"] == 0.0 and tie.chosen_rewards.tolist() == pytest.approx([0.1])
+    model = FixedLM()
+    default = dpo_batch_loss(model, BATCH, reference_context=reference_mode)
+    assert default.loss.item() == pytest.approx(
+        dpo_loss(*policy_and_reference_logps(model, BATCH, reference_mode), beta=0.1).loss.item(), rel=1e-6)
 
 
 def test_kto_loss_by_hand():
     pc, pr = torch.tensor([-1.0, -2.0], requires_grad=True), torch.tensor([-3.0], requires_grad=True)
-    rc, rr = torch.tensor([-2.0, -1.0]), torch.tensor([-2.5])
+    rc, rr = torch.tensor([-3.0, -1.0]), torch.tensor([-2.5])
     kl_policy = torch.tensor([-1.0, -2.0, -0.5], requires_grad=True)
     kl_ref = torch.tensor([-1.5, -2.5, -1.0])   # z = mean(0.5, 0.5, 0.5) = 0.5
     beta = 0.5
@@ -131,17 +138,20 @@ def test_kto_loss_by_hand():
     def sig(x):
         return 1 / (1 + math.exp(-x))
 
-    # chosen log-ratios 1, -1; rejected -0.5
-    want = [2.0 * (1 - sig(beta * (1 - 0.5))), 2.0 * (1 - sig(beta * (-1 - 0.5))), 0.5 * (1 - sig(beta * (0.5 + 0.5)))]
+    # chosen log-ratios 2, -1; rejected -0.5
+    want = [2.0 * (1 - sig(beta * (2 - 0.5))), 2.0 * (1 - sig(beta * (-1 - 0.5))), 0.5 * (1 - sig(beta * (0.5 + 0.5)))]
     assert out.kl.item() == pytest.approx(0.5)
     assert out.losses.tolist() == pytest.approx(want, rel=1e-6)
     assert out.loss.item() == pytest.approx(sum(want) / 3, rel=1e-6)
-    assert out.chosen_rewards.tolist() == pytest.approx([0.5, -0.5]) and out.rejected_rewards.tolist() == [-0.25]
+    assert out.chosen_rewards.tolist() == pytest.approx([1.0, -0.5]) and out.rejected_rewards.tolist() == [-0.25]
     assert out.metrics()["kl"] == pytest.approx(0.5)
     out.loss.backward()
     assert kl_policy.grad is None and pc.grad is not None and pr.grad is not None  # z is a constant
     # a negative KL estimate is clamped to 0; default weights are 1
     out = kto_loss(pc, pr, rc, rr, kl_ref, kl_policy, beta=beta)
     assert out.kl.item() == 0.0
-    want = [1 - sig(beta * 1), 1 - sig(beta * -1), 1 - sig(beta * 0.5)]
+    want = [1 - sig(beta * 2), 1 - sig(beta * -1), 1 - sig(beta * 0.5)]
     assert out.losses.tolist() == pytest.approx(want, rel=1e-6)
+    # beta defaults to 0.1, as in DPO
+    out = kto_loss(pc, pr, rc, rr, kl_ref, kl_policy)
+    assert out.losses.tolist() == pytest.approx([1 - sig(0.2), 1 - sig(-0.1), 1 - sig(0.05)], rel=1e-6)
