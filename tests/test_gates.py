@@ -115,6 +115,8 @@ def test_check_preferences_accepts_vectors_batches_tensors_and_arrays():
     assert check_preferences([-3.0, 7.5], 2).tolist() == [[-3.0, 7.5]]
     assert check_preferences([1.0 + 1e-10, -1e-10], 2, low=[0, 0], high=[1, 1]).tolist() == [[1.0 + 1e-10, -1e-10]]
     assert check_preferences([2.0, 0.0], 2, low=[0, 0], high=None).tolist() == [[2.0, 0.0]]
+    edge = [0.0 - 1e-9, 1.0 + 1e-9]  # exactly at the slack: still allowed
+    assert check_preferences(edge, 2, low=[0, 0], high=[1, 1]).tolist() == [edge]
 
 
 @pytest.mark.parametrize("w, k, extra, message", [
