@@ -84,6 +84,7 @@ def test_in_sample_range():
     m = small(in_sample_low=[0.0, 0.0], in_sample_high=[1.0, 1.0]).manifest
     assert m.is_in_sample([0.0, 1.0]) and m.is_in_sample([1.0 + 1e-10, -1e-10])
     assert not m.is_in_sample([1.0 + 1e-6, 0.0]) and not m.is_in_sample([0.5, -1e-6])
+    assert m.is_in_sample([0.0 - 1e-9, 1.0 + 1e-9])  # exactly at the slack: inside
     assert small().manifest.is_in_sample([5.0, -5.0])  # no range recorded: everything is in sample
     m.in_sample_high = None
     assert m.is_in_sample([5.0, -5.0])
@@ -101,6 +102,14 @@ def test_fingerprint_changes_with_manifest_and_tensors():
     d.tensors = {k.replace("m.q", "m.k"): v for k, v in d.tensors.items()}
     assert a.fingerprint() != d.fingerprint()  # names count, not only values
     assert a.modules == ["m.q", "m.v"]
+    # the same content gives the same fingerprint whatever the order of a dict's keys or the storage dtype
+    e, f = small(training={"a": 1, "b": 2}), small(training={"b": 2, "a": 1})
+    assert e.fingerprint() == f.fingerprint()
+    g = small()
+    g.tensors = {k: (v * 4).round() / 4 for k, v in g.tensors.items()}  # values bfloat16 holds exactly
+    h = small()
+    h.tensors = {k: v.to(torch.bfloat16) for k, v in g.tensors.items()}
+    assert g.fingerprint() == h.fingerprint()
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -187,6 +196,7 @@ def test_make_family_and_load_errors(tmp_path):
                     Gate.identity(1)).startswith("family 'x': m.q has A (2, 4)")
     fam = small()
     path = fam.save(tmp_path / "f")
+    assert fam.path == path
     assert error_of(fam.save, path) == f"{path} already exists; pass overwrite=True or choose another folder"
     assert load_family(fam) is fam and load_family(path).fingerprint() == fam.fingerprint()
     assert load_family(str(path)).path == path
@@ -201,7 +211,28 @@ def test_make_family_and_load_errors(tmp_path):
                                            "was interrupted): re-save it")
 
 
+def test_saved_files_and_errors_that_name_them(tmp_path):
+    fam = small()
+    path = fam.save(tmp_path / "f")
+    from safetensors import safe_open
+    with safe_open(str(path / TENSORS_FILE), "pt") as fh:
+        assert fh.metadata() == {"format": "paretoapp.family"}
+    assert (path / MANIFEST_FILE).read_text().startswith('{\n  "format": "paretoapp.family",\n  "version": 1,')
+    # errors found while loading name the file they are in
+    d = json.loads((path / MANIFEST_FILE).read_text())
+    (path / MANIFEST_FILE).write_text(json.dumps({**d, "prompt_format": "html"}))
+    assert error_of(Family.load, path) == f"{path / MANIFEST_FILE}: prompt_format 'html' is not one of ('chat', 'raw')"
+    (path / MANIFEST_FILE).write_text(json.dumps(d))
+    from safetensors.torch import save_file
+    save_file({**fam.tensors, "m.k.lora_B": torch.zeros(5, 3)}, str(path / TENSORS_FILE))
+    assert error_of(Family.load, path) == (f"{path / TENSORS_FILE}: m.k.lora_B has no matching lora_A; the file is "
+                                           "incomplete, re-save the family")
+
+
 def test_model_signature_keeps_the_architecture_numbers():
+    llama = SimpleNamespace(model_type="llama", hidden_size=64, num_hidden_layers=3, vocab_size=10, rope_theta=1e4)
+    assert model_signature(llama) == {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 3,
+                                      "vocab_size": 10}
     config = SimpleNamespace(model_type="gpt2", n_embd=32, n_layer=2, vocab_size=100, hidden_size=None,
                              num_attention_heads=4)
     assert model_signature(config) == {"model_type": "gpt2", "vocab_size": 100, "n_embd": 32, "n_layer": 2}
