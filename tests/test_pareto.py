@@ -253,3 +253,39 @@ def test_compare_fronts_table_by_hand():
 def test_format_reference():
     assert pareto.format_reference([0.123456, -2.0]) == "(obj0=0.1235, obj1=-2)"
     assert pareto.format_reference([1.5, 20000.0], ["helpful", "harmless"]) == "(helpful=1.5, harmless=2e+04)"
+
+
+def test_defaults_maximise_and_small_ranges():
+    assert pareto.oriented([[1.0, -2.0]]).tolist() == [[1.0, -2.0]]  # larger is better unless told otherwise
+    # a range below one unit is still stretched to [0, 1]; the default direction is "maximise"
+    assert np.allclose(pareto.normalise([[0.25, 3.0], [0.75, 1.0]]), [[0.0, 1.0], [1.0, 0.0]])
+    pts = np.array([[2.0, 1.0], [3.0, 0.0], [1.0, 3.0]])
+    s = pareto.summarize(pts)
+    assert s.nondominated == [True, True, True]
+    assert s.hypervolume == pytest.approx(pareto.hypervolume(pts, s.reference, True))
+    assert s.reference == pytest.approx([0.8, -0.3])
+
+
+def test_bounds_reach_every_metric():
+    """lo/hi given by the caller (a wider comparison) reach spacing, directly and through summarize."""
+    front = np.array([[0.0, 4.0], [1.0, 3.0], [4.0, 0.0]])
+    # on bounds [0, 4] x [-4, 8]: (0, 2/3), (1/4, 7/12), (1, 1/3); L1 to the nearest: 1/3, 1/3, 1
+    nearest = np.array([1 / 3, 1 / 3, 1.0])
+    want = math.sqrt(np.sum((nearest - nearest.mean()) ** 2) / 2)
+    assert pareto.spacing(front, lo=[0, -4], hi=[4, 8]) == pytest.approx(want)
+    assert pareto.summarize(front, ref=[-1, -1], lo=[0, -4], hi=[4, 8]).spacing == pytest.approx(want)
+    assert pareto.summarize(front, ref=[-1, -1]).spacing == pytest.approx(pareto.spacing(front))
+    assert pareto.spacing(front) != pytest.approx(want)
+
+
+def test_compare_three_fronts_with_different_ranges_per_objective():
+    a = np.array([[0.0, 40.0], [10.0, 0.0], [4.0, 20.0]])
+    b = np.array([[5.0, 5.0]])
+    c = np.array([[10.0, 40.0], [2.0, 2.0]])  # (10, 40) beats everything; (2, 2) loses to b
+    table, _ = pareto.compare_fronts({"a": a, "b": b, "c": c}, ref=[-1, -1])
+    assert table["on_joint_front"].tolist() == [0.0, 0.0, 0.5]
+    # spacing on the pooled bounds [0, 10] x [0, 40]: a -> (0, 1), (1, 0), (.4, .5)
+    assert table.loc["a", "spacing"] == pytest.approx(pareto.spacing(a, lo=[0, 0], hi=[10, 40]))
+    assert table.loc["a", "spacing"] != pytest.approx(pareto.spacing(a, lo=[0, 0], hi=[40, 40]))
+    table, _ = pareto.compare_fronts({"a": a, "none": np.zeros((0, 2))}, ref=[-1, -1])
+    assert table.loc["none", "n_points"] == 0 and math.isnan(table.loc["none", "on_joint_front"])
