@@ -118,6 +118,16 @@ def test_score_responses_orients_and_checks():
     assert mo.score_responses([], ["x", "y"], ["a", "b"]).shape == (2, 0)
     assert message_of(mo.score_responses, [Cost()], ["x"], ["a"], error=RuntimeError) == (
         "scorer 'cost' returned 2 scores for 1 rows")
+
+    class Unnamed:
+        def __repr__(self):
+            return "<unnamed scorer>"
+
+        def __call__(self, prompts, responses):
+            return [[1.0], [2.0], [3.0]]  # a column: flattened to one score per row
+    assert mo.score_responses([Unnamed()], ["x", "y", "z"], ["a", "b", "c"]).tolist() == [[1.0], [2.0], [3.0]]
+    assert message_of(mo.score_responses, [Unnamed()], ["x"], ["a"], error=RuntimeError) == (
+        "scorer <unnamed scorer> returned 3 scores for 1 rows")
     assert mo.scorer_names([Cost(), length]) == ["cost", "length"]
     assert mo.scorer_names([3]) == ["3"]
 
@@ -132,13 +142,15 @@ def test_build_objective_scorers(monkeypatch, tmp_path, tiny_base, pref_jsonl):
     import paretoapp.rewards as rewards
     import paretoapp.trainers.lora as lora
     monkeypatch.setattr(rewards, "build_scorers", lambda specs, ctx: seen.setdefault("call", (specs, ctx)))
-    monkeypatch.setattr(lora, "load_base", lambda *a: ("LM", "TOK"))
+    monkeypatch.setattr(lora, "load_base", lambda *a: seen.setdefault("load", a) and ("LM", "TOK"))
     specs, ctx = mo.build_objective_scorers(("length_words", "refusal"), cfg, 2, "x")
     assert specs == ["length_words", "refusal"] and ctx.causal_lm is None
     assert (ctx.model_id, ctx.system_prompt, ctx.show_progress) == (str(tiny_base), "Be kind.", False)
     seen.clear()
+    cfg.revision, cfg.dtype, cfg.trust_remote_code = "r1", "bfloat16", True
     _, ctx = mo.build_objective_scorers(["relevance?x=1", "refusal"], cfg, 2, "x")
     assert (ctx.causal_lm, ctx.tokenizer) == ("LM", "TOK")
+    assert seen["load"] == (str(tiny_base), "r1", "bfloat16", True)  # the run's own base, as configured
     seen.clear()
     _, ctx = mo.build_objective_scorers(["refusal", "helpful_offline"], cfg, 2, "x")
     assert ctx.causal_lm == "LM"
