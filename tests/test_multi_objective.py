@@ -28,18 +28,25 @@ def test_zip_objectives_cycles_to_the_longest():
 
 
 def test_objective_pairs_and_rows(tmp_path, tiny_base, pref_jsonl):
-    cfg = load_config(MethodConfig, str(write_config(tmp_path / "c.yaml", tiny_base, pref_jsonl, tmp_path / "o")))
+    objectives = [{"name": "h", "data": {"source": str(pref_jsonl), "objective": "helpful", "eval_fraction": 0.34}},
+                  {"name": "harmless", "data": {"source": str(pref_jsonl), "eval_fraction": 0.34}}]
+    cfg = load_config(MethodConfig, str(write_config(tmp_path / "c.yaml", tiny_base, pref_jsonl, tmp_path / "o",
+                                                     objectives=objectives)))
     pairs = mo.objective_pairs(cfg)
-    assert list(pairs) == ["helpful", "harmless"]
-    for name, (train, held) in pairs.items():  # each objective's own pairs, split into train and held-out
-        assert train and {p["prompt"] for p in train + held} == {row[0] for row in PAIRS[name]}
+    assert list(pairs) == ["h", "harmless"]
+    # each objective's own pairs (selected by the data's objective, not the objective's name), split by the seed
+    for name, data_objective in (("h", "helpful"), ("harmless", "harmless")):
+        train, held = pairs[name]
+        assert len(train) == 4 and len(held) == 2
+        assert {p["prompt"] for p in train + held} == {row[0] for row in PAIRS[data_objective]}
+    assert pairs == mo.objective_pairs(cfg, seed=cfg.train.seed)
+    reseeded = mo.objective_pairs(cfg, seed=cfg.train.seed + 1)
+    assert any(reseeded[n][1] != pairs[n][1] for n in pairs)  # another seed holds out other pairs
+    cfg.train.seed += 1
+    assert mo.objective_pairs(cfg) == reseeded  # the default seed is the config's
     train_rows, eval_rows = mo.multi_objective_rows(cfg)
-    n = max(len(pairs["helpful"][0]), len(pairs["harmless"][0]))
-    assert len(train_rows) == n and train_rows[0] == {"helpful": pairs["helpful"][0][0],
-                                                       "harmless": pairs["harmless"][0][0]}
-    assert len(eval_rows) == max(len(pairs["helpful"][1]), len(pairs["harmless"][1]))
-    # another seed splits differently; the default is the config's
-    assert mo.objective_pairs(cfg, seed=cfg.train.seed) == pairs
+    assert train_rows == mo.zip_objectives({n: v[0] for n, v in reseeded.items()})
+    assert eval_rows == mo.zip_objectives({n: v[1] for n, v in reseeded.items()}) and len(eval_rows) == 2
     cfg.objectives[1].data = None
     assert message_of(mo.objective_pairs, cfg) == ("objective 'harmless' has no data; this method trains on every "
                                                    "objective's pairs")
@@ -50,12 +57,15 @@ def test_collator_and_per_objective_dpo(tokenizer_dir):
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     rows = [{"a": {"prompt": "Hi", "chosen": " yes", "rejected": " no"},
              "b": {"prompt": "Go", "chosen": " ok", "rejected": " never ever"}}]
-    batch = mo.MultiObjectiveCollator(tok, ["a", "b"], max_length=64)(rows)
-    assert set(batch) == {"a", "b"}
     from paretoapp.trainers.data import PreferenceCollator
-    for name in "ab":
-        want = PreferenceCollator(tok, 64)([rows[0][name]])
-        assert all(torch.equal(batch[name][k], want[k]) for k in want)
+    for max_length, max_prompt_length in ((64, None), (3, 1), (None, 1)):  # truncation reaches every objective
+        batch = mo.MultiObjectiveCollator(tok, ["a", "b"], max_length, max_prompt_length)(rows)
+        assert set(batch) == {"a", "b"}
+        for name in "ab":
+            want = PreferenceCollator(tok, max_length, max_prompt_length)([rows[0][name]])
+            assert all(torch.equal(batch[name][k], want[k]) for k in want)
+            if max_length == 3:
+                assert batch[name]["input_ids"].shape[1] <= 3
     # per-objective DPO: each objective's sub-batch through the policy and the reference
     model = FixedLM()
     other = {k: v.flip(0) for k, v in BATCH.items()}
@@ -65,6 +75,9 @@ def test_collator_and_per_objective_dpo(tokenizer_dir):
         want = dpo_loss(*policy_and_reference_logps(model, sub, reference_mode), beta=0.4, label_smoothing=0.1)
         assert result.loss.item() == pytest.approx(want.loss.item(), rel=1e-6)
     assert results[0].loss.item() != pytest.approx(results[1].loss.item())
+    plain = mo.per_objective_dpo(model, {"a": BATCH}, ["a"], beta=0.4, reference_context=reference_mode)[0]
+    want = dpo_loss(*policy_and_reference_logps(model, BATCH, reference_mode), beta=0.4)  # no label smoothing
+    assert plain.loss.item() == pytest.approx(want.loss.item(), rel=1e-6)
     metrics = mo.dpo_metrics(results, ["a", "b"])
     assert metrics["a/loss"] == results[0].loss.item() and metrics["b/reward_margin"] == pytest.approx(
         results[1].metrics()["reward_margin"])
@@ -79,6 +92,9 @@ def test_scalarise_by_hand():
     assert mo.scalarise(losses, w, "tchebycheff").item() == pytest.approx(max(0.2, 0.225))
     assert mo.scalarise(losses, w, "tchebycheff", ideal=[0.7, 0.0]).item() == pytest.approx(max(0.025, 0.225))
     assert mo.scalarise(losses, w, "tchebycheff", ideal=[0.0, 0.5]).item() == pytest.approx(max(0.2, -0.15))
+    # the ideal point is taken at the losses' precision (0.1 is not a float32 number)
+    l64 = torch.tensor([0.8, 0.3], dtype=torch.float64)
+    assert mo.scalarise(l64, w, "tchebycheff", ideal=[0.1, 0.2]).item() == max(0.25 * (0.8 - 0.1), 0.75 * (0.3 - 0.2))
     assert message_of(mo.scalarise, losses, w, "chebyshev") == ("aggregation must be one of ('linear', "
                                                                 "'tchebycheff'), got 'chebyshev'")
 
@@ -158,6 +174,7 @@ def test_build_objective_scorers(monkeypatch, tmp_path, tiny_base, pref_jsonl):
 
 def test_preference_grid_and_labels():
     assert mo.preference_grid(2, [[1, 0], [0.25, 0.75]]) == [[1.0, 0.0], [0.25, 0.75]]
+    assert mo.preference_grid(2) == mo.preference_grid(2, resolution=4)  # quarters by default
     assert mo.preference_grid(2, resolution=4) == [[1.0, 0.0], [0.75, 0.25], [0.5, 0.5], [0.25, 0.75], [0.0, 1.0]]
     assert mo.preference_grid(2, None, resolution=3)[1] == [0.666666667, 0.333333333]
     assert mo.preference_grid(2, [[0.5, 0.5 + 5e-7]]) == [[0.5, 0.5 + 5e-7]]  # float slack on the sum
