@@ -172,6 +172,26 @@ def test_adaptive_ideal_is_the_running_minimum():
     assert not panacea.is_clamped([1.0, 0.0], [0.5, 0.9], None) and panacea.is_clamped([0.0, 1.0], [0.1, -0.2], None)
 
 
+def test_monitor_reports_a_vertex_clamped_all_epoch(caplog):
+    mon = panacea.TchebycheffMonitor(["a", "b"], [0.5, 0.5])
+    assert mon.ideal(torch.tensor([0.3, 0.9])) == [0.5, 0.5]
+    assert mon.observe([1.0, 0.0], [0.3, 0.9]) is True            # L_a < z_a at e_a: clamped
+    assert mon.observe(torch.tensor([1.0, 0.0]), [0.4, 0.1]) is True
+    assert mon.observe([0.0, 1.0], [0.1, 0.7]) is False          # L_b > z_b at e_b: trains
+    assert mon.observe([0.0, 1.0], [0.1, 0.2]) is True           # once clamped is not a whole epoch
+    assert mon.observe([0.5, 0.5], [0.1, 0.1]) is False          # interior: never clamped
+    with caplog.at_level(logging.WARNING, logger="paretoapp.trainers.panacea"):
+        records = mon.on_epoch_end(3)
+    assert records == [{"event": "tchebycheff_clamped", "objective": "a", "batches": 2, "ideal": 0.5}]
+    assert len(caplog.messages) == 1 and "'a'" in caplog.messages[0] and "epoch 3 (2)" in caplog.messages[0]
+    assert mon.on_epoch_end(4) == []  # counts start afresh each epoch
+    assert mon.observe([1.0, 0.0], [0.6, 0.0]) is False and mon.on_epoch_end(5) == []
+    assert panacea.TchebycheffMonitor(["a", "b"]).on_epoch_end(0) == []
+    none = panacea.TchebycheffMonitor(["a", "b"])  # z = 0: clamped only below a zero loss
+    none.observe([1.0, 0.0], [-0.1, 0.0])
+    assert none.on_epoch_end(0) == [{"event": "tchebycheff_clamped", "objective": "a", "batches": 1, "ideal": 0.0}]
+
+
 def _tchebycheff_run(tmp, tiny_base, pref_jsonl, ideal):
     tmp.mkdir()
     path = write_config(tmp / "p.yaml", tiny_base, pref_jsonl, tmp / "run", aggregation="tchebycheff", ideal=ideal,

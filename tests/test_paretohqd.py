@@ -51,6 +51,16 @@ def test_selection_is_the_nondominated_points_nearest_each_direction():
     np.testing.assert_allclose(hqd.ray_distance(TABLE[[2, 3]], [0.5, 0.5]), [0.0, 0.5 / np.sqrt(2)], atol=1e-12)
 
 
+def test_minmax_and_default_sampling_preferences():
+    norm, lo, hi = hqd.minmax_normalise(np.array([[1.0, 5.0], [3.0, 5.0], [2.0, 5.0]]))
+    assert norm.tolist() == [[0.0, 0.0], [1.0, 0.0], [0.5, 0.0]] and lo.tolist() == [1.0, 5.0]
+    assert hi.tolist() == [3.0, 5.0]
+    norm, _, _ = hqd.minmax_normalise(np.array([[1.0, 5.0]]), lo=[0, 0], hi=[2, 10])
+    assert norm.tolist() == [[0.5, 0.5]]
+    assert hqd.default_sample_preferences(3) == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0],
+                                                 [1 / 3, 1 / 3, 1 / 3]]
+
+
 def test_direction_is_the_ray_from_the_ideal_point():
     """Off the diagonal the ray from r_max = (1, 1) along w - 1 and the line through 0 along w disagree.
 

@@ -189,6 +189,21 @@ def test_anchors_use_normalised_scores():
     assert record["chosen_candidate"] == [1, 1, 2, 0, 0]
 
 
+def test_anchors_extrapolate_along_the_vertex_direction():
+    scores = np.array([[1.0, 0.0], [0.0, 1.0]])
+    cands = [[2.0, 0.0, 1.0], [0.0, 1.0, 1.0]]
+    points, gains, record = peo.choose_anchors(scores, cands, step=0.5, extrapolate=1.0)
+    assert points == [[-1.0, 2.0], [-0.5, 1.5], [0.0, 1.0], [0.5, 0.5], [1.0, 0.0], [1.5, -0.5], [2.0, -1.0]]
+    slope = np.array([2.0, -1.0, 0.0])  # g(w_1 = 1) - g(w_1 = 0)
+    g0, g1 = np.array(cands[1]), np.array(cands[0])
+    np.testing.assert_allclose(gains, [g0 - slope, g0 - 0.5 * slope, g0, g1, g1, g1 + 0.5 * slope, g1 + slope])
+    assert record == {"in_sample_w1": [0.0, 0.5, 1.0], "chosen_candidate": [1, 0, 0], "nondominated": [0, 1]}
+    # one candidate best everywhere: extrapolate towards expert 1 and away from expert 2
+    _, gains, _ = peo.choose_anchors(np.array([[1.0, 1.0], [0.0, 0.0]]), cands, step=0.5, extrapolate=0.5)
+    np.testing.assert_allclose(gains[0], np.array(cands[0]) - 0.5 * np.array([1.0, -1.0, 0.0]))
+    np.testing.assert_allclose(gains[-1], np.array(cands[0]) + 0.5 * np.array([1.0, -1.0, 0.0]))
+
+
 def test_choose_anchors_picks_the_weighted_best():
     scores = np.array([[0.0, 1.0], [1.0, 0.0], [0.6, 0.6], [0.1, 0.1]])  # the last is dominated
     cands = [[0, 1, 0], [1, 0, 0], [0.5, 0.5, 1], [0, 0, 0]]
