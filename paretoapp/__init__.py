@@ -26,6 +26,7 @@ _PUBLIC = {
     "ExportError": "export",
     "Method": "methods", "register": "methods", "get_method": "methods",
     "PreferenceSpace": "preferences",
+    "pick": "picking", "Pick": "picking",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -19,10 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
 from safetensors.torch import save_file
 
-from .atomic import atomic_file, atomic_folder
+from .atomic import atomic_file, atomic_folder, check_writable
 from .bank import bank_layers
+from .validation import is_network_error, one_line
 
 if TYPE_CHECKING:
     from .generate import Policy
@@ -43,12 +45,40 @@ def check_export_name(name: str) -> str:
     return name
 
 
+def check_destination(parent: str | os.PathLike, name: str, overwrite: bool = False) -> Path:
+    """``parent/name`` if an export can be written there: a safe name, not taken (unless overwriting), writable.
+
+    Checked before anything is merged or written, so a bad destination costs nothing.
+    """
+    target = Path(parent).expanduser() / check_export_name(name)
+    if target.exists() and not overwrite:
+        raise ExportError(f"{target} already exists; choose another name or allow overwriting (--overwrite)")
+    check_writable(target.parent)
+    return target
+
+
+def check_push_target(repo_id: str, token: str | None) -> str:
+    """A Hub model repo id 'owner/name' and a token, checked before anything is exported or sent."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    repo_id = (repo_id or "").strip() if isinstance(repo_id, str) else repo_id
+    if not repo_id or not isinstance(repo_id, str):
+        raise ExportError("give a Hub repository id like 'your-name/model-name'")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise ExportError(f"invalid Hub repo id {repo_id!r}: {one_line(exc)}; use 'user-or-org/model-name'") from None
+    if "/" not in repo_id:
+        raise ExportError(f"Hub repo id {repo_id!r} needs an owner: use 'user-or-org/model-name'")
+    if not token:
+        raise ExportError("pushing to the Hub needs a write token: log in, or paste a token with write access "
+                          "(the CLI reads --token or the HF_TOKEN variable)")
+    return repo_id
+
+
 def _atomic_folder(parent: Path, name: str, write, overwrite: bool = False) -> Path:
     """Run ``write(tmp_folder)`` and rename the folder to ``parent/name`` when it succeeds."""
-    parent = Path(parent)
-    target = parent / check_export_name(name)
-    if target.exists() and not overwrite:
-        raise ExportError(f"{target} already exists; choose another name or allow overwriting")
+    target = check_destination(parent, name, overwrite)
     with atomic_folder(target) as tmp:
         write(tmp)
     return target
@@ -106,14 +136,34 @@ def _provenance(policy, w, scores, kind) -> str:
                        "scores": scores or {}, "kind": kind}, indent=2)
 
 
+def export_dtype(policy: Policy, dtype: str | torch.dtype | None = None) -> torch.dtype:
+    """The dtype an export is written in: the one asked for, else the base's published dtype, else the model's."""
+    from .models import published_dtype, resolve_dtype
+
+    if dtype not in (None, "", "auto"):
+        return resolve_dtype(dtype)
+    ref = policy.manifest.base_model
+    return published_dtype(ref.name_or_path, ref.revision) or next(policy.model.parameters()).dtype
+
+
+def _cast(tensors: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    return {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
+
+
 def export_merged(policy: Policy, w: Sequence[float], parent: str | os.PathLike, name: str,
-                  scores: dict[str, float] | None = None, overwrite: bool = False) -> Path:
-    """A plain checkpoint folder (safetensors, tokenizer, model card) for preference w."""
+                  scores: dict[str, float] | None = None, overwrite: bool = False,
+                  dtype: str | torch.dtype | None = None) -> Path:
+    """A plain checkpoint folder (safetensors, tokenizer, model card) for preference w, in ``export_dtype``."""
     w = policy.manifest.check_w(w)[0].tolist()
-    state = policy.bank.merged_state_dict(w)
+    check_destination(parent, name, overwrite)
+    dtype = export_dtype(policy, dtype)
+    state = _cast(policy.bank.merged_state_dict(w), dtype)
 
     def write(tmp: Path):
         policy.model.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+        config = json.loads((tmp / "config.json").read_text())
+        config["dtype"] = str(dtype).removeprefix("torch.")  # the weights' dtype, not the app's
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
         policy.tokenizer.save_pretrained(tmp)
         (tmp / "README.md").write_text(model_card(policy, w, scores, "merged"))
         (tmp / "paretoapp_export.json").write_text(_provenance(policy, w, scores, "merged"))
@@ -122,7 +172,8 @@ def export_merged(policy: Policy, w: Sequence[float], parent: str | os.PathLike,
 
 
 def export_lora(policy: Policy, w: Sequence[float], parent: str | os.PathLike, name: str,
-                scores: dict[str, float] | None = None, overwrite: bool = False) -> Path:
+                scores: dict[str, float] | None = None, overwrite: bool = False,
+                dtype: str | torch.dtype | None = None) -> Path:
     """One PEFT LoRA adapter equal to the mix: A stacked, B scaled by g(w), alpha = rank.
 
     Ranks whose gain is zero for this w are dropped, so the adapter's rank is
@@ -131,6 +182,7 @@ def export_lora(policy: Policy, w: Sequence[float], parent: str | os.PathLike, n
     from peft import LoraConfig
 
     w = policy.manifest.check_w(w)[0].tolist()
+    check_destination(parent, name, overwrite)
     g = policy.bank.rank_gains(w)[0]
     keep = (g != 0).nonzero().flatten()
     if len(keep) == 0:
@@ -145,6 +197,7 @@ def export_lora(policy: Policy, w: Sequence[float], parent: str | os.PathLike, n
         tensors[f"base_model.model.{module}.lora_B.weight"] = (b[:, keep] * gk).detach().cpu().contiguous()
         targets.add(module.rsplit(".", 1)[-1])
         conv1d |= layer.transposed
+    tensors = _cast(tensors, export_dtype(policy, dtype))
     rank = len(keep)
     config = LoraConfig(r=rank, lora_alpha=rank, target_modules=sorted(targets), lora_dropout=0.0,
                         fan_in_fan_out=conv1d, base_model_name_or_path=policy.manifest.base_model.name_or_path,
@@ -172,20 +225,26 @@ def zip_folder(folder: str | os.PathLike) -> Path:
 
 
 def push_to_hub(folder: str | os.PathLike, repo_id: str, token: str | None = None, private: bool = True) -> str:
-    """Upload an exported folder to a Hub model repo; returns the repo URL. The token is never logged."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
+    """Upload an exported folder to a Hub model repo; returns the repo URL. The token is never logged.
 
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as exc:
-        raise ExportError(f"invalid Hub repo id {repo_id!r}: {exc}; use 'user-or-org/model-name'") from None
-    if "/" not in repo_id:
-        raise ExportError(f"Hub repo id {repo_id!r} needs an owner: use 'user-or-org/model-name'")
-    if not token:
-        raise ExportError("pushing to the Hub needs a write token: log in, or paste a token with write access")
+    The Hub's refusals and network failures become one ``ExportError`` line that
+    says the export is still on disk.
+    """
+    from huggingface_hub import HfApi
+
+    repo_id = check_push_target(repo_id, token)
     api = HfApi(token=token)
-    url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                      commit_message="Upload model exported by paretoapp")
+    try:
+        url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                          commit_message="Upload model exported by paretoapp")
+    except Exception as exc:  # HTTP refusals (401, 403, 404 ...) and network errors, from whichever client
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if isinstance(status, int):
+            why = f"the Hub answered HTTP {status}: {one_line(exc)[:160]}; check the token's write access and the repo id"
+        elif is_network_error(exc):
+            why = f"cannot reach the Hub ({type(exc).__name__}: {one_line(exc)[:120]}); check your network and try again"
+        else:
+            raise
+        raise ExportError(f"push to {repo_id} failed: {why} (the export is kept in {folder})") from None
     return str(url)

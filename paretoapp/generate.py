@@ -7,7 +7,8 @@ chats are one batched ``generate``; nothing about w is stored on the model.
 Over-long prompts: by default they are rejected with ``PromptTooLongError``
 (silently dropping the start of a chat would drop its system prompt and the
 question's context). ``GenerationSettings(overflow="truncate_left")`` keeps the
-most recent tokens instead and logs a warning.
+most recent tokens instead and logs a warning. Prompts and settings are checked
+by ``validation.py``, the same checks the CLI and the app use.
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ from .bank import PreferenceBank
 from .family import Family, load_family
 from .gates import Preferences
 from .models import load_base
+from .validation import PromptTooLongError as PromptTooLongError  # re-exported: callers catch it from here
+from .validation import (
+    chat_messages,
+    check_prompt_length,
+    check_room,
+    max_new_tokens,
+    real_number,
+    tokens_at_least,
+    whole_number,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +49,8 @@ PLAIN_TEMPLATE = "{system}Human: {prompt}\n\nAssistant:"
 
 
 def as_messages(prompt: Prompt) -> list[Message]:
-    """A prompt as a fresh list of chat messages ending with the user's turn."""
-    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
-    if not messages or messages[-1]["role"] != "user":
-        raise ValueError("a chat prompt must end with a user message")
-    return messages
+    """A prompt as a fresh list of chat messages ending with the user's turn (checked: ``validation.chat_messages``)."""
+    return chat_messages(prompt)
 
 
 def with_system(messages: list[Message], system_prompt: str | None) -> list[Message]:
@@ -71,10 +79,6 @@ def render_messages(tokenizer, messages: list[Message], prompt_format: str = "ch
     return history + PLAIN_TEMPLATE.format(system=sys_text, prompt=turns[-1]["content"])
 
 
-class PromptTooLongError(ValueError):
-    """The prompt does not fit the model's context with room for the answer."""
-
-
 @dataclass
 class GenerationSettings:
     max_new_tokens: int = 128
@@ -87,12 +91,20 @@ class GenerationSettings:
     overflow: str = "error"               # or "truncate_left"
 
     def __post_init__(self):
-        if int(self.max_new_tokens) < 1:
-            raise ValueError("max_new_tokens must be at least 1")
+        self.max_new_tokens = max_new_tokens(self.max_new_tokens)
+        self.temperature = real_number(self.temperature, "temperature")
+        self.top_p = real_number(self.top_p, "top_p")
+        if self.seed is not None:
+            self.seed = whole_number(self.seed, "seed")
+        if self.max_prompt_tokens is not None and whole_number(self.max_prompt_tokens, "max_prompt_tokens") < 1:
+            raise ValueError("max_prompt_tokens must be at least 1; leave it unset to use the model's context")
+        self.stop = [] if self.stop is None else self.stop
+        if isinstance(self.stop, str) or not all(isinstance(s, str) for s in self.stop):
+            raise ValueError("stop must be a list of strings, e.g. ['\\n\\nHuman:']")
         if self.do_sample and not self.temperature > 0:
             raise ValueError("temperature must be > 0 when sampling (use do_sample=False for greedy)")
         if not 0 < self.top_p <= 1:
-            raise ValueError("top_p must be in (0, 1]")
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p:g}; use e.g. 0.95 (1 keeps every token)")
         if self.overflow not in ("error", "truncate_left"):
             raise ValueError("overflow must be 'error' or 'truncate_left'")
 
@@ -109,6 +121,7 @@ class Policy:
         self.model = model
         self.tokenizer = tokenizer
         self.bank = bank or PreferenceBank(model, family)
+        self._longest_token: int | None = None
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -120,6 +133,12 @@ class Policy:
     @property
     def device(self):
         return self.bank.device
+
+    def longest_token(self) -> int:
+        """Characters in the tokenizer's longest token (for ``validation.tokens_at_least``), computed once."""
+        if self._longest_token is None:
+            self._longest_token = max(map(len, self.tokenizer.get_vocab()), default=1)
+        return self._longest_token
 
     def context_length(self) -> int:
         cfg = self.model.config
@@ -137,20 +156,28 @@ class Policy:
         system = system_prompt if system_prompt is not None else self.manifest.system_prompt
         return render_messages(self.tokenizer, with_system(messages, system), self.manifest.prompt_format)
 
+    def prompt_tokens(self, prompt: Prompt, w: Sequence[float], system_prompt: str | None = None) -> int:
+        """How many tokens the model reads for this prompt at this w (as ``generate`` would render it)."""
+        special = not self.uses_chat_template()
+        return len(self.tokenizer(self.render(prompt, list(w), system_prompt), add_special_tokens=special)["input_ids"])
+
     def encode(self, prompts: Sequence[Prompt], ws: torch.Tensor, settings: GenerationSettings,
                system_prompt: str | None = None) -> dict:
         texts = [self.render(p, w.tolist(), system_prompt) for p, w in zip(prompts, ws)]
+        context = self.context_length()
+        check_room(settings.max_new_tokens, context)
+        limit = int(settings.max_prompt_tokens or context - settings.max_new_tokens)
+        if settings.overflow == "error":
+            for i, t in enumerate(texts):
+                check_prompt_length(tokens_at_least(t, self.longest_token()), limit, context, settings.max_new_tokens,
+                                    i, len(texts), at_least=True)
         # a chat template already writes BOS and the other special tokens itself
         special = not self.uses_chat_template()
         ids = [self.tokenizer(t, add_special_tokens=special)["input_ids"] for t in texts]
-        limit = settings.max_prompt_tokens or max(1, self.context_length() - settings.max_new_tokens)
         for i, row in enumerate(ids):
             if len(row) > limit:
                 if settings.overflow == "error":
-                    raise PromptTooLongError(
-                        f"prompt {i} has {len(row)} tokens but at most {limit} fit (context {self.context_length()}, "
-                        f"{settings.max_new_tokens} reserved for the answer); shorten it, lower max_new_tokens, "
-                        f"or allow overflow='truncate_left'")
+                    check_prompt_length(len(row), limit, context, settings.max_new_tokens, i, len(ids))
                 log.warning("prompt %d has %d tokens; keeping the last %d", i, len(row), limit)
                 ids[i] = row[-limit:]
         width = max(len(r) for r in ids)
@@ -160,7 +187,11 @@ class Policy:
         return {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
 
     def _prepare(self, prompts, ws, settings, system_prompt):
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if isinstance(prompts, (str, bytes, bytearray)):
+            prompts = [prompts]
+        elif not isinstance(prompts, (list, tuple)):
+            raise ValueError(f"prompts must be a string or a list of prompts, got {type(prompts).__name__}")
+        prompts = list(prompts)
         if not prompts:
             raise ValueError("no prompts given")
         w = self.manifest.check_w(ws)
@@ -221,6 +252,7 @@ class Policy:
         """
         prompts, w, settings, enc = self._prepare(prompts, ws, settings, system_prompt)
         streamer = _BatchStreamer(len(prompts))
+        cancel = cancel if cancel is not None else threading.Event()
         kwargs = dict(**enc, **self._generate_kwargs(settings, cancel), streamer=streamer)
         errors: list[BaseException] = []
 
@@ -236,14 +268,19 @@ class Policy:
                 streamer.end()
 
         ctx = contextvars.copy_context()
-        thread = threading.Thread(target=ctx.run, args=(work,), daemon=True)
+        thread = threading.Thread(target=ctx.run, args=(work,), daemon=True, name="paretoapp-stream")
         thread.start()
-        last = None
-        for rows in streamer:
-            texts = [self._decode(r, settings) for r in rows]
-            if texts != last:
-                last = texts
-                yield texts
+        last, finished = None, False
+        try:
+            for rows in streamer:
+                texts = [self._decode(r, settings) for r in rows]
+                if texts != last:
+                    last = texts
+                    yield texts
+            finished = True
+        finally:  # a caller that stops reading (closed generator, client gone) stops the generation too
+            if not finished:
+                cancel.set()
         thread.join()
         if errors:
             raise errors[0]
@@ -301,8 +338,8 @@ _POLICY_LOCK = threading.Lock()
 
 
 def load_policy(family: str | Path | Family, device: str = "cpu", dtype: str | torch.dtype | None = None,
-                trust_remote_code: bool = False) -> Policy:
-    """Load a family onto its base model (shared with other families on the same base)."""
+                trust_remote_code: bool = False, allow_pickle: bool | None = None) -> Policy:
+    """Load a family onto its base model (shared with other families on the same base); see ``load_base``."""
     family = load_family(family)
     key = (family.fingerprint(), str(device), str(dtype))
     with _POLICY_LOCK:
@@ -310,7 +347,7 @@ def load_policy(family: str | Path | Family, device: str = "cpu", dtype: str | t
             return _POLICIES[key]
         ref = family.manifest.base_model
         model, tokenizer = load_base(ref.name_or_path, revision=ref.revision, device=device, dtype=dtype,
-                                     trust_remote_code=trust_remote_code)
+                                     trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
         if ref.tokenizer and ref.tokenizer != ref.name_or_path:
             from .models import load_tokenizer
             tokenizer = load_tokenizer(ref.tokenizer, revision=ref.revision, trust_remote_code=trust_remote_code)

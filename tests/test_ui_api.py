@@ -22,11 +22,17 @@ def controls(a: float) -> list[float]:
     return [a] + [0.0] * (MAX_CONTROLS - 1)
 
 
-def _assistant_text(history) -> str:
+def _raw_text(history) -> str:
     content = history[-1]["content"]
     if isinstance(content, list):
         return "".join(c.get("text", "") for c in content if isinstance(c, dict))
     return str(content)
+
+
+def _assistant_text(history) -> str:
+    """The answer without the label the chat adds under it (family and w)."""
+    from paretoapp.ui.chat import without_label
+    return without_label(_raw_text(history))
 
 
 def test_families_lists_objectives_and_ranges(client):
@@ -57,8 +63,8 @@ def test_generate_rejects_out_of_range_w(client):
 
 def test_set_preference_then_chat_uses_the_session_w(client, app_env):  # noqa: F811
     catalog = app_env[2]
-    desc, plot, head, name = client.predict("tiny-random", *controls(0.25), [], "harmless_score", "helpful_score",
-                                            api_name="/set_preference")
+    desc, plot, head, name, marker, *_ = client.predict("tiny-random", *controls(0.25), [], "harmless_score",
+                                                       "helpful_score", api_name="/set_preference")
     assert "**harmless** 0.25" in desc and "**helpful** 0.75" in desc and "in the trained range" in desc
     fig = json.loads(plot)
     star = [t for t in fig["data"] if t.get("name", "").startswith("current w")]
@@ -71,6 +77,9 @@ def test_set_preference_then_chat_uses_the_session_w(client, app_env):  # noqa: 
     expected = policy.generate([[{"role": "user", "content": "Tell me a story"}]], [[0.25, 0.75]],
                                GenerationSettings(max_new_tokens=16, overflow="truncate_left"))[0]
     assert _assistant_text(history) == expected
+    from paretoapp.ui.chat import parse_label
+    assert parse_label(_raw_text(history)) == ("tiny-random", [0.25, 0.75])  # the answer says which w made it
+    assert "was evaluated" in marker
     # a different w in this session changes the next answer; nothing is merged
     client.predict("tiny-random", *controls(1.5), [], "harmless_score", "helpful_score", api_name="/set_preference")
     history2, _ = client.predict("Tell me a story", [], "tiny-random", "", 0.0, 16, api_name="/chat")
@@ -129,7 +138,10 @@ def test_export_writes_a_loadable_zip(client, app_env):  # noqa: F811
     assert list(Path(app_env[3]).rglob("my-export.zip"))  # written under the export dir
     # the export equals the bank at that w: load it and compare greedy text
     import transformers
-    folder = next(Path(app_env[3]).rglob("my-export"))
+    assert not [p for p in Path(app_env[3]).rglob("my-export") if p.is_dir()]  # only the zip stays on disk
+    with zipfile.ZipFile(path) as zf:
+        zf.extractall(Path(path).parent / "unzipped")
+    folder = Path(path).parent / "unzipped" / "my-export"
     model = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
     tok = transformers.AutoTokenizer.from_pretrained(folder)
     policy = app_env[2].get("tiny-random").policy()

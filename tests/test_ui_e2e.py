@@ -8,25 +8,14 @@ tests/e2e_screenshots/ (gitignored).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
-from ui_support import CHROMIUM, CHROMIUM_ARGS, app_env  # noqa: F401  (fixture)
+from browser_support import E2E, alnum, browser, click_point, open_app, set_slider, shot, wait_w_text  # noqa: F401  (fixture)
+from ui_support import app_env  # noqa: F401  (fixture)
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"{CHROMIUM} is missing: install Debian's chromium (bash scripts/setup.sh --browser)"),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
-SHOTS = Path(__file__).parent / "e2e_screenshots"
-TIMEOUT = 60_000
+pytestmark = E2E
 MAX_NEW = 96  # the app's default "Max new tokens"
-
-
-def alnum(text: str) -> str:
-    return re.sub(r"[^0-9A-Za-z]", "", text)
 
 
 def expected_chat(catalog, message: str, w) -> str:
@@ -36,46 +25,11 @@ def expected_chat(catalog, message: str, w) -> str:
                            GenerationSettings(max_new_tokens=MAX_NEW, overflow="truncate_left"))[0]
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def open_app(browser, url):
-    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
-    page = ctx.new_page()
-    page.set_default_timeout(TIMEOUT)
-    page.goto(url)
-    page.wait_for_selector("#pa-front .scatterlayer .point")
-    page.wait_for_function("() => { const b = document.querySelector('#pa-front .pa-plot'); return b && b._paBound; }")
-    return ctx, page
-
-
 @pytest.fixture()
 def page(browser, app_env):  # noqa: F811
     ctx, page = open_app(browser, app_env[1])
     yield page
     ctx.close()
-
-
-def shot(page, name: str):
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def set_slider(page, elem_id: str, value: float):
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Tab")  # `release` fires on blur of the number box
-
-
-def wait_w_text(page, text: str):
-    page.locator("#pa-w-text").get_by_text(text, exact=False).wait_for()
 
 
 def send_and_wait(page, message: str, expected: str):
@@ -88,31 +42,6 @@ def send_and_wait(page, message: str, expected: str):
                      const t = bots[bots.length - 1].innerText.replace(/[^0-9A-Za-z]/g, '');
                      return t.startsWith(want); }""", arg=want)
     return page.locator('#pa-chat [data-testid="bot"]').last.inner_text()
-
-
-def point_locator(page, w0: float):
-    """The marker of the evaluated point with w_harmless == w0."""
-    trace, index = page.evaluate(
-        """w0 => { const gd = document.querySelector('#pa-front .pa-plot');
-                   for (let t = 0; t < gd.data.length; t++) {
-                     const cd = gd.data[t].customdata || [];
-                     for (let i = 0; i < cd.length; i++) if (Math.abs(cd[i][2] - w0) < 1e-9) return [t, i];
-                   } return [-1, -1]; }""", w0)
-    assert trace >= 0, f"no point with w0={w0} on the plot"
-    return page.locator("#pa-front .scatterlayer .trace").nth(trace).locator(".point").nth(index)
-
-
-def click_point(page, w0: float, shown: str):
-    """Click the point for w0 and wait for the slider to show it (retried once if the plot was mid-redraw)."""
-    check = f"() => document.querySelector('#pa-w0 input[type=number]').value === '{shown}'"
-    for attempt in range(2):
-        point_locator(page, w0).click(force=True)
-        try:
-            page.wait_for_function(check, timeout=TIMEOUT // 2)
-            return
-        except sync_api.TimeoutError:
-            if attempt:
-                raise
 
 
 def test_click_a_point_moves_the_slider(page):

@@ -67,7 +67,7 @@ def test_front_figure_marks_front_extrapolation_samples_and_current_w(fallback):
     from paretoapp.ui.plot import front_figure, summary_markdown
     fig = json.loads(front_figure([fallback], fallback, [0.25, 0.75]).to_json())
     by_name = {t.get("name"): t for t in fig["data"]}
-    inside, extra = by_name["tiny-random"], by_name["tiny-random · extrapolated"]
+    inside, extra = by_name["tiny-random"], by_name["tiny-random · extrapolated w"]
     assert sorted(c[2] for c in inside["customdata"]) == [0, 0.25, 0.5, 0.75, 1]
     assert all(c[2] < 0 or c[2] > 1 for c in extra["customdata"])
     assert all(s.startswith("diamond") for s in extra["marker"]["symbol"])
@@ -76,9 +76,10 @@ def test_front_figure_marks_front_extrapolation_samples_and_current_w(fallback):
     row = fallback.results.means.set_index("w_harmless").loc[0.25]
     assert star["x"][0] == pytest.approx(row["harmless_score"]) and star["y"][0] == pytest.approx(row["helpful_score"])
     assert "better →" in fig["layout"]["xaxis"]["title"]["text"]
-    # between two evaluated w the star is interpolated, and says so
+    # between two evaluated w the star is an estimate, hollow, and says so
     fig2 = json.loads(front_figure([fallback], fallback, [0.3, 0.7]).to_json())
-    assert any(t.get("name") == "current w (interpolated)" for t in fig2["data"])
+    est = [t for t in fig2["data"] if t.get("name") == "current w (estimated)"]
+    assert est and est[0]["marker"]["symbol"] == "star-open"
     md = summary_markdown([fallback])
     assert "| tiny-random | rewarded soups |" in md and "synthetic" in md
 

@@ -21,14 +21,15 @@ def run(args) -> int:
     from .. import pareto
     from ..evaluate import EvaluationError, compare_results, load_results
     from ..frontplot import front_figure, write_figure
+    from ..validation import number_list
 
+    ref = number_list(args.ref, "--ref", "0,0 (one value per objective)") if args.ref else None
     names = args.names.split(",") if args.names else [Path(r).resolve().name for r in args.results]
     if len(names) != len(args.results):
         raise EvaluationError(f"{len(names)} names for {len(args.results)} results")
     if len(set(names)) != len(names):
         raise EvaluationError(f"labels must be unique, got {names}; pass --names")
     results = {n: load_results(r) for n, r in zip(names, args.results)}
-    ref = [float(x) for x in args.ref.split(",")] if args.ref else None
     table, ref_used = compare_results(results, ref=ref)
     first = next(iter(results.values()))
     with pd.option_context("display.width", 200, "display.max_columns", 20):

@@ -38,20 +38,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import torch
 
+    from ..atomic import check_writable
     from ..evaluate import evaluate_family, load_prompts
+    from ..family import load_family
     from ..generate import GenerationSettings
+    from ..validation import check_device, number_list
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    prompts = load_prompts(args.prompts, split=args.split, column=args.prompt_column, limit=args.limit,
-                           config=args.dataset_config)
+    device = check_device(args.device) or ("cuda" if torch.cuda.is_available() else "cpu")
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
                                   temperature=args.temperature, top_p=args.top_p, seed=args.seed)
-    ref = [float(x) for x in args.ref.split(",")] if args.ref else None
+    ref = number_list(args.ref, "--ref", "0,0 (one value per scorer)") if args.ref else None
+    name = load_family(args.family).manifest.name  # a bad family fails here, before any prompt is read
+    out = Path(args.out) if args.out else Path("results") / name
+    check_writable(out.parent)  # before the generation, not after it
+    prompts = load_prompts(args.prompts, split=args.split, column=args.prompt_column, limit=args.limit,
+                           config=args.dataset_config)
     result = evaluate_family(args.family, prompts, args.scorers, grid=args.grid, settings=settings,
                              system_prompt=args.system_prompt, batch_size=args.batch_size,
                              cache_dir=args.cache_dir, use_cache=not args.no_cache, device=device, ref=ref,
                              prompts_source=str(args.prompts), show_progress=not args.quiet)
-    out = Path(args.out) if args.out else Path("results") / result.meta["family"]["name"]
     result.save(out)
     print(result.summary_text())
     reused = "generated" if result.stats.get("generated") else "reused from cache"

@@ -1,4 +1,9 @@
-"""``paretoapp export``: one member of a family as a checkpoint, a LoRA adapter, a zip or a Hub repo."""
+"""``paretoapp export``: one member of a family as a checkpoint, a LoRA adapter, a zip or a Hub repo.
+
+Everything that can be checked without the model is checked first (w, the
+name, the destination, the Hub repo id and token), so a mistake costs seconds,
+not a merge and a half-written export.
+"""
 
 from __future__ import annotations
 
@@ -18,25 +23,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", default=None, help="Hub write token (prefer the HF_TOKEN environment variable)")
     p.add_argument("--public", action="store_true", help="make the pushed repo public (default: private)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default=None, help="float32 (default), bfloat16 or float16")
+    p.add_argument("--dtype", default=None, help="bfloat16, float16 or float32 (default: the base's published dtype)")
     p.add_argument("--overwrite", action="store_true")
 
 
 def run(args) -> int:
-    from ..export import export_lora, export_merged, push_to_hub, zip_folder
+    from ..export import check_destination, check_push_target, export_lora, export_merged, push_to_hub, zip_folder
+    from ..family import load_family
     from ..generate import load_policy
+    from ..models import resolve_dtype
+    from ..validation import check_device, parse_w
 
-    try:
-        w = [float(v) for v in args.w.split(",")]
-    except ValueError:
-        raise ValueError(f"--w {args.w!r}: give numbers separated by commas, e.g. 0.3,0.7") from None
-    policy = load_policy(args.family, device=args.device, dtype=args.dtype)
+    w = parse_w(args.w, "--w")
+    check_device(args.device)
+    token = args.token or os.environ.get("HF_TOKEN")
+    if args.push:
+        check_push_target(args.push, token)
+    resolve_dtype(args.dtype)
+    family = load_family(args.family)
+    w = family.manifest.check_w(w)[0].tolist()
+    check_destination(args.out, args.name, args.overwrite)
+    policy = load_policy(family, device=args.device)  # merged in the model's dtype, written in --dtype
     export = export_lora if args.lora else export_merged
-    folder = export(policy, w, args.out, args.name, overwrite=args.overwrite)
+    folder = export(policy, w, args.out, args.name, overwrite=args.overwrite, dtype=args.dtype)
     print(f"wrote {folder}")
     if args.zip:
         print(f"wrote {zip_folder(folder)}")
     if args.push:
-        url = push_to_hub(folder, args.push, token=args.token or os.environ.get("HF_TOKEN"), private=not args.public)
+        url = push_to_hub(folder, args.push, token=token, private=not args.public)
         print(f"pushed to {url}")
     return 0

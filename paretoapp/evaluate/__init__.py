@@ -11,10 +11,18 @@ from .front import evaluate_family, generate_front
 from .grids import parse_grid, ric_grid_k3, simplex_grid, sweep_grid
 from .prompts import load_prompts
 from .quality import is_collapsed
-from .results import EvalResult, assemble_result, compare_results, front_metrics, load_results, per_w_means
+from .results import (
+                      EvalResult,
+                      assemble_result,
+                      compare_results,
+                      front_metrics,
+                      hypervolume_interval,
+                      load_results,
+                      per_w_means,
+)
 
 __all__ = [
     "EvalResult", "EvaluationError", "assemble_result", "compare_results", "evaluate_family", "front_metrics",
-    "generate_front", "is_collapsed", "load_prompts", "load_results", "parse_grid", "per_w_means", "ric_grid_k3",
+    "generate_front", "hypervolume_interval", "is_collapsed", "load_prompts", "load_results", "parse_grid", "per_w_means", "ric_grid_k3",
     "simplex_grid", "sweep_grid",
 ]

@@ -19,23 +19,11 @@ def load_prompts(source: str | os.PathLike, split: str = "test", column: str = "
     """
     path = Path(source)
     if path.is_file():
-        suffix = path.suffix.lower()
-        if suffix == ".txt":
-            prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        else:
-            if suffix in (".jsonl", ".ndjson"):
-                df = pd.read_json(path, lines=True)
-            elif suffix == ".json":
-                df = pd.read_json(path)
-            elif suffix in (".csv", ".tsv"):
-                df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
-            elif suffix == ".parquet":
-                df = pd.read_parquet(path)
-            else:
-                raise EvaluationError(f"prompt file {path} must be .jsonl, .json, .csv, .tsv, .parquet or .txt")
-            if column not in df.columns:
-                raise EvaluationError(f"prompt file {path} has no {column!r} column (columns: {list(df.columns)})")
-            prompts = [str(p) for p in df[column].tolist()]
+        try:
+            prompts = _read_prompt_file(path, column)
+        except UnicodeDecodeError as exc:
+            raise EvaluationError(f"prompt file {path} is not UTF-8 text (byte {exc.start} is "
+                                  f"{exc.object[exc.start]:#04x}); save it as UTF-8") from None
     elif str(source).endswith((".jsonl", ".json", ".csv", ".txt", ".parquet", ".tsv")):
         raise EvaluationError(f"prompt file {source} does not exist")
     else:
@@ -46,6 +34,26 @@ def load_prompts(source: str | os.PathLike, split: str = "test", column: str = "
     if not prompts:
         raise EvaluationError(f"no prompts found in {source}")
     return prompts
+
+
+def _read_prompt_file(path: Path, column: str) -> list[str]:
+    """The prompts of a local file (raises UnicodeDecodeError for text that is not UTF-8)."""
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if suffix in (".jsonl", ".ndjson"):
+        df = pd.read_json(path, lines=True)
+    elif suffix == ".json":
+        df = pd.read_json(path)
+    elif suffix in (".csv", ".tsv"):
+        df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    elif suffix == ".parquet":
+        df = pd.read_parquet(path)
+    else:
+        raise EvaluationError(f"prompt file {path} must be .jsonl, .json, .csv, .tsv, .parquet or .txt")
+    if column not in df.columns:
+        raise EvaluationError(f"prompt file {path} has no {column!r} column (columns: {list(df.columns)})")
+    return [str(p) for p in df[column].tolist()]
 
 
 def _load_hub_prompts(dataset_id: str, split: str, column: str, config: str | None) -> list[str]:

@@ -187,3 +187,29 @@ def assemble_result(rows: pd.DataFrame, family: dict, grid: np.ndarray, w_column
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra_meta,
     }
     return EvalResult(rows, means, meta)
+
+
+def hypervolume_interval(result: EvalResult, ref: Sequence[float], confidence: float = 0.95, n_boot: int = 400,
+                         seed: int = 0) -> tuple[float, float] | None:
+    """A bootstrap interval over prompts for the hypervolume of the per-w means, at reference ``ref``.
+
+    Prompts are resampled with replacement (the same resample for every w, as the
+    per-w means share their prompts); each resample's per-w means give one
+    hypervolume. None when there are fewer than two prompts.
+    """
+    key = ("hv_interval", tuple(np.round(np.asarray(ref, float), 12)), confidence, n_boot, seed)
+    if key in result.stats:
+        return result.stats[key]
+    rows, names = result.rows, result.objectives
+    table = rows.pivot_table(index="w_idx", columns="prompt_id", values=names, aggfunc="mean")
+    n_prompts = rows["prompt_id"].nunique()
+    if n_prompts < 2 or table.isna().any().any():
+        return None
+    scores = np.stack([table[n].to_numpy(float) for n in names], axis=-1)  # [w, prompt, objective]
+    rng = np.random.default_rng(seed)
+    hvs = [pareto.hypervolume(scores[:, rng.integers(0, n_prompts, n_prompts)].mean(axis=1), ref, result.maximise)
+           for _ in range(n_boot)]
+    alpha = (1 - confidence) / 2
+    interval = (float(np.quantile(hvs, alpha)), float(np.quantile(hvs, 1 - alpha)))
+    result.stats[key] = interval
+    return interval

@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
+from paretoapp.cli import debug_requested, report_errors
 from paretoapp.methods import get_method
 
 from .config import load_config
@@ -34,12 +35,25 @@ def train_method(name: str, config: str | None, overrides: list[str] = ()) -> Pa
 
 
 def run_method(name: str, argv: list[str] | None = None) -> Path:
-    """``python -m paretoapp.trainers.<name> --config ...``: the same as ``paretoapp train <name>``."""
+    """``python -m paretoapp.trainers.<name> --config ...``: the same as ``paretoapp train <name>``.
+
+    From the command line (``argv`` None) an error a user can fix prints one line
+    and exits with code 2, as ``paretoapp train`` does; a caller passing ``argv``
+    gets the exception.
+    """
     method = get_method(name)
     parser = argparse.ArgumentParser(prog=f"paretoapp train {name}", description=f"{method.title}: {method.summary}")
     add_config_arguments(parser)
+    parser.add_argument("--debug", action="store_true", default=debug_requested(),
+                        help="show the full traceback of any error (or set PARETOAPP_DEBUG=1)")
     args = parser.parse_args(argv)
-    return train_method(name, args.config, args.set)
+    if argv is not None:
+        return train_method(name, args.config, args.set)
+    paths = []
+    code = report_errors(lambda: paths.append(train_method(name, args.config, args.set)) or 0, debug=args.debug)
+    if code:
+        raise SystemExit(code)
+    return paths[0]
 
 
 def method_main(name: str) -> Callable[[list[str] | None], Path]:

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from paretoapp.validation import check_adapter_folder
+
 from .data import DataSpec
 from .lora import LoraSettings
 
@@ -113,6 +115,9 @@ class MethodConfig:
         for o in self.objectives:
             if o.data is None and o.adapter is None:
                 raise ConfigError(f"objective {o.name!r} has neither data nor a trained adapter")
+            for key in ("adapter", "neg_adapter"):  # a given adapter is checked now, not after the run starts
+                if getattr(o, key):
+                    check_adapter_folder(getattr(o, key), f"objective {o.name!r} {key}")
             if o.data is not None and o.data.objective is None:
                 o.data.objective = o.name
 

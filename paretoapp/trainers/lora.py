@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from paretoapp.atomic import atomic_folder
+from paretoapp.validation import check_adapter_folder
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -76,9 +77,7 @@ def load_adapters(base, adapters: dict[str, str | os.PathLike]):
     model = base
     for name, path in adapters.items():
         path = Path(path)
-        if not (path / ADAPTER_WEIGHTS).is_file():
-            raise FileNotFoundError(f"{path}: no {ADAPTER_WEIGHTS}; pass a folder written by a trainer "
-                                    "(its 'adapter' sub-folder) or retrain that objective")
+        check_adapter_folder(path, f"adapter {name!r}")
         if isinstance(model, PeftModel):
             model.load_adapter(str(path), adapter_name=name, is_trainable=False)
         else:

@@ -5,9 +5,12 @@ Stateless: the caller passes w, so any number of clients can ask for any w at on
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import gradio as gr
 
 from ..preferences import PreferenceSpace
+from ..validation import parse_w, prompt_text
 from .chat import settings_from
 from .session import AppContext, user_error
 from .tab_explore import USER_ERRORS
@@ -30,12 +33,25 @@ def add_api(ctx: AppContext) -> None:
 
     @gpu
     def generate(prompt: str, w: list[float], family: str = "", max_new_tokens: int = 64,
-                 temperature: float = 0.0, system_prompt: str = "") -> str:
-        """One answer to ``prompt`` from ``family`` (default: the first) at preference ``w``."""
+                 temperature: float = 0.0, system_prompt: str = "") -> Iterator[str]:
+        """One answer to ``prompt`` from ``family`` (default: the first) at preference ``w``.
+
+        Inputs are checked as the Python API checks them (``paretoapp.validation``): an
+        over-long prompt is an error, never silently cut, and ``max_new_tokens`` is capped
+        by ``PARETOAPP_MAX_NEW_TOKENS``. The answer streams (``predict`` returns the whole
+        of it), so a client that goes away stops its generation: Gradio closes the
+        stream and the stream stops the model.
+        """
         try:
             entry = ctx.entry(family or ctx.catalog.keys[0])
-            return entry.policy().generate([prompt], [list(map(float, w))], settings_from(temperature, max_new_tokens),
-                                           system_prompt=system_prompt or None)[0]
+            settings = settings_from(temperature, max_new_tokens)
+            system = prompt_text(system_prompt, "the system prompt") if system_prompt else None
+            answer = None
+            for texts in entry.policy().stream([prompt_text(prompt)], [parse_w(w)], settings, system_prompt=system):
+                answer = texts[0]
+                yield answer
+            if answer is None:
+                yield ""
         except USER_ERRORS as exc:
             raise user_error(exc) from None
 

@@ -9,11 +9,14 @@ writes (``rows.parquet``, ``means.csv``, ``meta.json``):
     <parent>/results/<family name>/     the CLI's default ``--out``
 
 Models are loaded lazily (``load_policy`` shares them per process), so listing
-many families costs only their manifests.
+many families costs only their manifests. A family is checked in full when it is
+added (``validation.check_family_base``: its base is here, safetensors only, with
+a tokenizer, and the bank fits it), so "Added" means it can answer.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from ..evaluate import EvalResult, EvaluationError, load_results
 from ..family import MANIFEST_FILE, Family, FamilyError, FamilyManifest
+from ..methods import method_names
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +50,14 @@ class FamilyEntry:
     _scorers: list | None = field(default=None, init=False, repr=False)
     _scorer_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
+    _policy: object = field(default=None, init=False, repr=False)
+
     def policy(self):
-        from ..generate import load_policy
-        return load_policy(self.path, device=self.device)
+        """The family on its base model, loaded once (``load_policy`` would re-read and re-hash the bank each call)."""
+        if self._policy is None:
+            from ..generate import load_policy
+            self._policy = load_policy(self.path, device=self.device)
+        return self._policy
 
     def live_scorers(self) -> list:
         """The scorers of the family's evaluation that can run here (offline ones; Hub reward models only
@@ -93,9 +102,12 @@ def find_results(family_dir: Path, name: str) -> Path | None:
 
 
 def load_entry(path: str | Path, key: str | None = None, note: str = "", device: str = "cpu") -> FamilyEntry:
-    """Read a family's manifest (checked in full) and its results, if any."""
+    """Read a family's manifest and tensors (checked in full, with its base) and its results, if any."""
+    from ..validation import check_family_base
+
     path = Path(path).expanduser().resolve()
     family = Family.load(path)  # validates manifest and tensors, with errors naming the fix
+    check_family_base(family)
     results = None
     rdir = find_results(path, family.manifest.name)
     if rdir is not None:
@@ -107,13 +119,24 @@ def load_entry(path: str | Path, key: str | None = None, note: str = "", device:
 
 
 def discover(root: str | Path) -> list[Path]:
-    """Family folders directly under ``root`` (or ``root`` itself)."""
+    """Family folders directly under ``root`` (or ``root`` itself), in the registry's method order
+    (so the app opens on the simplest method, Rewarded Soups, when it is there), then by name."""
     root = Path(root)
     if (root / MANIFEST_FILE).is_file():
         return [root]
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if (p / MANIFEST_FILE).is_file())
+    order = {name: i for i, name in enumerate(method_names())}
+
+    def rank(path: Path) -> tuple:
+        try:
+            manifest = json.loads((path / MANIFEST_FILE).read_text())
+        except (OSError, ValueError):
+            return (len(order), 1, path.name)
+        objectives = len(manifest.get("objectives") or [])
+        return (objectives != 2, order.get(manifest.get("method"), len(order)), path.name)
+
+    return sorted((p for p in root.iterdir() if (p / MANIFEST_FILE).is_file()), key=rank)
 
 
 @dataclass

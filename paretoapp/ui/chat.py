@@ -1,8 +1,58 @@
-"""Chat plumbing shared by the chat, side by side and the API: history -> messages, UI values -> settings."""
+"""Chat plumbing shared by the chat, side by side and the API.
+
+Every answer in the chat ends with a small label naming the family and the w
+that produced it (and a link that opens the app there); ``history_messages``
+strips the labels again before the conversation goes back to the model.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+from urllib.parse import quote
+
 from ..generate import GenerationSettings
+from ..validation import app_max_new_tokens, max_new_tokens, real_number
+
+LABEL_START = "\n\n<sub class='pa-w-label'>"
+_LABEL = re.compile(r"\n\n<sub class='pa-w-label'>(?P<body>.*?)</sub>\s*$", re.S)
+_LABEL_W = re.compile(r"^answered by (?P<family>.+?) at w = \((?P<w>[^)]*)\)")
+
+
+def prompt_budget() -> int:
+    """The most prompt tokens the app reads for one answer (``PARETOAPP_MAX_PROMPT_TOKENS``, default 2048):
+    past that a CPU spends minutes reading before the first token."""
+    return int(os.environ.get("PARETOAPP_MAX_PROMPT_TOKENS", "2048"))
+
+
+def share_query(family: str, w) -> str:
+    """The query string that opens the app on ``family`` at ``w`` (``?family=...&w=a,b``)."""
+    return f"?family={quote(family)}&w={','.join(f'{float(v):g}' for v in w)}"
+
+
+def w_label(family: str, names, w, note: str = "") -> str:
+    """The label under an answer: family, w (objective by objective), a link to open the app at that w."""
+    ws = ", ".join(f"{float(v):g}" for v in w)
+    parts = " · ".join(f"{n} {float(v):g}" for n, v in zip(names, w))
+    extra = f" · {note}" if note else ""
+    return (f"{LABEL_START}answered by {family} at w = ({ws}) · {parts}{extra} · "
+            f"<a href='{share_query(family, w)}' target='_blank'>link</a> · click the answer to use this w again</sub>")
+
+
+def parse_label(text: str) -> tuple[str, list[float]] | None:
+    """(family, w) from an answer's label, or None for a message without one."""
+    m = _LABEL.search(text or "")
+    found = _LABEL_W.search(m.group("body")) if m else None
+    if not found:
+        return None
+    try:
+        return found.group("family"), [float(v) for v in found.group("w").split(",")]
+    except ValueError:
+        return None
+
+
+def without_label(text: str) -> str:
+    return _LABEL.sub("", text or "")
 
 
 def text_of(content) -> str:
@@ -17,18 +67,39 @@ def text_of(content) -> str:
 
 
 def history_messages(history) -> list[dict]:
-    """The user and assistant turns of a Chatbot history, as plain chat messages."""
+    """The user and assistant turns of a Chatbot history, as plain chat messages (labels removed)."""
     out = []
     for m in history or []:
         role = m.get("role") if isinstance(m, dict) else getattr(m, "role", None)
         content = m.get("content") if isinstance(m, dict) else getattr(m, "content", None)
-        if role in ("user", "assistant") and text_of(content).strip():
-            out.append({"role": role, "content": text_of(content)})
+        text = without_label(text_of(content)) if role == "assistant" else text_of(content)
+        if role in ("user", "assistant") and text.strip():
+            out.append({"role": role, "content": text})
     return out
 
 
+def fit_conversation(count_tokens, convo: list[dict], budget: int) -> tuple[list[dict], int, int]:
+    """Drop the oldest turns until the conversation fits ``budget`` tokens.
+
+    Returns (the conversation that fits, its token count, how many earlier turns
+    were dropped). The last message is never dropped: if it alone does not fit,
+    the count returned is over the budget and the caller says so.
+    """
+    dropped = 0
+    while True:
+        n = count_tokens(convo)
+        if n <= budget or len(convo) <= 1:
+            return convo, n, dropped
+        cut = 2 if len(convo) > 2 and convo[0]["role"] == "user" else 1
+        convo, dropped = convo[cut:], dropped + cut
+
+
 def settings_from(temperature, max_tokens) -> GenerationSettings:
-    """The app's generation controls -> settings (temperature 0 = greedy)."""
-    t = float(temperature or 0)
-    return GenerationSettings(max_new_tokens=int(max_tokens), do_sample=t > 0, temperature=t if t > 0 else 0.7,
-                              overflow="truncate_left")
+    """The app's generation controls -> settings (temperature 0 = greedy).
+
+    ``max_tokens`` is capped by ``PARETOAPP_MAX_NEW_TOKENS``; an over-long prompt
+    is refused with the library's message, never silently cut.
+    """
+    t = real_number(temperature or 0, "temperature")
+    return GenerationSettings(max_new_tokens=max_new_tokens(max_tokens, cap=app_max_new_tokens()), do_sample=t > 0,
+                              temperature=t if t > 0 else 0.7)

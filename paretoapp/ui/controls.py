@@ -46,3 +46,26 @@ def end_w(entry: FamilyEntry, which: int) -> list[float]:
         return space.to_w(space.to_controls(w))
     except PreferenceError:
         return space.default_w()
+
+
+def clamp_js(prefix: str) -> str:
+    """Browser code that keeps typed or keyed slider values inside each slider's own range.
+
+    Gradio checks a slider's value against its range on the server and raises
+    when the number box held more; clamping first makes "7" on a slider that
+    ends at 1.5 mean 1.5, as the box then shows.
+    """
+    return ("(...values) => values.map((v, i) => {"
+            f" const el = document.querySelector(`#{prefix}${{i}} input[type=range]`);"
+            " return (el && typeof v === 'number') ? Math.min(Math.max(v, +el.min), +el.max) : v; })")
+
+
+def slider_event(controls: list, prefix: str, fn, inputs: list, outputs: list,
+                 api_name: str | bool = False) -> None:
+    """Run ``fn`` when any of ``controls`` is released (pointer up, number box left) or moved by the
+    keyboard (its ``input`` event), after clamping the controls to their ranges in the browser."""
+    for s in controls:
+        for trigger in (s.release, s.input):
+            trigger(None, controls, controls, js=clamp_js(prefix), queue=False, api_name=False).then(
+                fn, inputs, outputs, trigger_mode="always_last",
+                api_name=api_name if (s is controls[0] and trigger == s.release) else False)

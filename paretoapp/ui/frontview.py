@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .plot import front_figure
+from .plot import family_color, front_figure
 from .session import AppContext
 
 TEMPLATE = '<div class="pa-plot"></div>'
@@ -59,10 +59,16 @@ def plot_entries(ctx: AppContext, active: str, overlay) -> list:
     return [ctx.entry(k) for k in keys]
 
 
-def plot_json(ctx: AppContext, active: str, overlay, w, x=None, y=None) -> str:
-    return front_figure(plot_entries(ctx, active, overlay), ctx.entry(active), w, x, y).to_json()
+def plot_json(ctx: AppContext, active: str, overlay, w, x=None, y=None, live=()) -> str:
+    """The figure for the active family at w, with the overlaid families and this session's live points."""
+    keys = ctx.catalog.keys
+    entries = plot_entries(ctx, active, overlay)
+    colors = {e.key: family_color(keys, e.key) for e in entries}
+    return front_figure(entries, ctx.entry(active), w, x, y, colors=colors, live=live).to_json()
 
 
-def front_component(value: str) -> gr.HTML:
-    return gr.HTML(value, html_template=TEMPLATE, js_on_load=JS, head=head_html(), elem_id="pa-front",
-                   padding=False, container=True, label="Pareto front")
+def front_component(value: str, elem_id: str = "pa-front", label: str = "Pareto front",
+                    visible: bool = True) -> gr.HTML:
+    """A plotly figure (JSON) drawn in the browser whose point clicks trigger ``point_click``."""
+    return gr.HTML(value, html_template=TEMPLATE, js_on_load=JS, head=head_html(), elem_id=elem_id,
+                   padding=False, container=True, label=label, visible=visible)

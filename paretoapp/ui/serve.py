@@ -51,11 +51,13 @@ def serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     import torch
 
+    from ..validation import app_max_new_tokens, check_device
     from . import build_app, build_catalog, launch_kwargs
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = check_device(args.device) or ("cuda" if torch.cuda.is_available() else "cpu")
+    app_max_new_tokens()  # a bad PARETOAPP_MAX_NEW_TOKENS fails at start, not at the first request
     catalog = build_catalog(args.family, None if args.no_assets else args.assets, device=device)
     catalog.get(catalog.keys[0]).policy()
     demo = build_app(catalog)

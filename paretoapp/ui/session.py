@@ -22,16 +22,25 @@ from .catalog import Catalog, FamilyEntry
 
 @dataclass
 class Session:
-    """One browser session: the family it looks at and its preference w for that family."""
+    """One browser session: the family it looks at, its preference w for that family, and the
+    points it evaluated itself ("Evaluate this w"), per family."""
 
     family: str
     w: list[float]
+    live: dict[str, list[dict]] = field(default_factory=dict)
 
     def w_for(self, entry: FamilyEntry) -> list[float]:
         """The session's w if it belongs to ``entry``'s family, else that family's default."""
         if self.family == entry.key and len(self.w) == entry.k:
             return list(self.w)
         return PreferenceSpace(entry.manifest).default_w()
+
+    def at(self, entry: FamilyEntry, w) -> Session:
+        """This session moved to family ``entry`` at ``w`` (its evaluated points kept)."""
+        return Session(entry.key, [float(v) for v in w], self.live)
+
+    def live_points(self, key: str) -> list[dict]:
+        return self.live.get(key, [])
 
 
 def session_id(request: gr.Request | None) -> str:
@@ -55,11 +64,19 @@ class Cancels:
             old.set()
         return event
 
-    def cancel(self, session: str, kind: str) -> None:
+    def cancel(self, session: str, kind: str, reason: str = "stop") -> None:
+        """Stop that generation at its next token; ``reason`` ("stop" keeps the answer so far, "clear" drops it)
+        is left on the event for the handler to read."""
         with self._lock:
             event = self._events.get((session, kind))
         if event is not None:
+            event.reason = reason
             event.set()
+
+    def running(self) -> int:
+        """How many generations are running now (their events not yet finished)."""
+        with self._lock:
+            return len(self._events)
 
     def finish(self, session: str, kind: str, event: threading.Event) -> None:
         event.set()
@@ -97,4 +114,4 @@ class AppContext:
 
 def user_error(exc: BaseException) -> gr.Error:
     """A toast that stays until dismissed, with the error's own message (which says what to do)."""
-    return gr.Error(str(exc), duration=None)
+    return gr.Error(str(exc), duration=None, print_exception=False)

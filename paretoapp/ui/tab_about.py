@@ -11,7 +11,7 @@ from .texts import about_markdown
 class AboutTab:
     def __init__(self, first: FamilyEntry):
         with gr.Tab("About", id="about"):
-            self.card = gr.Markdown(about_markdown(first))
+            self.card = gr.Markdown(about_markdown(first), elem_id="pa-about")
 
     def family_updates(self, entry: FamilyEntry) -> dict:
         return {self.card: about_markdown(entry)}

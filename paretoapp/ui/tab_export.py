@@ -7,13 +7,22 @@ system temp folder); the merged weights are W0 + B diag(g(w)) A written once.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
-from ..export import ExportError, check_export_name, export_merged, push_to_hub, zip_folder
+from ..export import (
+    ExportError,
+    check_destination,
+    check_push_target,
+    export_lora,
+    export_merged,
+    push_to_hub,
+    zip_folder,
+)
 from ..preferences import PreferenceSpace
 from .catalog import FamilyEntry
 from .session import AppContext, Session
@@ -27,10 +36,40 @@ def default_export_name(entry: FamilyEntry, w) -> str:
     return f"{base}-w{parts}"[:96]
 
 
+DTYPES = {"the base's own (default)": None, "bfloat16": "bfloat16", "float16": "float16", "float32": "float32"}
+KINDS = ("Merged checkpoint", "LoRA adapter (a few MB)")
+
+
+def export_root() -> Path:
+    return Path(os.environ.get("PARETOAPP_EXPORT_DIR") or Path(tempfile.gettempdir()) / "paretoapp-exports")
+
+
+def export_ttl_s() -> float:
+    """How long an export stays on disk after it is built (``PARETOAPP_EXPORT_TTL_S``, default 30 minutes)."""
+    return float(os.environ.get("PARETOAPP_EXPORT_TTL_S", "1800"))
+
+
 def export_parent(request: gr.Request | None) -> Path:
     session = getattr(request, "session_hash", None) or "local"
-    root = Path(os.environ.get("PARETOAPP_EXPORT_DIR") or Path(tempfile.gettempdir()) / "paretoapp-exports")
-    return root / "".join(c for c in session if c.isalnum())[:40]
+    return export_root() / "".join(c for c in session if c.isalnum())[:40]
+
+
+def remove_old_exports(root: Path, ttl_s: float) -> int:
+    """Delete exports (zips, folders) older than ``ttl_s``: the app never keeps a download for long."""
+    import shutil
+    import time
+
+    if not root.is_dir():
+        return 0
+    cutoff, removed = time.time() - ttl_s, 0
+    for session in root.iterdir():
+        for item in (session.iterdir() if session.is_dir() else []):
+            if item.stat().st_mtime < cutoff:
+                shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
+                removed += 1
+        if session.is_dir() and not any(session.iterdir()):
+            session.rmdir()
+    return removed
 
 
 def scores_at(entry: FamilyEntry, w) -> dict[str, float] | None:
@@ -57,12 +96,19 @@ class ExportTab:
             self.head = gr.Markdown(export_head(first, w0))
             with gr.Row():
                 with gr.Column():
-                    gr.Markdown("### Download a merged checkpoint")
+                    gr.Markdown("### Download")
                     self.name = gr.Textbox(label="Name", placeholder=default_export_name(first, w0),
                                            info="letters, digits, '.', '_' or '-'; empty = the name shown",
                                            elem_id="pa-export-name")
-                    self.go = gr.Button("Build merged checkpoint (zip)", variant="primary", elem_id="pa-export-go")
-                    self.file = gr.File(label="Merged checkpoint", interactive=False, elem_id="pa-export-file")
+                    with gr.Row():
+                        self.kind = gr.Radio(list(KINDS), value=KINDS[0], label="What", elem_id="pa-export-kind",
+                                             info="LoRA: the exact mix at this w as one adapter on the base")
+                        self.dtype = gr.Dropdown(list(DTYPES), value=next(iter(DTYPES)), label="Weights dtype",
+                                                 elem_id="pa-export-dtype")
+                    self.go = gr.Button("Build (zip)", variant="primary", elem_id="pa-export-go")
+                    self.file = gr.File(label="Your export", interactive=False, elem_id="pa-export-file")
+                    gr.Markdown(f"Exports are deleted from the server {export_ttl_s() / 60:g} minutes after they "
+                                "are built; download yours before then.", elem_classes="pa-muted")
                     self.status = gr.Markdown(elem_id="pa-export-status")
                 with gr.Column():
                     gr.Markdown("### Push to the Hugging Face Hub")
@@ -84,37 +130,44 @@ class ExportTab:
     def wire(self, session: gr.State, explore: ExploreTab) -> None:
         ctx = self.ctx
 
-        def do_export(key, sess: Session, export_name, request: gr.Request = None, progress=gr.Progress()):
+        def do_export(key, sess: Session, export_name, kind=KINDS[0], dtype_label=None, request: gr.Request = None,
+                      progress=gr.Progress()):
+            remove_old_exports(export_root(), export_ttl_s())
+            lora = kind == KINDS[1]
             try:
                 entry = ctx.entry(key)
                 w = sess.w_for(entry)
                 export_name = (export_name or "").strip() or default_export_name(entry, w)
-                check_export_name(export_name)
+                check_destination(export_parent(request), export_name, overwrite=True)
                 progress(0.05, desc="loading the family")
                 policy = entry.policy()
-                progress(0.25, desc="merging W0 + B·diag(g(w))·A")
-                folder = export_merged(policy, w, export_parent(request), export_name,
-                                       scores=scores_at(entry, w), overwrite=True)
+                progress(0.25, desc="writing B·diag(g(w))·A as one adapter" if lora else "merging W0 + B·diag(g(w))·A")
+                export = export_lora if lora else export_merged
+                folder = export(policy, w, export_parent(request), export_name, scores=scores_at(entry, w),
+                                overwrite=True, dtype=DTYPES.get(dtype_label))
                 progress(0.75, desc="zipping")
                 z = zip_folder(folder)
+                shutil.rmtree(folder, ignore_errors=True)  # the zip is what is served; one copy on disk
             except (*USER_ERRORS, OSError) as exc:
                 return None, f"❌ **Export failed:** {exc}", None
             size = z.stat().st_size / 2 ** 20
-            msg = (f"✅ **{z.name}** ({size:.1f} MB): merged weights (safetensors), tokenizer and a model card, "
+            what = ("one LoRA adapter (PEFT, safetensors) equal to the mix" if lora else
+                    "merged weights (safetensors)")
+            msg = (f"✅ **{z.name}** ({size:.1f} MB): {what}, tokenizer and a model card, "
                    f"at w = ({', '.join(f'{v:g}' for v in w)}).")
             return str(z), msg, [str(folder), list(w)]
 
-        self.go.click(do_export, [explore.family, session, self.name], [self.file, self.status, self.last],
-                      api_name="export", concurrency_id="export", concurrency_limit=2)
+        self.go.click(do_export, [explore.family, session, self.name, self.kind, self.dtype],
+                      [self.file, self.status, self.last], api_name="export", concurrency_id="export",
+                      concurrency_limit=2)
 
         def do_push(key, sess: Session, export_name, repo_id, is_private, token_text, last,
                     oauth_token: gr.OAuthToken | None = None, request: gr.Request = None, progress=gr.Progress()):
             tok = (oauth_token.token if oauth_token is not None else None) or (token_text or "").strip() or None
             try:
-                if not (repo_id or "").strip():
-                    raise ExportError("give a repository id like 'your-name/model-name'")
-                if not tok:
+                if (repo_id or "").strip() and not tok:
                     raise ExportError("log in with the button above (on a Space) or paste a Hub token with write access")
+                repo_id = check_push_target(repo_id, tok)  # before the merge, not after it
                 entry = ctx.entry(key)
                 w = sess.w_for(entry)
                 if last and list(last[1]) == list(w) and Path(last[0]).is_dir():
@@ -122,10 +175,11 @@ class ExportTab:
                 else:
                     progress(0.1, desc="merging")
                     export_name = (export_name or "").strip() or default_export_name(entry, w)
+                    check_destination(export_parent(request), export_name, overwrite=True)
                     folder = export_merged(entry.policy(), w, export_parent(request), export_name,
                                            scores=scores_at(entry, w), overwrite=True)
                 progress(0.4, desc="uploading")
-                url = push_to_hub(folder, repo_id.strip(), token=tok, private=bool(is_private))
+                url = push_to_hub(folder, repo_id, token=tok, private=bool(is_private))
             except (*USER_ERRORS, OSError) as exc:
                 return f"❌ **Push failed:** {exc}"
             except Exception as exc:  # network / auth errors from the Hub client

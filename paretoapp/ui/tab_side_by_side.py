@@ -11,9 +11,10 @@ import gradio as gr
 
 from ..gates import PreferenceError
 from ..preferences import MAX_CONTROLS, PreferenceSpace
+from .blind_ab import BlindAB
 from .catalog import FamilyEntry
 from .chat import settings_from
-from .controls import end_w, slider_updates, sliders
+from .controls import end_w, slider_event, slider_updates, sliders
 from .session import AppContext, session_id, user_error
 from .tab_explore import USER_ERRORS, ExploreTab
 from .zerogpu import gpu
@@ -57,7 +58,7 @@ class SideBySideTab:
                 self.prompt = gr.Textbox(label="Prompt", scale=6, elem_id="pa-cmp-prompt",
                                          placeholder="One prompt for both preferences; press Enter or Compare")
                 self.go = gr.Button("Compare", variant="primary", scale=1, elem_id="pa-cmp-go")
-                self.stop = gr.Button("Stop", variant="stop", scale=1)
+                self.stop = gr.Button("Stop", variant="stop", scale=1, elem_id="pa-cmp-stop")
             with gr.Row():
                 for slot in SLOTS:
                     with gr.Column():
@@ -66,6 +67,7 @@ class SideBySideTab:
                                                         buttons=["copy"])
                         self.scores[slot] = gr.Markdown(elem_id=f"pa-scores-{slot.lower()}", elem_classes="pa-scores")
             self.copy = gr.Button("Set A to the current w from the Explore tab", size="sm")
+            self.blind = BlindAB(ctx)
 
     def family_updates(self, entry: FamilyEntry) -> dict:
         """Both slots back to the two ends of the new family's range."""
@@ -90,15 +92,17 @@ class SideBySideTab:
             return fn
 
         for slot in SLOTS:
-            for s in self.controls[slot]:
-                s.release(slot_head(slot), [explore.family, *self.controls[slot]], self.heads[slot], api_name=False)
+            slider_event(self.controls[slot], f"pa-{slot.lower()}", slot_head(slot),
+                         [explore.family, *self.controls[slot]], self.heads[slot])
 
         @gpu
-        def compare(prompt, key, *values, request: gr.Request = None):
+        def compare(request: gr.Request, prompt, key, *values):
+            # (the request comes first: Gradio does not pass it to a parameter after *values, and without it
+            # Stop could not find this session's generation)
             *ctrl_values, system_prompt, temp, max_new = values
             prompt = (prompt or "").strip()
             if not prompt:
-                raise gr.Error("Type a prompt to compare the two preferences on.")
+                raise gr.Error("Type a prompt to compare the two preferences on.", print_exception=False)
             _, space, wa = ctx.w_from_controls(key, ctrl_values[:MAX_CONTROLS])
             entry, _, wb = ctx.w_from_controls(key, ctrl_values[MAX_CONTROLS:])
             try:
@@ -117,6 +121,8 @@ class SideBySideTab:
                     yield texts[0], texts[1], "*generating…*", "*generating…*", head_a, head_b
                 yield texts[0], texts[1], "*scoring…*", "*scoring…*", head_a, head_b
                 sa, sb = scores_markdown(entry.live_scorers(), prompt, list(texts))
+                if cancel.is_set():
+                    sa, sb = (f"*stopped: scores of the partial answer*\n\n{t}" for t in (sa, sb))
                 yield texts[0], texts[1], sa, sb, head_a, head_b
             except USER_ERRORS as exc:
                 raise user_error(exc) from None
@@ -126,18 +132,20 @@ class SideBySideTab:
         inputs = [self.prompt, explore.family, *self.controls["A"], *self.controls["B"], *explore.settings_inputs]
         outputs = [self.answers["A"], self.answers["B"], self.scores["A"], self.scores["B"],
                    self.heads["A"], self.heads["B"]]
-        ev_go = self.go.click(compare, inputs, outputs, api_name="compare", concurrency_id="generate")
-        ev_enter = self.prompt.submit(compare, inputs, outputs, api_name=False, concurrency_id="generate")
+        self.go.click(compare, inputs, outputs, api_name="compare", concurrency_id="generate")
+        self.prompt.submit(compare, inputs, outputs, api_name=False, concurrency_id="generate")
 
         def stop(request: gr.Request = None):
+            """Stop both rows at the next token; the handler then scores what was written and says so."""
             ctx.cancels.cancel(session_id(request), "compare")
 
-        self.stop.click(stop, None, None, cancels=[ev_go, ev_enter], queue=False, api_name=False)
+        self.stop.click(stop, None, None, queue=False, api_name=False)
 
         def copy_current(key, sess):
             entry, space = ctx.space(key)
             w = sess.w_for(entry)
             return [head("A", space, w), *slider_updates(entry, w)]
 
+        self.blind.wire(explore)
         self.copy.click(copy_current, [explore.family, session], [self.heads["A"], *self.controls["A"]],
                         api_name=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..methods import get_method
 from .catalog import FamilyEntry
 
@@ -12,16 +14,44 @@ TAGLINE = ("Every point on the front is the same model at a different **preferen
 
 CSS = """
 .gradio-container { max-width: 1480px !important; margin: 0 auto; }
-#pa-title h1 { margin-bottom: 0.1em; font-size: 1.7em; }
+#pa-title h1 { margin-bottom: 0.1em; font-size: 1.6em; }
 #pa-title p { margin-top: 0; color: var(--body-text-color-subdued); }
 .pa-banner { background: #fef3c7; border: 1px solid #f59e0b; border-radius: 8px; padding: 6px 12px; }
 .pa-banner p { margin: 0; color: #78350f; }
-#pa-front { min-height: 480px; }
-#pa-front .pa-plot { width: 100%; height: 480px; }
-#pa-w-text p { font-size: 1.02em; margin: 0.2em 0; }
-.pa-scores table { font-size: 0.95em; }
+.pa-card { border-left: 3px solid var(--color-accent); padding-left: 10px; }
+.pa-card p { margin: 0.15em 0; }
+.pa-muted, .pa-muted p, span.pa-muted { color: var(--body-text-color-subdued); font-size: 0.92em; }
+#pa-front { min-height: 300px; }
+#pa-front .pa-plot { width: 100%; height: 440px; }
+#pa-simplex .pa-plot { width: 100%; height: 380px; }
+#pa-w-text p, #pa-marker p { font-size: 1.0em; margin: 0.2em 0; }
+.pa-scores { min-width: 0 !important; max-width: calc(100vw - 72px); overflow-x: auto; }
+.pa-scores table { font-size: 0.92em; }
+.pa-scores th, .pa-scores td { white-space: nowrap; }
+.pa-answers { min-width: 0 !important; max-width: calc(100vw - 72px); overflow-x: auto; }
+.pa-answers td { vertical-align: top; } .pa-answers td:not(:last-child) { white-space: nowrap; }
 .pa-side-head p { font-size: 1.02em; margin: 0.2em 0 0.4em 0; }
+sub.pa-w-label { color: var(--body-text-color-subdued); font-size: 0.78em; }
 footer { display: none !important; }
+@media (max-width: 640px) {
+  /* one column on a phone, in the order a visitor needs: pick, see, set w, chat; then the details */
+  .pa-main, .pa-main > .pa-main-col { display: contents; }
+  #pa-pickers { order: 1; } #pa-front { order: 2; } #pa-w-group { order: 3; } #pa-marker-row { order: 4; }
+  #pa-chat { order: 5; } #pa-msg-row { order: 6; } #pa-stop-row { order: 7; } #pa-settings { order: 8; }
+  #pa-card { order: 9; } #pa-axis-row { order: 10; } #pa-axes { order: 11; } #pa-summary { order: 12; }
+  #pa-add { order: 13; }
+  #pa-chat { height: 380px !important; }
+  #pa-title p { display: none; }
+  .pa-pickers > .form { flex-direction: column; }
+  .pa-pickers > .form > * { width: 100%; min-width: 0 !important; }
+  #pa-title h1 { font-size: 1.2em; }
+  #pa-title p { font-size: 0.88em; }
+  #pa-front { min-height: 0; }
+  #pa-front .pa-plot { height: 330px; }
+  /* five tabs in 390 px: every name readable, none behind an overflow menu */
+  .tab-container button, [role="tab"] { padding-left: 5px !important; padding-right: 5px !important;
+                                        font-size: 0.88em !important; }
+}
 """
 
 
@@ -32,9 +62,23 @@ def method_line(name: str) -> str:
     return f"{method.title}{ref}: {method.summary}."
 
 
+def _is_path(v) -> bool:
+    """A file-system path from the machine that built the family: meaningless (and private) to a visitor."""
+    return isinstance(v, str) and (v.startswith(("/", "~", "./", "../")) or ":\\" in v[:3])
+
+
+def base_text(name_or_path: str) -> str:
+    """A base model as a visitor should see it: a Hub id or a pip spec as is, a local folder by its name only."""
+    if _is_path(name_or_path):
+        return f"`{Path(name_or_path).name}` (a local folder on the machine that serves the app)"
+    return f"`{name_or_path}`"
+
+
 def _bullets(d: dict) -> list[str]:
     out = []
     for k, v in d.items():
+        if _is_path(v):
+            continue
         if isinstance(v, (str, int, float, bool)) and v != "":
             out.append(f"- {k.replace('_', ' ')}: {v}")
         elif isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, float)) for x in v) and len(v) <= 12:
@@ -49,6 +93,57 @@ def _extrapolates(m) -> bool:
     if m.w_low is None:
         return True
     return any(a < b for a, b in zip(m.w_low, m.in_sample_low)) or any(a > b for a, b in zip(m.w_high, m.in_sample_high))
+
+
+def range_text(m) -> str:
+    """The preference range in words: trained range, and how far past it the family may go."""
+    if m.in_sample_low is None:
+        trained = "the trained range is not recorded"
+    else:
+        trained = "trained on " + ", ".join(f"{o.name} {lo:g}–{hi:g}" for o, lo, hi in
+                                           zip(m.objectives, m.in_sample_low, m.in_sample_high))
+    if not _extrapolates(m):
+        return f"{trained}; no extrapolation."
+    if m.w_low is None:
+        return f"{trained}; any real w is allowed (outside the trained range is extrapolation)."
+    allowed = ", ".join(f"{o.name} {lo:g}–{hi:g}" for o, lo, hi in zip(m.objectives, m.w_low, m.w_high))
+    own = " (extrapolating w is this project's extension)" if m.method == "peo" else ""
+    return f"{trained}; extrapolation allowed up to {allowed}{own}."
+
+
+def family_card(entry: FamilyEntry) -> str:
+    """The few lines shown next to the front: what the family is, what w does, how far w goes, how it behaves."""
+    m = entry.manifest
+    method = get_method(m.method)
+    lines = [f"**{entry.key}** · {method.title}: {method.summary}.", f"**w:** {range_text(m)}"]
+    r = entry.results
+    behaviour = r.meta.get("behaviour_summary") if r is not None else None
+    if behaviour:
+        lines.append(f"**Measured behaviour:** {behaviour}")
+    if m.description:
+        lines.append(f"<span class='pa-muted'>{m.description.split('. ')[0].rstrip('.')}.</span>")
+    return "\n\n".join(lines)
+
+
+def axes_caption(entry: FamilyEntry, x: str | None, y: str | None) -> str:
+    """What the plot's axes measure (the scorers behind them) and which way is better."""
+    r = entry.results
+    if r is None or x is None:
+        return ""
+    scorers = {s["name"]: s for s in r.meta.get("scorers", [])}
+    objectives = dict(zip(r.objectives, entry.objective_names))
+    parts = []
+    for axis, name in (("x", x), ("y", y)):
+        s = scorers.get(name)
+        if s is None:
+            continue
+        better = "higher is better" if s["higher_is_better"] else "lower is better"
+        objective = objectives.get(name)
+        head = f"{objective} = `{name}`" if objective and objective != name else f"`{name}`"
+        parts.append(f"**{axis}: {head}** ({better}): {s.get('description') or 'no description'}")
+    n = r.meta.get("prompts", {}).get("n", "?")
+    parts.append(f"Each point: one w, mean over {n} held-out prompts.")
+    return "  \n".join(parts)
 
 
 def about_markdown(entry: FamilyEntry) -> str:
@@ -66,7 +161,8 @@ def about_markdown(entry: FamilyEntry) -> str:
         "",
         f"**Method.** {method_line(m.method)}",
         "",
-        f"**Base model.** `{m.base_model.name_or_path}`" + (f" @ `{m.base_model.revision}`" if m.base_model.revision else ""),
+        f"**Base model.** {base_text(m.base_model.name_or_path)}"
+        + (f" @ `{m.base_model.revision}`" if m.base_model.revision else ""),
         "",
         "**Objectives.**",
         objs,
@@ -91,6 +187,20 @@ def about_markdown(entry: FamilyEntry) -> str:
     lines += [
         "",
         "---",
+        "### Ways to find your w",
+        "- **Front and slider** (Explore): click a point or move the slider; the star sits only where the front "
+        "was measured, and *Evaluate this w* measures any other w on the same held-out prompts.",
+        "- **Three objectives**: the preference triangle sets w with a click and colours the evaluated points by "
+        "any objective; the x and y axes pick which two objectives the front shows. More than three: parallel "
+        "coordinates of every evaluated point.",
+        "- **Pick by constraint** (Explore): give a floor for some objectives and one to maximise; the front "
+        "picks the w (between evaluated points only where the family changes smoothly with w, and says so).",
+        "- **One prompt's front** (Prompts): one held-out prompt's answers and scores at every evaluated w, read "
+        "from the results; or your own prompt answered at every w in one batch.",
+        "- **Blind A/B** (Side by side): two answers at two hidden w, a few times; a Bayesian update over your "
+        "weights proposes the evaluated w you would prefer.",
+        "- **Share a point**: `?family=NAME&w=a,b` opens the app there (every chat answer carries its link).",
+        "",
         "### How the app serves every w from one model",
         "Each adapted layer computes `y = W0 x + B diag(g(w)) A x`: the family's adapters are stacked along the "
         "rank axis and only their per-rank gains g(w) depend on the preference. The gains travel with each "
