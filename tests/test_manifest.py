@@ -69,7 +69,10 @@ def test_manifest_fields_and_defaults():
                  on_simplex=False, system_prompt="Be brief.", prompt_format="raw", description="x",
                  training={"steps": 3},
                  conditioning=Conditioning(tags=["<a>", "<b>"], low=[-1, -1], high=[1, 1])).manifest
-    assert FamilyManifest.from_dict(json.loads(json.dumps(full.to_dict()))).to_dict() == full.to_dict()
+    again = FamilyManifest.from_dict(json.loads(json.dumps(full.to_dict())))
+    assert again.to_dict() == full.to_dict()
+    # RiC's family is its conditioning: the stored manifest keeps it (a round trip of None would also compare equal)
+    assert again.conditioning == full.conditioning and again.conditioning.targets([0.3, 0.7]) == [-0.4, 0.4]
 
 
 def test_rank_gains_repeat_each_block_gain_over_its_ranks():

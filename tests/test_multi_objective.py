@@ -55,8 +55,8 @@ def test_objective_pairs_and_rows(tmp_path, tiny_base, pref_jsonl):
 def test_collator_and_per_objective_dpo(tokenizer_dir):
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    rows = [{"a": {"prompt": "Hi", "chosen": " yes", "rejected": " no"},
-             "b": {"prompt": "Go", "chosen": " ok", "rejected": " never ever"}}]
+    rows = [{"a": {"prompt": "Hi there, how are you", "chosen": " yes", "rejected": " no"},
+             "b": {"prompt": "Go away now", "chosen": " ok", "rejected": " never ever"}}]
     from paretoapp.trainers.data import PreferenceCollator
     for max_length, max_prompt_length in ((64, None), (3, 1), (None, 1)):  # truncation reaches every objective
         batch = mo.MultiObjectiveCollator(tok, ["a", "b"], max_length, max_prompt_length)(rows)
@@ -66,6 +66,9 @@ def test_collator_and_per_objective_dpo(tokenizer_dir):
             assert all(torch.equal(batch[name][k], want[k]) for k in want)
             if max_length == 3:
                 assert batch[name]["input_ids"].shape[1] <= 3
+            if max_prompt_length == 1:  # the prompts are longer than one token: only their last token is kept
+                prompt_tokens = batch[name]["attention_mask"] - batch[name]["completion_mask"]
+                assert prompt_tokens.sum(1).tolist() == [1, 1]
     # per-objective DPO: each objective's sub-batch through the policy and the reference
     model = FixedLM()
     other = {k: v.flip(0) for k, v in BATCH.items()}

@@ -287,5 +287,11 @@ def test_compare_three_fronts_with_different_ranges_per_objective():
     # spacing on the pooled bounds [0, 10] x [0, 40]: a -> (0, 1), (1, 0), (.4, .5)
     assert table.loc["a", "spacing"] == pytest.approx(pareto.spacing(a, lo=[0, 0], hi=[10, 40]))
     assert table.loc["a", "spacing"] != pytest.approx(pareto.spacing(a, lo=[0, 0], hi=[40, 40]))
+    # the shared bounds are per objective: moving the second objective to [100, 140] changes no metric
+    ws = {"a": [[0, 1], [1, 0], [0.5, 0.5]]}
+    shifted, _ = pareto.compare_fronts({n: p + [0.0, 100.0] for n, p in (("a", a), ("b", b), ("c", c))},
+                                       ref=[-1, 99], ws=ws)
+    assert shifted.loc["a", "inner_product"] == pytest.approx(pareto.inner_product(ws["a"], a, lo=[0, 0], hi=[10, 40]))
+    assert shifted.loc["a", "spacing"] == pytest.approx(table.loc["a", "spacing"])
     table, _ = pareto.compare_fronts({"a": a, "none": np.zeros((0, 2))}, ref=[-1, -1])
     assert table.loc["none", "n_points"] == 0 and math.isnan(table.loc["none", "on_joint_front"])
