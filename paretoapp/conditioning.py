@@ -4,6 +4,20 @@ Rewards-in-Context (arXiv 2402.10207) trains on prompts that carry the
 response's reward scores, `{prompt} <rm1_score> {s1} <rm2_score> {s2}`, and at
 inference asks for target scores derived from w. Training and inference share
 this one renderer, so the text the model learned is exactly the text it gets.
+
+The preference-to-target mappings are those of the released code
+(``map_rewards_from_preference`` in ``YangRui2015/RiC``, ``ric/utils.py``), with
+low_i/high_i the min/max of a reference sample of objective i and every target
+rounded to 0.1 (``np.round``):
+
+    linear: t_i = low_i + w_i (high_i - low_i)
+    l2:     t_i = low_i + (w_i / ||w||_2) (high_i - low_i)      (the released evaluation's choice)
+    linf:   the largest w_j (first on ties) asks for high_j; every other
+            t_i = low_i + min(k w_i, 1) (high_i - low_i)        (the function's default)
+
+The reference sample is the training data's normalised scores, or, as the
+released evaluation does, 50,000 standard-normal draws per objective
+(``normal_bounds``).
 """
 
 from __future__ import annotations
@@ -13,7 +27,23 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-MAPPINGS = ("linear", "max")
+import numpy as np
+
+MAPPINGS = ("linear", "l2", "linf")
+NORMAL_SEED = 8888      # the released evaluation's set_seed(8888) before drawing its reference rewards
+NORMAL_DRAWS = 50_000   # np.random.randn(50000) per objective
+
+
+def normal_bounds(k: int, seed: int = NORMAL_SEED, draws: int = NORMAL_DRAWS) -> tuple[list[float], list[float]]:
+    """low/high as RiC's released evaluation takes them: min/max of ``draws`` standard-normal samples per objective.
+
+    The samples come one objective after the other from numpy's legacy generator
+    seeded with ``seed``, as ``np.random.seed(8888); [np.random.randn(50000) for _ in objectives]``
+    draws them; with the defaults, about (-3.87, 4.06) and (-4.04, 4.17) for k = 2.
+    """
+    rng = np.random.RandomState(seed)
+    samples = [rng.randn(draws) for _ in range(k)]
+    return [float(x.min()) for x in samples], [float(x.max()) for x in samples]
 
 
 @dataclass
@@ -34,20 +64,25 @@ class Conditioning:
         if not (len(self.tags) == len(self.low) == len(self.high)):
             raise ValueError("conditioning needs one tag, one low and one high value per objective")
         if self.mapping not in MAPPINGS:
-            raise ValueError(f"unknown conditioning mapping {self.mapping!r}; expected one of {MAPPINGS}")
+            hint = "; 'max' was replaced by the released code's 'linf'" if self.mapping == "max" else ""
+            raise ValueError(f"unknown conditioning mapping {self.mapping!r}; expected one of {MAPPINGS}{hint}")
 
     def targets(self, w: Sequence[float]) -> list[float]:
-        """Map a preference to target scores.
-
-        linear: target_i = low_i + w_i (high_i - low_i)   (RiC's default)
-        max:    the same with w divided by max(w), so the preferred objective
-                always asks for its best score (RiC's max-based mapping).
-        """
-        w = [float(v) for v in w]
-        if self.mapping == "max":
-            top = max(w) if max(w) > 0 else 1.0
-            w = [v / top for v in w]
-        return [lo + wi * (hi - lo) for wi, lo, hi in zip(w, self.low, self.high)]
+        """Target scores for preference w, as the released ``map_rewards_from_preference`` computes them."""
+        w = np.array([float(v) for v in w])
+        low, high = np.array(self.low, dtype=np.float64), np.array(self.high, dtype=np.float64)
+        if self.mapping == "l2":
+            norm = np.sqrt(np.sum(w ** 2))
+            share = w / norm if norm > 0 else np.zeros_like(w)
+        elif self.mapping == "linf":
+            share = np.minimum(len(w) * w, 1.0)
+        else:
+            share = w
+        t = share * (high - low) + low
+        if self.mapping == "linf":
+            top = int(np.argmax(w))
+            t[top] = high[top]
+        return [float(v) for v in np.round(t, self.decimals)]
 
     def render(self, prompt: str, scores: Sequence[float]) -> str:
         """`{prompt} <tag1> s1 <tag2> s2`, scores rounded as in training."""

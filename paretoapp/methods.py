@@ -105,12 +105,15 @@ register(Method(
     "EACL 2026", "2504.20106", _T + "preference_vector", "PreferenceVectorConfig"))
 register(Method(
     "peo", "PEO",
-    "aspect experts plus an interpolated generalist; a post-training search over their coefficients "
-    "picks the policy for each w",
+    "aspect experts plus an interpolated generalist; an exhaustive grid over their coefficients, scored by "
+    "reward models on held-out prompts, picks the best candidate for each anchor w; w between anchors is "
+    "interpolated and never scored, and w beyond [0, 1] extrapolates (this project's extension; the paper "
+    "extrapolates in weight space)",
     "", "2503.01233", _T + "peo", "PEOConfig"))
 register(Method(
     "panacea", "Panacea",
-    "one SVD-LoRA whose singular values carry w; linear or Tchebycheff aggregation of the objectives' losses",
+    "one SVD-LoRA whose singular values carry w; linear or Tchebycheff aggregation of the objectives' losses "
+    "(ideal point fixed or adaptive)",
     "Zhong et al., NeurIPS 2024", "2402.02030", _T + "panacea", "PanaceaConfig"))
 register(Method(
     "paretohqd", "ParetoHqD",
@@ -118,11 +121,14 @@ register(Method(
     "AAAI 2026", "2504.16628", _T + "paretohqd", "ParetoHqDConfig"))
 register(Method(
     "upo", "UPO",
-    "a preference loss plus auxiliary designer objectives (advantage-weighted likelihood) weighted by w",
+    "a preference loss (DPO, or KTO as in the paper) plus auxiliary designer objectives "
+    "(advantage-weighted likelihood of the data's own answers); one adapter per auxiliary weight w "
+    "(this project's indexing)",
     "Badrinath et al., TMLR 2025", "2405.17956", _T + "upo", "UPOConfig"))
 register(Method(
     "rewards_in_context", "Rewards-in-Context",
-    "target rewards derived from w are written into the prompt; one SFT model for every w",
+    "target rewards derived from w (the released code's linear, l2 or linf mapping) are written into the "
+    "prompt; one SFT model for every w",
     "Yang et al., ICML 2024", "2402.10207", _T + "rewards_in_context", "RiCConfig"))
 register(Method(
     "linear_dpo", "Linear-scalarised DPO",

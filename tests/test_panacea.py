@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -64,18 +67,23 @@ def test_vertex_reduces_to_stated_form(panacea_run, tiny_base):
         assert set(bank) == set(theta0)
 
 
-def test_linear_and_tchebycheff_losses_match_hand_computation(tiny_base):
+def _nonzero_model_and_batch(tiny_base):
+    """A Panacea model whose adapter is far from zero (policy != reference) and a two-objective batch."""
     tok = AutoTokenizer.from_pretrained(tiny_base)
     model = AutoModelForCausalLM.from_pretrained(tiny_base)
     torch.manual_seed(1)
     panacea.inject_svd_lora(model, ["q_proj", "v_proj"], 2, 2, 4.0)
-    with torch.no_grad():  # a non-zero adapter, so policy != reference
+    with torch.no_grad():
         for layer in panacea.svd_layers(model).values():
             layer.U.mul_(20), layer.V.mul_(20), layer.sigma.fill_(0.7), layer.s.fill_(-1.3)
     names = list(OBJECTIVES)
     rows = [{n: {"prompt": PAIRS[n][j][0], "chosen": " " + PAIRS[n][j][1], "rejected": " " + PAIRS[n][j][2]}
              for n in names} for j in range(2)]
-    batch = MultiObjectiveCollator(tok, names, max_length=64)(rows)
+    return model, MultiObjectiveCollator(tok, names, max_length=64)(rows), names
+
+
+def test_linear_and_tchebycheff_losses_match_hand_computation(tiny_base):
+    model, batch, names = _nonzero_model_and_batch(tiny_base)
     w = torch.tensor([0.3, 0.7])
     beta = 0.5
 
@@ -98,6 +106,121 @@ def test_linear_and_tchebycheff_losses_match_hand_computation(tiny_base):
     assert tch.item() == pytest.approx(max(0.3 * (L[0] - z[0]), 0.7 * (L[1] - z[1])), rel=1e-5)
     tch.backward()  # Tchebycheff's gradient reaches the trainable layers
     assert any(layer.s.grad is not None and layer.s.grad != 0 for layer in panacea.svd_layers(model).values())
+
+
+@pytest.mark.parametrize("aggregation", ["linear", "tchebycheff"])
+def test_the_loss_trains_at_the_w_it_is_given(tiny_base, aggregation):
+    """Another w already in the layers: at w = e_1 the loss still puts zero gradient on objective 2's column."""
+    model, batch, names = _nonzero_model_and_batch(tiny_base)
+    layers = panacea.svd_layers(model)
+    r = next(iter(layers.values())).r
+    panacea.set_preference(model, [0.4, 0.6])
+    loss, _ = panacea.panacea_loss(model, batch, torch.tensor([1.0, 0.0]), names, 0.5, aggregation)
+    loss.backward()
+    for layer in layers.values():
+        assert layer.w.tolist() == [1.0, 0.0]
+        assert torch.count_nonzero(layer.U.grad[:, r + 1]) == 0 and torch.count_nonzero(layer.V.grad[:, r + 1]) == 0
+    assert any(torch.count_nonzero(layer.U.grad[:, r]) > 0 for layer in layers.values())  # objective 1's column trains
+
+
+def test_training_loss_uses_the_sampled_w(tiny_base, tmp_path, pref_jsonl):
+    """The loss the loop calls writes the w it logs into the layers, and trains with it."""
+    from paretoapp.trainers.config import load_config
+    model, batch, names = _nonzero_model_and_batch(tiny_base)
+    cfg = load_config(panacea.PanaceaConfig, str(write_config(tmp_path / "p.yaml", tiny_base, pref_jsonl,
+                                                                tmp_path / "run", vertex_prob=0.0)))
+    loss_fn = panacea.make_loss_fn(cfg, names)
+    torch.manual_seed(3)
+    for _ in range(2):
+        panacea.set_preference(model, [0.5, 0.5])
+        loss, metrics = loss_fn(model, batch)
+        w = [metrics[f"w_{n}"] for n in names]
+        assert w != pytest.approx([0.5, 0.5])
+        for layer in panacea.svd_layers(model).values():
+            assert layer.w.tolist() == pytest.approx(w)
+        with torch.no_grad():
+            want, _ = panacea.panacea_loss(model, batch, torch.tensor(w), names, cfg.train.beta, "linear")
+        assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_sample_preference_vertices_and_interior():
+    torch.manual_seed(0)
+    for _ in range(5):
+        w, vertex = panacea.sample_preference(3, vertex_prob=1.0, dirichlet_alpha=1.0)
+        assert vertex and sorted(w.tolist()) == [0.0, 0.0, 1.0]
+        w, vertex = panacea.sample_preference(3, vertex_prob=0.0, dirichlet_alpha=1.0)
+        assert not vertex and w.shape == (3,) and (w > 0).all() and float(w.sum()) == pytest.approx(1.0)
+    seen = {int(panacea.sample_preference(2, 1.0, 1.0)[0].argmax()) for _ in range(40)}
+    assert seen == {0, 1}  # every vertex is drawn
+    # a large alpha concentrates the interior draws at the centre
+    w = torch.stack([panacea.sample_preference(2, 0.0, 500.0)[0] for _ in range(20)])
+    assert (w - 0.5).abs().max() < 0.1
+
+
+def test_adaptive_ideal_is_the_running_minimum():
+    mon = panacea.TchebycheffMonitor(["a", "b"], "adaptive", margin=0.01)
+    assert mon.ideal(torch.tensor([0.7, 0.6])) == pytest.approx([0.69, 0.59])
+    assert mon.ideal(torch.tensor([0.5, 0.8])) == pytest.approx([0.49, 0.59])
+    assert mon.ideal(torch.tensor([0.1, 0.1]), training=False) == pytest.approx([0.49, 0.59])  # eval: no update
+    assert mon.ideal(torch.tensor([0.6, 0.4])) == pytest.approx([0.49, 0.39])
+    fixed = panacea.TchebycheffMonitor(["a", "b"], [0.3, 0.2])
+    assert fixed.ideal(torch.tensor([0.1, 0.1])) == [0.3, 0.2]
+    # clamped: a zero-weight objective's 0 term wins the max
+    assert panacea.is_clamped([1.0, 0.0], [0.5, 0.9], [0.6, 0.0])
+    assert not panacea.is_clamped([1.0, 0.0], [0.7, 0.9], [0.6, 0.0])
+    assert not panacea.is_clamped([0.5, 0.5], [0.1, 0.1], [0.6, 0.6])  # interior: a weighted term always wins
+    assert not panacea.is_clamped([1.0, 0.0], [0.5, 0.9], None) and panacea.is_clamped([0.0, 1.0], [0.1, -0.2], None)
+
+
+def test_monitor_reports_a_vertex_clamped_all_epoch(caplog):
+    mon = panacea.TchebycheffMonitor(["a", "b"], [0.5, 0.5])
+    assert mon.ideal(torch.tensor([0.3, 0.9])) == [0.5, 0.5]
+    assert mon.observe([1.0, 0.0], [0.3, 0.9]) is True            # L_a < z_a at e_a: clamped
+    assert mon.observe(torch.tensor([1.0, 0.0]), [0.4, 0.1]) is True
+    assert mon.observe([0.0, 1.0], [0.1, 0.7]) is False          # L_b > z_b at e_b: trains
+    assert mon.observe([0.0, 1.0], [0.1, 0.2]) is True           # once clamped is not a whole epoch
+    assert mon.observe([0.5, 0.5], [0.1, 0.1]) is False          # interior: never clamped
+    with caplog.at_level(logging.WARNING, logger="paretoapp.trainers.panacea"):
+        records = mon.on_epoch_end(3)
+    assert records == [{"event": "tchebycheff_clamped", "objective": "a", "batches": 2, "ideal": 0.5}]
+    assert len(caplog.messages) == 1 and "'a'" in caplog.messages[0] and "epoch 3 (2)" in caplog.messages[0]
+    assert mon.on_epoch_end(4) == []  # counts start afresh each epoch
+    assert mon.observe([1.0, 0.0], [0.6, 0.0]) is False and mon.on_epoch_end(5) == []
+    assert panacea.TchebycheffMonitor(["a", "b"]).on_epoch_end(0) == []
+    none = panacea.TchebycheffMonitor(["a", "b"])  # z = 0: clamped only below a zero loss
+    none.observe([1.0, 0.0], [-0.1, 0.0])
+    assert none.on_epoch_end(0) == [{"event": "tchebycheff_clamped", "objective": "a", "batches": 1, "ideal": 0.0}]
+
+
+def _tchebycheff_run(tmp, tiny_base, pref_jsonl, ideal):
+    tmp.mkdir()
+    path = write_config(tmp / "p.yaml", tiny_base, pref_jsonl, tmp / "run", aggregation="tchebycheff", ideal=ideal,
+                        vertex_prob=1.0, train={"max_steps": None, "epochs": 1, "batch_size": 2,
+                                                "learning_rate": 2e-2})
+    panacea.main(["--config", str(path)])
+    run = tmp / "run" / "panacea"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    layers, _ = panacea.load_svd_lora(run / "adapter")
+    return records, layers
+
+
+def test_clamped_vertex_warns_and_adaptive_ideal_trains(tmp_path, tiny_base, pref_jsonl, caplog):
+    """An ideal point above every reachable DPO loss: each vertex batch is clamped, nothing trains, and the
+    run says so; the adaptive ideal point trains the same run."""
+    with caplog.at_level(logging.WARNING, logger="paretoapp.trainers.panacea"):
+        records, layers = _tchebycheff_run(tmp_path / "fixed", tiny_base, pref_jsonl, [5.0, 5.0])
+    clamped = [r for r in records if r.get("event") == "tchebycheff_clamped"]
+    assert clamped and {r["objective"] for r in clamped} <= set(OBJECTIVES)
+    assert all(r["epoch"] == 0 and r["batches"] >= 1 and r["ideal"] == 5.0 for r in clamped)
+    assert any("no gradient" in m for m in caplog.messages)
+    assert all(float(p["s"]) == 0 and not p["sigma"].any() for p in layers.values())  # silently untrained
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="paretoapp.trainers.panacea"):
+        records, layers = _tchebycheff_run(tmp_path / "adaptive", tiny_base, pref_jsonl, "adaptive")
+    assert not [r for r in records if r.get("event") == "tchebycheff_clamped"] and not caplog.messages
+    logged = [r for r in records if "ideal_helpful" in r]
+    assert logged and all(r["clamped"] == 0.0 for r in logged)
+    assert any(float(p["s"]) != 0 for p in layers.values())
 
 
 def test_fresh_layer_is_the_base_and_family_generates_per_row(panacea_run, tiny_base):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,33 @@ def test_selection_is_the_nondominated_points_nearest_each_direction():
     np.testing.assert_allclose(hqd.ray_distance(TABLE[[2, 3]], [0.5, 0.5]), [0.0, 0.5 / np.sqrt(2)], atol=1e-12)
 
 
+def test_minmax_and_default_sampling_preferences():
+    norm, lo, hi = hqd.minmax_normalise(np.array([[1.0, 5.0], [3.0, 5.0], [2.0, 5.0]]))
+    assert norm.tolist() == [[0.0, 0.0], [1.0, 0.0], [0.5, 0.0]] and lo.tolist() == [1.0, 5.0]
+    assert hi.tolist() == [3.0, 5.0]
+    norm, _, _ = hqd.minmax_normalise(np.array([[1.0, 5.0]]), lo=[0, 0], hi=[2, 10])
+    assert norm.tolist() == [[0.5, 0.5]]
+    assert hqd.default_sample_preferences(3) == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0],
+                                                 [1 / 3, 1 / 3, 1 / 3]]
+
+
+def test_direction_is_the_ray_from_the_ideal_point():
+    """Off the diagonal the ray from r_max = (1, 1) along w - 1 and the line through 0 along w disagree.
+
+    w = (0.8, 0.2): the ray leaves (1, 1) along (-0.2, -0.8), i.e. x = 1 - 0.25 (1 - y).
+    Front points, by distance to the ray: 3 (0.049), 2 (0.218), 0 (0.243); to the line
+    through the origin along w the order would be 3 (0.170), 0 (0.243), 2 (0.509).
+    """
+    d = np.array([-0.2, -0.8]) / np.hypot(0.2, 0.8)
+    rel = TABLE - 1.0
+    want = np.linalg.norm(rel - np.outer(rel @ d, d), axis=1)
+    np.testing.assert_allclose(hqd.ray_distance(TABLE, [0.8, 0.2]), want, atol=1e-12)
+    assert hqd.select_for_directions(TABLE, [[0.8, 0.2]], n=3, n_layers=1) == [[3, 2, 0]]
+    assert hqd.select_for_directions(TABLE, [[0.8, 0.2]], n=3, n_layers=2) == [[7, 3, 2]]
+    # the ray passes through the compromise point W(w) = r_min + w (r_max - r_min) = w
+    assert hqd.ray_distance(np.array([[0.8, 0.2], [0.9, 0.6]]), [0.8, 0.2]) == pytest.approx([0.0, 0.0], abs=1e-12)
+
+
 def length_scorer(prompts, responses):
     return [float(len(r)) for r in responses]
 
@@ -87,6 +116,22 @@ def test_two_stage_family(hqd_run, tiny_base):
     a = adapter_delta(tiny_base, stage2)
     b = adapter_delta(tiny_base, cfg.adapters_path / "hqd-stage2-w50-50" / "adapter")
     assert_deltas_close(family_delta(tiny_base, family_dir, [0.75, 0.25]), {k: 0.5 * a[k] + 0.5 * b[k] for k in a})
+
+
+def test_stage2_starts_from_the_stage1_weights(hqd_run, tiny_base, tmp_path):
+    """Stage 2 at learning rate 0 must leave each preference's stage-1 adapter exactly as it was."""
+    cfg, _ = hqd_run
+    out = tmp_path / "run"
+    shutil.copytree(cfg.output_dir, out)  # stage-1 adapters and the stage-2 samples are reused
+    shutil.rmtree(out / "family")
+    for d in (out / "adapters").glob("hqd-stage2-*"):
+        shutil.rmtree(d)
+    frozen = dataclasses.replace(cfg, output_dir=str(out),
+                                 stage2_train=dataclasses.replace(cfg.train, learning_rate=0.0))
+    family_dir = hqd.train(frozen, scorers=[length_scorer, vowel_scorer])
+    for w in PREFS:
+        stage1 = out / "adapters" / f"hqd-stage1-{hqd.point_label(w)}" / "adapter"
+        assert_deltas_close(family_delta(tiny_base, family_dir, w), adapter_delta(tiny_base, stage1))
 
 
 def test_stage1_selection_matches_the_scores(hqd_run):

@@ -109,6 +109,101 @@ def test_anchor_family_in_sample_and_extrapolated(peo_run, tiny_base):
                          for k in d["helpful"]})
 
 
+def test_each_candidate_is_scored_on_its_own_answers(peo_run, tiny_base):
+    """The search's answers for candidate c are what generating with c's gains gives, prompt by prompt."""
+    from paretoapp.generate import GenerationSettings, Policy
+    from paretoapp.trainers.lora import load_base
+    cfg, family_dir = peo_run
+    family = Family.load(family_dir)
+    model, tok = load_base(str(tiny_base))
+    cand = peo.candidate_family(model, family.tensors, family.manifest.blocks)
+    candidates = [[0.0, 0.0, 0.0], [40.0, 0.0, 0.0], [0.0, 40.0, 0.0], [0.0, 0.0, 40.0], [-40.0, 0.0, 40.0]]
+    prompts = peo.eval_prompts(cfg)[:2] + ["Name a colour."]
+    answers = peo.generate_candidates(model, tok, cand, candidates, prompts, max_new_tokens=4, batch_size=4)
+    assert len({tuple(a) for a in answers}) > 1, "the candidates must answer differently for this test to bite"
+    policy = Policy(cand, model, tok)
+    settings = GenerationSettings(max_new_tokens=4, do_sample=False)
+    try:
+        alone = [policy.generate(prompts, [c] * len(prompts), settings) for c in candidates]
+    finally:
+        policy.bank.detach()
+    assert answers == alone
+
+    def code(prompts, responses):  # a different number for (almost) every answer
+        return [float(sum(map(ord, r)) + 1000 * len(r)) for r in responses]
+
+    def cost(prompts, responses):
+        return [float(len(r)) for r in responses]
+    cost.higher_is_better = False
+    per_prompt = peo.score_answers(answers, prompts, [code, cost])
+    assert per_prompt.shape == (len(candidates), len(prompts), 2)
+    for c, per_candidate in enumerate(alone):
+        assert per_prompt[c, :, 0].tolist() == code(prompts, per_candidate)
+        assert per_prompt[c, :, 1].tolist() == [-v for v in cost(prompts, per_candidate)]
+
+
+def test_search_record_keeps_per_prompt_scores(peo_run):
+    _, family_dir = peo_run
+    m = Family.load(family_dir).manifest
+    search = m.training["search"]
+    per_prompt = np.array(search["per_prompt_scores"])
+    assert per_prompt.shape == (len(search["candidates"]), search["n_prompts"], 2) == (12, 2, 2)
+    assert len(search["prompts"]) == 2
+    np.testing.assert_allclose(per_prompt.mean(axis=1), search["scores"])
+    assert "this project's extension" in m.description and "interpolated" in m.description
+
+
+def test_candidate_gains_by_hand():
+    """theta_0 + c_g (theta_g - theta_0) + c_1 delta_1 + c_2 delta_2 with theta_g = a delta_1 + (1-a) delta_2 + delta_g."""
+    got = peo.candidate_gains(0.25, [0.0, 2.0], [0.0, 1.0])
+    assert got == [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0],
+                   [0.5, 1.5, 2.0], [0.5, 2.5, 2.0], [1.5, 1.5, 2.0], [1.5, 2.5, 2.0]]
+    # coefficient sets that give the same gains twice are searched once
+    assert peo.candidate_gains(0.5, [0.0], [1.0, 1.0]) == [[1.0, 1.0, 0.0]]
+
+
+def test_score_answers_orients_per_objective():
+    answers = [["a", "bb"], ["ccc", "d"]]
+
+    def length(prompts, responses):
+        return [float(len(r)) for r in responses]
+
+    def prompt_len(prompts, responses):
+        return [float(len(p)) for p in prompts]
+    prompt_len.higher_is_better = False
+    chat = [{"role": "user", "content": "xyz"}]
+    got = peo.score_answers(answers, ["hello", chat], [length, prompt_len])
+    assert got.tolist() == [[[1.0, -5.0], [2.0, -3.0]], [[3.0, -5.0], [1.0, -3.0]]]
+
+
+def test_default_search_scores_sixteen_prompts():
+    assert peo.PEOConfig.__dataclass_fields__["n_eval_prompts"].default >= 16
+
+
+def test_anchors_use_normalised_scores():
+    """Objective 2 on a scale 100x objective 1's: the anchors are chosen on min-max normalised scores."""
+    scores = np.array([[1.0, 0.0], [0.0, 100.0], [0.6, 60.0]])
+    cands = [[1, 0, 0], [0, 1, 0], [0.5, 0.5, 1]]
+    _, _, record = peo.choose_anchors(scores, cands, step=0.25, extrapolate=0.0)
+    # normalised: (1, 0), (0, 1), (.6, .6); raw scores would pick candidate 1 for every w_1 < 0.99
+    assert record["chosen_candidate"] == [1, 1, 2, 0, 0]
+
+
+def test_anchors_extrapolate_along_the_vertex_direction():
+    scores = np.array([[1.0, 0.0], [0.0, 1.0]])
+    cands = [[2.0, 0.0, 1.0], [0.0, 1.0, 1.0]]
+    points, gains, record = peo.choose_anchors(scores, cands, step=0.5, extrapolate=1.0)
+    assert points == [[-1.0, 2.0], [-0.5, 1.5], [0.0, 1.0], [0.5, 0.5], [1.0, 0.0], [1.5, -0.5], [2.0, -1.0]]
+    slope = np.array([2.0, -1.0, 0.0])  # g(w_1 = 1) - g(w_1 = 0)
+    g0, g1 = np.array(cands[1]), np.array(cands[0])
+    np.testing.assert_allclose(gains, [g0 - slope, g0 - 0.5 * slope, g0, g1, g1, g1 + 0.5 * slope, g1 + slope])
+    assert record == {"in_sample_w1": [0.0, 0.5, 1.0], "chosen_candidate": [1, 0, 0], "nondominated": [0, 1]}
+    # one candidate best everywhere: extrapolate towards expert 1 and away from expert 2
+    _, gains, _ = peo.choose_anchors(np.array([[1.0, 1.0], [0.0, 0.0]]), cands, step=0.5, extrapolate=0.5)
+    np.testing.assert_allclose(gains[0], np.array(cands[0]) - 0.5 * np.array([1.0, -1.0, 0.0]))
+    np.testing.assert_allclose(gains[-1], np.array(cands[0]) + 0.5 * np.array([1.0, -1.0, 0.0]))
+
+
 def test_choose_anchors_picks_the_weighted_best():
     scores = np.array([[0.0, 1.0], [1.0, 0.0], [0.6, 0.6], [0.1, 0.1]])  # the last is dominated
     cands = [[0, 1, 0], [1, 0, 0], [0.5, 0.5, 1], [0, 0, 0]]

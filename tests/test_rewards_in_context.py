@@ -6,7 +6,7 @@ import pytest
 from trainer_fixtures import *  # noqa: F401,F403
 from trainer_fixtures import write_config
 
-from paretoapp.conditioning import Conditioning
+from paretoapp.conditioning import Conditioning, normal_bounds
 from paretoapp.family import Family
 from paretoapp.trainers import rewards_in_context as ric
 from paretoapp.trainers.config import load_config
@@ -45,11 +45,126 @@ def test_conditioning_prompt_round_trips(ric_run, tiny_base):
     assert cond.render(text, scores) == user
     z = (len(" Put it in boiling water for nine minutes.") - record["mean"][0]) / record["std"][0]
     assert scores[0] == pytest.approx(round(z, 1))
-    # the family's targets span the training scores
-    assert cond.low == pytest.approx([round(v, 1) for v in record["z_min"]])
-    assert cond.targets([1.0, 0.0]) == pytest.approx([cond.high[0], cond.low[1]])
-    c = Conditioning(tags=["<a>", "<b>"], low=[-1, -2], high=[1, 2], mapping="max")
-    assert c.parse(c.apply("Hi there", [0.25, 0.5])) == ("Hi there", [0.0, 2.0])
+    # the family's targets span the training scores (bounds: data)
+    assert cond.low == pytest.approx(record["z_min"]) and cond.high == pytest.approx(record["z_max"])
+    assert cond.extra == {"bounds": "data"}
+    assert cond.targets([1.0, 0.0]) == pytest.approx([round(cond.high[0], 1), round(cond.low[1], 1)])
+    c = Conditioning(tags=["<a>", "<b>"], low=[-1, -2], high=[1, 2], mapping="linf")
+    assert c.parse(c.apply("Hi there", [0.25, 0.75])) == ("Hi there", [0.0, 2.0])
+
+
+# The released map_rewards_from_preference (YangRui2015/RiC, ric/utils.py), run on these inputs:
+# low/high = -4.2/4.2 for every objective, and the released evaluation's reference
+# (np.random.seed(8888); [np.random.randn(50000) for _ in objectives]).
+RELEASED_SYMMETRIC = {  # w: {mapping: targets}
+    (0.3, 0.7): {"linear": [-1.7, 1.7], "l2": [-0.9, 3.5], "linf": [0.8, 4.2]},
+    (0.5, 0.5): {"linear": [0.0, 0.0], "l2": [1.7, 1.7], "linf": [4.2, 4.2]},
+    (0.25, 0.75): {"linear": [-2.1, 2.1], "l2": [-1.5, 3.8], "linf": [0.0, 4.2]},
+    (1.0, 0.0): {"linear": [4.2, -4.2], "l2": [4.2, -4.2], "linf": [4.2, -4.2]},
+    (0.2, 0.4, 0.4): {"linear": [-2.5, -0.8, -0.8], "l2": [-1.4, 1.4, 1.4], "linf": [0.8, 4.2, 4.2]},
+    (0.33, 0.33, 0.33): {"linear": [-1.4, -1.4, -1.4], "l2": [0.6, 0.6, 0.6], "linf": [4.2, 4.1, 4.1]},
+    (0.1, 0.1, 0.8): {"linear": [-3.4, -3.4, 2.5], "l2": [-3.2, -3.2, 4.1], "linf": [-1.7, -1.7, 4.2]},
+    (0.6, 0.2, 0.2): {"linear": [0.8, -2.5, -2.5], "l2": [3.4, -1.7, -1.7], "linf": [4.2, 0.8, 0.8]},
+}
+RELEASED_NORMAL = {
+    (0.3, 0.7): {"linear": [-1.5, 1.7], "l2": [-0.7, 3.5], "linf": [0.9, 4.2]},
+    (0.5, 0.5): {"linear": [0.1, 0.1], "l2": [1.7, 1.8], "linf": [4.1, 4.2]},
+    (0.25, 0.75): {"linear": [-1.9, 2.1], "l2": [-1.4, 3.7], "linf": [0.1, 4.2]},
+    (1.0, 0.0): {"linear": [4.1, -4.0], "l2": [4.1, -4.0], "linf": [4.1, -4.0]},
+    (0.2, 0.4, 0.4): {"linear": [-2.3, -0.8, -0.6], "l2": [-1.2, 1.4, 1.6], "linf": [0.9, 4.2, 4.4]},
+    (0.33, 0.33, 0.33): {"linear": [-1.3, -1.3, -1.2], "l2": [0.7, 0.7, 0.9], "linf": [4.1, 4.1, 4.3]},
+    (0.1, 0.1, 0.8): {"linear": [-3.1, -3.2, 2.7], "l2": [-2.9, -3.0, 4.3], "linf": [-1.5, -1.6, 4.4]},
+    (0.6, 0.2, 0.2): {"linear": [0.9, -2.4, -2.3], "l2": [3.3, -1.6, -1.5], "linf": [4.1, 0.9, 1.1]},
+}
+
+
+@pytest.mark.parametrize("table, bounds", [(RELEASED_SYMMETRIC, "symmetric"), (RELEASED_NORMAL, "normal")])
+def test_mappings_are_the_released_code(table, bounds):
+    for w, by_mapping in table.items():
+        k = len(w)
+        low, high = normal_bounds(k) if bounds == "normal" else ([-4.2] * k, [4.2] * k)
+        for mapping, want in by_mapping.items():
+            c = Conditioning(tags=[f"<rm{i + 1}_score>" for i in range(k)], low=low, high=high, mapping=mapping)
+            assert c.targets(w) == want, (w, mapping)
+            assert c.parse(c.apply("p", w))[1] == want  # the prompt carries exactly these targets
+
+
+def test_normal_bounds_are_the_released_reference():
+    low, high = normal_bounds(2)
+    assert low == pytest.approx([-3.8656, -4.0380], abs=1e-4) and high == pytest.approx([4.0565, 4.1657], abs=1e-4)
+    assert normal_bounds(3)[0][:2] == low  # objective i's sample does not depend on k
+    assert normal_bounds(2, seed=1) != (low, high) and normal_bounds(2, seed=1) == normal_bounds(2, seed=1)
+
+
+def test_linf_at_a_third_of_the_weight_asks_for_part_of_the_range():
+    """The review's example: at w = (0.3, 0.7) linf asks for 0.6 of objective 1's range, l2 for 0.394."""
+    c = Conditioning(tags=["<a>", "<b>"], low=[0.0, 0.0], high=[10.0, 10.0], mapping="linf", decimals=3)
+    assert c.targets([0.3, 0.7]) == [6.0, 10.0]
+    assert c.targets([0.7, 0.3]) == [10.0, 6.0] and c.targets([0.5, 0.5]) == [10.0, 10.0]
+    l2 = Conditioning(tags=["<a>", "<b>"], low=[0.0, 0.0], high=[10.0, 10.0], mapping="l2", decimals=3)
+    assert l2.targets([0.3, 0.7]) == pytest.approx([3.939, 9.191])
+    # all-zero w under l2: no direction, every objective asks for its low end
+    assert l2.targets([0.0, 0.0]) == [0.0, 0.0]
+
+
+def _error(**kwargs) -> str:
+    with pytest.raises(ValueError) as e:
+        Conditioning(**{"tags": ["<a>"], "low": [0.0], "high": [1.0], **kwargs})
+    return str(e.value)
+
+
+def test_bad_conditioning_is_named():
+    assert _error(mapping="max") == ("unknown conditioning mapping 'max'; expected one of ('linear', 'l2', 'linf'); "
+                                     "'max' was replaced by the released code's 'linf'")
+    assert _error(mapping="cubic") == "unknown conditioning mapping 'cubic'; expected one of ('linear', 'l2', 'linf')"
+    assert _error(kind="image") == "unknown conditioning kind 'image'; only 'reward_tags' is supported"
+    assert _error(low=[0.0, 1.0]) == "conditioning needs one tag, one low and one high value per objective"
+    c = Conditioning(tags=["<a>"], low=[0.0], high=[1.0])
+    with pytest.raises(ValueError) as e:
+        c.parse("no tags here")
+    assert str(e.value) == "text carries no reward tags of this conditioning"
+
+
+def test_rendering_with_two_decimals():
+    c = Conditioning(tags=["<a>", "<b>"], low=[0.0, 0.0], high=[1.0, 1.0], decimals=2)
+    assert c.render("p", [0.125, -0.375]) == "p <a> 0.13 <b> -0.38"  # half away from zero at 0.01
+    assert c.targets([1 / 3, 2 / 3]) == [0.33, 0.67]
+
+
+def test_conditioning_bounds_from_the_config(tmp_path, tiny_base, pref_jsonl):
+    import numpy as np
+    z = np.array([[-1.25, 0.5], [2.0, -3.0], [0.0, 1.5]])
+    path = write_config(tmp_path / "ric.yaml", tiny_base, pref_jsonl, tmp_path / "run", mapping="linf", decimals=2)
+    cfg = load_config(ric.RiCConfig, str(path))
+    c = ric.conditioning_for(cfg, z)
+    assert (c.low, c.high, c.mapping, c.decimals) == ([-1.25, -3.0], [2.0, 1.5], "linf", 2)
+    assert c.tags == ["<rm1_score>", "<rm2_score>"] and c.extra == {"bounds": "data"}
+    cfg.bounds, cfg.bounds_seed, cfg.bounds_draws = "normal", 3, 1000
+    c = ric.conditioning_for(cfg, z)
+    assert (c.low, c.high) == normal_bounds(2, seed=3, draws=1000)
+    assert c.extra == {"bounds": "normal", "seed": 3, "draws": 1000}
+    cfg.target_low, cfg.tags = [-4.0, -4.0], ["<h>", "<s>"]
+    c = ric.conditioning_for(cfg, z)
+    assert c.low == [-4.0, -4.0] and c.high == normal_bounds(2, seed=3, draws=1000)[1] and c.tags == ["<h>", "<s>"]
+    for bad, message in ((dict(bounds="uniform"), "bounds must be one of ('data', 'normal'), got 'uniform'"),
+                         (dict(bounds_draws=1), "bounds_draws must be at least 2, got 1"),
+                         (dict(mapping="max"), "mapping must be one of ('linear', 'l2', 'linf'), got 'max'; 'max' is "
+                                               "now the released code's 'linf'")):
+        with pytest.raises(ValueError) as e:
+            load_config(ric.RiCConfig, str(write_config(tmp_path / "bad.yaml", tiny_base, pref_jsonl,
+                                                          tmp_path / "run", **bad)))
+        assert str(e.value) == message
+
+
+def test_normal_bounds_in_a_trained_family(tmp_path, tiny_base, pref_jsonl):
+    """bounds: normal takes low/high from the seeded standard-normal reference, not the data."""
+    path = write_config(tmp_path / "ric.yaml", tiny_base, pref_jsonl, tmp_path / "run", mapping="l2",
+                        bounds="normal", train={"max_steps": 1, "batch_size": 4})
+    cfg = load_config(ric.RiCConfig, str(path))
+    cond = Family.load(ric.train(cfg, scorers=[length_scorer, vowel_scorer])).manifest.conditioning
+    assert (cond.low, cond.high) == normal_bounds(2)
+    assert cond.extra == {"bounds": "normal", "seed": 8888, "draws": 50000}
+    assert cond.targets([0.3, 0.7]) == [-0.7, 3.5]
 
 
 def test_training_prompt_is_the_inference_prompt(ric_run, tiny_base):

@@ -31,7 +31,7 @@ def test_example_configs_parse(name, module, cls, k):
 def test_ric_command_with_registry_scorers(tmp_path, tiny_base, pref_jsonl):
     from paretoapp.trainers import rewards_in_context
     path = write_config(tmp_path / "ric.yaml", tiny_base, pref_jsonl, tmp_path / "run",
-                        scorers=["length_words", "refusal"], mapping="max", train={"max_steps": 1})
+                        scorers=["length_words", "refusal"], mapping="linf", train={"max_steps": 1})
     family = Family.load(rewards_in_context.main(["--config", str(path)]))
     assert family.manifest.training["scorers"] == ["length_words", "refusal"]
-    assert family.manifest.conditioning.mapping == "max"
+    assert family.manifest.conditioning.mapping == "linf"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -37,9 +39,9 @@ def upo_run(tmp_path_factory, tiny_base, pref_jsonl):
     return load_config(upo.UPOConfig, str(path)), upo.main(["--config", str(path)])
 
 
-def _model_and_batch(tiny_base):
+def _model_and_batch(tiny_base, seed: int = 0, kto: bool = False):
     model, tok = load_base(str(tiny_base))
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = attach_lora(model, LoraSettings(r=2, alpha=4, target_modules=["q_proj", "v_proj"]))
     with torch.no_grad():
         for n, p in model.named_parameters():
@@ -47,7 +49,7 @@ def _model_and_batch(tiny_base):
                 p.normal_(0, 0.5)
     pairs = [{"prompt": p, "chosen": " " + c, "rejected": " " + r} for p, c, r in PAIRS["helpful"][:3]]
     pairs = upo.score_pairs(pairs, [upo._Directed(shortness, True), upo._Directed(shortness, False)])
-    return model, upo.UPOCollator(tok, max_length=64)(pairs)
+    return model, upo.UPOCollator(tok, max_length=64, kto=kto)(pairs)
 
 
 def test_loss_is_dpo_when_auxiliary_weight_is_zero(tiny_base):
@@ -64,6 +66,76 @@ def test_loss_is_dpo_when_auxiliary_weight_is_zero(tiny_base):
     weights = F.softmax((a - a.mean()) / tau, dim=0)
     assert a.std() > 0 and batch["aux"].shape == (6, 2)
     assert loss.item() == pytest.approx(want.item() - gamma * float((weights * logp).sum()), rel=1e-5)
+
+
+def test_kto_rows_pair_each_prompt_with_another_completion(tiny_base):
+    """KTO's z rows: example j (chosen rows, then rejected rows) with example j - 1's completion, cyclically."""
+    _, batch = _model_and_batch(tiny_base, kto=True)
+
+    def split(b, i):
+        ids = b["input_ids"][i][b["attention_mask"][i] == 1]
+        comp = b["completion_mask"][i][b["attention_mask"][i] == 1] == 1
+        return ids[~comp].tolist(), ids[comp].tolist()
+
+    rows = [split(batch, i) for i in range(6)]
+    kl = [split(batch["kl"], i) for i in range(6)]
+    for j in range(6):
+        assert kl[j][0] == rows[j][0] and kl[j][1] == rows[j - 1][1]
+    assert all(kl[j][1] != rows[j][1] for j in range(6))
+
+
+def _kto_by_trl(model, tiny_base, tok, pairs, beta):
+    """TRL's own KTOTrainer loss on the same examples: policy = the LoRA model merged, reference = the base."""
+    import copy
+
+    from datasets import Dataset
+    from trl import KTOConfig, KTOTrainer
+    from trl.trainer.kto_trainer import DataCollatorForUnpairedPreference
+
+    from paretoapp.trainers.data import tokenize_pair
+    toks = [tokenize_pair(tok, p) for p in pairs]
+    examples = ([{"prompt_ids": t["prompt_ids"], "completion_ids": t["chosen_ids"], "label": True} for t in toks]
+                + [{"prompt_ids": t["prompt_ids"], "completion_ids": t["rejected_ids"], "label": False} for t in toks])
+    completions = [e["completion_ids"] for e in examples]
+    for e, kl in zip(examples, completions[-1:] + completions[:-1]):  # TRL's add_kl_completion_ids
+        e["KL_completion_ids"] = kl
+    batch = DataCollatorForUnpairedPreference(pad_token_id=tok.pad_token_id)(examples)
+    policy = copy.deepcopy(model).merge_and_unload()
+    ref, _ = load_base(str(tiny_base))
+    import tempfile
+    args = KTOConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=len(examples), beta=beta,
+                     report_to="none", use_cpu=True, bf16=False, train_sampling_strategy="sequential")
+    ds = Dataset.from_list([{"prompt": p["prompt"], "completion": p["chosen"], "label": True} for p in pairs] * 2)
+    trainer = KTOTrainer(model=policy, ref_model=ref, args=args, train_dataset=ds, processing_class=tok)
+    trainer.model.train()
+    with torch.no_grad():
+        loss = trainer._compute_loss(trainer.model, batch, False)
+    return loss.item(), trainer._metrics["train"]["kl"][-1]
+
+
+def test_kto_preference_term_matches_trl(tiny_base):
+    """preference_loss: kto is TRL's KTOTrainer loss on the pairs' chosen (desirable) and rejected answers."""
+    _, tok = load_base(str(tiny_base))
+    beta = 0.1
+    for seed in range(16):  # the first adapter whose KL estimate z is positive, so z enters the loss
+        model, batch = _model_and_batch(tiny_base, seed=seed, kto=True)
+        loss, pref, metrics = upo.upo_loss(model, batch, c=[1.0, 0.0], gamma=0.0, beta=beta, preference_loss="kto")
+        if metrics["kto_kl"] > 0:
+            break
+    assert metrics["kto_kl"] > 0 and loss.item() == pref.loss.item()
+    pairs = [{"prompt": p, "chosen": " " + c, "rejected": " " + r} for p, c, r in PAIRS["helpful"][:3]]
+    want, kl = _kto_by_trl(model, tiny_base, tok, pairs, beta)
+    assert kl == pytest.approx(metrics["kto_kl"], rel=1e-4)
+    assert loss.item() == pytest.approx(want, rel=1e-5)
+    assert abs(want - dpo_batch_loss(model, batch, beta=beta).loss.item()) > 1e-3  # not DPO under another name
+    # and with the auxiliary term: KTO minus gamma * the advantage-weighted likelihood
+    gamma, tau, c = 0.7, 0.5, [0.3, 0.7]
+    total, _, _ = upo.upo_loss(model, batch, c=c, gamma=gamma, tau=tau, beta=beta, preference_loss="kto")
+    with torch.no_grad():
+        logp = sequence_logprobs(model, batch, average=True)
+    a = batch["aux"] @ torch.tensor(c)
+    weights = F.softmax((a - a.mean()) / tau, dim=0)
+    assert total.item() == pytest.approx(want - gamma * float((weights * logp).sum()), rel=1e-5)
 
 
 def test_weights_for_grid_points():
@@ -83,6 +155,32 @@ def test_family_vertex_is_plain_dpo(upo_run, tiny_base):
     assert_deltas_close(family_delta(tiny_base, family_dir, [1.0, 0.0]), adapter_delta(tiny_base, dpo_dir), atol=1e-5)
     upo_aux = adapter_delta(tiny_base, cfg.adapters_path / "upo-w0-100" / "adapter")
     assert_deltas_close(family_delta(tiny_base, family_dir, [0.0, 1.0]), upo_aux)
+
+
+def test_auxiliary_vertex_trains_with_the_auxiliary_term(upo_run, tiny_base):
+    """w = (0, 1) trains with gamma = 2: its loss is DPO minus 2 x the weighted likelihood, and its adapter
+    is not the plain DPO adapter (same pairs, same seed)."""
+    cfg, _ = upo_run
+    run = cfg.adapters_path / "upo-w0-100"
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in logged if "awr_loglik" in r and "step" in r and "final" not in r]
+    assert steps
+    for r in steps:
+        assert r["loss"] == pytest.approx(r["dpo_loss"] - 2.0 * r["awr_loglik"], rel=1e-5)
+        assert abs(r["loss"] - r["dpo_loss"]) > 1e-3
+    dpo = adapter_delta(tiny_base, train_objective_adapter(cfg, cfg.objectives[0], "dpo"))
+    aux = adapter_delta(tiny_base, run / "adapter")
+    assert max(float((aux[k] - dpo[k]).abs().max()) for k in dpo) > 1e-4
+
+
+def test_kto_family(tmp_path, tiny_base, pref_jsonl):
+    path = _cfg(tmp_path, tiny_base, pref_jsonl, preference_loss="kto")
+    cfg = load_config(upo.UPOConfig, str(path))
+    cfg.train.max_steps = 1
+    m = Family.load(upo.train(cfg, scorers=[shortness])).manifest
+    assert m.training["preference_loss"] == "kto" and m.description.startswith("UPO: KTO on helpful")
+    logged = (cfg.adapters_path / "upo-w0-100" / "metrics.jsonl").read_text()
+    assert '"kto_kl"' in logged and '"kto_loss"' in logged
 
 
 def test_family_generates_per_row(upo_run):

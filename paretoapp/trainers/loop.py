@@ -3,7 +3,9 @@
 ``train_adapter`` optimises whatever parameters of ``model`` require grad (the
 LoRA adapter being trained) on ``loss_fn(model, batch) -> (loss, metrics)``.
 DPO, SFT and every multi-objective loss plug in through ``loss_fn``; the loop
-knows nothing about preferences.
+knows nothing about preferences. A ``loss_fn`` with an ``on_epoch_end(epoch)``
+method is told when an epoch's last batch is trained; the records it returns go
+into metrics.jsonl (Panacea reports Tchebycheff terms clamped all epoch).
 
 The same code runs on CPU, one GPU, or several GPUs/nodes::
 
@@ -153,6 +155,7 @@ def train_adapter(model, adapter_name: str, train_rows: Sequence, collate: Calla
     bar = tqdm(total=total_steps, initial=position["step"], desc=run_dir.name,
                disable=not (cfg.progress and accelerator.is_local_main_process))
     recent: list[dict] = []
+    epoch_end = getattr(loss_fn, "on_epoch_end", None)  # optional: loss_fn.on_epoch_end(epoch) -> records to log
     started = time.time()
     step, epoch = position["step"], position["epoch"]
     while step < total_steps:
@@ -192,10 +195,13 @@ def train_adapter(model, adapter_name: str, train_rows: Sequence, collate: Calla
                 accelerator.wait_for_everyone()
             if step >= total_steps:
                 break
-        else:
-            epoch += 1
-            continue
-        break
+        if epoch_end is not None and batch_index >= len(train_loader):  # every batch of the epoch was trained on
+            for record in epoch_end(epoch) or ():
+                if accelerator.is_main_process:
+                    _log(run_dir, {"step": step, "epoch": epoch, **record})
+        if step >= total_steps:
+            break
+        epoch += 1
     bar.close()
 
     final = {"step": step}

@@ -1,4 +1,4 @@
-"""The losses every trainer is built from: sequence log-probabilities, DPO, SFT.
+"""The losses every trainer is built from: sequence log-probabilities, DPO, KTO, SFT.
 
 DPO (Rafailov et al. 2023, eq. 7), as written in docs/methods.md::
 
@@ -8,6 +8,16 @@ DPO (Rafailov et al. 2023, eq. 7), as written in docs/methods.md::
 with label smoothing eps (conservative DPO) ``-(1-eps) log sigma(h) - eps log sigma(-h)``.
 The reference is the base with its LoRA adapters switched off (``lora.reference``),
 so no second model is held in memory.
+
+KTO (Ethayarajh et al. 2024, eq. 7), in TRL's ``KTOTrainer`` form: with
+r(x, y) = log pi(y|x) - log ref(y|x) and z = max(0, mean r(x, y')) over mismatched
+(prompt, completion) pairs of the batch (detached),
+
+    desirable y:    L = w_D (1 - sigma(beta (r(x, y) - z)))
+    undesirable y:  L = w_U (1 - sigma(beta (z - r(x, y))))
+
+averaged over every example. Paired data gives one desirable (chosen) and one
+undesirable (rejected) example per pair.
 
 Multi-objective trainers reuse ``dpo_loss`` on per-objective batches and combine
 the per-example losses themselves (``DPOResult.losses``).
@@ -45,13 +55,15 @@ class DPOResult:
     losses: torch.Tensor           # [pairs]
     chosen_rewards: torch.Tensor   # [pairs] beta * (log pi - log ref) on y_w, detached
     rejected_rewards: torch.Tensor
+    kl: torch.Tensor | None = None  # KTO: the batch's reference point z
 
     def metrics(self) -> dict[str, float]:
         margin = self.chosen_rewards - self.rejected_rewards
-        return {"loss": self.loss.item(), "reward_margin": margin.mean().item(),
-                "reward_accuracy": (margin > 0).float().mean().item(),
-                "chosen_reward": self.chosen_rewards.mean().item(),
-                "rejected_reward": self.rejected_rewards.mean().item()}
+        out = {"loss": self.loss.item(), "reward_margin": margin.mean().item(),
+               "reward_accuracy": (margin > 0).float().mean().item(),
+               "chosen_reward": self.chosen_rewards.mean().item(),
+               "rejected_reward": self.rejected_rewards.mean().item()}
+        return out if self.kl is None else {**out, "kl": self.kl.item()}
 
 
 def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
@@ -65,6 +77,25 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
     return DPOResult(loss=losses.mean(), losses=losses,
                      chosen_rewards=(beta * chosen_logratio).detach(),
                      rejected_rewards=(beta * rejected_logratio).detach())
+
+
+def kto_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+             ref_chosen_logps: torch.Tensor, ref_rejected_logps: torch.Tensor,
+             policy_kl_logps: torch.Tensor, ref_kl_logps: torch.Tensor, beta: float = 0.1,
+             desirable_weight: float = 1.0, undesirable_weight: float = 1.0) -> DPOResult:
+    """The KTO loss of desirable (chosen) and undesirable (rejected) examples (see module docstring).
+
+    ``policy_kl_logps``/``ref_kl_logps``: log-probs of mismatched (prompt, completion)
+    pairs, which estimate the reference point z; no gradient flows through z.
+    """
+    kl = (policy_kl_logps - ref_kl_logps).mean().detach().clamp(min=0)
+    chosen_logratio = policy_chosen_logps - ref_chosen_logps
+    rejected_logratio = policy_rejected_logps - ref_rejected_logps
+    chosen_losses = 1 - torch.sigmoid(beta * (chosen_logratio - kl))
+    rejected_losses = 1 - torch.sigmoid(beta * (kl - rejected_logratio))
+    losses = torch.cat([desirable_weight * chosen_losses, undesirable_weight * rejected_losses])
+    return DPOResult(loss=losses.mean(), losses=losses, chosen_rewards=(beta * chosen_logratio).detach(),
+                     rejected_rewards=(beta * rejected_logratio).detach(), kl=kl)
 
 
 def policy_and_reference_logps(model, batch: dict, reference_context=reference) -> tuple[torch.Tensor, ...]:

@@ -18,6 +18,15 @@ that objective's pairs, and aggregates (selectable, ``aggregation``):
     linear scalarisation:  L = sum_i w_i L_i
     Tchebycheff:           L = max_i w_i (L_i - z_i)     z = ``ideal`` (default 0, the DPO optimum)
 
+Tchebycheff's ideal point z (``ideal``): fixed values (default 0 for every
+objective), or ``adaptive``: the running minimum of each objective's training
+loss, less ``ideal_margin`` (the "utopia" offset that keeps L_i - z_i > 0).
+A fixed z above the reachable loss silently stops training at the vertices: at
+w = e_i the loss is max(L_i - z_i, 0) and once L_i < z_i the zero terms win and
+the batch has no gradient. ``TchebycheffMonitor`` counts such batches (metric
+``clamped``) and, when a vertex was clamped on every one of its batches of an
+epoch, logs a warning and a ``tchebycheff_clamped`` record in metrics.jsonl.
+
 The DPO reference of every objective is the base (all SVD-LoRA layers off).
 One adapter serves any k (the paper goes to 10 objectives).
 
@@ -36,6 +45,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,12 +80,15 @@ except ImportError:  # pragma: no cover
 
 WEIGHTS_FILE = "svd_lora.safetensors"
 META_FILE = "svd_lora.json"
+ADAPTIVE = "adaptive"
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class PanaceaConfig(MethodConfig):
     aggregation: str = "linear"          # "linear" or "tchebycheff"
-    ideal: list[float] | None = None     # Tchebycheff z_i (default 0 for every objective)
+    ideal: list[float] | str | None = None  # Tchebycheff z_i: one value per objective (default 0), or "adaptive"
+    ideal_margin: float = 0.01           # adaptive z_i = running min of L_i - ideal_margin
     vertex_prob: float = 0.5             # share of batches trained at a vertex e_i of the simplex
     dirichlet_alpha: float = 1.0         # interior points ~ Dirichlet(alpha * 1): 1 is uniform on the simplex
     init_std: float = 0.02               # U, V ~ N(0, init_std)
@@ -83,8 +97,12 @@ class PanaceaConfig(MethodConfig):
         super().check()
         if self.aggregation not in AGGREGATIONS:
             raise ConfigError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
-        if self.ideal is not None and len(self.ideal) != len(self.objectives):
+        if isinstance(self.ideal, str) and self.ideal != ADAPTIVE:
+            raise ConfigError(f"ideal must be a list (one value per objective) or {ADAPTIVE!r}, got {self.ideal!r}")
+        if isinstance(self.ideal, list) and len(self.ideal) != len(self.objectives):
             raise ConfigError(f"ideal needs one value per objective ({len(self.objectives)}), got {self.ideal}")
+        if self.ideal_margin < 0:
+            raise ConfigError(f"ideal_margin must be >= 0, got {self.ideal_margin}")
         if not 0.0 <= self.vertex_prob <= 1.0 or self.dirichlet_alpha <= 0:
             raise ConfigError("need 0 <= vertex_prob <= 1 and dirichlet_alpha > 0")
 
@@ -222,25 +240,115 @@ def panacea_loss(model, batch: dict, w: torch.Tensor, names, beta: float, aggreg
                  ideal=None, label_smoothing: float = 0.0):
     """Write w into the layers, DPO per objective (reference: layers off), aggregate.
 
+    ``ideal``: Tchebycheff's z (one value per objective), or a function of the
+    batch's per-objective losses that returns it (the adaptive ideal point).
     Returns (loss, per-objective DPOResults).
     """
     set_preference(model, w)
     results = per_objective_dpo(model, batch, names, beta, label_smoothing, reference_context=svd_disabled)
     losses = torch.stack([r.loss for r in results])
-    return scalarise(losses, w, aggregation, ideal), results
+    z = ideal(losses) if callable(ideal) else ideal
+    return scalarise(losses, w, aggregation, z), results
 
 
-def make_loss_fn(cfg: PanaceaConfig, names):
-    k = len(names)
+def is_clamped(w: Sequence[float], losses: Sequence[float], ideal: Sequence[float] | None) -> bool:
+    """Whether Tchebycheff's max is taken by a zero-weight objective's 0 term: the batch has no gradient.
 
-    def loss_fn(model, batch):
-        w, vertex = sample_preference(k, cfg.vertex_prob, cfg.dirichlet_alpha)
-        loss, results = panacea_loss(model, batch, w, names, cfg.train.beta, cfg.aggregation, cfg.ideal,
+    That happens when some w_j = 0 and every weighted objective is below its ideal (L_i < z_i).
+    """
+    w = [float(v) for v in w]
+    z = [0.0] * len(w) if ideal is None else [float(v) for v in ideal]
+    active = [wi * (float(li) - zi) for wi, li, zi in zip(w, losses, z) if wi > 0]
+    return min(w) == 0.0 and bool(active) and max(active) < 0.0
+
+
+class TchebycheffMonitor:
+    """The ideal point z of a Tchebycheff run (fixed or adaptive), and the vertices whose term is clamped.
+
+    ``ideal(losses, training)`` gives z for a batch: the fixed values, or (adaptive)
+    the running minimum of each objective's training loss, current batch included,
+    less ``margin``. ``observe`` counts the training batches at each vertex e_i and
+    the clamped ones; ``on_epoch_end`` warns about, and returns a metrics record
+    for, every vertex clamped on all its batches of the epoch. The running minimum
+    starts afresh when a run resumes, and each process keeps its own.
+    """
+
+    def __init__(self, names: Sequence[str], ideal=None, margin: float = 0.01):
+        self.names = list(names)
+        self.adaptive = ideal == ADAPTIVE
+        self.fixed = None if self.adaptive or ideal is None else [float(v) for v in ideal]
+        self.margin = float(margin)
+        self.running_min: list[float] | None = None
+        self.last: list[float] | None = self.fixed
+        self._reset()
+
+    def _reset(self) -> None:
+        self.seen = [0] * len(self.names)
+        self.clamped = [0] * len(self.names)
+
+    def ideal(self, losses: torch.Tensor, training: bool = True) -> list[float] | None:
+        if self.adaptive:
+            current = [float(v) for v in losses.detach()]
+            if training:
+                prev = self.running_min or current
+                self.running_min = [min(a, b) for a, b in zip(prev, current)]
+            self.last = [m - self.margin for m in (self.running_min or current)]
+        return self.last
+
+    def observe(self, w: Sequence[float], losses: Sequence[float]) -> bool:
+        """Record one training batch; returns whether it was clamped (no gradient)."""
+        clamped = is_clamped(w, losses, self.last)
+        vertex = [i for i, v in enumerate(w) if float(v) == 1.0]
+        if len(vertex) == 1 and sum(float(v) for v in w) == 1.0:
+            self.seen[vertex[0]] += 1
+            self.clamped[vertex[0]] += int(clamped)
+        return clamped
+
+    def on_epoch_end(self, epoch: int) -> list[dict]:
+        records = []
+        for i, name in enumerate(self.names):
+            if self.seen[i] and self.clamped[i] == self.seen[i]:
+                z = 0.0 if self.last is None else self.last[i]
+                log.warning("Panacea Tchebycheff: at the vertex %r every batch of epoch %d (%d) had L < z = %.4g, "
+                            "so the loss was clamped to 0 and gave no gradient; lower 'ideal' or use "
+                            "ideal: adaptive", name, epoch, self.seen[i], z)
+                records.append({"event": "tchebycheff_clamped", "objective": name, "batches": self.seen[i],
+                                "ideal": z})
+        self._reset()
+        return records
+
+
+class PanaceaLoss:
+    """The training loss: a fresh w per batch, ``panacea_loss``, and the Tchebycheff monitor."""
+
+    def __init__(self, cfg: PanaceaConfig, names: Sequence[str]):
+        self.cfg, self.names = cfg, list(names)
+        self.monitor = TchebycheffMonitor(names, cfg.ideal, cfg.ideal_margin) \
+            if cfg.aggregation == "tchebycheff" else None
+
+    def __call__(self, model, batch):
+        cfg, names = self.cfg, self.names
+        w, vertex = sample_preference(len(names), cfg.vertex_prob, cfg.dirichlet_alpha)
+        training = getattr(model, "training", True)
+        ideal = (lambda losses: self.monitor.ideal(losses, training)) if self.monitor else cfg.ideal
+        loss, results = panacea_loss(model, batch, w, names, cfg.train.beta, cfg.aggregation, ideal,
                                      cfg.train.label_smoothing)
         metrics = {"loss": loss.item(), "vertex": float(vertex), **{f"w_{n}": float(v) for n, v in zip(names, w)},
                    **dpo_metrics(results, names)}
+        if self.monitor is not None:
+            losses = [r.loss.item() for r in results]
+            clamped = self.monitor.observe(w, losses) if training else is_clamped(w, losses, self.monitor.last)
+            metrics["clamped"] = float(clamped)
+            if self.monitor.adaptive:
+                metrics.update({f"ideal_{n}": z for n, z in zip(names, self.monitor.last)})
         return loss, metrics
-    return loss_fn
+
+    def on_epoch_end(self, epoch: int) -> list[dict]:
+        return self.monitor.on_epoch_end(epoch) if self.monitor else []
+
+
+def make_loss_fn(cfg: PanaceaConfig, names):
+    return PanaceaLoss(cfg, names)
 
 
 def _meta(cfg: PanaceaConfig, names) -> dict:
@@ -255,6 +363,7 @@ def train_svd_adapter(cfg: PanaceaConfig) -> Path:
     if cfg.lora.use_rslora:
         raise ConfigError("Panacea's SVD-LoRA uses c = alpha / r; set lora.use_rslora: false")
     recipe = run_recipe(cfg, aggregation=cfg.aggregation, ideal=cfg.ideal, vertex_prob=cfg.vertex_prob,
+                        **({"ideal_margin": cfg.ideal_margin} if cfg.ideal == ADAPTIVE else {}),
                         dirichlet_alpha=cfg.dirichlet_alpha, init_std=cfg.init_std,
                         data=[to_dict(o.data) for o in cfg.objectives])
     if (done := finished_run(run_dir, recipe)) is not None:
@@ -277,7 +386,8 @@ def write_panacea_family(cfg: PanaceaConfig, adapter_dir: Path) -> Path:
     model, _ = load_base(cfg.base_model, cfg.revision, cfg.dtype, cfg.trust_remote_code)
     family = family_from_run(
         cfg, "panacea", model, tensors, blocks, gate,
-        training={"adapter": str(Path(adapter_dir).resolve()), **meta, "aggregation": cfg.aggregation},
+        training={"adapter": str(Path(adapter_dir).resolve()), **meta, "aggregation": cfg.aggregation,
+                  **({"ideal": cfg.ideal} if cfg.aggregation == "tchebycheff" else {})},
         w_low=[0.0] * k, w_high=[1.0] * k, in_sample_low=[0.0] * k, in_sample_high=[1.0] * k, on_simplex=True,
         description=f"Panacea: one SVD-LoRA (r={meta['r']}) with a preference block s*w, "
                     f"{cfg.aggregation} aggregation of per-objective DPO losses")

@@ -17,18 +17,26 @@ docs/methods.md; every choice below marked [recon] is configurable:
    theta_g = theta_0 + a*delta_1 + (1-a)*delta_2 + delta_g.
    The DPO reference is theta_0 as in every other run (``generalist_reference:
    init`` uses the interpolated start instead).
-3. Phase 3 [recon, in the spirit of ExPO: theta + s*(theta - theta_0)]:
-   candidates theta_0 + c_g*(theta_g - theta_0) + c_1*delta_1 + c_2*delta_2
-   for c_g in ``coef_generalist`` and c_1, c_2 in ``coef_objective`` (reaching
-   past [0, 1]); each is sampled on held-out prompts and scored per objective by
-   the scorers; the non-dominated candidates are kept, and each preference
-   w = (w_1, 1 - w_1) on a grid takes the candidate that maximises
-   w . (min-max normalised scores).
+3. Phase 3 [recon; the paper's search could not be read]: an **exhaustive
+   grid** over coefficients, in the spirit of ExPO's theta + s*(theta - theta_0):
+   every candidate theta_0 + c_g*(theta_g - theta_0) + c_1*delta_1 + c_2*delta_2
+   with c_g in ``coef_generalist`` and c_1, c_2 in ``coef_objective`` (reaching
+   past [0, 1]) answers the same held-out prompts (``n_eval_prompts``, default
+   16) and the scorers score every answer; a candidate's score is its mean over
+   the prompts. The non-dominated candidates are min-max normalised per
+   objective, and each **anchor** w = (w_1, 1 - w_1), w_1 on a grid of step
+   ``anchor_step``, takes the argmax of w . (normalised scores). Preferences
+   between anchors are **interpolated** (the gains of the two neighbouring
+   anchors mixed linearly): no policy between anchors is ever generated from or
+   scored. The build record (manifest ``training.search``) keeps every
+   candidate's gains, its per-prompt and mean scores, the prompts, and the anchor
+   each preference took.
 
 In the bank all of this is gains on three stacked blocks [delta_1, delta_2,
 delta_g]: a candidate's gains are (c_g*a + c_1, c_g*(1-a) + c_2, c_g). The
 family's gate is an anchors table over w_1 in [0, 1] (**in-sample**: chosen by
-the search) extended to [-e, 1+e] (**extrapolated preference**: beyond a vertex
+the search) extended to [-e, 1+e] (**extrapolated preference**, this project's
+extension: the paper extrapolates in *weight* space, not in w; beyond a vertex
 the gains continue along g(w_1=1) - g(w_1=0), the direction from the best
 objective-2 candidate to the best objective-1 candidate). The manifest records
 the in-sample range so the UI can mark the rest.
@@ -41,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +70,7 @@ from .lora import activate, attach_lora, load_adapters, load_base, reference
 from .objective_adapter import check_recipe, make_loss_fn, train_objective_adapter, write_recipe
 
 BLOCK_GENERALIST = "generalist"
+log = logging.getLogger(__name__)
 REFERENCES = ("base", "init")
 Scorer = Callable[[Sequence[str], Sequence[str]], Sequence[float]]
 
@@ -74,7 +84,7 @@ class PEOConfig(MethodConfig):
     coef_objective: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5])
     scorers: list[str] = field(default_factory=list)  # one paretoapp.rewards spec per objective
     eval_prompts: str | None = None                 # .jsonl ("prompt" field) or .txt; default: the data's prompts
-    n_eval_prompts: int = 16
+    n_eval_prompts: int = 16                        # prompts every candidate answers in the search
     max_new_tokens: int = 48
     generation_batch_size: int = 64
     anchor_step: float = 0.1
@@ -88,6 +98,8 @@ class PEOConfig(MethodConfig):
             raise ConfigError(f"generalist_reference must be one of {REFERENCES}")
         if not 0 < self.anchor_step <= 0.5 or self.extrapolate < 0:
             raise ConfigError("need 0 < anchor_step <= 0.5 and extrapolate >= 0")
+        if self.n_eval_prompts < 1:
+            raise ConfigError(f"n_eval_prompts must be at least 1, got {self.n_eval_prompts}")
 
 
 # --------------------------------------------------------------------------- phase 2
@@ -191,12 +203,15 @@ def eval_prompts(cfg: PEOConfig) -> list:
     unique = list({json.dumps(p): p for p in map(_user_prompt, prompts)}.values())
     if not unique:
         raise ConfigError("no prompts for the PEO search; set eval_prompts to a .jsonl or .txt file")
+    if len(unique) < cfg.n_eval_prompts:
+        log.warning("PEO search: only %d prompts for n_eval_prompts = %d; give eval_prompts a larger file",
+                    len(unique), cfg.n_eval_prompts)
     return unique[: cfg.n_eval_prompts]
 
 
-def score_candidates(model, tokenizer, family: Family, candidates: list[list[float]], prompts: list,
-                     scorers: Sequence[Scorer], max_new_tokens: int, batch_size: int) -> np.ndarray:
-    """Mean score per (candidate, objective), oriented so that higher is better: [n_candidates, k].
+def generate_candidates(model, tokenizer, family: Family, candidates: list[list[float]], prompts: list,
+                        max_new_tokens: int, batch_size: int) -> list[list[str]]:
+    """Greedy answers ``[candidate][prompt]``, each candidate's with its own gains.
 
     All candidates x prompts are generated as batched rows with per-row gains
     (one model in memory, nothing merged).
@@ -205,21 +220,34 @@ def score_candidates(model, tokenizer, family: Family, candidates: list[list[flo
 
     policy = Policy(family, model, tokenizer)
     try:
-        rows = [(c, p) for c in range(len(candidates)) for p in prompts]
+        rows = [(c, p) for c in range(len(candidates)) for p in range(len(prompts))]
         responses: list[str] = []
         settings = GenerationSettings(max_new_tokens=max_new_tokens, do_sample=False)
         for start in range(0, len(rows), batch_size):
             chunk = rows[start:start + batch_size]
-            responses += policy.generate([p for _, p in chunk], [candidates[c] for c, _ in chunk], settings)
+            responses += policy.generate([prompts[p] for _, p in chunk], [candidates[c] for c, _ in chunk], settings)
     finally:
         policy.bank.detach()
-    texts = [_prompt_text(p) for _, p in rows]
-    scores = np.zeros((len(candidates), len(scorers)))
+    n = len(prompts)
+    return [responses[c * n:(c + 1) * n] for c in range(len(candidates))]
+
+
+def score_answers(answers: list[list[str]], prompts: list, scorers: Sequence[Scorer]) -> np.ndarray:
+    """Per-prompt scores ``[candidate, prompt, objective]``, oriented so that higher is better."""
+    texts = [_prompt_text(p) for p in prompts] * len(answers)
+    flat = [a for per_candidate in answers for a in per_candidate]
+    out = np.zeros((len(answers), len(prompts), len(scorers)))
     for j, scorer in enumerate(scorers):
-        values = np.asarray(scorer(texts, responses), dtype=np.float64).reshape(len(candidates), len(prompts))
-        sign = 1.0 if getattr(scorer, "higher_is_better", True) else -1.0
-        scores[:, j] = sign * values.mean(axis=1)
-    return scores
+        values = np.asarray(scorer(texts, flat), dtype=np.float64).reshape(len(answers), len(prompts))
+        out[:, :, j] = values if getattr(scorer, "higher_is_better", True) else -values
+    return out
+
+
+def score_candidates(model, tokenizer, family: Family, candidates: list[list[float]], prompts: list,
+                     scorers: Sequence[Scorer], max_new_tokens: int, batch_size: int) -> np.ndarray:
+    """Per-prompt scores ``[candidate, prompt, objective]`` of every candidate's own answers."""
+    answers = generate_candidates(model, tokenizer, family, candidates, prompts, max_new_tokens, batch_size)
+    return score_answers(answers, prompts, scorers)
 
 
 def choose_anchors(scores: np.ndarray, candidates: list[list[float]], step: float, extrapolate: float):
@@ -281,19 +309,23 @@ def search_and_save(cfg: PEOConfig, adapters: dict[str, Path], scorers: Sequence
     scorers = list(scorers) if scorers is not None else build_scorers(cfg, model, tokenizer)
     candidates = candidate_gains(cfg.alpha, cfg.coef_generalist, cfg.coef_objective)
     prompts = eval_prompts(cfg)
-    scores = score_candidates(model, tokenizer, candidate_family(model, tensors, blocks, cfg.prompt_format), candidates, prompts,
-                              scorers, cfg.max_new_tokens, cfg.generation_batch_size)
+    per_prompt = score_candidates(model, tokenizer, candidate_family(model, tensors, blocks, cfg.prompt_format),
+                                  candidates, prompts, scorers, cfg.max_new_tokens, cfg.generation_batch_size)
+    scores = per_prompt.mean(axis=1)
     points, gains, record = choose_anchors(scores, candidates, cfg.anchor_step, cfg.extrapolate)
     e = cfg.extrapolate
     family = family_from_run(
         cfg, "peo", model, tensors, blocks, Gate.anchors(points, gains, mode="interpolate"),
         training={"adapters": {k: str(Path(v).resolve()) for k, v in adapters.items()}, "alpha": cfg.alpha,
                   "search": {"candidates": candidates, "scores": scores.tolist(), "n_prompts": len(prompts),
+                             "prompts": [_prompt_text(p) for p in prompts], "per_prompt_scores": per_prompt.tolist(),
                              "scorers": [getattr(s, "name", repr(s)) for s in scorers], **record}},
         w_low=[-e, -e], w_high=[1 + e, 1 + e], in_sample_low=[0.0, 0.0], in_sample_high=[1.0, 1.0],
         on_simplex=True,
-        description="PEO: experts + interpolated generalist, coefficients chosen by a post-training search; "
-                    "w_1 outside [0, 1] extrapolates the preference")
+        description="PEO: experts + interpolated generalist; a grid search over their coefficients, scored on "
+                    f"{len(prompts)} prompts, picks the candidate for each anchor w (step {cfg.anchor_step}), "
+                    "w between anchors interpolated; w_1 outside [0, 1] extrapolates the preference "
+                    "(this project's extension; the paper extrapolates in weight space)")
     return save_family(cfg, family)
 
 

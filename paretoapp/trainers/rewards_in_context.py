@@ -10,11 +10,17 @@ As in the paper and its released code (docs/methods.md, "Baselines"):
    (``paretoapp.conditioning.Conditioning.render``, the same renderer the
    runtime uses, so training and inference text are identical).
 3. SFT (loss on the response tokens only) of one LoRA adapter on those rows.
-4. Inference: a preference w becomes target scores (``mapping: linear``:
-   target_i = low_i + w_i (high_i - low_i); ``max``: w / max(w) first) written
-   into the prompt, c(w). low/high default to the smallest and largest
-   normalised score seen in training (``target_low``/``target_high`` override;
-   the paper's code uses about -4.2/+4.2 on the z scale for its data).
+4. Inference: a preference w becomes target scores written into the prompt,
+   c(w), with the released code's mappings (``paretoapp.conditioning``):
+   ``linear`` t_i = low_i + w_i (high_i - low_i); ``l2`` w / ||w||_2 in place of
+   w (what the released evaluation uses); ``linf`` (the released function's
+   default) the largest weight asks for high, every other objective for
+   low_i + min(k w_i, 1) (high_i - low_i); targets rounded to 0.1.
+   low/high (``bounds``): ``data`` (default) the smallest and largest
+   normalised training score per objective; ``normal`` the min/max of
+   ``bounds_draws`` (50,000) standard-normal draws per objective from numpy
+   seeded with ``bounds_seed`` (8888), as the released evaluation takes them
+   (about -3.9..4.1 and -4.0..4.2). ``target_low``/``target_high`` override both.
 
 The family is the SFT adapter as one block with a constant gain of 1 (no
 preference gains) plus ``manifest.conditioning``. The chat template and the
@@ -38,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from paretoapp.conditioning import MAPPINGS, Conditioning
+from paretoapp.conditioning import MAPPINGS, NORMAL_DRAWS, NORMAL_SEED, Conditioning, normal_bounds
 from paretoapp.gates import Gate
 
 from .cli import method_main
@@ -50,14 +56,19 @@ from .lora import attach_lora, load_base
 from .multi_objective import as_messages, build_objective_scorers, score_responses
 from .objective_adapter import finished_run, make_loss_fn, run_recipe, write_recipe
 
+BOUNDS = ("data", "normal")
+
 
 @dataclass
 class RiCConfig(MethodConfig):
     scorers: list[str] | None = None        # one paretoapp.rewards spec per objective
     tags: list[str] | None = None           # default <rm1_score>, <rm2_score>, ...
-    mapping: str = "linear"                 # "linear" or "max"
-    target_low: list[float] | None = None   # default: the smallest normalised training score per objective
-    target_high: list[float] | None = None  # default: the largest
+    mapping: str = "linear"                 # "linear", "l2" (the released evaluation) or "linf" (released default)
+    bounds: str = "data"                    # low/high: "data" (training scores' min/max) or "normal" (released eval)
+    bounds_seed: int = NORMAL_SEED          # bounds: normal -- numpy seed of the standard-normal draws
+    bounds_draws: int = NORMAL_DRAWS        # bounds: normal -- draws per objective
+    target_low: list[float] | None = None   # overrides the low bound per objective
+    target_high: list[float] | None = None  # overrides the high bound
     normalise: bool = True                  # z-score each objective over the training set
     decimals: int = 1                       # rounding of the scores in the prompt (paper: 0.1)
     responses: str = "both"                 # "both" (chosen and rejected, the paper) or "chosen"
@@ -66,7 +77,12 @@ class RiCConfig(MethodConfig):
         super().check()
         k = len(self.objectives)
         if self.mapping not in MAPPINGS:
-            raise ConfigError(f"mapping must be one of {MAPPINGS}, got {self.mapping!r}")
+            raise ConfigError(f"mapping must be one of {MAPPINGS}, got {self.mapping!r}"
+                              + ("; 'max' is now the released code's 'linf'" if self.mapping == "max" else ""))
+        if self.bounds not in BOUNDS:
+            raise ConfigError(f"bounds must be one of {BOUNDS}, got {self.bounds!r}")
+        if self.bounds_draws < 2:
+            raise ConfigError(f"bounds_draws must be at least 2, got {self.bounds_draws}")
         if self.responses not in ("both", "chosen"):
             raise ConfigError("responses must be 'both' or 'chosen'")
         for name in ("tags", "target_low", "target_high"):
@@ -124,10 +140,16 @@ def responses_of(cfg: RiCConfig) -> tuple[list[dict], list[dict]]:
 
 
 def conditioning_for(cfg: RiCConfig, z: np.ndarray) -> Conditioning:
-    low = cfg.target_low or [round(float(v), cfg.decimals) for v in z.min(axis=0)]
-    high = cfg.target_high or [round(float(v), cfg.decimals) for v in z.max(axis=0)]
+    """The conditioning: tags, the mapping and low/high from the training scores ``z`` or the normal reference."""
+    if cfg.bounds == "normal":
+        low, high = normal_bounds(z.shape[1], cfg.bounds_seed, cfg.bounds_draws)
+        extra = {"bounds": "normal", "seed": cfg.bounds_seed, "draws": cfg.bounds_draws}
+    else:
+        low, high = z.min(axis=0).tolist(), z.max(axis=0).tolist()
+        extra = {"bounds": "data"}
+    low, high = cfg.target_low or low, cfg.target_high or high
     return Conditioning(tags=cfg.tag_list(), low=list(map(float, low)), high=list(map(float, high)),
-                        mapping=cfg.mapping, decimals=cfg.decimals)
+                        mapping=cfg.mapping, decimals=cfg.decimals, extra=extra)
 
 
 def build_rows(cfg: RiCConfig, tokenizer, scorers: Sequence):
@@ -181,7 +203,7 @@ def train(cfg: RiCConfig, scorers: Sequence | None = None) -> Path:
         conditioning=cond, w_low=[0.0] * k, w_high=[1.0] * k, in_sample_low=[0.0] * k, in_sample_high=[1.0] * k,
         on_simplex=True, prompt_format="chat",  # conditioned_prompt builds chat prompts whatever the data
         description="Rewards-in-Context: SFT on prompts carrying the responses' normalised reward scores; "
-                    f"a preference asks for target scores ({cfg.mapping} mapping)"))
+                    f"a preference asks for target scores ({cfg.mapping} mapping, {cfg.bounds} bounds)"))
     return cfg.family_path
 
 

@@ -1,34 +1,43 @@
 """UPO (arXiv 2405.17956, TMLR 2025; v1 "HPO"): preference loss plus offline auxiliary objectives.
 
-What the paper confirms (abstract, docs/methods.md "UPO"): a preference loss
-(built on KTO in the paper; DPO here, the same idea) plus auxiliary *designer*
-objectives a_j(x, y) (toxicity, obscenity, reading level, ...) optimised
-offline as an advantage-weighted maximum-likelihood term on the data's own
-responses: no sampling from the policy, no clipping, no importance weights, no
-extra preference data. The exact formula could not be read; this module
-implements the **reconstruction** in docs/methods.md::
+What is the paper's (abstract and v1 introduction, docs/methods.md "UPO"):
 
-    L = L_DPO - gamma * sum_{(x,y) in batch} softmax_batch(A(x,y) / tau) * log pi(y|x)
-    A(x, y) = sum_j c_j a_j(x, y) - b,   b = mean over the batch of sum_j c_j a_j
+* a **preference term built on KTO** ("roughly ten additional lines of model
+  code on top of KTO"): ``preference_loss: kto`` here, KTO as TRL's
+  ``KTOTrainer`` computes it (``losses.kto_loss``) on the same pairs: each
+  chosen response is a desirable example, each rejected one an undesirable
+  example, the reference point z estimated from mismatched (prompt, completion)
+  pairs of the batch;
+* auxiliary *designer* objectives a_j(x, y) (toxicity, obscenity, reading
+  level, ...) optimised **offline** as an **advantage-weighted maximum-likelihood
+  term on the data's own responses**: no sampling from the policy, no
+  clipping, no importance weights, no bootstrapping.
 
-The batch is every response of the preference batch (chosen and rejected);
-the softmax weights are constants (no gradient through them). With gamma = 0
-the loss *is* DPO (a test checks it). Choices beyond the note, all settings:
-``likelihood: mean`` uses the per-token mean log-likelihood (``sum`` for the
-sequence sum); the weighted *sum* over the batch (the note writes a batch mean
-of the same products, i.e. the same term divided by the batch size, absorbed by
-gamma); ``normalise: true`` z-scores each a_j over the training data so the
-c_j weigh comparable scales.
+What is this project's (the method section could not be read), all settings:
+
+* ``preference_loss: dpo`` is the **default** (the same pairs through DPO);
+* the exact weighting: a softmax over the batch of the advantages, with the
+  batch mean as the baseline, a temperature ``tau`` and the sum over the batch::
+
+      L = L_pref - gamma * sum_{(x,y) in batch} softmax_batch(A(x,y) / tau) * log pi(y|x)
+      A(x, y) = sum_j c_j a_j(x, y) - b,   b = mean over the batch of sum_j c_j a_j
+
+  The batch is every response of the preference batch (chosen and rejected);
+  the softmax weights are constants (no gradient through them). With gamma = 0
+  the loss *is* the preference loss (a test checks it). ``likelihood: mean``
+  uses the per-token mean log-likelihood (``sum`` for the sequence sum);
+  ``normalise: true`` z-scores each a_j over the training data so the c_j weigh
+  comparable scales;
+* **the family indexed by w**: the objectives are the preference objective
+  followed by the auxiliary ones; a preference w = (w_pref, w_aux_1..m) on the
+  simplex trains one adapter with gamma(w) = ``gamma`` * (1 - w_pref) and
+  c = w_aux / (1 - w_pref). The vertex w_pref = 1 is the plain preference loss.
+  One LoRA adapter per grid point; the gate interpolates the nearest trained
+  points (``gate_mode``).
 
 The auxiliary objectives are ``paretoapp.rewards`` scorers (e.g. ``not_profane``,
 ``refusal``, ``length_words``, any ``hf:`` classifier), scored once on every
 response of the data before training, oriented so that larger is better.
-
-Family: the objectives are the preference objective followed by the auxiliary
-ones; a preference w = (w_pref, w_aux_1..m) on the simplex trains one adapter
-with gamma(w) = ``gamma`` * (1 - w_pref) and c = w_aux / (1 - w_pref). The
-vertex w_pref = 1 is plain DPO. One LoRA adapter per grid point; the gate
-interpolates the nearest trained points (``gate_mode``).
 
     paretoapp train upo --config upo.yaml
 """
@@ -45,10 +54,10 @@ import torch
 
 from .cli import method_main
 from .config import ConfigError, MethodConfig, to_dict
-from .data import PreferenceCollator, train_eval_pairs
+from .data import PreferenceCollator, tokenize_pair, train_eval_pairs
 from .loop import on_main_process, start_run, train_adapter
 from .lora import attach_lora, load_base, reference
-from .losses import dpo_loss, sequence_logprobs
+from .losses import dpo_loss, kto_loss, sequence_logprobs
 from .multi_objective import build_objective_scorers, point_label, preference_grid, score_responses, write_anchor_family
 from .objective_adapter import finished_run, run_recipe, write_recipe
 
@@ -65,9 +74,13 @@ class AuxiliarySpec:
     higher_is_better: bool | None = None
 
 
+PREFERENCE_LOSSES = ("dpo", "kto")
+
+
 @dataclass
 class UPOConfig(MethodConfig):
     auxiliary: list[AuxiliarySpec] = field(default_factory=list)
+    preference_loss: str = "dpo"          # "dpo" (default) or "kto" (the paper's base, TRL's KTO form)
     gamma: float = 1.0                    # auxiliary weight at w_pref = 0
     tau: float = 1.0                      # softmax temperature of the advantages
     likelihood: str = "mean"              # "mean" (per token) or "sum" log pi(y|x)
@@ -85,6 +98,8 @@ class UPOConfig(MethodConfig):
             raise ConfigError("UPO needs at least one auxiliary objective: auxiliary: [{name: ..., scorer: ...}]")
         if self.likelihood not in ("mean", "sum") or self.tau <= 0 or self.gamma < 0:
             raise ConfigError("need likelihood in (mean, sum), tau > 0 and gamma >= 0")
+        if self.preference_loss not in PREFERENCE_LOSSES:
+            raise ConfigError(f"preference_loss must be one of {PREFERENCE_LOSSES}, got {self.preference_loss!r}")
         if self.gate_mode not in ("nearest", "interpolate"):
             raise ConfigError(f"gate_mode must be 'nearest' or 'interpolate', got {self.gate_mode!r}")
         preference_grid(self.k, self.grid, self.grid_resolution)
@@ -105,36 +120,71 @@ def weights_for(w: Sequence[float], gamma_max: float) -> tuple[float, list[float
 # --------------------------------------------------------------------------- the loss
 @dataclass
 class UPOCollator:
-    """PreferenceCollator batch plus ``aux`` [2B, m]: the rows' auxiliary scores (chosen rows, then rejected)."""
+    """PreferenceCollator batch plus ``aux`` [2B, m]: the rows' auxiliary scores (chosen rows, then rejected).
+
+    ``kto``: also ``kl``, a batch of mismatched (prompt, completion) rows for KTO's
+    reference point (``mismatched_pairs``).
+    """
     tokenizer: object
     max_length: int | None = None
     max_prompt_length: int | None = None
+    kto: bool = False
 
     def __post_init__(self):
         self.inner = PreferenceCollator(self.tokenizer, self.max_length, self.max_prompt_length)
 
     def __call__(self, pairs: list[dict]) -> dict:
-        batch = self.inner(pairs)
+        tokenized = [tokenize_pair(self.tokenizer, p) for p in pairs]
+        batch = self.inner(tokenized)
+        if self.kto:
+            batch["kl"] = self.inner(mismatched_pairs(tokenized))
         batch["aux"] = torch.tensor([p["aux_chosen"] for p in pairs] + [p["aux_rejected"] for p in pairs],
                                     dtype=torch.float32)
         return batch
 
 
+def mismatched_pairs(tokenized: list[dict]) -> list[dict]:
+    """Tokenised pairs -> pairs whose rows are KTO's mismatched (prompt, completion) examples.
+
+    The batch's examples are [chosen_1..chosen_B, rejected_1..rejected_B]; example j
+    takes the completion of example j - 1 (cyclically), as TRL's ``KTOTrainer``
+    builds ``KL_completion_ids``. Collated by ``PreferenceCollator`` the rows keep
+    the batch's order, so row j holds prompt j with a completion that is not its own.
+    """
+    completions = [t["chosen_ids"] for t in tokenized] + [t["rejected_ids"] for t in tokenized]
+    shifted = completions[-1:] + completions[:-1]
+    n = len(tokenized)
+    return [{"prompt_ids": t["prompt_ids"], "chosen_ids": shifted[j], "rejected_ids": shifted[n + j]}
+            for j, t in enumerate(tokenized)]
+
+
+
 def upo_loss(model, batch: dict, c: Sequence[float], gamma: float, tau: float = 1.0, beta: float = 0.1,
-             likelihood: str = "mean", label_smoothing: float = 0.0, reference_context=reference):
-    """L_DPO - gamma * sum_b softmax(A_b / tau) log pi(y_b|x_b); returns (loss, DPOResult, metrics)."""
+             likelihood: str = "mean", label_smoothing: float = 0.0, reference_context=reference,
+             preference_loss: str = "dpo"):
+    """L_pref - gamma * sum_b softmax(A_b / tau) log pi(y_b|x_b); returns (loss, preference result, metrics).
+
+    L_pref is DPO, or KTO (``preference_loss: kto``; the batch then needs ``kl`` rows, ``UPOCollator(kto=True)``).
+    """
     total = sequence_logprobs(model, batch)
     with torch.no_grad(), reference_context(model):
         ref = sequence_logprobs(model, batch)
-    pref = dpo_loss(*total.chunk(2), *ref.chunk(2), beta=beta, label_smoothing=label_smoothing)
+    if preference_loss == "kto":
+        with torch.no_grad():
+            kl_policy = sequence_logprobs(model, batch["kl"])
+            with reference_context(model):
+                kl_ref = sequence_logprobs(model, batch["kl"])
+        pref = kto_loss(*total.chunk(2), *ref.chunk(2), kl_policy, kl_ref, beta=beta)
+    else:
+        pref = dpo_loss(*total.chunk(2), *ref.chunk(2), beta=beta, label_smoothing=label_smoothing)
     logp = total / batch["completion_mask"][:, 1:].sum(-1).clamp(min=1) if likelihood == "mean" else total
     adv = batch["aux"].to(total) @ torch.as_tensor(list(c), dtype=total.dtype, device=total.device)
     adv = adv - adv.mean()
     weights = torch.softmax(adv / tau, dim=0).detach()
     awr = (weights * logp).sum()
     loss = pref.loss - gamma * awr
-    return loss, pref, {"loss": loss.item(), "dpo_loss": pref.loss.item(), "awr_loglik": awr.item(),
-                        **{f"dpo_{k}": v for k, v in pref.metrics().items() if k != "loss"}}
+    return loss, pref, {"loss": loss.item(), f"{preference_loss}_loss": pref.loss.item(), "awr_loglik": awr.item(),
+                        **{f"{preference_loss}_{k}": v for k, v in pref.metrics().items() if k != "loss"}}
 
 
 # --------------------------------------------------------------------------- data
@@ -183,17 +233,19 @@ def train_point(cfg: UPOConfig, w: list[float], train_rows, eval_rows, scorer_sp
     gamma, c = weights_for(w, cfg.gamma)
     run_dir = cfg.adapters_path / f"upo-{point_label(w)}"
     recipe = run_recipe(cfg, w=w, gamma=gamma, c=c, tau=cfg.tau, likelihood=cfg.likelihood, normalise=cfg.normalise,
-                        scorers=scorer_specs, data=to_dict(cfg.objectives[0].data))
+                        scorers=scorer_specs, data=to_dict(cfg.objectives[0].data),
+                        **({"preference_loss": cfg.preference_loss} if cfg.preference_loss != "dpo" else {}))
     if (done := finished_run(run_dir, recipe)) is not None:
         return done
     model, tokenizer = load_base(cfg.base_model, cfg.revision, cfg.dtype, cfg.trust_remote_code)
     torch.manual_seed(cfg.train.seed)
     model = attach_lora(model, cfg.lora, adapter_name="default")
-    collate = UPOCollator(tokenizer, cfg.train.max_length, cfg.train.max_prompt_length)
+    collate = UPOCollator(tokenizer, cfg.train.max_length, cfg.train.max_prompt_length,
+                          kto=cfg.preference_loss == "kto")
 
     def loss_fn(m, batch):
         loss, _, metrics = upo_loss(m, batch, c, gamma, cfg.tau, cfg.train.beta, cfg.likelihood,
-                                    cfg.train.label_smoothing)
+                                    cfg.train.label_smoothing, preference_loss=cfg.preference_loss)
         return loss, metrics
 
     write_recipe(run_dir, recipe)
@@ -229,11 +281,12 @@ def train(cfg: UPOConfig, scorers: Sequence | None = None) -> Path:
         try:
             return write_anchor_family(
                 cfg, "upo", adapters, points, cfg.gate_mode,
-                training={"gamma_max": cfg.gamma, "tau": cfg.tau, "likelihood": cfg.likelihood,
+                training={"preference_loss": cfg.preference_loss, "gamma_max": cfg.gamma, "tau": cfg.tau,
+                          "likelihood": cfg.likelihood,
                           "scorers": specs, "aux_normalisation": stats,
                           "weights": {point_label(w): dict(zip(("gamma", "c"), weights_for(w, cfg.gamma)))
                                       for w in points}},
-                description=f"UPO: DPO on {objectives[0]} plus advantage-weighted likelihood of "
+                description=f"UPO: {cfg.preference_loss.upper()} on {objectives[0]} plus advantage-weighted likelihood of "
                             f"{', '.join(objectives[1:])}; one adapter per auxiliary weight")
         finally:
             cfg.objectives = saved

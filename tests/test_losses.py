@@ -1,0 +1,157 @@
+"""The shared losses by hand on a model with fixed logits: sequence log-probs, SFT, DPO (with label
+smoothing), KTO, and the reference context."""
+
+import contextlib
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from paretoapp.trainers.losses import (
+    dpo_batch_loss,
+    dpo_loss,
+    kto_loss,
+    policy_and_reference_logps,
+    sequence_logprobs,
+    sft_loss,
+)
+
+VOCAB = 5
+
+
+class FixedLM(torch.nn.Module):
+    """logits[b, t] = table[input_ids[b, t]] (+ 1 on the next token id in reference mode): log-probs by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.table = torch.nn.Parameter(torch.arange(VOCAB * VOCAB, dtype=torch.float32).reshape(VOCAB, VOCAB) / 7)
+        self.reference_mode = False
+        self.calls = []
+
+    def forward(self, input_ids, attention_mask=None, use_cache=None):
+        self.calls.append((self.reference_mode, torch.is_grad_enabled()))
+        logits = self.table[input_ids]
+        if self.reference_mode:
+            logits = logits + F.one_hot((input_ids + 1) % VOCAB, VOCAB)
+        return SimpleNamespace(logits=logits)
+
+
+@contextlib.contextmanager
+def reference_mode(model):
+    model.reference_mode = True
+    try:
+        yield
+    finally:
+        model.reference_mode = False
+
+
+def logp(model, prev: int, nxt: int, reference: bool = False) -> float:
+    row = model.table[prev].detach() + (F.one_hot(torch.tensor((prev + 1) % VOCAB), VOCAB) if reference else 0)
+    return float(row.log_softmax(-1)[nxt])
+
+
+# rows: [chosen_1, chosen_2, rejected_1, rejected_2]; prompt tokens 0, response tokens 1, padding 0
+BATCH = {
+    "input_ids": torch.tensor([[1, 2, 3, 0], [4, 1, 0, 0], [1, 2, 4, 4], [4, 3, 0, 0]]),
+    "attention_mask": torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0]]),
+    "completion_mask": torch.tensor([[0, 1, 1, 0], [0, 1, 0, 0], [0, 0, 1, 1], [0, 1, 0, 0]]),
+}
+
+
+def by_hand(model, reference=False):
+    """Summed log-probs of each row's response tokens, and their counts."""
+    sums, counts = [], []
+    for ids, mask in zip(BATCH["input_ids"].tolist(), BATCH["completion_mask"].tolist()):
+        terms = [logp(model, ids[t - 1], ids[t], reference) for t in range(1, len(ids)) if mask[t]]
+        sums.append(sum(terms))
+        counts.append(len(terms))
+    return sums, counts
+
+
+def test_sequence_logprobs_and_sft_by_hand():
+    model = FixedLM()
+    sums, counts = by_hand(model)
+    assert counts == [2, 1, 2, 1]
+    assert sequence_logprobs(model, BATCH).tolist() == pytest.approx(sums, rel=1e-6)
+    assert sequence_logprobs(model, BATCH, average=True).tolist() == pytest.approx(
+        [s / n for s, n in zip(sums, counts)], rel=1e-6)
+    empty = {k: v[:1].clone() for k, v in BATCH.items()}
+    empty["completion_mask"].zero_()
+    assert sequence_logprobs(model, empty, average=True).tolist() == [0.0]  # no response tokens: 0, not NaN
+    # SFT: the mean negative log-likelihood over every response token of the batch
+    assert sft_loss(model, BATCH).item() == pytest.approx(-sum(sums) / sum(counts), rel=1e-6)
+
+
+def test_reference_forward_runs_in_its_context_without_gradient():
+    model = FixedLM()
+    pc, pr, rc, rr = policy_and_reference_logps(model, BATCH, reference_context=reference_mode)
+    sums, _ = by_hand(model)
+    ref_sums, _ = by_hand(model, reference=True)
+    assert [pc.tolist(), pr.tolist()] == [pytest.approx(sums[:2], rel=1e-6), pytest.approx(sums[2:], rel=1e-6)]
+    assert [rc.tolist(), rr.tolist()] == [pytest.approx(ref_sums[:2], rel=1e-6),
+                                          pytest.approx(ref_sums[2:], rel=1e-6)]
+    assert model.calls == [(False, True), (True, False)]
+    assert pc.requires_grad and not rc.requires_grad
+    result = dpo_batch_loss(model, BATCH, beta=0.5, label_smoothing=0.1, reference_context=reference_mode)
+    want = dpo_loss(pc, pr, rc, rr, beta=0.5, label_smoothing=0.1)
+    assert result.loss.item() == pytest.approx(want.loss.item(), rel=1e-6)
+
+
+def test_dpo_loss_with_label_smoothing_and_metrics_by_hand():
+    pc, pr = torch.tensor([-1.0, -2.0]), torch.tensor([-3.0, -1.0])
+    rc, rr = torch.tensor([-2.0, -2.0]), torch.tensor([-2.5, -1.5])
+    beta, eps = 0.5, 0.2
+    out = dpo_loss(pc, pr, rc, rr, beta, label_smoothing=eps)
+    chosen = [0.5 * 1.0, 0.5 * 0.0]           # beta (log pi - log ref) on y_w
+    rejected = [0.5 * -0.5, 0.5 * 0.5]
+    h = [c - r for c, r in zip(chosen, rejected)]  # 0.75, -0.25
+
+    def logsig(x):
+        return -math.log1p(math.exp(-x))
+
+    want = [-(1 - eps) * logsig(x) - eps * logsig(-x) for x in h]
+    assert out.losses.tolist() == pytest.approx(want, rel=1e-6)
+    assert out.loss.item() == pytest.approx(sum(want) / 2, rel=1e-6)
+    assert out.chosen_rewards.tolist() == pytest.approx(chosen) and out.rejected_rewards.tolist() == pytest.approx(rejected)
+    assert out.kl is None
+    assert out.metrics() == pytest.approx({"loss": sum(want) / 2, "reward_margin": 0.25, "reward_accuracy": 0.5,
+                                           "chosen_reward": 0.25, "rejected_reward": 0.0})
+    # a tie is not a correct ranking; beta defaults to 0.1
+    tie = dpo_loss(torch.tensor([-1.0]), torch.tensor([-1.0]), torch.tensor([-2.0]), torch.tensor([-2.0]))
+    assert tie.metrics()["reward_accuracy"] == 0.0 and tie.chosen_rewards.tolist() == pytest.approx([0.1])
+    model = FixedLM()
+    default = dpo_batch_loss(model, BATCH, reference_context=reference_mode)
+    assert default.loss.item() == pytest.approx(
+        dpo_loss(*policy_and_reference_logps(model, BATCH, reference_mode), beta=0.1).loss.item(), rel=1e-6)
+
+
+def test_kto_loss_by_hand():
+    pc, pr = torch.tensor([-1.0, -2.0], requires_grad=True), torch.tensor([-3.0], requires_grad=True)
+    rc, rr = torch.tensor([-3.0, -1.0]), torch.tensor([-2.5])
+    kl_policy = torch.tensor([-1.0, -2.0, -0.5], requires_grad=True)
+    kl_ref = torch.tensor([-1.5, -2.5, -1.0])   # z = mean(0.5, 0.5, 0.5) = 0.5
+    beta = 0.5
+    out = kto_loss(pc, pr, rc, rr, kl_policy, kl_ref, beta=beta, desirable_weight=2.0, undesirable_weight=0.5)
+
+    def sig(x):
+        return 1 / (1 + math.exp(-x))
+
+    # chosen log-ratios 2, -1; rejected -0.5
+    want = [2.0 * (1 - sig(beta * (2 - 0.5))), 2.0 * (1 - sig(beta * (-1 - 0.5))), 0.5 * (1 - sig(beta * (0.5 + 0.5)))]
+    assert out.kl.item() == pytest.approx(0.5)
+    assert out.losses.tolist() == pytest.approx(want, rel=1e-6)
+    assert out.loss.item() == pytest.approx(sum(want) / 3, rel=1e-6)
+    assert out.chosen_rewards.tolist() == pytest.approx([1.0, -0.5]) and out.rejected_rewards.tolist() == [-0.25]
+    assert out.metrics()["kl"] == pytest.approx(0.5)
+    out.loss.backward()
+    assert kl_policy.grad is None and pc.grad is not None and pr.grad is not None  # z is a constant
+    # a negative KL estimate is clamped to 0; default weights are 1
+    out = kto_loss(pc, pr, rc, rr, kl_ref, kl_policy, beta=beta)
+    assert out.kl.item() == 0.0
+    want = [1 - sig(beta * 2), 1 - sig(beta * -1), 1 - sig(beta * 0.5)]
+    assert out.losses.tolist() == pytest.approx(want, rel=1e-6)
+    # beta defaults to 0.1, as in DPO
+    out = kto_loss(pc, pr, rc, rr, kl_ref, kl_policy)
+    assert out.losses.tolist() == pytest.approx([1 - sig(0.2), 1 - sig(-0.1), 1 - sig(0.05)], rel=1e-6)
