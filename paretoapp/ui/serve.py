@@ -53,6 +53,9 @@ def serve(args: argparse.Namespace) -> None:
 
     from ..validation import app_max_new_tokens, check_device
     from . import build_app, build_catalog, launch_kwargs
+    from .zerogpu import STATE
+
+    logging.getLogger(__name__).info(STATE)
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -7,17 +7,14 @@ functions of their inputs (w is passed in, never stored on the model).
 
 from __future__ import annotations
 
-import logging
-
-log = logging.getLogger(__name__)
-
 try:
     import spaces  # type: ignore
 
     gpu = spaces.GPU
-    log.info("generation handlers wrapped with spaces.GPU (a no-op off ZeroGPU)")
+    STATE = "generation handlers wrapped with spaces.GPU (a no-op off ZeroGPU)"
 except ImportError:  # the normal local case
     def gpu(fn=None, **_):
         return fn if fn is not None else (lambda f: f)
 
-    log.info("no spaces package: no ZeroGPU decorator, handlers run as they are")
+    STATE = "no spaces package: no ZeroGPU decorator, handlers run as they are"
+# ``serve`` logs STATE once logging is set up (this module is imported before that)
