@@ -120,8 +120,14 @@ class Job:
 
     # ---------------------------------------------------------------- caller side
     def cancel(self) -> None:
-        """Stop this request: its rows leave the batch at the next step (tokens so far are its result)."""
-        self._cancel.set()
+        """Stop this request: its rows leave the batch at the next step (tokens so far are its result).
+
+        A no-op once every row has ended: the event may be the caller's own, and a set event
+        reads as "stopped by the user" there (the chat labels such an answer "stopped").
+        """
+        with self._cond:
+            if self._open:
+                self._cancel.set()
 
     @property
     def cancelled(self) -> bool:

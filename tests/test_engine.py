@@ -157,6 +157,15 @@ def test_stopping_a_stream_cancels_its_rows(fresh):
     assert len(follow.result(timeout=60)[0]) == 3
 
 
+def test_a_stream_read_to_its_end_leaves_the_callers_cancel_unset(fresh):
+    """The chat labels an answer "stopped" when its cancel event is set: only the user may set it."""
+    policy = fresh()
+    cancel = threading.Event()
+    for _ in policy.stream(["Hi"], [[0.5, 0.5]], GenerationSettings(max_new_tokens=3), cancel=cancel):
+        pass
+    assert not cancel.is_set()
+
+
 def test_a_bad_request_fails_alone(two):
     pa, pb = two
     good = sixteen(two)[:4]

@@ -210,6 +210,7 @@ def test_answers_carry_their_w_and_a_click_sets_it_again(browser, app):  # noqa:
         wait_answers(page, 2)
         labels = page.locator("#pa-chat sub.pa-w-label")
         assert "w = (1, 0)" in labels.nth(0).inner_text() and "w = (0, 1)" in labels.nth(1).inner_text()
+        assert "stopped" not in labels.nth(0).inner_text(), "an answer nobody stopped is not labelled stopped"
         assert labels.nth(0).locator("a").get_attribute("href") == "?family=tiny-random&w=1,0"
         page.locator('#pa-chat [data-testid="bot"]').first.click()
         page.wait_for_function("() => document.querySelector('#pa-w0 input[type=number]').value === '1'")

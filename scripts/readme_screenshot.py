@@ -1,0 +1,81 @@
+"""Retake docs/screenshot.png (the README's picture) from the app on the embedded demo.
+
+    python scripts/readme_screenshot.py [--family demo-rewarded-soups] [--w 0.75] [--out docs/screenshot.png]
+
+Starts `python app.py` on a free port, opens it in Debian's Chromium at 1400 x 900 with the
+family and w in the link, asks one question and waits until the answer carries its w label
+(the answer is complete), then writes the picture. Nothing here waits a fixed time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from ui_support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
+QUESTION = "Give me three tips to sleep better."
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, limit_s: float = 600) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the app exited with code {proc.returncode} before serving")
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return
+        except OSError:
+            time.sleep(1)  # polling a socket that is not up yet, not waiting on the page
+    raise SystemExit(f"the app did not answer at {url} within {limit_s:.0f} s")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--family", default="demo-rewarded-soups")
+    p.add_argument("--w", default="0.75,0.25", help="the preference shown (as in the app's link)")
+    p.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
+    args = p.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_http(url, proc)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(300_000)
+            page.goto(f"{url}?family={args.family}&w={args.w}")
+            page.wait_for_selector("#pa-front .scatterlayer .point")
+            page.locator("#pa-msg textarea").fill(QUESTION)
+            page.locator("#pa-msg textarea").press("Enter")
+            page.locator("#pa-chat sub.pa-w-label").first.wait_for()  # the label comes with the last token
+            page.screenshot(path=args.out)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
