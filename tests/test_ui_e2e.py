@@ -86,6 +86,7 @@ def test_side_by_side_streams_both_answers_and_scores(page, app_env):  # noqa: F
     want = policy.generate(["What is the capital of France?"] * 2, [[1.0, 0.0], [0.0, 1.0]],
                            GenerationSettings(max_new_tokens=MAX_NEW, overflow="truncate_left"))
     assert [a, b] == want and a != b
+    assert "stopped" not in page.locator("#pa-scores-a").inner_text(), "nobody pressed Stop"
     shot(page, "03_side_by_side")
 
 
