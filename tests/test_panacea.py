@@ -170,6 +170,27 @@ def test_adaptive_ideal_is_the_running_minimum():
     assert not panacea.is_clamped([1.0, 0.0], [0.7, 0.9], [0.6, 0.0])
     assert not panacea.is_clamped([0.5, 0.5], [0.1, 0.1], [0.6, 0.6])  # interior: a weighted term always wins
     assert not panacea.is_clamped([1.0, 0.0], [0.5, 0.9], None) and panacea.is_clamped([0.0, 1.0], [0.1, -0.2], None)
+    assert not panacea.is_clamped([1.0, 0.0], [0.5, 0.9], [0.5, 0.0])  # L = z: a tie, the weighted term still counts
+
+
+def test_svd_layer_with_a_w_per_row_is_each_row_at_its_own_w():
+    """diag() [batch, r+k] for per-row w: each row's output is the layer's output at that row's w alone."""
+    torch.manual_seed(0)
+    layer = panacea.SVDLoRALinear(torch.nn.Linear(4, 3), r=2, k=2, scaling=1.5, init_std=0.5)
+    with torch.no_grad():
+        layer.sigma.copy_(torch.tensor([0.7, -0.4]))
+        layer.s.fill_(2.0)
+    x = torch.randn(2, 5, 4)  # [batch, tokens, features]
+    ws = [[1.0, 0.0], [0.2, 0.8]]
+    layer.w = torch.tensor(ws)
+    assert torch.allclose(layer.diag(), torch.tensor([[0.7, -0.4, 2.0, 0.0], [0.7, -0.4, 0.4, 1.6]]))
+    per_row = layer(x)
+    for i, w in enumerate(ws):
+        layer.w = torch.tensor(w)
+        assert torch.allclose(per_row[i], layer(x[i : i + 1])[0], atol=1e-6)
+        u, v = layer.U.detach(), layer.V.detach()
+        by_hand = layer.base_layer(x[i]) + 1.5 * (x[i] @ v) * layer.diag().detach() @ u.T
+        assert torch.allclose(per_row[i], by_hand, atol=1e-6)
 
 
 def test_monitor_reports_a_vertex_clamped_all_epoch(caplog):
