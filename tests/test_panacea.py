@@ -87,7 +87,7 @@ def test_linear_and_tchebycheff_losses_match_hand_computation(tiny_base):
     w = torch.tensor([0.3, 0.7])
     beta = 0.5
 
-    def hand_dpo(sub):
+    def hand_dpo(sub, eps=0.0):
         with torch.no_grad():
             panacea.set_preference(model, w)
             pol = sequence_logprobs(model, sub)
@@ -95,7 +95,8 @@ def test_linear_and_tchebycheff_losses_match_hand_computation(tiny_base):
                 ref = sequence_logprobs(model, sub)
         pc, pr = pol.chunk(2)
         rc, rr = ref.chunk(2)
-        return float((-F.logsigmoid(beta * ((pc - rc) - (pr - rr)))).mean())
+        h = beta * ((pc - rc) - (pr - rr))
+        return float((-(1 - eps) * F.logsigmoid(h) - eps * F.logsigmoid(-h)).mean())
 
     L = [hand_dpo(batch[n]) for n in names]
     assert abs(L[0] - L[1]) > 1e-4  # the two objectives disagree, so max and sum differ
@@ -104,6 +105,14 @@ def test_linear_and_tchebycheff_losses_match_hand_computation(tiny_base):
     z = [0.1, 0.2]
     tch, _ = panacea.panacea_loss(model, batch, w, names, beta, "tchebycheff", ideal=z)
     assert tch.item() == pytest.approx(max(0.3 * (L[0] - z[0]), 0.7 * (L[1] - z[1])), rel=1e-5)
+    # the adaptive ideal is a function of the batch's losses: here z_i = L_i - 0.05, so the max is 0.7 * 0.05
+    ada, _ = panacea.panacea_loss(model, batch, w, names, beta, "tchebycheff",
+                                  ideal=lambda losses: (losses.detach() - 0.05).tolist())
+    assert ada.item() == pytest.approx(0.7 * 0.05, rel=1e-4)
+    # label smoothing (conservative DPO) reaches every objective's term
+    smooth, _ = panacea.panacea_loss(model, batch, w, names, beta, "linear", label_smoothing=0.2)
+    assert smooth.item() == pytest.approx(0.3 * hand_dpo(batch[names[0]], 0.2) + 0.7 * hand_dpo(batch[names[1]], 0.2),
+                                          rel=1e-5)
     tch.backward()  # Tchebycheff's gradient reaches the trainable layers
     assert any(layer.s.grad is not None and layer.s.grad != 0 for layer in panacea.svd_layers(model).values())
 
