@@ -189,10 +189,11 @@ def test_svd_layer_with_a_w_per_row_is_each_row_at_its_own_w():
     with torch.no_grad():
         layer.sigma.copy_(torch.tensor([0.7, -0.4]))
         layer.s.fill_(2.0)
-    x = torch.randn(2, 5, 4)  # [batch, tokens, features]
-    ws = [[1.0, 0.0], [0.2, 0.8]]
+    x = torch.randn(3, 5, 4)  # [batch, tokens, features]: three rows, two objectives
+    ws = [[1.0, 0.0], [0.2, 0.8], [0.5, 0.5]]
     layer.w = torch.tensor(ws)
-    assert torch.allclose(layer.diag(), torch.tensor([[0.7, -0.4, 2.0, 0.0], [0.7, -0.4, 0.4, 1.6]]))
+    assert torch.allclose(layer.diag(), torch.tensor([[0.7, -0.4, 2.0, 0.0], [0.7, -0.4, 0.4, 1.6],
+                                                      [0.7, -0.4, 1.0, 1.0]]))
     per_row = layer(x)
     for i, w in enumerate(ws):
         layer.w = torch.tensor(w)
