@@ -52,3 +52,21 @@ def test_detaching_one_family_keeps_the_other(tokenizer_dir):
     assert not bank_layers(plain)
     for name, module in originals.items():
         assert plain.get_submodule(name) is module and not isinstance(module, BankLinear)
+
+
+def test_merged_weights_keep_the_base_dtype_and_need_one_w(tokenizer_dir):
+    """A bfloat16 base merges in float32 and stores bfloat16 weights (an export the size of the base)."""
+    model, _ = tiny_model("llama", tokenizer_dir)
+    peft_model, names = peft_with_adapters(model, "llama")
+    family = make_family(model, peft_model, names)
+    plain, _ = tiny_model("llama", tokenizer_dir)
+    plain = plain.to(torch.bfloat16)
+    bank = PreferenceBank(plain, family)
+    sd = bank.merged_state_dict([0.3, 0.7])
+    g = bank.rank_gains([[0.3, 0.7]])[0]
+    for name, layer in bank_layers(plain).items():
+        want = (layer.weight.float() + layer.delta(bank.bank_id, g)).to(torch.bfloat16)
+        assert sd[f"{name}.weight"].dtype == torch.bfloat16 and torch.equal(sd[f"{name}.weight"], want)
+    with pytest.raises(ValueError) as e:
+        bank.merged_state_dict([[0.3, 0.7], [0.5, 0.5]])
+    assert str(e.value) == "merging needs exactly one preference vector"

@@ -87,7 +87,7 @@ def test_linear_and_tchebycheff_losses_match_hand_computation(tiny_base):
     w = torch.tensor([0.3, 0.7])
     beta = 0.5
 
-    def hand_dpo(sub):
+    def hand_dpo(sub, eps=0.0):
         with torch.no_grad():
             panacea.set_preference(model, w)
             pol = sequence_logprobs(model, sub)
@@ -95,7 +95,8 @@ def test_linear_and_tchebycheff_losses_match_hand_computation(tiny_base):
                 ref = sequence_logprobs(model, sub)
         pc, pr = pol.chunk(2)
         rc, rr = ref.chunk(2)
-        return float((-F.logsigmoid(beta * ((pc - rc) - (pr - rr)))).mean())
+        h = beta * ((pc - rc) - (pr - rr))
+        return float((-(1 - eps) * F.logsigmoid(h) - eps * F.logsigmoid(-h)).mean())
 
     L = [hand_dpo(batch[n]) for n in names]
     assert abs(L[0] - L[1]) > 1e-4  # the two objectives disagree, so max and sum differ
@@ -104,6 +105,14 @@ def test_linear_and_tchebycheff_losses_match_hand_computation(tiny_base):
     z = [0.1, 0.2]
     tch, _ = panacea.panacea_loss(model, batch, w, names, beta, "tchebycheff", ideal=z)
     assert tch.item() == pytest.approx(max(0.3 * (L[0] - z[0]), 0.7 * (L[1] - z[1])), rel=1e-5)
+    # the adaptive ideal is a function of the batch's losses: here z_i = L_i - 0.05, so the max is 0.7 * 0.05
+    ada, _ = panacea.panacea_loss(model, batch, w, names, beta, "tchebycheff",
+                                  ideal=lambda losses: (losses.detach() - 0.05).tolist())
+    assert ada.item() == pytest.approx(0.7 * 0.05, rel=1e-4)
+    # label smoothing (conservative DPO) reaches every objective's term
+    smooth, _ = panacea.panacea_loss(model, batch, w, names, beta, "linear", label_smoothing=0.2)
+    assert smooth.item() == pytest.approx(0.3 * hand_dpo(batch[names[0]], 0.2) + 0.7 * hand_dpo(batch[names[1]], 0.2),
+                                          rel=1e-5)
     tch.backward()  # Tchebycheff's gradient reaches the trainable layers
     assert any(layer.s.grad is not None and layer.s.grad != 0 for layer in panacea.svd_layers(model).values())
 
@@ -170,6 +179,28 @@ def test_adaptive_ideal_is_the_running_minimum():
     assert not panacea.is_clamped([1.0, 0.0], [0.7, 0.9], [0.6, 0.0])
     assert not panacea.is_clamped([0.5, 0.5], [0.1, 0.1], [0.6, 0.6])  # interior: a weighted term always wins
     assert not panacea.is_clamped([1.0, 0.0], [0.5, 0.9], None) and panacea.is_clamped([0.0, 1.0], [0.1, -0.2], None)
+    assert not panacea.is_clamped([1.0, 0.0], [0.5, 0.9], [0.5, 0.0])  # L = z: a tie, the weighted term still counts
+
+
+def test_svd_layer_with_a_w_per_row_is_each_row_at_its_own_w():
+    """diag() [batch, r+k] for per-row w: each row's output is the layer's output at that row's w alone."""
+    torch.manual_seed(0)
+    layer = panacea.SVDLoRALinear(torch.nn.Linear(4, 3), r=2, k=2, scaling=1.5, init_std=0.5)
+    with torch.no_grad():
+        layer.sigma.copy_(torch.tensor([0.7, -0.4]))
+        layer.s.fill_(2.0)
+    x = torch.randn(3, 5, 4)  # [batch, tokens, features]: three rows, two objectives
+    ws = [[1.0, 0.0], [0.2, 0.8], [0.5, 0.5]]
+    layer.w = torch.tensor(ws)
+    assert torch.allclose(layer.diag(), torch.tensor([[0.7, -0.4, 2.0, 0.0], [0.7, -0.4, 0.4, 1.6],
+                                                      [0.7, -0.4, 1.0, 1.0]]))
+    per_row = layer(x)
+    for i, w in enumerate(ws):
+        layer.w = torch.tensor(w)
+        assert torch.allclose(per_row[i], layer(x[i : i + 1])[0], atol=1e-6)
+        u, v = layer.U.detach(), layer.V.detach()
+        by_hand = layer.base_layer(x[i]) + 1.5 * (x[i] @ v) * layer.diag().detach() @ u.T
+        assert torch.allclose(per_row[i], by_hand, atol=1e-6)
 
 
 def test_monitor_reports_a_vertex_clamped_all_epoch(caplog):

@@ -37,6 +37,23 @@ def test_pareto_layers_by_hand():
     assert len(hqd.pareto_layers(TABLE, 1)) == 1
 
 
+def test_duplicates_share_a_layer():
+    points = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.2, 0.0], [0.2, 0.0]])
+    assert [x.tolist() for x in hqd.pareto_layers(points)] == [[0, 1, 2], [3, 4]]
+
+
+def test_selection_on_a_given_range_and_ties_in_data_order():
+    """Stage 2 selects on stage 1's range (lo, hi), not the new data's own; equal distances keep the data order."""
+    scores = np.array([[0.9, 0.3], [0.2, 0.7], [0.6, 0.5], [0.7, 0.4]])
+    # on [0, 2] x [0, 1]: (.45, .3), (.1, .7), (.3, .5), (.35, .4): point 3 is nearest the diagonal;
+    # on the data's own range point 2 would be (4/7, 1/2)
+    assert hqd.select_for_directions(scores, PREFS, n=1, n_layers=1, lo=[0, 0], hi=[2, 1]) == [[0], [3], [1]]
+    assert hqd.select_for_directions(scores, PREFS, n=1, n_layers=1) == [[0], [2], [1]]
+    # 40 points in two groups of exact ties (more than numpy's insertion-sort cutoff): data order within a group
+    tied = np.array([[1.0, 0.0], [0.0, 1.0]] * 20)
+    assert hqd.select_for_directions(tied, [[1.0, 0.0]], n=6, n_layers=1) == [[0, 2, 4, 6, 8, 10]]
+
+
 def test_selection_is_the_nondominated_points_nearest_each_direction():
     # w = (1, 0): the ray x = 1 -> distances 1 - x: 0 (0.0), 3 (0.1), 2 (0.3)
     # w = (.5, .5): the diagonal -> |x - y| / sqrt 2: 2 (0), 3 (0.35), 4 (0.42)
@@ -57,6 +74,7 @@ def test_minmax_and_default_sampling_preferences():
     assert hi.tolist() == [3.0, 5.0]
     norm, _, _ = hqd.minmax_normalise(np.array([[1.0, 5.0]]), lo=[0, 0], hi=[2, 10])
     assert norm.tolist() == [[0.5, 0.5]]
+    assert hqd.minmax_normalise(np.array([[1.0, 0.0], [1.5, 0.0]]))[0].tolist() == [[0.0, 0.0], [1.0, 0.0]]  # range < 1
     assert hqd.default_sample_preferences(3) == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0],
                                                  [1 / 3, 1 / 3, 1 / 3]]
 

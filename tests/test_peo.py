@@ -189,6 +189,15 @@ def test_anchors_use_normalised_scores():
     assert record["chosen_candidate"] == [1, 1, 2, 0, 0]
 
 
+def test_anchors_normalise_each_objective_by_its_own_min_and_range():
+    """Objective 1 negative with a range under one, objective 2 in the hundreds: min-max per objective."""
+    scores = np.array([[-3.0, 240.0], [-2.7, 80.0], [-2.9, 220.0], [-2.6, 60.0]])
+    cands = [[1, 0, 0], [0, 1, 0], [0.5, 0.5, 1], [0, 0, 1]]
+    _, _, record = peo.choose_anchors(scores, cands, step=0.25, extrapolate=0.0)
+    # on [-3, -2.6] x [60, 240]: (0, 1), (.75, .11), (.25, .89), (1, 0); at w_1 = .5 candidate 2 scores .57
+    assert record["chosen_candidate"] == [0, 0, 2, 3, 3]
+
+
 def test_anchors_extrapolate_along_the_vertex_direction():
     scores = np.array([[1.0, 0.0], [0.0, 1.0]])
     cands = [[2.0, 0.0, 1.0], [0.0, 1.0, 1.0]]

@@ -149,11 +149,19 @@ def test_conditioning_bounds_from_the_config(tmp_path, tiny_base, pref_jsonl):
     for bad, message in ((dict(bounds="uniform"), "bounds must be one of ('data', 'normal'), got 'uniform'"),
                          (dict(bounds_draws=1), "bounds_draws must be at least 2, got 1"),
                          (dict(mapping="max"), "mapping must be one of ('linear', 'l2', 'linf'), got 'max'; 'max' is "
-                                               "now the released code's 'linf'")):
+                                               "now the released code's 'linf'"),
+                         (dict(mapping="l3"), "mapping must be one of ('linear', 'l2', 'linf'), got 'l3'"),
+                         (dict(responses="all"), "responses must be 'both' or 'chosen'"),
+                         (dict(tags=["<a>"]), "tags needs one value per objective (2), got ['<a>']"),
+                         (dict(target_high=[1.0, 2.0, 3.0]), "target_high needs one value per objective (2), got "
+                                                             "[1.0, 2.0, 3.0]")):
         with pytest.raises(ValueError) as e:
             load_config(ric.RiCConfig, str(write_config(tmp_path / "bad.yaml", tiny_base, pref_jsonl,
                                                           tmp_path / "run", **bad)))
         assert str(e.value) == message
+    ok = load_config(ric.RiCConfig, str(write_config(tmp_path / "ok.yaml", tiny_base, pref_jsonl, tmp_path / "run",
+                                                     bounds_draws=2, responses="chosen", tags=["<a>", "<b>"])))
+    assert (ok.bounds_draws, ok.responses, ok.tags) == (2, "chosen", ["<a>", "<b>"])  # the smallest valid values
 
 
 def test_normal_bounds_in_a_trained_family(tmp_path, tiny_base, pref_jsonl):

@@ -128,6 +128,8 @@ def test_kto_preference_term_matches_trl(tiny_base):
     assert kl == pytest.approx(metrics["kto_kl"], rel=1e-4)
     assert loss.item() == pytest.approx(want, rel=1e-5)
     assert abs(want - dpo_batch_loss(model, batch, beta=beta).loss.item()) > 1e-3  # not DPO under another name
+    _, other_beta, _ = upo.upo_loss(model, batch, c=[1.0, 0.0], gamma=0.0, beta=0.5, preference_loss="kto")
+    assert abs(other_beta.loss.item() - loss.item()) > 1e-4  # the config's beta reaches the KTO term
     # and with the auxiliary term: KTO minus gamma * the advantage-weighted likelihood
     gamma, tau, c = 0.7, 0.5, [0.3, 0.7]
     total, _, _ = upo.upo_loss(model, batch, c=c, gamma=gamma, tau=tau, beta=beta, preference_loss="kto")
