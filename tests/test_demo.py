@@ -400,11 +400,11 @@ def test_dpo_with_nll_adds_the_chosen_answers_nll_per_token(tokenizer_dir):
     """The recipe's DPO + sft_weight * NLL (RPO): exactly the DPO loss plus the weighted mean NLL per token."""
     import torch
     from helpers import tiny_model
+
     from paretoapp.trainers.config import TrainConfig
     from paretoapp.trainers.data import PreferenceCollator
     from paretoapp.trainers.lora import LoraSettings, attach_lora
     from paretoapp.trainers.losses import sequence_logprobs
-
     from paretoapp.trainers.objective_adapter import make_loss_fn
 
     base, tok = tiny_model("llama", tokenizer_dir)
@@ -436,10 +436,9 @@ def test_degenerate_scorer_and_short_trim():
 
 def test_preference_vector_can_train_its_opposite_runs_without_the_nll(monkeypatch, tmp_path):
     """negative_sft_weight: theta_i+ keeps the recipe's NLL, theta_i- is plain DPO (as in the paper)."""
+    from paretoapp.trainers import preference_vector as pv
     from paretoapp.trainers.config import ObjectiveSpec, TrainConfig
     from paretoapp.trainers.data import DataSpec
-
-    from paretoapp.trainers import preference_vector as pv
 
     calls = []
     monkeypatch.setattr(pv, "train_objective_adapter",
