@@ -283,6 +283,27 @@ def behaviour_checks(result, method: str, data) -> dict:
     return {"passed": passed(checks), "checks": json.loads(frame.to_json(orient="records"))}
 
 
+def share_reference(out: Path) -> dict | None:
+    """One reference point for every demo family under ``out`` (their worst mean minus 10 % of the pooled
+    range, ``pareto.compare_fronts``): each family's hypervolume is recomputed at it and its results re-saved,
+    so the front-quality numbers compare. Returns the comparison for build.json (None: fewer than two)."""
+    from paretoapp.evaluate import compare_results, front_metrics, load_results
+
+    results = {m: load_results(out / d / "results") for m, d in FAMILY_DIRS.items()
+               if (out / d / "results" / "meta.json").is_file()}
+    if len(results) < 2:
+        return None
+    table, ref = compare_results(results)
+    for method, res in results.items():
+        base = res.means.drop(columns=[c for c in ("on_front", "hv_contribution") if c in res.means])
+        metrics, res.means = front_metrics(base, res.w_columns, res.objectives, res.maximise, ref.tolist())
+        metrics["reference_rule"] = "shared by the demo's families: their worst mean minus 10 % of the pooled range"
+        res.meta["metrics"] = {**res.meta["metrics"], **metrics}
+        res.save(out / FAMILY_DIRS[method] / "results")
+    return {"reference": ref.tolist(), "families": sorted(results),
+            "hypervolume": {m: results[m].meta["metrics"]["hypervolume"] for m in results}}
+
+
 # --------------------------------------------------------------------------- the recipe
 def build(args) -> dict:
     preset = PRESETS[args.preset]
@@ -332,6 +353,8 @@ def build(args) -> dict:
             fronts[method]["hypervolume"] = result.meta["metrics"]["hypervolume"]
             print(result.summary_text(), flush=True)
             checks[method] = behaviour_checks(result, method, data)
+    if not args.skip_eval:
+        record["shared_reference"] = share_reference(out)
     timings["total_s"] = round(time.perf_counter() - t0, 1)
     record.update(timings=timings, fronts=fronts, checks=checks, families={m: str(p) for m, p in families.items()})
     (out / "demo").mkdir(parents=True, exist_ok=True)
