@@ -452,3 +452,33 @@ def test_preference_vector_can_train_its_opposite_runs_without_the_nll(monkeypat
     calls.clear()
     pv.train(dataclasses.replace(cfg, negative_sft_weight=None))
     assert calls == [("a", False, 1.0), ("a", True, 1.0)]
+
+
+# --------------------------------------------------------------------------- the committed behaviour tables
+def test_committed_behaviour_tables_are_recomputed_from_the_evaluation_rows():
+    """docs/demo.md's tables and each family's behaviour_summary are what the bounds module computes from the
+    committed evaluation rows: every demo family is there, at the evaluation spec, with one shared reference
+    point, and every bound a family misses is named in its row (misses are reported, never hidden)."""
+    from paretoapp.evaluate import load_results
+
+    for method in demo.METHODS:
+        _committed_family(method)
+    data = ASSETS / "demo" / "data"
+    kinds = dc.read_kinds(data / "eval_prompts.jsonl")
+    trained = {json.loads(line)["prompt"] for line in (data / "pairs.jsonl").read_text().splitlines() if line}
+    assert not trained & set(kinds), "held-out prompts must never be trained on"
+    section = dc.doc_section((ROOT / "docs" / "demo.md").read_text(encoding="utf-8"))
+    assert section == dc.behaviour_markdown(ASSETS, kinds)
+    assert {d.name for d in dc.family_dirs(ASSETS)} == set(demo.FAMILY_DIRS.values())
+    references = set()
+    for d in dc.family_dirs(ASSETS):
+        checks = dc.check_results_dir(d, kinds)
+        by = {c.name: c for c in checks}
+        assert all(by[n].passed for n in ("harmful prompts", "benign prompts", "max new tokens", "preferences"))
+        res = load_results(d / "results")
+        assert res.meta["behaviour_summary"] == dc.summary_line(checks)
+        missed_cell = next(line for line in section.splitlines() if line.startswith(f"| {d.name} |")).split("|")[-2]
+        assert all(c.name in missed_cell for c in checks if not c.passed)
+        assert (missed_cell.strip() == "none") == dc.passed(checks)
+        references.add(tuple(res.meta["metrics"]["reference"]))
+    assert len(references) == 1, "one shared reference point for every family"
