@@ -482,3 +482,19 @@ def test_committed_behaviour_tables_are_recomputed_from_the_evaluation_rows():
         assert (missed_cell.strip() == "none") == dc.passed(checks)
         references.add(tuple(res.meta["metrics"]["reference"]))
     assert len(references) == 1, "one shared reference point for every family"
+
+
+def test_candidate_scores_read_the_data_and_score_only_what_is_missing():
+    calls = []
+
+    def make():
+        def scorer(prompts, responses):
+            calls.append(list(responses))
+            return [len(r) for r in responses]
+        return scorer
+
+    candidates = [{"prompt": "p", "response": "known", "helpful": 0.25, "harmless": 0.75}]
+    s = demo.CandidateScores("helpful_offline", "helpful", candidates, make)
+    assert list(s(["p", "p", "q"], ["known", "new", "known"])) == [0.25, 3.0, 5.0]
+    assert calls == [["new", "known"]]  # another prompt's answer is another row
+    assert list(s(["p"], ["known"])) == [0.25] and len(calls) == 1

@@ -240,6 +240,47 @@ TUNING = {"preference_vector": _tune_preference_vector, "peo": _tune_peo, "panac
           "linear_dpo": _tune_linear_dpo}
 
 
+class CandidateScores:
+    """One of the demo's scorers that reads the scores ``candidates.jsonl`` already holds for the data's answers
+    (the same scorer, run once when the data were made) and runs the scorer itself only on answers not there.
+
+    RiC and ParetoHqD score every answer of the pairs before training; with relevance on a CPU that is minutes
+    spent recomputing numbers the data already have."""
+
+    higher_is_better = True
+
+    def __init__(self, name: str, objective: str, candidates: list[dict], make_scorer):
+        self.name, self._make, self._scorer = name, make_scorer, None
+        self._known = {(r["prompt"], r["response"]): float(r[objective]) for r in candidates}
+
+    def __call__(self, prompts, responses):
+        import numpy as np
+
+        out = [self._known.get((p, r)) for p, r in zip(prompts, responses)]
+        missing = [i for i, v in enumerate(out) if v is None]
+        if missing:
+            self._scorer = self._scorer or self._make()
+            fresh = self._scorer([prompts[i] for i in missing], [responses[i] for i in missing])
+            for i, v in zip(missing, np.asarray(fresh, dtype=float)):
+                out[i] = float(v)
+        return np.asarray(out, dtype=float)
+
+
+def cached_scorers(cfg, data) -> list[CandidateScores]:
+    """The demo's evaluation scorers, reading the data's scores first (for RiC's and ParetoHqD's ``scorers``)."""
+    from .demo_data import SCORERS
+    from .multi_objective import build_objective_scorers
+
+    by_scorer = {v: k for k, v in SCORERS.items()}
+    return [CandidateScores(name, by_scorer[name], data.candidates,
+                            lambda name=name: build_objective_scorers([name], cfg, 1, "the demo")[0])
+            for name in EVAL_SCORERS]
+
+
+# methods whose trainer scores the data's answers with the demo's scorers (train(cfg, scorers=...))
+SCORES_DATA = ("paretohqd", "rewards_in_context")
+
+
 def train_family(method: str, preset: Preset, args, data) -> Path:
     """Train one registered method on the demo data with the preset's recipe; returns the family folder."""
     spec = get_method(method)
@@ -247,7 +288,8 @@ def train_family(method: str, preset: Preset, args, data) -> Path:
     if method in TUNING:
         TUNING[method](cfg, preset, args, data)
     cfg.check()
-    path = Path(spec.train_fn()(cfg))
+    extra = {"scorers": cached_scorers(cfg, data)} if method in SCORES_DATA else {}
+    path = Path(spec.train_fn()(cfg, **extra))
     _finish_family(path)
     return path
 
