@@ -377,8 +377,8 @@ def environment() -> dict:
 
 def refresh_descriptions(out: Path) -> list[str]:
     """Give every demo family under ``out`` the current objective descriptions and demo note (the text the app
-    shows), re-keying its results to the new fingerprint: the bank is unchanged, so its evaluation still holds.
-    Returns the families changed."""
+    shows), keeping its results, re-keyed to the new fingerprint: the bank is unchanged, so its evaluation
+    still holds. A family whose text is current is left alone. Returns the families changed."""
     from paretoapp.evaluate import load_results
     from paretoapp.family import Family
 
@@ -387,16 +387,24 @@ def refresh_descriptions(out: Path) -> list[str]:
         path = out / d
         if not (path / "family.json").is_file():
             continue
-        before = Family.load(path).fingerprint()
-        _finish_family(path)
-        after = Family.load(path).fingerprint()
-        if after != before and (path / "results" / "meta.json").is_file():
-            res = load_results(path / "results")
-            res.meta["family"]["hash"] = after
-            if "family_hash" in res.rows:
-                res.rows["family_hash"] = after
-            res.save(path / "results")
-        changed += [d] if after != before else []
+        fam = Family.load(path)
+        before = fam.fingerprint()
+        texts = {o.name: o.description for o in fam.manifest.objectives}, fam.manifest.description
+        for o in fam.manifest.objectives:
+            o.description = OBJECTIVE_DESCRIPTIONS.get(o.name, o.description)
+        if not fam.manifest.description.startswith(DEMO_NOTE):
+            fam.manifest.description = DEMO_NOTE + fam.manifest.description
+        if ({o.name: o.description for o in fam.manifest.objectives}, fam.manifest.description) == texts:
+            continue
+        results = load_results(path / "results") if (path / "results" / "meta.json").is_file() else None
+        fam.save(path, overwrite=True)  # replaces the folder: the results are written back below
+        after = fam.fingerprint()
+        if results is not None:
+            results.meta["family"]["hash"] = after
+            if "family_hash" in results.rows:
+                results.rows["family_hash"] = after
+            results.save(path / "results")
+        changed.append(f"{d}: {before} -> {after}")
     return changed
 
 
