@@ -498,3 +498,31 @@ def test_candidate_scores_read_the_data_and_score_only_what_is_missing():
     assert list(s(["p", "p", "q"], ["known", "new", "known"])) == [0.25, 3.0, 5.0]
     assert calls == [["new", "known"]]  # another prompt's answer is another row
     assert list(s(["p"], ["known"])) == [0.25] and len(calls) == 1
+
+
+def test_refresh_descriptions_keeps_the_results_and_rekeys_them(tmp_path, tokenizer_dir):
+    """New objective wording reaches built families without re-evaluating, and never deletes their results."""
+    import pandas as pd
+    from helpers import make_tiny_family
+
+    from paretoapp.evaluate import load_results
+    from paretoapp.evaluate.results import EvalResult
+    from paretoapp.family import Family
+
+    fam = Family.load(make_tiny_family(tmp_path / "tiny", tokenizer_dir))
+    for o, name in zip(fam.manifest.objectives, demo.OBJECTIVES):
+        o.name, o.description = name, "old wording"
+    out = tmp_path / "out"
+    path = fam.save(out / demo.FAMILY_DIRS["rewarded_soups"])
+    old = fam.fingerprint()
+    rows = pd.DataFrame({"w_idx": [0], "prompt": ["p"], "response": ["r"], "family_hash": [old]})
+    EvalResult(rows, pd.DataFrame({"w_idx": [0]}), {"family": {"hash": old}}).save(path / "results")
+
+    changed = demo.refresh_descriptions(out)
+    new = Family.load(path)
+    assert len(changed) == 1 and new.fingerprint() != old
+    assert [o.description for o in new.manifest.objectives] == [demo.OBJECTIVE_DESCRIPTIONS[o] for o in demo.OBJECTIVES]
+    res = load_results(path / "results")
+    assert res.meta["family"]["hash"] == new.fingerprint() and set(res.rows["family_hash"]) == {new.fingerprint()}
+    assert demo.refresh_descriptions(out) == []  # current text: left alone
+    assert (path / "results" / "meta.json").is_file()
