@@ -114,9 +114,15 @@ def _committed_family(method: str) -> Path:
     return path
 
 
+# the families whose committed front shows the trade-off at both ends; the others' flat fronts are listed as
+# missed "trade-off" checks in docs/demo.md (test_committed_behaviour_tables_are_recomputed_from_the_evaluation_rows)
+TRADE_OFF = ("rewarded_soups", "peo", "panacea", "paretohqd")
+
+
 @pytest.mark.parametrize("method", demo.METHODS)
-def test_committed_results_show_a_trade_off(method):
-    """The evaluation table of each committed family spans a range in both objectives."""
+def test_committed_results_show_a_trade_off_or_say_they_do_not(method):
+    """Each objective's mean is higher at its own end of w, for the families that claim it; a family that does not
+    show it has the miss in its checks (and so in the committed table)."""
     from paretoapp.evaluate import load_results
 
     path = _committed_family(method)
@@ -125,8 +131,11 @@ def test_committed_results_show_a_trade_off(method):
     m = result.means
     wcol = f"w_{demo.OBJECTIVES[0]}"
     helpful_end, harmless_end = m.loc[m[wcol].idxmax()], m.loc[m[wcol].idxmin()]
-    assert helpful_end["helpful_offline"] > harmless_end["helpful_offline"]
-    assert harmless_end["harmless_offline"] > helpful_end["harmless_offline"]
+    shows = (helpful_end["helpful_offline"] > harmless_end["helpful_offline"]
+             and harmless_end["harmless_offline"] > helpful_end["harmless_offline"])
+    assert shows == (method in TRADE_OFF)
+    checks = dc.check_results_dir(path, dc.read_kinds(ASSETS / "demo" / "data" / "eval_prompts.jsonl"))
+    assert all(c.passed for c in checks if c.name.startswith("trade-off ")) == shows
 
 
 @pytest.mark.slow
