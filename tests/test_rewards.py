@@ -229,4 +229,7 @@ def test_relevance_through_registry(tiny_lm):
     ctx = rewards.ScorerContext(causal_lm=model, tokenizer=tok, show_progress=False)
     helpful = build_scorer("helpful_offline", ctx)
     direct = rewards.RelevanceScorer(model, tok, show_progress=False)
-    np.testing.assert_allclose(helpful(PROMPTS, ANSWERS), direct(PROMPTS, ANSWERS), atol=1e-6)
+    # the demo's helpful objective: relevance, minus 1 for a refusal and 1 for a degenerate answer
+    expected = (direct(PROMPTS, ANSWERS) - rewards.RefusalScorer()(PROMPTS, ANSWERS)
+                - rewards.DegenerateScorer()(PROMPTS, ANSWERS))
+    np.testing.assert_allclose(helpful(PROMPTS, ANSWERS), expected, atol=1e-6)

@@ -40,6 +40,10 @@ class TrainConfig:
     grad_accum: int = 1
     beta: float = 0.1                   # DPO temperature
     label_smoothing: float = 0.0
+    # DPO + sft_weight * NLL per token of the chosen answer (RPO, Pang et al. 2024, arXiv 2404.19733):
+    # keeps the chosen answers likely instead of only pushing the rejected ones down. Used by the
+    # per-objective DPO runs (objective_adapter: RS, Preference Vector, PEO phases 1-2); 0 = plain DPO
+    sft_weight: float = 0.0
     max_length: int | None = 512        # prompt + response tokens
     max_prompt_length: int | None = 256
     scheduler: str = "cosine"           # any transformers get_scheduler name

