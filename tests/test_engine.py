@@ -299,9 +299,9 @@ def test_an_engine_does_not_keep_its_model_alive(fresh, decoder):
     ref = weakref.ref(policy.model)
     engine = policy.engine
     del policy
-    for _ in range(600):  # the driver thread ends after its idle spell
+    for _ in range(600):  # the driver thread ends after its idle spell (wait for both states, not the first)
         gc.collect()
-        if ref() is None:
+        if ref() is None and engine._driver is None:
             break
         threading.Event().wait(0.05)
     assert engine._driver is None
