@@ -11,37 +11,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+from soak import free_port, wait_until_up  # noqa: E402  (the soak test starts the app the same way)
 from ui_support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 QUESTION = "Give me three tips to sleep better."
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, proc: subprocess.Popen, limit_s: float = 600) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the app exited with code {proc.returncode} before serving")
-        try:
-            urllib.request.urlopen(url, timeout=5)
-            return
-        except OSError:
-            time.sleep(1)  # polling a socket that is not up yet, not waiting on the page
-    raise SystemExit(f"the app did not answer at {url} within {limit_s:.0f} s")
 
 
 def main() -> int:
@@ -58,7 +37,7 @@ def main() -> int:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}/"
-        wait_http(url, proc)
+        wait_until_up(url, proc, timeout=600)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})

@@ -244,9 +244,9 @@ class ExploreTab:
                 raise user_error(exc) from None
             system = system_prompt or None
             budget = min(prompt_budget(), policy.context_length() - settings.max_new_tokens)
-            if tokens_at_least(message, policy.longest_token()) > budget:  # megabytes: no need to tokenize
-                n_tokens = tokens_at_least(message, policy.longest_token())
-                convo, dropped = [], 0
+            at_least = tokens_at_least(message, policy.longest_token())
+            if at_least > budget:  # megabytes: no need to tokenize
+                n_tokens, convo, dropped = at_least, [], 0
             else:
                 convo, n_tokens, dropped = fit_conversation(
                     lambda c: policy.prompt_tokens(c, w, system), history_messages(history) + [
