@@ -49,10 +49,24 @@ def shot(page, name: str):
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-def set_slider(page, elem_id: str, value: float):
+def set_slider(page, elem_id: str, value: float, expect: str | None = None):
+    """Type `value` into a slider's number box; with `expect`, wait until the w caption shows it.
+
+    The number box's blur is what fires `release`; on a loaded machine one blur was seen to go unanswered
+    (CI, 2026-11-28), so with `expect` the typing is retried twice before the wait fails the test.
+    """
     box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Tab")  # `release` fires on blur of the number box
+    for attempt in range(3):
+        box.fill(str(value))
+        box.press("Tab")  # `release` fires on blur of the number box
+        if expect is None:
+            return
+        try:
+            page.locator("#pa-w-text").get_by_text(expect, exact=False).wait_for(timeout=TIMEOUT // 3)
+            return
+        except sync_api.TimeoutError:
+            if attempt == 2:
+                raise
 
 
 def wait_w_text(page, text: str):

@@ -62,12 +62,10 @@ def test_click_a_point_moves_the_slider(page):
 
 def test_moving_the_slider_changes_the_chat_answer(page, app_env):  # noqa: F811
     catalog = app_env[2]
-    set_slider(page, "pa-w0", 1)
-    wait_w_text(page, "helpful 0")
+    set_slider(page, "pa-w0", 1, expect="helpful 0")
     first = send_and_wait(page, "Tell me about the sea.", expected_chat(catalog, "Tell me about the sea.", [1.0, 0.0]))
     page.locator("#pa-clear").click()
-    set_slider(page, "pa-w0", 0)
-    wait_w_text(page, "harmless 0 ")
+    set_slider(page, "pa-w0", 0, expect="harmless 0 ")
     second = send_and_wait(page, "Tell me about the sea.", expected_chat(catalog, "Tell me about the sea.", [0.0, 1.0]))
     assert alnum(first) != alnum(second)
     shot(page, "02_chat")
@@ -108,10 +106,8 @@ def test_two_browser_sessions_chat_at_different_w_at_once(browser, app_env):  # 
     catalog = app_env[2]
     (c1, p1), (c2, p2) = open_app(browser, app_env[1]), open_app(browser, app_env[1])
     try:
-        set_slider(p1, "pa-w0", 1)
-        set_slider(p2, "pa-w0", 0)
-        wait_w_text(p1, "helpful 0")
-        wait_w_text(p2, "harmless 0 ")
+        set_slider(p1, "pa-w0", 1, expect="helpful 0")
+        set_slider(p2, "pa-w0", 0, expect="harmless 0 ")
         q = "Give me one tip."
         for p in (p1, p2):  # send both before waiting for either
             p.locator("#pa-msg textarea").fill(q)

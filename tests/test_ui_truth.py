@@ -135,9 +135,8 @@ def test_the_keyboard_moves_the_preference_the_chat_uses(browser, app):  # noqa:
 def test_an_out_of_range_number_is_clamped_without_an_error(browser, app):  # noqa: F811
     ctx, page = open_app(browser, at(app[1], "tiny-random"))
     try:
-        set_slider(page, "pa-w0", 7)
+        set_slider(page, "pa-w0", 7, expect="harmless 2")
         page.wait_for_function("() => document.querySelector('#pa-w0 input[type=number]').value === '2'")
-        wait_w_text(page, "harmless 2")
         page.locator("#pa-marker").get_by_text("not evaluated").wait_for()
         assert page.get_by_text("Error", exact=True).count() == 0
         assert page.locator(".toast-body").count() == 0
@@ -200,12 +199,10 @@ def test_a_very_long_message_gets_a_warning_and_stays_in_the_box(browser, app): 
 def test_answers_carry_their_w_and_a_click_sets_it_again(browser, app):  # noqa: F811
     ctx, page = open_app(browser, at(app[1], "tiny-random"))
     try:
-        set_slider(page, "pa-w0", 1)
-        wait_w_text(page, "harmless 1")
+        set_slider(page, "pa-w0", 1, expect="harmless 1")
         send(page, "Hello")
         wait_answers(page, 1)
-        set_slider(page, "pa-w0", 0)
-        wait_w_text(page, "harmless 0 ")
+        set_slider(page, "pa-w0", 0, expect="harmless 0 ")
         send(page, "Hello again")
         wait_answers(page, 2)
         labels = page.locator("#pa-chat sub.pa-w-label")
