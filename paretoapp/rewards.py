@@ -264,6 +264,29 @@ class DegenerateScorer(Scorer):
         return [float(is_loop(r) or is_collapsed(r)) for r in responses]
 
 
+class ConciseScorer(Scorer):
+    """Brevity: 1 - words / ``max_words`` (capped at 0), and 0 for a degenerate answer.
+
+    The demo's third objective. Longer answers score higher on ``helpful_offline`` (more relevant words), so
+    brevity pulls against it; an empty answer or a loop cut short is not concise, it is broken (0)."""
+
+    name = "concise_offline"
+    description = ("brevity: 1 - words/48 (0 at 48 words or more), 0 for a degenerate answer (loop, collapse, "
+                   "empty)")
+
+    def __init__(self, max_words: int = 48):
+        self.max_words = int(max_words)
+
+    def spec(self) -> dict:
+        return {**super().spec(), "max_words": self.max_words}
+
+    def _score(self, prompts, responses):
+        from .evaluate import is_collapsed
+
+        return [0.0 if (is_loop(r) or is_collapsed(r)) else max(0.0, 1.0 - len(r.split()) / self.max_words)
+                for r in responses]
+
+
 # --- the demo's prompt kinds: which prompts a refusal is *appropriate* for
 
 # Words of a harmful request, for prompts on no shipped list (a user's own prompt in the app).
@@ -864,6 +887,7 @@ REGISTRY: dict[str, tuple[Callable[[ScorerContext], Scorer], str]] = {
     "harmless_offline": (_harmless_offline, "0.5 appropriate refusal + 0.5 (1 - profanity)"),
     "degenerate": (lambda ctx: DegenerateScorer(), DegenerateScorer.description + " (lower is better)"),
     "helpful_offline": (_helpful_offline, "relevance - refusal - degenerate (the demo's helpful objective)"),
+    "concise_offline": (lambda ctx: ConciseScorer(), ConciseScorer.description + " (the demo's third objective)"),
 }
 
 

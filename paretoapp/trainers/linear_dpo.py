@@ -7,6 +7,10 @@ scalarised loss::
 
     L(w) = sum_i w_i L_DPO,i        L_DPO,i: DPO on objective i's pairs, reference theta_0
 
+With ``train.sft_weight`` = lambda > 0 (off by default, the published baseline) each term also
+carries RPO's likelihood of its chosen answers: L_DPO,i + lambda * NLL_i, the recipe the demo's
+per-objective adapters use, so the baseline is compared on the same recipe.
+
 Each grid point trains its own LoRA adapter from theta_0 (objectives with
 w_i = 0 are not even evaluated). The family stacks the adapters; its gate is
 an anchors table over the grid: ``gate_mode: nearest`` (default, the baseline
@@ -56,11 +60,14 @@ class LinearDPOConfig(MethodConfig):
         preference_grid(len(self.objectives), self.grid, self.grid_resolution)
 
 
-def linear_dpo_loss(model, batch: dict, w, names, beta: float, label_smoothing: float = 0.0):
-    """sum_i w_i L_DPO,i over the objectives with w_i != 0; returns (loss, {name: DPOResult})."""
+def linear_dpo_loss(model, batch: dict, w, names, beta: float, label_smoothing: float = 0.0,
+                    sft_weight: float = 0.0):
+    """sum_i w_i L_i over the objectives with w_i != 0, L_i = L_DPO,i (+ sft_weight * NLL_i);
+    returns (loss, {name: DPOResult})."""
     w = torch.as_tensor(w, dtype=torch.float32)
     keep = [i for i, v in enumerate(w.tolist()) if v != 0.0]
-    results = per_objective_dpo(model, batch, [names[i] for i in keep], beta, label_smoothing)
+    results = per_objective_dpo(model, batch, [names[i] for i in keep], beta, label_smoothing,
+                                sft_weight=sft_weight)
     losses = torch.stack([r.loss for r in results])
     return scalarise(losses, w[keep], "linear"), dict(zip([names[i] for i in keep], results))
 
@@ -79,7 +86,8 @@ def train_point(cfg: LinearDPOConfig, w: list[float]) -> Path:
     collate = MultiObjectiveCollator(tokenizer, names, cfg.train.max_length, cfg.train.max_prompt_length)
 
     def loss_fn(m, batch):
-        loss, results = linear_dpo_loss(m, batch, w, names, cfg.train.beta, cfg.train.label_smoothing)
+        loss, results = linear_dpo_loss(m, batch, w, names, cfg.train.beta, cfg.train.label_smoothing,
+                                        cfg.train.sft_weight)
         return loss, {"loss": loss.item(), **dpo_metrics(results.values(), results.keys())}
 
     write_recipe(run_dir, recipe)

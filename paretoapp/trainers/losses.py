@@ -113,6 +113,13 @@ def policy_and_reference_logps(model, batch: dict, reference_context=reference) 
     return chosen, rejected, ref_chosen, ref_rejected
 
 
+def chosen_nll_per_token(chosen_logps: torch.Tensor, batch: dict) -> torch.Tensor:
+    """Mean over pairs of the chosen answer's NLL per completion token: RPO's likelihood term (Pang et al. 2024,
+    arXiv 2404.19733), which keeps the chosen answers likely while DPO pushes the rejected ones down."""
+    n_tokens = batch["completion_mask"][:, 1:].sum(-1).chunk(2)[0].clamp(min=1).to(chosen_logps.dtype)
+    return -(chosen_logps / n_tokens).mean()
+
+
 def dpo_batch_loss(model, batch: dict, beta: float = 0.1, label_smoothing: float = 0.0,
                    reference_context=reference) -> DPOResult:
     """DPO loss of a PreferenceCollator batch on a LoRA model (reference: adapters off, unless given)."""

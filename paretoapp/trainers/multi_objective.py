@@ -29,7 +29,7 @@ from .config import ConfigError, MethodConfig
 from .data import PreferenceCollator, hh_to_messages, train_eval_pairs
 from .family_io import write_family
 from .lora import reference
-from .losses import DPOResult, dpo_loss, sequence_logprobs
+from .losses import DPOResult, chosen_nll_per_token, dpo_loss, sequence_logprobs
 
 AGGREGATIONS = ("linear", "tchebycheff")
 Scorer = Callable[[Sequence[str], Sequence[str]], Sequence[float]]
@@ -78,15 +78,22 @@ class MultiObjectiveCollator:
 
 
 def per_objective_dpo(model, batch: dict, names: Sequence[str], beta: float, label_smoothing: float = 0.0,
-                      reference_context=reference) -> list[DPOResult]:
-    """DPO on each objective's sub-batch (policy and reference forwards per objective)."""
+                      reference_context=reference, sft_weight: float = 0.0) -> list[DPOResult]:
+    """DPO on each objective's sub-batch (policy and reference forwards per objective).
+
+    With ``sft_weight`` > 0 each objective's loss is DPO + sft_weight * NLL per token of its chosen answers
+    (RPO, ``TrainConfig.sft_weight``), so a scalarised sum weighs both terms by w_i."""
     out = []
     for name in names:
         sub = batch[name]
         logps = sequence_logprobs(model, sub)
         with torch.no_grad(), reference_context(model):
             ref = sequence_logprobs(model, sub)
-        out.append(dpo_loss(*logps.chunk(2), *ref.chunk(2), beta=beta, label_smoothing=label_smoothing))
+        chosen, rejected = logps.chunk(2)
+        result = dpo_loss(chosen, rejected, *ref.chunk(2), beta=beta, label_smoothing=label_smoothing)
+        if sft_weight:
+            result = dataclasses.replace(result, loss=result.loss + sft_weight * chosen_nll_per_token(chosen, sub))
+        out.append(result)
     return out
 
 

@@ -30,7 +30,7 @@ from .config import ConfigError, MethodConfig, ObjectiveSpec, TrainConfig, parse
 from .data import PreferenceCollator, SFTCollator, train_eval_pairs
 from .loop import is_finished, train_adapter
 from .lora import attach_lora, load_base, reference
-from .losses import dpo_batch_loss, dpo_loss, policy_and_reference_logps, sft_loss
+from .losses import chosen_nll_per_token, dpo_batch_loss, dpo_loss, policy_and_reference_logps, sft_loss
 
 LOSSES = ("dpo", "sft")
 # settings that do not change the trained weights, left out of the reuse check
@@ -91,8 +91,7 @@ def make_loss_fn(loss: str, train: TrainConfig, reference_context=reference):
             chosen, rejected, ref_chosen, ref_rejected = policy_and_reference_logps(model, batch, reference_context)
             result = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta=train.beta,
                               label_smoothing=train.label_smoothing)
-            n_tokens = batch["completion_mask"][:, 1:].sum(-1).chunk(2)[0].clamp(min=1).to(chosen.dtype)
-            nll = -(chosen / n_tokens).mean()
+            nll = chosen_nll_per_token(chosen, batch)
             total = result.loss + train.sft_weight * nll
             return total, {**result.metrics(), "loss": total.item(), "dpo_loss": result.loss.item(),
                            "chosen_nll": nll.item()}
