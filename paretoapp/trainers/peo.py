@@ -25,7 +25,14 @@ docs/methods.md; every choice below marked [recon] is configurable:
    16) and the scorers score every answer; a candidate's score is its mean over
    the prompts. The non-dominated candidates are min-max normalised per
    objective, and each **anchor** w = (w_1, 1 - w_1), w_1 on a grid of step
-   ``anchor_step``, takes the argmax of w . (normalised scores). Preferences
+   ``anchor_step``, takes the argmax of w . (normalised scores) (``anchor_rule:
+   linear``), or the candidate nearest the ideal point in the w-weighted
+   Chebyshev sense, argmin max_j w_j (1 - s_j) (``anchor_rule: tchebycheff``,
+   augmented by 1e-3 times the linear term to break ties): a linear argmax
+   only ever picks candidates on the convex hull of the scores, so a front
+   with a concave stretch is served by two or three candidates however many
+   non-dominated ones the search found; Tchebycheff reaches every one of them
+   (Miettinen 1999, ch. 3.4). Preferences
    between anchors are **interpolated** (the gains of the two neighbouring
    anchors mixed linearly): no policy between anchors is ever generated from or
    scored. The build record (manifest ``training.search``) keeps every
@@ -72,6 +79,8 @@ from .objective_adapter import check_recipe, make_loss_fn, train_objective_adapt
 BLOCK_GENERALIST = "generalist"
 log = logging.getLogger(__name__)
 REFERENCES = ("base", "init")
+ANCHOR_RULES = ("linear", "tchebycheff")
+AUGMENT = 1e-3  # the augmented Tchebycheff rule's linear term: among equal max terms, the better sum wins
 Scorer = Callable[[Sequence[str], Sequence[str]], Sequence[float]]
 
 
@@ -88,6 +97,7 @@ class PEOConfig(MethodConfig):
     max_new_tokens: int = 48
     generation_batch_size: int = 64
     anchor_step: float = 0.1
+    anchor_rule: str = "linear"                     # or "tchebycheff": how an anchor w picks its candidate
     extrapolate: float = 0.5                        # w_1 offered in [-extrapolate, 1 + extrapolate]
 
     def check(self) -> None:
@@ -98,6 +108,8 @@ class PEOConfig(MethodConfig):
             raise ConfigError(f"generalist_reference must be one of {REFERENCES}")
         if not 0 < self.anchor_step <= 0.5 or self.extrapolate < 0:
             raise ConfigError("need 0 < anchor_step <= 0.5 and extrapolate >= 0")
+        if self.anchor_rule not in ANCHOR_RULES:
+            raise ConfigError(f"anchor_rule must be one of {ANCHOR_RULES}, got {self.anchor_rule!r}")
         if self.n_eval_prompts < 1:
             raise ConfigError(f"n_eval_prompts must be at least 1, got {self.n_eval_prompts}")
 
@@ -250,8 +262,19 @@ def score_candidates(model, tokenizer, family: Family, candidates: list[list[flo
     return score_answers(answers, prompts, scorers)
 
 
-def choose_anchors(scores: np.ndarray, candidates: list[list[float]], step: float, extrapolate: float):
-    """Preference grid -> best non-dominated candidate (in-sample) plus extrapolated ends.
+def anchor_choice(norm: np.ndarray, w: np.ndarray, rule: str = "linear") -> int:
+    """Row of ``norm`` (min-max normalised scores, higher is better) that preference ``w`` takes."""
+    if rule == "linear":
+        return int(np.argmax(norm @ w))
+    if rule == "tchebycheff":  # distance to the ideal (1, 1) in the w-weighted max norm, augmented
+        shortfall = w * (1.0 - norm)
+        return int(np.argmin(shortfall.max(axis=1) + AUGMENT * shortfall.sum(axis=1)))
+    raise ConfigError(f"anchor_rule must be one of {ANCHOR_RULES}, got {rule!r}")
+
+
+def choose_anchors(scores: np.ndarray, candidates: list[list[float]], step: float, extrapolate: float,
+                   rule: str = "linear"):
+    """Preference grid -> best non-dominated candidate (in-sample, by ``rule``) plus extrapolated ends.
 
     Returns (points [[w_1, 1 - w_1]], gains, record) where record says which
     candidate each in-sample point took.
@@ -262,7 +285,7 @@ def choose_anchors(scores: np.ndarray, candidates: list[list[float]], step: floa
     norm = (scores[idx] - lo) / np.where(hi - lo > 0, hi - lo, 1.0)
     n = int(round(1.0 / step))
     inside = [i / n for i in range(n + 1)]
-    chosen = [int(idx[np.argmax(norm @ np.array([w1, 1.0 - w1]))]) for w1 in inside]
+    chosen = [int(idx[anchor_choice(norm, np.array([w1, 1.0 - w1]), rule)]) for w1 in inside]
     gains = {w1: np.array(candidates[c], dtype=np.float64) for w1, c in zip(inside, chosen)}
     slope = gains[1.0] - gains[0.0]
     if not np.any(slope):  # one candidate wins everywhere: extrapolate towards expert 1 and away from expert 2
@@ -273,7 +296,7 @@ def choose_anchors(scores: np.ndarray, candidates: list[list[float]], step: floa
     table = {**gains, **outside}
     ws = sorted(table)
     points = [[round(w, 9), round(1.0 - w, 9)] for w in ws]
-    record = {"in_sample_w1": inside, "chosen_candidate": chosen, "nondominated": idx.tolist()}
+    record = {"in_sample_w1": inside, "chosen_candidate": chosen, "nondominated": idx.tolist(), "anchor_rule": rule}
     return points, [table[w].tolist() for w in ws], record
 
 
@@ -312,7 +335,7 @@ def search_and_save(cfg: PEOConfig, adapters: dict[str, Path], scorers: Sequence
     per_prompt = score_candidates(model, tokenizer, candidate_family(model, tensors, blocks, cfg.prompt_format),
                                   candidates, prompts, scorers, cfg.max_new_tokens, cfg.generation_batch_size)
     scores = per_prompt.mean(axis=1)
-    points, gains, record = choose_anchors(scores, candidates, cfg.anchor_step, cfg.extrapolate)
+    points, gains, record = choose_anchors(scores, candidates, cfg.anchor_step, cfg.extrapolate, cfg.anchor_rule)
     e = cfg.extrapolate
     family = family_from_run(
         cfg, "peo", model, tensors, blocks, Gate.anchors(points, gains, mode="interpolate"),
@@ -323,7 +346,8 @@ def search_and_save(cfg: PEOConfig, adapters: dict[str, Path], scorers: Sequence
         w_low=[-e, -e], w_high=[1 + e, 1 + e], in_sample_low=[0.0, 0.0], in_sample_high=[1.0, 1.0],
         on_simplex=True,
         description="PEO: experts + interpolated generalist; a grid search over their coefficients, scored on "
-                    f"{len(prompts)} prompts, picks the candidate for each anchor w (step {cfg.anchor_step}), "
+                    f"{len(prompts)} prompts, picks the candidate for each anchor w (step {cfg.anchor_step}, "
+                    f"{cfg.anchor_rule} rule), "
                     "w between anchors interpolated; w_1 outside [0, 1] extrapolates the preference "
                     "(this project's extension; the paper extrapolates in weight space)")
     return save_family(cfg, family)
