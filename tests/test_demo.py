@@ -224,6 +224,7 @@ def test_tiny_preset_runs_end_to_end(tmp_path):
         assert len(res.means) == 3 and set(demo.EVAL_SCORERS) <= set(res.rows.columns)
         assert res.meta["behaviour_summary"].startswith("harmless end refuses")
         assert record["checks"][method]["checks"]
+        assert res.meta["training_cost"]["train_s"] == record["timings"][f"train_{method}_s"]
     data = tmp_path / "out" / "demo" / "data"
     assert json.loads((data / "meta.json").read_text())["pair_counts"] == record["pairs"]
     assert (data / "eval_prompts.jsonl").is_file() and (data / "candidates.jsonl").is_file()

@@ -82,6 +82,12 @@ def test_front_figure_marks_front_extrapolation_samples_and_current_w(fallback):
     assert est and est[0]["marker"]["symbol"] == "star-open"
     md = summary_markdown([fallback])
     assert "| tiny-random | rewarded soups |" in md and "synthetic" in md
+    assert md.splitlines()[0].endswith("| training |") and md.splitlines()[2].endswith("| — |")  # none recorded
+    fallback.results.meta["training_cost"] = {"train_s": 90.0}
+    try:
+        assert summary_markdown([fallback]).splitlines()[2].endswith("| 1.5 min |")
+    finally:
+        del fallback.results.meta["training_cost"]
 
 
 def test_catalog_finds_results_by_convention(fallback, tmp_path):

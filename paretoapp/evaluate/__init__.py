@@ -19,10 +19,11 @@ from .results import (
                       hypervolume_interval,
                       load_results,
                       per_w_means,
+                      training_time_text,
 )
 
 __all__ = [
     "EvalResult", "EvaluationError", "assemble_result", "compare_results", "evaluate_family", "front_metrics",
     "generate_front", "hypervolume_interval", "is_collapsed", "load_prompts", "load_results", "parse_grid", "per_w_means", "ric_grid_k3",
-    "simplex_grid", "sweep_grid",
+    "simplex_grid", "sweep_grid", "training_time_text",
 ]

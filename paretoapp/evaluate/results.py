@@ -189,6 +189,13 @@ def assemble_result(rows: pd.DataFrame, family: dict, grid: np.ndarray, w_column
     return EvalResult(rows, means, meta)
 
 
+def training_time_text(meta: dict) -> str:
+    """A family's training wall time as its build recorded it (``training_cost.train_s`` in the results meta,
+    written by the demo build), for the front-quality tables; "—" when nothing was recorded."""
+    cost = meta.get("training_cost") or {}
+    return f"{cost['train_s'] / 60:.1f} min" if "train_s" in cost else "—"
+
+
 def hypervolume_interval(result: EvalResult, ref: Sequence[float], confidence: float = 0.95, n_boot: int = 400,
                          seed: int = 0) -> tuple[float, float] | None:
     """A bootstrap interval over prompts for the hypervolume of the per-w means, at reference ``ref``.

@@ -391,6 +391,25 @@ def share_reference(out: Path, preset: Preset | None = None) -> dict | None:
             "hypervolume": {m: results[m].meta["metrics"]["hypervolume"] for m in results}}
 
 
+def stamp_training_costs(out: Path, preset: Preset, timings: dict, build_file: Path) -> list[str]:
+    """Write each family's build timings (``train_<method>_s``, ``eval_<method>_s`` of the build record) into its
+    results meta as ``training_cost``: the front-quality tables (docs/demo.md, the app) show what a front cost."""
+    from paretoapp.evaluate import load_results
+
+    stamped = []
+    for method, d in preset.family_dirs().items():
+        results = out / d / "results"
+        if f"train_{method}_s" not in timings or not (results / "meta.json").is_file():
+            continue
+        res = load_results(results)
+        res.meta["training_cost"] = {"train_s": timings[f"train_{method}_s"],
+                                     "eval_s": timings.get(f"eval_{method}_s"),
+                                     "build_record": f"{out.name}/demo/{build_file.name}"}
+        res.save(results)
+        stamped.append(d)
+    return stamped
+
+
 def environment() -> dict:
     """What built the assets: the code's commit (with a flag for uncommitted changes), the machine and the
     versions of the packages that shape the numbers."""
@@ -514,6 +533,8 @@ def build(args) -> dict:
             for key in ("timings", "fronts", "checks", "families"):
                 record[key] = {**old.get(key, {}), **record[key]}
     build_file.write_text(json.dumps(record, indent=1))
+    if not args.skip_eval:
+        stamp_training_costs(out, preset, record["timings"], build_file)
     _log(f"done in {timings['total_s']:.0f} s; families in {out}")
     return record
 

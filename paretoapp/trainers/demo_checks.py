@@ -357,7 +357,37 @@ def behaviour_markdown(root: str | Path, kinds: Mapping[str, str], bounds: Bound
             cells.append(f"**{row['degenerate_rate']:.2f}**" if bad else f"{row['degenerate_rate']:.2f}")
             cells += [f"{row[c]:.3f}" for c in scorers]
             per_w.append("| " + " | ".join(cells) + " |")
-    return "\n".join(["### Bounds per family", "", *summary, "", "### Behaviours at every evaluated w", *per_w])
+    return "\n".join(["### Bounds per family", "", *summary, "", front_quality_markdown(root), "",
+                      "### Behaviours at every evaluated w", *per_w])
+
+
+def front_quality_markdown(root: str | Path) -> str:
+    """Front quality of every demo family, one table per objective set, at that set's shared reference point:
+    hypervolume with its 95 % bootstrap interval over prompts, points on the front, collapse rate, training cost."""
+    from paretoapp import pareto
+    from paretoapp.evaluate import hypervolume_interval, load_results, training_time_text
+
+    by_set: dict[tuple, list] = {}
+    for d in family_dirs(root):
+        res = load_results(d / "results")
+        by_set.setdefault(tuple(res.objectives), []).append((d.name, res))
+    out = ["### Front quality", "",
+           "Each objective set at its own shared reference point (the build's `share_reference`); the interval is a "
+           "bootstrap over prompts; training is the wall time of the family's build step on the build machine "
+           "(`training_cost` in its results meta: adapters reused from an earlier step are not counted again)."]
+    for objectives, fams in by_set.items():
+        ref = fams[0][1].meta["metrics"]["reference"]
+        out += ["", f"{', '.join(objectives)}: reference point {pareto.format_reference(ref, list(objectives))}", "",
+                "| family | method | hypervolume [95 % CI] | on front | collapse rate | training |", "|---|---|---|---|---|---|"]
+        for name, res in fams:
+            pts = res.front_points()
+            hv = pareto.hypervolume(pts, ref, res.maximise)
+            lo, hi = hypervolume_interval(res, ref) or (float("nan"), float("nan"))
+            on_front = int(pareto.nondominated_mask(pts, res.maximise).sum())
+            method = res.meta["family"].get("method", "")
+            out.append(f"| {name} | {method} | {hv:.3g} [{lo:.3g}, {hi:.3g}] | {on_front}/{len(pts)} | "
+                       f"{res.meta['metrics'].get('collapse_rate', float('nan')):.2f} | {training_time_text(res.meta)} |")
+    return "\n".join(out)
 
 
 def replace_doc_section(doc: str, body: str) -> str:

@@ -273,7 +273,7 @@ def summary_markdown(entries: Sequence[FamilyEntry]) -> str:
     over all of them (``pareto.compare_fronts``), so their hypervolumes rank them;
     families scored with other scorers are listed as not comparable.
     """
-    from ..evaluate import hypervolume_interval
+    from ..evaluate import hypervolume_interval, training_time_text
 
     rated = [e for e in entries if e.results is not None]
     if not rated:
@@ -287,8 +287,8 @@ def summary_markdown(entries: Sequence[FamilyEntry]) -> str:
     else:
         _, ref = pareto.compare_fronts({e.key: e.results.front_points() for e in same}, maximise=first.maximise)
         rule = "shared by the families shown: their worst mean minus 10 % of the range"
-    rows = ["| family | method | hypervolume [95 % CI] | on front | collapse | prompts |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| family | method | hypervolume [95 % CI] | on front | collapse | prompts | training |",
+            "|---|---|---|---|---|---|---|"]
     for e in same:
         r = e.results
         pts = r.front_points()
@@ -297,7 +297,7 @@ def summary_markdown(entries: Sequence[FamilyEntry]) -> str:
         n_front = int(pareto.nondominated_mask(pts, r.maximise).sum())
         rows.append(f"| {html.escape(e.key)} | {e.manifest.method.replace('_', ' ')} | {_hv_cell(hv, ci)} | "
                     f"{n_front}/{len(pts)} | {r.meta['metrics'].get('collapse_rate', float('nan')):.0%} | "
-                    f"{r.meta.get('prompts', {}).get('n', '—')} |")
+                    f"{r.meta.get('prompts', {}).get('n', '—')} | {training_time_text(r.meta)} |")
     names = first.objectives
     lines = ["\n".join(rows), "",
              f"Hypervolume reference point {pareto.format_reference(ref, names)} ({rule}); "
