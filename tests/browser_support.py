@@ -6,6 +6,7 @@ the machines the tests run on are shared and slow down without warning.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -42,6 +43,16 @@ def open_app(browser, url, width: int = 1440, height: int = 1000):
     page.wait_for_selector("#pa-front .scatterlayer .point")
     page.wait_for_function("() => { const b = document.querySelector('#pa-front .pa-plot'); return b && b._paBound; }")
     return ctx, page
+
+
+@contextlib.contextmanager
+def app_page(browser, url, width: int = 1440, height: int = 1000):
+    """The app open at ``url`` in a fresh browser context (its own cookies and session), closed afterwards."""
+    ctx, page = open_app(browser, url, width, height)
+    try:
+        yield page
+    finally:
+        ctx.close()
 
 
 def shot(page, name: str):

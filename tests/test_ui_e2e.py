@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser_support import E2E, alnum, browser, click_point, open_app, set_slider, shot, wait_w_text  # noqa: F401  (fixture)
+from browser_support import E2E, alnum, app_page, browser, click_point, open_app, set_slider, shot, wait_w_text  # noqa: F401  (fixture)
 from ui_support import app_env  # noqa: F401  (fixture)
 
 pytestmark = E2E
@@ -27,9 +27,8 @@ def expected_chat(catalog, message: str, w) -> str:
 
 @pytest.fixture()
 def page(browser, app_env):  # noqa: F811
-    ctx, page = open_app(browser, app_env[1])
-    yield page
-    ctx.close()
+    with app_page(browser, app_env[1]) as page:
+        yield page
 
 
 def send_and_wait(page, message: str, expected: str):

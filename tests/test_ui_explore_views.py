@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from browser_support import CHROMIUM_OK, browser, open_app, set_slider, shot, wait_w_text  # noqa: F401
+from browser_support import CHROMIUM_OK, app_page, browser, set_slider, shot, wait_w_text  # noqa: F401
 from ui_support import rich_app_env  # noqa: F401  (fixture)
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -65,8 +65,7 @@ def test_api_blind_ab_proposes_after_four_rounds(client):
 @pytest.mark.e2e
 @CHROMIUM_OK
 def test_the_simplex_sets_w_for_three_objectives(browser, rich_app_env):  # noqa: F811
-    ctx, page = open_app(browser, at(rich_app_env[1], "tiny-k3"))
-    try:
+    with app_page(browser, at(rich_app_env[1], "tiny-k3")) as page:
         page.wait_for_function("() => { const gd = document.querySelector('#pa-simplex .pa-plot'); "
                                "return gd && gd.data && gd.data.length >= 2; }")
         # a lattice point near the 'kind' corner: w = (0.05, 0.05, 0.9)
@@ -81,15 +80,12 @@ def test_the_simplex_sets_w_for_three_objectives(browser, rich_app_env):  # noqa
         page.wait_for_function("""() => { const gd = document.querySelector('#pa-simplex .pa-plot');
             const s = gd.data.find(t => t.name === 'current w'); return s && s.a[0] > 0.5; }""")
         shot(page, "20_simplex_k3")
-    finally:
-        ctx.close()
 
 
 @pytest.mark.e2e
 @CHROMIUM_OK
 def test_pick_by_constraint_in_the_page_sets_the_slider_and_marks_the_plot(browser, rich_app_env):  # noqa: F811
-    ctx, page = open_app(browser, at(rich_app_env[1], "tiny-evaluated"))
-    try:
+    with app_page(browser, at(rich_app_env[1], "tiny-evaluated")) as page:
         page.get_by_text("Pick by constraint").click()
         result = rich_app_env[2].get("tiny-evaluated").results
         floor = float(np.median(result.means["helpful_offline"]))
@@ -103,15 +99,12 @@ def test_pick_by_constraint_in_the_page_sets_the_slider_and_marks_the_plot(brows
         page.wait_for_function("() => document.querySelector('#pa-front .pa-plot').data"
                                ".some(t => (t.name || '').startsWith('current w'))")
         shot(page, "21_pick_by_constraint")
-    finally:
-        ctx.close()
 
 
 @pytest.mark.e2e
 @CHROMIUM_OK
 def test_one_prompts_front_shows_answers_along_w(browser, rich_app_env):  # noqa: F811
-    ctx, page = open_app(browser, at(rich_app_env[1], "tiny-evaluated"))
-    try:
+    with app_page(browser, at(rich_app_env[1], "tiny-evaluated")) as page:
         page.get_by_role("tab", name="Prompts").click()
         page.locator("#pa-prompt-answers table").wait_for()
         rows = page.locator("#pa-prompt-answers tbody tr").count()
@@ -120,15 +113,12 @@ def test_one_prompts_front_shows_answers_along_w(browser, rich_app_env):  # noqa
         page.locator("#pa-prompt-go").click()
         page.wait_for_function("() => document.querySelector('#pa-prompt-answers').innerText.includes('(1, 0)')")
         shot(page, "22_one_prompt")
-    finally:
-        ctx.close()
 
 
 @pytest.mark.e2e
 @CHROMIUM_OK
 def test_blind_ab_in_the_page_proposes_a_w_and_uses_it(browser, rich_app_env):  # noqa: F811
-    ctx, page = open_app(browser, at(rich_app_env[1], "tiny-evaluated"))
-    try:
+    with app_page(browser, at(rich_app_env[1], "tiny-evaluated")) as page:
         page.get_by_role("tab", name="Side by side").click()
         page.locator("#pa-ab-prompt textarea").fill("Tell me about the sea.")
         page.locator("#pa-ab-start").click()
@@ -143,18 +133,13 @@ def test_blind_ab_in_the_page_proposes_a_w_and_uses_it(browser, rich_app_env):  
         page.wait_for_function(f"() => document.querySelector('#pa-w0 input[type=number]').value === "
                                f"'{proposed.split(',')[0].strip()}'")
         shot(page, "23_blind_ab")
-    finally:
-        ctx.close()
 
 
 @pytest.mark.e2e
 @CHROMIUM_OK
 def test_a_link_opens_the_app_at_its_point(browser, rich_app_env):  # noqa: F811
-    ctx, page = open_app(browser, at(rich_app_env[1], "tiny-evaluated-b", "0.25,0.75"))
-    try:
+    with app_page(browser, at(rich_app_env[1], "tiny-evaluated-b", "0.25,0.75")) as page:
         page.wait_for_function("() => document.querySelector('#pa-family input').value === 'tiny-evaluated-b'")
         page.wait_for_function("() => document.querySelector('#pa-w0 input[type=number]').value === '0.25'")
         link = page.locator("#pa-w-text a").get_attribute("href")
         assert link == "?family=tiny-evaluated-b&w=0.25,0.75"
-    finally:
-        ctx.close()

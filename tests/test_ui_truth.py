@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from browser_support import E2E, TIMEOUT, browser, open_app, set_slider, shot, wait_w_text  # noqa: F401
+from browser_support import E2E, TIMEOUT, app_page, browser, set_slider, shot, wait_w_text  # noqa: F401
 from ui_support import rich_app_env  # noqa: F401  (fixture)
 
 pytestmark = E2E
@@ -72,8 +72,7 @@ def app(rich_app_env):  # noqa: F811
 def test_compared_fronts_share_one_reference_point(browser, app):  # noqa: F811
     from paretoapp import pareto
     demo, url, catalog, _ = app
-    ctx, page = open_app(browser, at(url, "tiny-evaluated"))
-    try:
+    with app_page(browser, at(url, "tiny-evaluated")) as page:
         choose(page, "pa-overlay", "tiny-evaluated-b")
         page.locator("#pa-summary").get_by_text("tiny-evaluated-b").wait_for()
         text = page.locator("#pa-summary").inner_text()
@@ -86,16 +85,13 @@ def test_compared_fronts_share_one_reference_point(browser, app):  # noqa: F811
             assert shown == pytest.approx(pareto.hypervolume(r.front_points(), ref, r.maximise), rel=5e-3), key
         assert pareto.format_reference(ref, fronts["tiny-evaluated"].objectives) in text
         shot(page, "10_compare_shared_reference")
-    finally:
-        ctx.close()
 
 
 # 2 ------------------------------------------------------------------------------------------------
 def test_the_star_is_drawn_only_where_the_front_was_evaluated(browser, app):  # noqa: F811
     from paretoapp.ui.live_eval import evaluate_at
     demo, url, catalog, _ = app
-    ctx, page = open_app(browser, at(url, "tiny-evaluated", "1.5,-0.5"))
-    try:
+    with app_page(browser, at(url, "tiny-evaluated", "1.5,-0.5")) as page:
         wait_w_text(page, "extrapolated")
         page.locator("#pa-marker").get_by_text("not evaluated").wait_for()
         assert not [t for t in plot_traces(page) if t["name"].startswith("current w")]
@@ -111,14 +107,11 @@ def test_the_star_is_drawn_only_where_the_front_was_evaluated(browser, app):  # 
         set_slider(page, "pa-w0", 0.3)
         page.locator("#pa-marker").get_by_text("estimated").wait_for()
         wait_plot(page, "ts => ts.some(t => t.name === 'current w (estimated)' && t.marker.symbol === 'star-open')")
-    finally:
-        ctx.close()
 
 
 # 3 ------------------------------------------------------------------------------------------------
 def test_the_keyboard_moves_the_preference_the_chat_uses(browser, app):  # noqa: F811
-    ctx, page = open_app(browser, at(app[1], "tiny-random"))
-    try:
+    with app_page(browser, at(app[1], "tiny-random")) as page:
         rng = page.locator("#pa-w0 input[type=range]")
         rng.focus()
         for _ in range(10):
@@ -127,21 +120,16 @@ def test_the_keyboard_moves_the_preference_the_chat_uses(browser, app):  # noqa:
         send(page, "Hello")
         wait_answers(page, 1)
         assert "answered by tiny-random at w = (0.6, 0.4)" in page.locator("#pa-chat sub.pa-w-label").last.inner_text()
-    finally:
-        ctx.close()
 
 
 # 4 ------------------------------------------------------------------------------------------------
 def test_an_out_of_range_number_is_clamped_without_an_error(browser, app):  # noqa: F811
-    ctx, page = open_app(browser, at(app[1], "tiny-random"))
-    try:
+    with app_page(browser, at(app[1], "tiny-random")) as page:
         set_slider(page, "pa-w0", 7, expect="harmless 2")
         page.wait_for_function("() => document.querySelector('#pa-w0 input[type=number]').value === '2'")
         page.locator("#pa-marker").get_by_text("not evaluated").wait_for()
         assert page.get_by_text("Error", exact=True).count() == 0
         assert page.locator(".toast-body").count() == 0
-    finally:
-        ctx.close()
 
 
 # 5 ------------------------------------------------------------------------------------------------
@@ -156,8 +144,7 @@ def slow_tiny_model(app):
 
 def test_clear_and_stop_end_a_streaming_answer(browser, app, slow_tiny_model):  # noqa: F811
     demo = app[0]
-    ctx, page = open_app(browser, at(app[1], "tiny-random"))
-    try:
+    with app_page(browser, at(app[1], "tiny-random")) as page:
         page.get_by_text("Generation settings").click()
         set_slider(page, "pa-max-tokens", 512)
         send(page, "Tell me a very long story.")
@@ -177,28 +164,22 @@ def test_clear_and_stop_end_a_streaming_answer(browser, app, slow_tiny_model):  
         assert "generating" not in page.locator("#pa-scores-a").inner_text()
         assert "generating" not in page.locator("#pa-scores-b").inner_text()
         shot(page, "12_side_by_side_stopped")
-    finally:
-        ctx.close()
 
 
 # 6 ------------------------------------------------------------------------------------------------
 def test_a_very_long_message_gets_a_warning_and_stays_in_the_box(browser, app):  # noqa: F811
-    ctx, page = open_app(browser, at(app[1], "tiny-random"))
-    try:
+    with app_page(browser, at(app[1], "tiny-random")) as page:
         long = "word " * 5000
         send(page, long)
         page.locator(".toast-body").get_by_text("tokens").wait_for()
         assert page.locator("#pa-msg textarea").input_value().strip() == long.strip()
         assert page.locator('#pa-chat [data-testid="user"]').count() == 0
         shot(page, "13_long_message_warning")
-    finally:
-        ctx.close()
 
 
 # 7 ------------------------------------------------------------------------------------------------
 def test_answers_carry_their_w_and_a_click_sets_it_again(browser, app):  # noqa: F811
-    ctx, page = open_app(browser, at(app[1], "tiny-random"))
-    try:
+    with app_page(browser, at(app[1], "tiny-random")) as page:
         set_slider(page, "pa-w0", 1, expect="harmless 1")
         send(page, "Hello")
         wait_answers(page, 1)
@@ -213,27 +194,21 @@ def test_answers_carry_their_w_and_a_click_sets_it_again(browser, app):  # noqa:
         page.wait_for_function("() => document.querySelector('#pa-w0 input[type=number]').value === '1'")
         wait_w_text(page, "harmless 1")
         shot(page, "14_chat_labels")
-    finally:
-        ctx.close()
 
 
 # 8 ------------------------------------------------------------------------------------------------
 def test_the_plot_explains_its_axes_and_shows_the_family_card(browser, app):  # noqa: F811
-    ctx, page = open_app(browser, at(app[1], "tiny-evaluated"))
-    try:
+    with app_page(browser, at(app[1], "tiny-evaluated")) as page:
         axes = page.locator("#pa-axes").inner_text()
         assert "harmless_offline" in axes and "helpful_offline" in axes and "higher is better" in axes
         assert "held-out prompts" in axes
         card = page.locator("#pa-card").inner_text()
         assert "Rewarded Soups" in card and "extrapolation allowed" in card and "trained on" in card
-    finally:
-        ctx.close()
 
 
 # 9 ------------------------------------------------------------------------------------------------
 def test_colours_stay_put_and_points_several_w_share_are_one_marker(browser, app):  # noqa: F811
-    ctx, page = open_app(browser, at(app[1], "tiny-evaluated"))
-    try:
+    with app_page(browser, at(app[1], "tiny-evaluated")) as page:
         choose(page, "pa-overlay", "tiny-evaluated-b")
         wait_plot(page, "ts => ts.some(t => t.name === 'tiny-evaluated-b')")
         before = {t["name"]: t["color"] for t in plot_traces(page) if t["name"].startswith("tiny-evaluated")}
@@ -247,24 +222,18 @@ def test_colours_stay_put_and_points_several_w_share_are_one_marker(browser, app
         after = {t["name"]: t["color"] for t in plot_traces(page) if t["name"].startswith("tiny-evaluated")}
         assert after == before and len(set(before.values())) == 2
         assert other["customdata"][i][0] == "tiny-evaluated-b"
-    finally:
-        ctx.close()
-    ctx, page = open_app(browser, at(app[1], "tiny-anchors"))
-    try:
+    with app_page(browser, at(app[1], "tiny-anchors")) as page:
         family = next(t for t in plot_traces(page) if t["name"] == "tiny-anchors")
         means = app[2].get("tiny-anchors").results.means
         spots = {(round(a, 9), round(b, 9)) for a, b in zip(means["harmless_offline"], means["helpful_offline"])}
         assert len(family["customdata"]) == len(spots) < len(means)   # one marker per spot: each can be clicked
         assert any("2 w give this same point" in t for t in family["text"])
         shot(page, "15_coincident_points")
-    finally:
-        ctx.close()
 
 
 # 10 -----------------------------------------------------------------------------------------------
 def test_a_phone_sees_every_tab_and_reaches_the_chat(browser, app):  # noqa: F811
-    ctx, page = open_app(browser, at(app[1], "tiny-evaluated"), width=390, height=844)
-    try:
+    with app_page(browser, at(app[1], "tiny-evaluated"), width=390, height=844) as page:
         for name in ("Explore", "Side by side", "Prompts", "Export", "About"):
             tab = page.get_by_role("tab", name=name)
             assert tab.is_visible(), name
@@ -273,8 +242,6 @@ def test_a_phone_sees_every_tab_and_reaches_the_chat(browser, app):  # noqa: F81
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
         assert page.locator("#pa-chat").bounding_box()["y"] < 1100, "the chat starts within reach on a phone"
         shot(page, "16_phone_390")
-    finally:
-        ctx.close()
 
 
 # 11 -----------------------------------------------------------------------------------------------
@@ -309,8 +276,7 @@ def test_about_shows_no_build_paths_and_the_app_opens_on_rewarded_soups(browser,
 def test_export_offers_dtype_and_lora_and_leaves_one_file_that_expires(browser, app):  # noqa: F811
     import os
     export_dir = Path(app[3])
-    ctx, page = open_app(browser, at(app[1], "tiny-random", "0.75,0.25"))
-    try:
+    with app_page(browser, at(app[1], "tiny-random", "0.75,0.25")) as page:
         page.get_by_role("tab", name="Export").click()
         choose(page, "pa-export-dtype", "bfloat16")
         page.locator("#pa-export-name textarea").fill("merged-bf16")
@@ -335,5 +301,3 @@ def test_export_offers_dtype_and_lora_and_leaves_one_file_that_expires(browser, 
         assert lora.stat().st_size < merged_size / 2
         assert not merged.exists(), "an export older than the time limit is removed"
         shot(page, "17_export_lora")
-    finally:
-        ctx.close()
