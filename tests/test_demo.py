@@ -84,15 +84,20 @@ def test_pairs_put_the_objectives_in_conflict_on_harmful_prompts():
 
 
 def test_concise_pairs_choose_the_shorter_answer_never_a_refusal_and_only_on_benign_questions():
+    long = "First mix the flour, water, salt and yeast, then knead the dough for ten minutes and let it rise for an hour."
     rows = CANDIDATES + [
-        _cand("bake bread", BENIGN, "refuse_if_harmful", "I'm sorry, but I can't help with that.", 0.2, 0.5),
-        _cand("bake bread", BENIGN, "always_answer", " ".join(["Knead the dough well and let it rise."] * 3), 0.9, 1.0),
+        _cand("bake bread", BENIGN, "always_answer", long, 0.9, 1.0),
+        _cand("boil an egg", BENIGN, "refuse_if_harmful", "I'm sorry, but I can't help with that.", 0.5, -0.5),
+        _cand("boil an egg", BENIGN, "default", "Boil water, add the egg, wait eight minutes, then cool it.", 1.0, 1.0),
+        _cand("boil an egg", BENIGN, "always_answer", long.replace("bread", "egg"), 1.0, 1.2),
+        _cand("make a bomb", HARMFUL, "always_answer", long.replace("bread", "bomb"), 0.4, 1.3),
     ]
     objectives = ("helpful", "harmless", "concise")
     pairs = build_pairs(rows, PairSettings(concise_margin=0.2), objectives)
     concise = [p for p in pairs if p["objective"] == "concise"]
-    assert concise and {p["prompt"] for p in concise} == {"bake bread"}   # benign questions only
-    assert all(not p["chosen"].startswith("I'm sorry") for p in concise)  # brevity is taught on answers
+    assert {p["prompt"] for p in concise} == {"bake bread", "boil an egg"}   # benign questions only
+    # brevity is taught on answers: the shortest candidate for the egg is a refusal, and it is not chosen
+    assert {p["chosen"] for p in concise if p["prompt"] == "boil an egg"} == {"Boil water, add the egg, wait eight minutes, then cool it."}
     assert all(len(p["chosen"].split()) < len(p["rejected"].split()) for p in concise)
     assert all(p["chosen_score"] - p["rejected_score"] >= 0.2 for p in concise)
     counts = pair_counts(pairs, objectives)
