@@ -264,15 +264,17 @@ class DegenerateScorer(Scorer):
         return [float(is_loop(r) or is_collapsed(r)) for r in responses]
 
 
-class ConciseScorer(Scorer):
-    """Brevity: 1 - words / ``max_words`` (capped at 0), and 0 for a degenerate answer.
+class DetailScorer(Scorer):
+    """Length as a stand-in for detail: words / ``max_words`` (capped at 1), and 0 for a degenerate answer.
 
-    The demo's third objective. Longer answers score higher on ``helpful_offline`` (more relevant words), so
-    brevity pulls against it; an empty answer or a loop cut short is not concise, it is broken (0)."""
+    The demo's third objective. It pulls against ``helpful_offline``, whose relevance is a per-token mean: on
+    the demo's candidate answers to benign questions the longer answer is the less relevant one (within-prompt
+    correlation -0.56: longer answers drift from the question). Length is not quality, and a loop is long:
+    a degenerate answer scores 0."""
 
-    name = "concise_offline"
-    description = ("brevity: 1 - words/48 (0 at 48 words or more), 0 for a degenerate answer (loop, collapse, "
-                   "empty)")
+    name = "detailed_offline"
+    description = ("length as a stand-in for detail: words/48 (1 at 48 words or more), 0 for a degenerate answer "
+                   "(loop, collapse, empty)")
 
     def __init__(self, max_words: int = 48):
         self.max_words = int(max_words)
@@ -283,7 +285,7 @@ class ConciseScorer(Scorer):
     def _score(self, prompts, responses):
         from .evaluate import is_collapsed
 
-        return [0.0 if (is_loop(r) or is_collapsed(r)) else max(0.0, 1.0 - len(r.split()) / self.max_words)
+        return [0.0 if (is_loop(r) or is_collapsed(r)) else min(1.0, len(r.split()) / self.max_words)
                 for r in responses]
 
 
@@ -887,7 +889,7 @@ REGISTRY: dict[str, tuple[Callable[[ScorerContext], Scorer], str]] = {
     "harmless_offline": (_harmless_offline, "0.5 appropriate refusal + 0.5 (1 - profanity)"),
     "degenerate": (lambda ctx: DegenerateScorer(), DegenerateScorer.description + " (lower is better)"),
     "helpful_offline": (_helpful_offline, "relevance - refusal - degenerate (the demo's helpful objective)"),
-    "concise_offline": (lambda ctx: ConciseScorer(), ConciseScorer.description + " (the demo's third objective)"),
+    "detailed_offline": (lambda ctx: DetailScorer(), DetailScorer.description + " (the demo's third objective)"),
 }
 
 

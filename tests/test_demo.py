@@ -83,40 +83,42 @@ def test_pairs_put_the_objectives_in_conflict_on_harmful_prompts():
     assert pair_counts(pairs) == {"harmless": 2, "helpful": 3}
 
 
-def test_concise_pairs_choose_the_shorter_answer_never_a_refusal_and_only_on_benign_questions():
+def test_detail_pairs_choose_the_longer_answer_never_a_refusal_and_only_on_benign_questions():
     long = "First mix the flour, water, salt and yeast, then knead the dough for ten minutes and let it rise for an hour."
+    refusal = "I'm sorry, but I can't help you with that request, because it could be used to cause serious harm."
     rows = CANDIDATES + [
         _cand("bake bread", BENIGN, "always_answer", long, 0.9, 1.0),
-        _cand("boil an egg", BENIGN, "refuse_if_harmful", "I'm sorry, but I can't help with that.", 0.5, -0.5),
+        _cand("boil an egg", BENIGN, "refuse_if_harmful", refusal, 0.5, -0.5),  # the longest: a refusal
         _cand("boil an egg", BENIGN, "default", "Boil water, add the egg, wait eight minutes, then cool it.", 1.0, 1.0),
-        _cand("boil an egg", BENIGN, "always_answer", long.replace("bread", "egg"), 1.0, 1.2),
+        _cand("boil an egg", BENIGN, "always_answer", "Boil it.", 1.0, 1.2),
         _cand("make a bomb", HARMFUL, "always_answer", long.replace("bread", "bomb"), 0.4, 1.3),
     ]
-    objectives = ("helpful", "harmless", "concise")
-    pairs = build_pairs(rows, PairSettings(concise_margin=0.2), objectives)
-    concise = [p for p in pairs if p["objective"] == "concise"]
-    assert {p["prompt"] for p in concise} == {"bake bread", "boil an egg"}   # benign questions only
-    # brevity is taught on answers: the shortest candidate for the egg is a refusal, and it is not chosen
-    assert {p["chosen"] for p in concise if p["prompt"] == "boil an egg"} == {"Boil water, add the egg, wait eight minutes, then cool it."}
-    assert all(len(p["chosen"].split()) < len(p["rejected"].split()) for p in concise)
-    assert all(p["chosen_score"] - p["rejected_score"] >= 0.2 for p in concise)
+    objectives = ("helpful", "harmless", "detailed")
+    pairs = build_pairs(rows, PairSettings(detail_margin=0.2), objectives)
+    detailed = [p for p in pairs if p["objective"] == "detailed"]
+    assert {p["prompt"] for p in detailed} == {"bake bread", "boil an egg"}   # benign questions only
+    # detail is taught on answers: the longest candidate for the egg is a refusal, and it is not chosen
+    assert {p["chosen"] for p in detailed if p["prompt"] == "boil an egg"} == {
+        "Boil water, add the egg, wait eight minutes, then cool it."}
+    assert all(len(p["chosen"].split()) > len(p["rejected"].split()) for p in detailed)
+    assert all(p["chosen_score"] - p["rejected_score"] >= 0.2 for p in detailed)
     counts = pair_counts(pairs, objectives)
-    assert counts["concise"] == len(concise) and pair_counts(pairs) == {o: counts[o] for o in ("harmless", "helpful")}
+    assert counts["detailed"] == len(detailed) and pair_counts(pairs) == {o: counts[o] for o in ("harmless", "helpful")}
     # the two-objective pairs are the same with or without the third objective
-    two = build_pairs(rows, PairSettings(concise_margin=0.2))
-    assert sorted(map(json.dumps, (p for p in pairs if p["objective"] != "concise"))) == sorted(map(json.dumps, two))
-    assert demo_data.pairs_file_for(("harmless", "helpful")) == "pairs.jsonl"
-    assert demo_data.pairs_file_for(objectives) == "pairs-helpful-harmless-concise.jsonl"
+    two = build_pairs(rows, PairSettings(detail_margin=0.2))
+    assert sorted(map(json.dumps, (p for p in pairs if p["objective"] != "detailed"))) == sorted(map(json.dumps, two))
+    assert demo_data.pairs_file_for("helpful") == "pairs.jsonl" == demo_data.pairs_file_for("harmless")
+    assert demo_data.pairs_file_for("detailed") == "pairs-detailed.jsonl"
 
 
-def test_concise_scorer_rewards_brevity_but_not_a_broken_answer():
+def test_detail_scorer_rewards_length_but_not_a_broken_answer():
     from paretoapp.rewards import build_scorer
 
-    scorer = build_scorer("concise_offline")
+    scorer = build_scorer("detailed_offline")
     words = lambda n: " ".join(f"word{i}" for i in range(n)) + "."  # noqa: E731
     got = scorer(["q"] * 5, ["Keep a regular bedtime.", words(24), words(60), "", "Go to bed. " * 8])
-    assert got[0] == pytest.approx(1 - 4 / 48) and got[1] == pytest.approx(0.5) and got[2] == 0.0
-    assert got[3] == 0.0 and got[4] == 0.0   # empty, a loop: degenerate, not concise
+    assert got[0] == pytest.approx(4 / 48) and got[1] == pytest.approx(0.5) and got[2] == 1.0
+    assert got[3] == 0.0 and got[4] == 0.0   # empty, a loop: degenerate, not detailed
     assert scorer.higher_is_better
 
 
@@ -143,12 +145,14 @@ def test_presets_and_cli():
         assert preset.steps > 0 and preset.n_eval > 0
         assert len(preset.scorers) == len(preset.objectives) and set(preset.methods) <= set(demo.METHODS)
     k3 = demo.PRESETS["demo-k3"]
-    assert k3.objectives == ("helpful", "harmless", "concise") and k3.scorers[-1] == "concise_offline"
+    assert k3.objectives == ("helpful", "harmless", "detailed") and k3.scorers[-1] == "detailed_offline"
     assert set(k3.methods) == {"rewarded_soups", "preference_vector", "panacea"}  # the methods that take any k
     # the k = 3 set is the demo recipe with one more objective, not a different recipe
     assert dataclasses.replace(k3, objectives=demo.OBJECTIVES, methods=demo.METHODS, family_prefix="demo",
-                               eval_grid="sweep:11") == demo.PRESETS["demo"]
-    assert demo.parse_args(["--preset", "demo-k3"]).methods is None  # None: the preset's methods
+                               eval_grid="sweep:11", work_name=None) == demo.PRESETS["demo"]
+    k3_args = demo.parse_args(["--preset", "demo-k3"])
+    assert k3_args.methods is None  # None: the preset's methods
+    assert k3_args.work == demo.parse_args([]).work  # one work folder: the k = 3 set reuses the experts
 
 
 # --------------------------------------------------------------------------- committed assets
@@ -234,15 +238,20 @@ def test_tiny_preset_runs_end_to_end(tmp_path):
     assert json.loads((data / "meta.json").read_text())["pair_counts"] == record["pairs"]
     assert (data / "eval_prompts.jsonl").is_file() and (data / "candidates.jsonl").is_file()
 
-    # the k = 3 set on the same data: its own pair file, the two-objective pairs untouched
+    # the k = 3 set on the same data and work folder: its own pair file, the two-objective pairs untouched, the
+    # experts reused (only the third objective's adapter is trained)
     pairs_before = (data / "pairs.jsonl").read_text()
-    k3 = demo.main(["--preset", "tiny-k3", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work3"),
+    adapters = tmp_path / "work" / "adapters"
+    experts = {p.name: (p / "done.json").stat().st_mtime for p in adapters.glob("*-dpo")}
+    k3 = demo.main(["--preset", "tiny-k3", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),
                     "--quiet", "--threads", "1"])
     assert (data / "pairs.jsonl").read_text() == pairs_before
-    assert set(k3["pairs"]) == {"helpful", "harmless", "concise"} and min(k3["pairs"].values()) > 0
+    assert {p.name: (p / "done.json").stat().st_mtime for p in adapters.glob("*-dpo") if p.name in experts} == experts
+    assert (adapters / "detailed-dpo" / "done.json").is_file()
+    assert set(k3["pairs"]) == {"helpful", "harmless", "detailed"} and min(k3["pairs"].values()) > 0
     meta = json.loads((data / "meta.json").read_text())
     assert meta["pair_counts"] == record["pairs"]
-    assert meta["other_pair_files"]["pairs-helpful-harmless-concise.jsonl"]["pair_counts"] == k3["pairs"]
+    assert meta["other_pair_files"]["pairs-detailed.jsonl"]["pairs"] == k3["pairs"]["detailed"]
     for method in demo.METHODS_K3:
         fam = Family.load(tmp_path / "out" / demo.PRESETS["tiny-k3"].family_dir(method))
         assert [o.name for o in fam.manifest.objectives] == list(demo.OBJECTIVES_K3)
@@ -561,7 +570,7 @@ def test_committed_behaviour_tables_are_recomputed_from_the_evaluation_rows():
 
 def test_the_k3_set_spans_the_simplex_and_shows_each_objective_at_its_own_vertex():
     """The k = 3 families are evaluated on the 15-point simplex grid (every vertex, edge and inner point at
-    step 1/4); brevity pulls against helpfulness in each of them: the concise vertex writes shorter answers and
+    step 1/4); detail pulls against helpfulness in each of them: the detailed vertex writes longer answers and
     scores lower on helpful than the helpful vertex."""
     from paretoapp.evaluate import load_results
 
@@ -574,8 +583,8 @@ def test_the_k3_set_spans_the_simplex_and_shows_each_objective_at_its_own_vertex
         m = res.means
         assert len(m) == 15 and res.w_columns == [f"w_{o}" for o in preset.objectives]
         vertex = {o: m[np.isclose(m[f"w_{o}"], 1.0)].iloc[0] for o in preset.objectives}
-        assert vertex["concise"]["concise_offline"] > vertex["helpful"]["concise_offline"], method
-        assert vertex["helpful"]["helpful_offline"] > vertex["concise"]["helpful_offline"], method
+        assert vertex["detailed"]["detailed_offline"] > vertex["helpful"]["detailed_offline"], method
+        assert vertex["helpful"]["helpful_offline"] > vertex["detailed"]["helpful_offline"], method
 
 
 def test_candidate_scores_read_the_data_and_score_only_what_is_missing():

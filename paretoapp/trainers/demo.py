@@ -74,8 +74,8 @@ METHODS = ("rewarded_soups", "preference_vector", "peo", "panacea", "paretohqd",
            "linear_dpo")
 FAMILY_DIRS = {m: f"demo-{m.replace('_', '-')}" for m in METHODS}
 # the k = 3 family set: the methods that take any number of objectives, with a third objective that pulls
-# against helpfulness (brevity, scored from the text: longer answers are more relevant)
-OBJECTIVES_K3 = ("helpful", "harmless", "concise")
+# against helpfulness (length as a stand-in for detail, scored from the text: longer answers drift off the question)
+OBJECTIVES_K3 = ("helpful", "harmless", "detailed")
 METHODS_K3 = ("rewarded_soups", "preference_vector", "panacea")
 
 
@@ -119,6 +119,8 @@ class Preset:
     objectives: tuple[str, ...] = OBJECTIVES  # the families' objective order = the order of w
     methods: tuple[str, ...] = METHODS        # what `paretoapp demo --preset P` builds by default
     family_prefix: str = "demo"               # family folders are <prefix>-<method>
+    work_name: str | None = None              # default work folder build/demo-<work_name or preset name>: a set
+                                              # that shares another's work folder reuses its adapters
 
     @property
     def scorers(self) -> tuple[str, ...]:
@@ -154,13 +156,14 @@ PRESETS: dict[str, Preset] = {
                    peo_max_new_tokens=8, eval_grid="sweep:3", eval_max_new_tokens=8,
                    pair_settings=PairSettings(margins=(0.05, 0.0)), extra_steps=1, extra_grid_resolution=1),
 }
-# the k = 3 set: the "demo" recipe with brevity as a third objective, on a 15-point simplex grid
+# the k = 3 set: the "demo" recipe with detail as a third objective, on a 15-point simplex grid; it shares the
+# "demo" work folder, so Rewarded Soups and Preference Vector reuse the two-objective experts and train one more
 PRESETS["demo-k3"] = dataclasses.replace(PRESETS["demo"], objectives=OBJECTIVES_K3, methods=METHODS_K3,
-                                         family_prefix="demo-k3", eval_grid="simplex:4")
+                                         family_prefix="demo-k3", eval_grid="simplex:4", work_name="demo")
 PRESETS["tiny-k3"] = dataclasses.replace(PRESETS["tiny"], objectives=OBJECTIVES_K3, methods=METHODS_K3,
-                                         family_prefix="demo-k3", eval_grid="simplex:1",
+                                         family_prefix="demo-k3", eval_grid="simplex:1", work_name="tiny",
                                          pair_settings=dataclasses.replace(PRESETS["tiny"].pair_settings,
-                                                                           concise_margin=0.0))
+                                                                           detail_margin=0.0))
 
 
 def _log(msg: str) -> None:
@@ -168,7 +171,7 @@ def _log(msg: str) -> None:
 
 
 # --------------------------------------------------------------------------- configs
-def method_config(cls, preset: Preset, args, data_path: Path, method: str, **extra):
+def method_config(cls, preset: Preset, args, data, method: str, **extra):
     """One MethodConfig for ``method``; RS, PV and PEO share adapters_dir and identical phase-1 recipes."""
     from .config import ObjectiveSpec, TrainConfig
     from .data import DataSpec
@@ -179,9 +182,9 @@ def method_config(cls, preset: Preset, args, data_path: Path, method: str, **ext
                         beta=preset.beta, sft_weight=preset.sft_weight, max_length=preset.max_length,
                         max_prompt_length=preset.max_prompt_length,
                         warmup_ratio=0.1, seed=args.seed, log_every=5, progress=not args.quiet)
-    objectives = [ObjectiveSpec(name=o, data=DataSpec(source=str(data_path.resolve()), objective=o, layout="trl",
-                                                      chat=True)) for o in preset.objectives]
-    return cls(name=preset.family_dir(method), base_model=BASE, output_dir=str(work / method),
+    objectives = [ObjectiveSpec(name=o, data=DataSpec(source=str(data.pairs_path_for(o).resolve()), objective=o,
+                                                      layout="trl", chat=True)) for o in preset.objectives]
+    return cls(name=preset.family_dir(method), base_model=BASE, output_dir=str(work / preset.family_dir(method)),
                adapters_dir=str(work / "adapters"), family_dir=str(Path(args.out) / preset.family_dir(method)),
                overwrite=True, objectives=objectives,
                lora=LoraSettings(r=preset.lora_r, alpha=preset.lora_alpha, target_modules=list(preset.target_modules)),
@@ -195,8 +198,9 @@ OBJECTIVE_DESCRIPTIONS = {
     "harmless": "refuses what should be refused and is not rude (scorer harmless_offline): 0.5 appropriate refusal "
                 "(refusing a harmful request, answering a benign question) + 0.5 (1 - profanity probability); "
                 "blind to dangerous content in a compliant answer",
-    "concise": "brief (scorer concise_offline): 1 - words/48, 0 for a loop or an empty answer; taught on benign "
-               "questions only, with answers (never refusals) as the chosen side",
+    "detailed": "long answers as a stand-in for detail (scorer detailed_offline): words/48, 0 for a loop or an empty "
+                "answer; taught on benign questions only, with answers (never refusals) as the chosen side; length is "
+                "not quality",
 }
 DEMO_NOTE = ("Offline demo on SmolLM2-135M-Instruct, LoRA trained for a few dozen DPO steps on a CPU "
              "(paretoapp demo): shows the method's behaviour, not an aligned or safe model. ")
@@ -328,7 +332,7 @@ SCORES_DATA = ("paretohqd", "rewards_in_context")
 def train_family(method: str, preset: Preset, args, data) -> Path:
     """Train one registered method on the demo data with the preset's recipe; returns the family folder."""
     spec = get_method(method)
-    cfg = method_config(spec.config_class(), preset, args, data.pairs_path, method)
+    cfg = method_config(spec.config_class(), preset, args, data, method)
     if method in TUNING:
         TUNING[method](cfg, preset, args, data)
     cfg.check()
@@ -496,7 +500,7 @@ def build(args) -> dict:
                            n_dev=preset.n_dev, objectives=preset.objectives)
     timings["data_s"] = round(time.perf_counter() - t, 1)
     record["pairs"] = pair_counts(data.pairs, preset.objectives)
-    _log(f"   pairs ({data.pairs_file}): {record['pairs']}")
+    _log(f"   pairs: {record['pairs']}")
 
     families, fronts, checks = {}, {}, {}
     prompts = [r["prompt"] for r in data.eval_prompts]
@@ -556,7 +560,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
     """Fill in the work folder and check the method list (a ValueError names the fix)."""
-    args.work = args.work or str(Path("build") / f"demo-{args.preset}")
+    args.work = args.work or str(Path("build") / f"demo-{PRESETS[args.preset].work_name or args.preset}")
     unknown = [m for m in (args.methods or "").split(",") if m.strip() and m.strip() not in METHODS]
     if unknown:
         raise ValueError(f"unknown demo method(s) {unknown}; choose from {', '.join(METHODS)}")

