@@ -147,7 +147,7 @@ PRESETS: dict[str, Preset] = {
                    steps=40, generalist_steps=10, panacea_steps=60, batch_size=2, learning_rate=2e-3,
                    sft_weight=1.0, pv_negative_sft_weight=0.0, max_length=128, max_prompt_length=88,
                    peo_coef_generalist=(0.0, 0.5, 1.0), peo_coef_objective=(0.0, 0.5, 1.0), peo_search_prompts=8,
-                   peo_max_new_tokens=32, peo_anchor_rule="tchebycheff", extra_steps=20, extra_grid_resolution=2,
+                   peo_max_new_tokens=48, peo_anchor_rule="tchebycheff", extra_steps=20, extra_grid_resolution=2,
                    eval_grid="sweep:11", eval_max_new_tokens=48),
     "tiny": Preset(n_train=3, n_eval=2, sample=SampleSettings(max_new_tokens=16, batch_size=32, seed=0),
                    steps=2, generalist_steps=1, panacea_steps=2, batch_size=2, lora_r=2,
