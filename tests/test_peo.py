@@ -240,6 +240,28 @@ def test_the_tchebycheff_rule_reaches_the_concave_part_of_the_front():
         peo.anchor_choice(np.eye(2), np.array([0.5, 0.5]), "nearest")
 
 
+def test_a_candidate_with_degenerate_answers_is_not_offered_to_the_anchors():
+    """The mean score hid a candidate that answers most harmful prompts with nothing (the demo's first Tchebycheff
+    build): with the guard it is excluded, and the anchors take the next candidates."""
+    scores = np.array([[0.0, 1.0], [0.9, 0.9], [1.0, 0.0], [0.5, 0.5]])
+    cands = [[0, 1, 0], [1.5, 1.5, 1], [1, 0, 0], [0.5, 0.5, 1]]
+    answers = [["Here is a safe answer to that."] * 4,
+               ["", "", "", "Fine answer here, with words."],   # 3 of 4 empty
+               ["Step one, then step two."] * 4,
+               ["A balanced answer, in a few words."] * 4]
+    rates = peo.degenerate_rates(answers)
+    np.testing.assert_allclose(rates, [0.0, 0.75, 0.0, 0.0])
+    _, _, unguarded = peo.choose_anchors(scores, cands, step=0.5, extrapolate=0.0, rule="tchebycheff")
+    assert unguarded["chosen_candidate"] == [0, 1, 2] and "excluded" not in unguarded  # 1 takes the middle
+    _, gains, guarded = peo.choose_anchors(scores, cands, step=0.5, extrapolate=0.0, rule="tchebycheff",
+                                          eligible=rates <= 0.1)
+    assert guarded["chosen_candidate"] == [0, 3, 2] and guarded["excluded"] == [1]
+    assert 1 not in guarded["nondominated"] and gains[1] == cands[3]
+    # nothing eligible: every candidate is offered again rather than no family at all
+    _, _, none = peo.choose_anchors(scores, cands, step=0.5, extrapolate=0.0, eligible=np.zeros(4, bool))
+    assert none["chosen_candidate"] == [0, 1, 2] and none["excluded"] == [0, 1, 2, 3]
+
+
 def test_cli_with_registry_scorers(tmp_path, tiny_base, pref_jsonl, peo_run):
     """One command, scorers named in the config, phase-1 adapters reused from another run."""
     cfg, _ = peo_run

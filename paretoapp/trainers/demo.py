@@ -107,6 +107,7 @@ class Preset:
     peo_search_prompts: int = 4       # per kind, taken from the *training* prompts
     peo_max_new_tokens: int = 32
     peo_anchor_rule: str = "linear"   # how PEO's anchors pick a candidate (trainers.peo.anchor_choice)
+    peo_max_degenerate_rate: float | None = None  # PEO's guard: candidates above it are not offered
     eval_grid: str = "sweep:6"
     eval_max_new_tokens: int = 40
     eval_batch_size: int = 64
@@ -147,7 +148,8 @@ PRESETS: dict[str, Preset] = {
                    steps=40, generalist_steps=10, panacea_steps=60, batch_size=2, learning_rate=2e-3,
                    sft_weight=1.0, pv_negative_sft_weight=0.0, max_length=128, max_prompt_length=88,
                    peo_coef_generalist=(0.0, 0.5, 1.0), peo_coef_objective=(0.0, 0.5, 1.0), peo_search_prompts=8,
-                   peo_max_new_tokens=48, peo_anchor_rule="tchebycheff", extra_steps=20, extra_grid_resolution=2,
+                   peo_max_new_tokens=48, peo_anchor_rule="tchebycheff", peo_max_degenerate_rate=0.1,
+                   extra_steps=20, extra_grid_resolution=2,
                    eval_grid="sweep:11", eval_max_new_tokens=48),
     "tiny": Preset(n_train=3, n_eval=2, sample=SampleSettings(max_new_tokens=16, batch_size=32, seed=0),
                    steps=2, generalist_steps=1, panacea_steps=2, batch_size=2, lora_r=2,
@@ -234,6 +236,9 @@ def _tune_peo(cfg, preset: Preset, args, data) -> None:
     # the search finds 8 non-dominated candidates, but on a front with a concave stretch a linear argmax gives
     # every anchor one of 3 (docs/demo.md): the Chebyshev rule serves each anchor its nearest one
     cfg.anchor_rule = preset.peo_anchor_rule
+    # ... and a candidate that answers more than 1 in 10 search prompts with nothing or a loop is not offered: the
+    # Chebyshev rule otherwise took one whose mean score hid empty answers to most harmful prompts
+    cfg.max_degenerate_rate = preset.peo_max_degenerate_rate
 
 
 def _tune_panacea(cfg, preset: Preset, args, data) -> None:

@@ -98,6 +98,9 @@ class PEOConfig(MethodConfig):
     generation_batch_size: int = 64
     anchor_step: float = 0.1
     anchor_rule: str = "linear"                     # or "tchebycheff": how an anchor w picks its candidate
+    # candidates with a larger share of degenerate answers (loop, collapse, empty) on the search prompts are not
+    # offered to the anchors: a mean score can hide a candidate that answers half the prompts with nothing
+    max_degenerate_rate: float | None = None
     extrapolate: float = 0.5                        # w_1 offered in [-extrapolate, 1 + extrapolate]
 
     def check(self) -> None:
@@ -108,6 +111,8 @@ class PEOConfig(MethodConfig):
             raise ConfigError(f"generalist_reference must be one of {REFERENCES}")
         if not 0 < self.anchor_step <= 0.5 or self.extrapolate < 0:
             raise ConfigError("need 0 < anchor_step <= 0.5 and extrapolate >= 0")
+        if self.max_degenerate_rate is not None and not 0 <= self.max_degenerate_rate <= 1:
+            raise ConfigError(f"max_degenerate_rate must be in [0, 1] or null, got {self.max_degenerate_rate}")
         if self.anchor_rule not in ANCHOR_RULES:
             raise ConfigError(f"anchor_rule must be one of {ANCHOR_RULES}, got {self.anchor_rule!r}")
         if self.n_eval_prompts < 1:
@@ -255,13 +260,6 @@ def score_answers(answers: list[list[str]], prompts: list, scorers: Sequence[Sco
     return out
 
 
-def score_candidates(model, tokenizer, family: Family, candidates: list[list[float]], prompts: list,
-                     scorers: Sequence[Scorer], max_new_tokens: int, batch_size: int) -> np.ndarray:
-    """Per-prompt scores ``[candidate, prompt, objective]`` of every candidate's own answers."""
-    answers = generate_candidates(model, tokenizer, family, candidates, prompts, max_new_tokens, batch_size)
-    return score_answers(answers, prompts, scorers)
-
-
 def anchor_choice(norm: np.ndarray, w: np.ndarray, rule: str = "linear") -> int:
     """Row of ``norm`` (min-max normalised scores, higher is better) that preference ``w`` takes."""
     if rule == "linear":
@@ -272,15 +270,29 @@ def anchor_choice(norm: np.ndarray, w: np.ndarray, rule: str = "linear") -> int:
     raise ConfigError(f"anchor_rule must be one of {ANCHOR_RULES}, got {rule!r}")
 
 
+def degenerate_rates(answers: list[list[str]]) -> np.ndarray:
+    """Per candidate, the share of its answers that are a loop or a collapse (``rewards.is_loop``,
+    ``evaluate.is_collapsed``: near-empty or mostly repeated)."""
+    from paretoapp.evaluate import is_collapsed
+    from paretoapp.rewards import is_loop
+
+    return np.array([np.mean([is_loop(a) or is_collapsed(a) for a in per]) if per else 0.0 for per in answers])
+
+
 def choose_anchors(scores: np.ndarray, candidates: list[list[float]], step: float, extrapolate: float,
-                   rule: str = "linear"):
+                   rule: str = "linear", eligible: np.ndarray | None = None):
     """Preference grid -> best non-dominated candidate (in-sample, by ``rule``) plus extrapolated ends.
 
+    Only ``eligible`` candidates (default: all) are offered; if none is, all are (and the record says so).
     Returns (points [[w_1, 1 - w_1]], gains, record) where record says which
     candidate each in-sample point took.
     """
-    keep = nondominated_mask(scores, maximise=True)
-    idx = np.flatnonzero(keep)
+    offered = np.ones(len(scores), bool) if eligible is None else np.asarray(eligible, bool)
+    if not offered.any():
+        log.warning("no PEO candidate passed the degenerate-answer guard; all are offered")
+        offered = np.ones(len(scores), bool)
+    idx = np.flatnonzero(offered)
+    idx = idx[nondominated_mask(scores[idx], maximise=True)]
     lo, hi = scores[idx].min(axis=0), scores[idx].max(axis=0)
     norm = (scores[idx] - lo) / np.where(hi - lo > 0, hi - lo, 1.0)
     n = int(round(1.0 / step))
@@ -297,6 +309,8 @@ def choose_anchors(scores: np.ndarray, candidates: list[list[float]], step: floa
     ws = sorted(table)
     points = [[round(w, 9), round(1.0 - w, 9)] for w in ws]
     record = {"in_sample_w1": inside, "chosen_candidate": chosen, "nondominated": idx.tolist(), "anchor_rule": rule}
+    if eligible is not None:
+        record["excluded"] = np.flatnonzero(~np.asarray(eligible, bool)).tolist()
     return points, [table[w].tolist() for w in ws], record
 
 
@@ -332,10 +346,15 @@ def search_and_save(cfg: PEOConfig, adapters: dict[str, Path], scorers: Sequence
     scorers = list(scorers) if scorers is not None else build_scorers(cfg, model, tokenizer)
     candidates = candidate_gains(cfg.alpha, cfg.coef_generalist, cfg.coef_objective)
     prompts = eval_prompts(cfg)
-    per_prompt = score_candidates(model, tokenizer, candidate_family(model, tensors, blocks, cfg.prompt_format),
-                                  candidates, prompts, scorers, cfg.max_new_tokens, cfg.generation_batch_size)
+    answers = generate_candidates(model, tokenizer, candidate_family(model, tensors, blocks, cfg.prompt_format),
+                                  candidates, prompts, cfg.max_new_tokens, cfg.generation_batch_size)
+    per_prompt = score_answers(answers, prompts, scorers)
     scores = per_prompt.mean(axis=1)
-    points, gains, record = choose_anchors(scores, candidates, cfg.anchor_step, cfg.extrapolate, cfg.anchor_rule)
+    degenerate = degenerate_rates(answers)
+    eligible = None if cfg.max_degenerate_rate is None else degenerate <= cfg.max_degenerate_rate
+    points, gains, record = choose_anchors(scores, candidates, cfg.anchor_step, cfg.extrapolate, cfg.anchor_rule,
+                                           eligible)
+    record["degenerate_rate"] = degenerate.round(4).tolist()
     e = cfg.extrapolate
     family = family_from_run(
         cfg, "peo", model, tensors, blocks, Gate.anchors(points, gains, mode="interpolate"),
