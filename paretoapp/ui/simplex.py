@@ -57,7 +57,7 @@ def simplex_figure(entry: FamilyEntry, w, color_by: str | None = None) -> go.Fig
     fig.update_layout(
         ternary=dict(sum=1, aaxis=dict(title=dict(text=names[0]), min=0),
                      baxis=dict(title=dict(text=names[1]), min=0), caxis=dict(title=dict(text=names[2]), min=0)),
-        template="plotly_white", autosize=True, margin=dict(l=36, r=36, t=36, b=30), showlegend=False,
+        template="plotly_white", autosize=True, margin=dict(l=56, r=40, t=36, b=30), showlegend=False,
         font=dict(family="system-ui, sans-serif", size=13), clickmode="event")
     return fig
 

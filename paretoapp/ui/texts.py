@@ -36,10 +36,12 @@ footer { display: none !important; }
 @media (max-width: 640px) {
   /* one column on a phone, in the order a visitor needs: pick, see, set w, chat; then the details */
   .pa-main, .pa-main > .pa-main-col { display: contents; }
-  #pa-pickers { order: 1; } #pa-front { order: 2; } #pa-w-group { order: 3; } #pa-marker-row { order: 4; }
-  #pa-chat { order: 5; } #pa-msg-row { order: 6; } #pa-stop-row { order: 7; } #pa-settings { order: 8; }
-  #pa-card { order: 9; } #pa-axis-row { order: 10; } #pa-axes { order: 11; } #pa-summary { order: 12; }
-  #pa-add { order: 13; }
+  #pa-pickers { order: 1; } #pa-front { order: 2; } #pa-simplex-group, #pa-parcoords { order: 3; }
+  #pa-w-group { order: 4; } #pa-marker-row { order: 5; } #pa-pick { order: 6; }
+  #pa-chat { order: 7; } #pa-msg-row { order: 8; } #pa-stop-row { order: 9; } #pa-settings { order: 10; }
+  #pa-card { order: 11; } #pa-axis-row { order: 12; } #pa-axes { order: 13; } #pa-summary { order: 14; }
+  #pa-add { order: 15; }
+  #pa-summary table { display: block; overflow-x: auto; max-width: calc(100vw - 40px); }
   #pa-chat { height: 380px !important; }
   #pa-title p { display: none; }
   .pa-pickers > .form { flex-direction: column; }
