@@ -305,7 +305,7 @@ class CandidateScores:
 
     def __init__(self, name: str, objective: str, candidates: list[dict], make_scorer):
         self.name, self._make, self._scorer = name, make_scorer, None
-        self._known = {(r["prompt"], r["response"]): float(r[objective]) for r in candidates}
+        self._known = {(r["prompt"], r["response"]): float(r[objective]) for r in candidates if objective in r}
 
     def __call__(self, prompts, responses):
         import numpy as np
@@ -324,7 +324,7 @@ def cached_scorers(cfg, data, scorers=EVAL_SCORERS) -> list[CandidateScores]:
     """The demo's evaluation scorers, reading the data's scores first (for RiC's and ParetoHqD's ``scorers``)."""
     from .multi_objective import build_objective_scorers
 
-    by_scorer = {v: k for k, v in SCORERS.items()}
+    by_scorer = {v: k for k, v in {**SCORERS, **TEXT_SCORERS}.items()}  # a text scorer's column is not cached
     return [CandidateScores(name, by_scorer[name], data.candidates,
                             lambda name=name: build_objective_scorers([name], cfg, 1, "the demo")[0])
             for name in scorers]
