@@ -606,6 +606,9 @@ def test_candidate_scores_read_the_data_and_score_only_what_is_missing():
     assert list(s(["p", "p", "q"], ["known", "new", "known"])) == [0.25, 3.0, 5.0]
     assert calls == [["new", "known"]]  # another prompt's answer is another row
     assert list(s(["p"], ["known"])) == [0.25] and len(calls) == 1
+    # a text-scored objective (the k = 3 set's "detailed") has no column in the candidates: everything is scored
+    detailed = demo.CandidateScores("detailed_offline", "detailed", candidates, make)
+    assert list(detailed(["p"], ["known"])) == [5.0] and calls[-1] == ["known"]
 
 
 def test_refresh_descriptions_keeps_the_results_and_rekeys_them(tmp_path, tokenizer_dir):
