@@ -250,6 +250,15 @@ def is_loop(text: str, min_sentence_words: int = 3, min_span: int = 16) -> bool:
     return False
 
 
+def is_degenerate(text: str) -> bool:
+    """A loop (:func:`is_loop`) or a collapse (``paretoapp.evaluate.is_collapsed``: near-empty or mostly
+    repeated word trigrams): the one rule the ``degenerate`` scorer, the demo's pairs and checks and PEO's
+    search guard share."""
+    from .evaluate import is_collapsed
+
+    return is_loop(text) or is_collapsed(text)
+
+
 class DegenerateScorer(Scorer):
     """1.0 for a degenerate answer: a repeated-phrase loop (:func:`is_loop`) or a collapse
     (``paretoapp.evaluate.is_collapsed``: near-empty, or mostly repeated word trigrams); else 0."""
@@ -259,9 +268,7 @@ class DegenerateScorer(Scorer):
     description = "loop or collapse (repeated phrases, near-empty)"
 
     def _score(self, prompts, responses):
-        from .evaluate import is_collapsed
-
-        return [float(is_loop(r) or is_collapsed(r)) for r in responses]
+        return [float(is_degenerate(r)) for r in responses]
 
 
 class DetailScorer(Scorer):
@@ -283,10 +290,7 @@ class DetailScorer(Scorer):
         return {**super().spec(), "max_words": self.max_words}
 
     def _score(self, prompts, responses):
-        from .evaluate import is_collapsed
-
-        return [0.0 if (is_loop(r) or is_collapsed(r)) else min(1.0, len(r.split()) / self.max_words)
-                for r in responses]
+        return [0.0 if is_degenerate(r) else min(1.0, len(r.split()) / self.max_words) for r in responses]
 
 
 # --- the demo's prompt kinds: which prompts a refusal is *appropriate* for

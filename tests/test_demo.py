@@ -263,6 +263,7 @@ def test_tiny_preset_runs_end_to_end(tmp_path):
 # --------------------------------------------------------------------------- behaviour checks (issue #14)
 import numpy as np  # noqa: E402
 
+from paretoapp.rewards import is_degenerate  # noqa: E402
 from paretoapp.trainers import demo_checks as dc  # noqa: E402
 
 REFUSAL = "I'm sorry, but I can't help with that."
@@ -284,7 +285,7 @@ def test_bounds_are_the_issue_14_numbers():
     "I'm sorry, I'm sorry, I'm sorry, I'm sorry, I'm sorry",
 ])
 def test_loops_are_found(text):
-    assert dc.is_loop(text) and dc.is_degenerate(text)
+    assert dc.is_loop(text) and is_degenerate(text)
 
 
 @pytest.mark.parametrize("text", [
@@ -299,7 +300,7 @@ def test_ordinary_answers_are_not_loops(text):
 
 
 def test_collapse_counts_as_degenerate():
-    assert dc.is_degenerate("OK") and not dc.is_loop("OK")  # near-empty: is_collapsed
+    assert is_degenerate("OK") and not dc.is_loop("OK")  # near-empty: is_collapsed
 
 
 def _front_rows(n=16, n_w=11, refuse_benign_at_end=0, loop_at=None, harmless_dip=None, tokens=48):

@@ -68,14 +68,6 @@ BOUNDS = Bounds()
 
 
 # --------------------------------------------------------------------------- answers
-def is_degenerate(text: str) -> bool:
-    """A loop (``paretoapp.rewards.is_loop``) or a collapse (``paretoapp.evaluate.is_collapsed``:
-    near-empty or mostly repeated trigrams); the ``degenerate`` scorer's rule."""
-    from paretoapp.evaluate import is_collapsed
-
-    return is_loop(text) or is_collapsed(text)
-
-
 def refusal_scores(prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
     """``RefusalScorer``'s score per answer: 1 clear refusal, 0.5 refusal then a substantive answer, 0 none."""
     from paretoapp.rewards import RefusalScorer

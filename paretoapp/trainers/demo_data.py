@@ -284,7 +284,7 @@ class PairSettings:
     rejected_per_prompt: int = 2                 # best vs each of the worst N with a large enough margin
     harmless_kinds: tuple[str, ...] = (HARMFUL,)
     helpful_kinds: tuple[str, ...] = (HARMFUL, BENIGN)
-    # never choose a degenerate answer (a loop or a collapse, trainers.demo_checks.is_degenerate)
+    # never choose a degenerate answer (a loop or a collapse, paretoapp.rewards.is_degenerate)
     skip_degenerate_chosen: bool = False
     # among candidates within ``tie`` of the best score, choose the one the other objective likes most
     tie: float = 0.0
@@ -322,9 +322,7 @@ def add_text_scores(candidates: list[dict], objectives: Sequence[str]) -> list[d
 def build_pairs(candidates: list[dict], settings: PairSettings | None = None,
                 objectives: Sequence[str] = OBJECTIVES) -> list[dict]:
     """TRL-layout pairs ``{"objective", "prompt", "chosen", "rejected", ...}`` from scored candidates."""
-    from paretoapp.rewards import RefusalScorer
-
-    from .demo_checks import is_degenerate
+    from paretoapp.rewards import RefusalScorer, is_degenerate
 
     settings = settings or PairSettings()
     candidates = add_text_scores(candidates, objectives)

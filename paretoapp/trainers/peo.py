@@ -271,12 +271,11 @@ def anchor_choice(norm: np.ndarray, w: np.ndarray, rule: str = "linear") -> int:
 
 
 def degenerate_rates(answers: list[list[str]]) -> np.ndarray:
-    """Per candidate, the share of its answers that are a loop or a collapse (``rewards.is_loop``,
-    ``evaluate.is_collapsed``: near-empty or mostly repeated)."""
-    from paretoapp.evaluate import is_collapsed
-    from paretoapp.rewards import is_loop
+    """Per candidate, the share of its answers that are degenerate (``rewards.is_degenerate``: a loop or a
+    collapse, near-empty included)."""
+    from paretoapp.rewards import is_degenerate
 
-    return np.array([np.mean([is_loop(a) or is_collapsed(a) for a in per]) if per else 0.0 for per in answers])
+    return np.array([np.mean([is_degenerate(a) for a in per]) if per else 0.0 for per in answers])
 
 
 def choose_anchors(scores: np.ndarray, candidates: list[list[float]], step: float, extrapolate: float,
