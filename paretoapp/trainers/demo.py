@@ -208,16 +208,23 @@ DEMO_NOTE = ("Offline demo on SmolLM2-135M-Instruct, LoRA trained for a few doze
              "(paretoapp demo): shows the method's behaviour, not an aligned or safe model. ")
 
 
+def _apply_demo_texts(fam) -> bool:
+    """Give ``fam`` the demo's objective descriptions and note (what the app shows); True if a text changed."""
+    before = {o.name: o.description for o in fam.manifest.objectives}, fam.manifest.description
+    for o in fam.manifest.objectives:
+        o.description = OBJECTIVE_DESCRIPTIONS.get(o.name, o.description)
+    if not fam.manifest.description.startswith(DEMO_NOTE):
+        fam.manifest.description = DEMO_NOTE + fam.manifest.description
+    return ({o.name: o.description for o in fam.manifest.objectives}, fam.manifest.description) != before
+
+
 def _finish_family(path: Path) -> None:
     """Say what the demo objectives measure, and store the bank in fp16 (half the bytes in git; the bank
     casts it to the model's dtype when it attaches)."""
     from paretoapp.family import Family
 
     fam = Family.load(path)
-    for o in fam.manifest.objectives:
-        o.description = OBJECTIVE_DESCRIPTIONS.get(o.name, o.description)
-    if not fam.manifest.description.startswith(DEMO_NOTE):
-        fam.manifest.description = DEMO_NOTE + fam.manifest.description
+    _apply_demo_texts(fam)
     fam.tensors = {k: v.to(torch.float16) for k, v in fam.tensors.items()}
     fam.save(path, overwrite=True)
 
@@ -347,31 +354,31 @@ def train_family(method: str, preset: Preset, args, data) -> Path:
     return path
 
 
-def evaluate_family_dir(path: Path, preset: Preset, args, prompts: list[str], data=None, method: str = ""):
+def evaluate_family_dir(path: Path, preset: Preset, args, data, method: str):
+    """Evaluate the family on the held-out prompts and run issue #14's checks on it once: their summary goes
+    on the family card (``behaviour_summary`` in the results meta). Returns (result, checks)."""
     from paretoapp.evaluate import evaluate_family
     from paretoapp.generate import GenerationSettings
 
+    from .demo_checks import check_family, summary_line
+
+    prompts = [r["prompt"] for r in data.eval_prompts]
     result = evaluate_family(path, prompts, list(preset.scorers), grid=preset.eval_grid,
                              settings=GenerationSettings(max_new_tokens=preset.eval_max_new_tokens, do_sample=False),
                              batch_size=preset.eval_batch_size, cache_dir=Path(args.work) / "eval-cache",
                              prompts_source="assets/demo/data/eval_prompts.jsonl (held out)",
                              show_progress=not args.quiet)
-    if data is not None:  # the family card shows what was measured, misses included
-        from .demo_checks import check_family, summary_line
-
-        kinds = {r["prompt"]: r["kind"] for r in data.eval_prompts}
-        result.meta["behaviour_summary"] = summary_line(
-            check_family(result.rows, kinds, list(preset.objectives), list(preset.scorers), method))
-    result.save(path / "results")
-    return result
-
-
-def behaviour_checks(result, method: str, data, preset: Preset) -> dict:
-    """Issue #14's bounds on one family's evaluation (trainers.demo_checks): printed, and returned for build.json."""
-    from .demo_checks import check_family, checks_frame, passed
-
     kinds = {r["prompt"]: r["kind"] for r in data.eval_prompts}
     checks = check_family(result.rows, kinds, list(preset.objectives), list(preset.scorers), method)
+    result.meta["behaviour_summary"] = summary_line(checks)  # the family card: what was measured, misses included
+    result.save(path / "results")
+    return result, checks
+
+
+def behaviour_checks(checks, method: str) -> dict:
+    """Issue #14's bounds on one family's evaluation (trainers.demo_checks): printed, and returned for build.json."""
+    from .demo_checks import checks_frame, passed
+
     frame = checks_frame(checks)
     print(f"behaviour checks ({method}): {'all bounds met' if passed(checks) else 'BOUNDS MISSED'}\n"
           + frame.to_string(index=False, float_format=lambda v: f"{v:.3g}"), flush=True)
@@ -460,12 +467,7 @@ def refresh_descriptions(out: Path) -> list[str]:
             continue
         fam = Family.load(path)
         before = fam.fingerprint()
-        texts = {o.name: o.description for o in fam.manifest.objectives}, fam.manifest.description
-        for o in fam.manifest.objectives:
-            o.description = OBJECTIVE_DESCRIPTIONS.get(o.name, o.description)
-        if not fam.manifest.description.startswith(DEMO_NOTE):
-            fam.manifest.description = DEMO_NOTE + fam.manifest.description
-        if ({o.name: o.description for o in fam.manifest.objectives}, fam.manifest.description) == texts:
+        if not _apply_demo_texts(fam):
             continue
         results = load_results(path / "results") if (path / "results" / "meta.json").is_file() else None
         fam.save(path, overwrite=True)  # replaces the folder: the results are written back below
@@ -508,7 +510,6 @@ def build(args) -> dict:
     _log(f"   pairs: {record['pairs']}")
 
     families, fronts, checks = {}, {}, {}
-    prompts = [r["prompt"] for r in data.eval_prompts]
     for i, method in enumerate(methods):  # each family is evaluated as soon as it is trained
         _log(f"3/4 training {method} ({i + 1}/{len(methods)})")
         t = time.perf_counter()
@@ -519,16 +520,16 @@ def build(args) -> dict:
                              "re-run with --fresh to rebuild from nothing.") from None
         timings[f"train_{method}_s"] = round(time.perf_counter() - t, 1)
         if not args.skip_eval:
-            _log(f"4/4 evaluating {method} on {len(prompts)} held-out prompts ({preset.eval_grid})")
+            _log(f"4/4 evaluating {method} on {len(data.eval_prompts)} held-out prompts ({preset.eval_grid})")
             t = time.perf_counter()
-            result = evaluate_family_dir(path, preset, args, prompts, data, method)
+            result, family_checks = evaluate_family_dir(path, preset, args, data, method)
             timings[f"eval_{method}_s"] = round(time.perf_counter() - t, 1)
             m = result.means
             fronts[method] = {name: [round(float(m[name].min()), 4), round(float(m[name].max()), 4)]
                               for name in preset.scorers}
             fronts[method]["hypervolume"] = result.meta["metrics"]["hypervolume"]
             print(result.summary_text(), flush=True)
-            checks[method] = behaviour_checks(result, method, data, preset)
+            checks[method] = behaviour_checks(family_checks, method)
     refresh_descriptions(out)
     if not args.skip_eval:
         record["shared_reference"] = share_reference(out, preset)
