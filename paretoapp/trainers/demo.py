@@ -63,6 +63,7 @@ from .demo_data import (
     SampleSettings,
     build_demo_data,
     pair_counts,
+    write_json,
     write_jsonl,
 )
 
@@ -535,14 +536,13 @@ def build(args) -> dict:
         record["shared_reference"] = share_reference(out, preset)
     timings["total_s"] = round(time.perf_counter() - t0, 1)
     record.update(timings=timings, fronts=fronts, checks=checks, families={m: str(p) for m, p in families.items()})
-    (out / "demo").mkdir(parents=True, exist_ok=True)
     build_file = out / "demo" / ("build.json" if preset.family_prefix == "demo" else f"build-{args.preset}.json")
     if build_file.is_file():  # a run of some methods keeps what earlier runs recorded for the others
         old = json.loads(build_file.read_text())
         if old.get("preset") == record["preset"] and old.get("seed") == record["seed"]:
             for key in ("timings", "fronts", "checks", "families"):
                 record[key] = {**old.get(key, {}), **record[key]}
-    build_file.write_text(json.dumps(record, indent=1))
+    write_json(build_file, record)
     if not args.skip_eval:
         stamp_training_costs(out, preset, record["timings"], build_file)
     _log(f"done in {timings['total_s']:.0f} s; families in {out}")

