@@ -179,6 +179,17 @@ def test_cache_reuse_and_invalidation(family_dir, other_family_dir, tmp_path, mo
     assert fewer.stats["generated"] == 9
 
 
+def test_each_distinct_answer_is_scored_once_and_every_row_gets_its_score(family_dir, tmp_path):
+    scorer = CountingScorer()
+    prompts = PROMPTS + PROMPTS[:2]  # a repeated prompt gets the same greedy answer at the same w
+    res = evaluate_family(family_dir, prompts, [scorer], grid="sweep:3", settings=SETTINGS,
+                          cache_dir=tmp_path / "cache", show_progress=False)
+    distinct = res.rows[["prompt", "response"]].drop_duplicates()
+    assert len(distinct) <= 15 < len(res.rows) == 21
+    assert scorer.rows_scored == len(distinct)
+    assert (res.rows["chars"] == res.rows["response"].str.len()).all()
+
+
 def test_family_range_is_checked_before_work(family_dir):
     with pytest.raises(ValueError, match="range|outside|allowed"):
         evaluate_family(family_dir, PROMPTS, "length_words", grid="sweep:3:-5:6", settings=SETTINGS,

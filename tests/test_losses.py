@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from paretoapp.trainers.losses import (
+    REFERENCE_CACHE,
+    cache_reference_logps,
     dpo_batch_loss,
     dpo_loss,
     kto_loss,
@@ -97,6 +99,67 @@ def test_reference_forward_runs_in_its_context_without_gradient():
     result = dpo_batch_loss(model, BATCH, beta=0.5, label_smoothing=0.1, reference_context=reference_mode)
     want = dpo_loss(pc, pr, rc, rr, beta=0.5, label_smoothing=0.1)
     assert result.loss.item() == pytest.approx(want.loss.item(), rel=1e-6)
+
+
+class EmbeddedLM(FixedLM):
+    """FixedLM with input embeddings (the reference cache names a model by them)."""
+
+    def get_input_embeddings(self):
+        return SimpleNamespace(weight=self.table)
+
+
+@contextlib.contextmanager
+def another_reference(model):
+    with reference_mode(model):
+        yield
+
+
+@pytest.fixture
+def reference_cache():
+    cache_reference_logps(True)
+    try:
+        yield REFERENCE_CACHE
+    finally:
+        cache_reference_logps(False)
+
+
+def test_cached_reference_logps_are_the_reference_and_skip_its_forward(reference_cache):
+    model = EmbeddedLM()
+    ref_sums, _ = by_hand(model, reference=True)
+    first = policy_and_reference_logps(model, BATCH, reference_context=reference_mode)
+    assert model.calls == [(False, True), (True, False)] and reference_cache.misses == 4
+    model.calls.clear()
+    again = policy_and_reference_logps(model, BATCH, reference_context=reference_mode)
+    assert model.calls == [(False, True)], "a cached reference needs no forward"
+    assert reference_cache.hits == 4
+    for got in (first, again):
+        assert torch.cat(got[2:]).tolist() == pytest.approx(ref_sums, rel=1e-6)
+    # the same sequences in another batch (other rows, more padding) are found; a new one is computed alone
+    other = {"input_ids": torch.tensor([[4, 3, 0, 0, 0], [2, 2, 1, 0, 0]]),
+             "attention_mask": torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 0, 0]]),
+             "completion_mask": torch.tensor([[0, 1, 0, 0, 0], [0, 1, 1, 0, 0]])}
+    model.calls.clear()
+    _, _, rc, rr = policy_and_reference_logps(model, other, reference_context=reference_mode)
+    assert rc.item() == pytest.approx(ref_sums[3], rel=1e-6)
+    assert rr.item() == pytest.approx(logp(model, 2, 2, True) + logp(model, 2, 1, True), rel=1e-6)
+    assert reference_cache.hits == 5 and reference_cache.misses == 5
+    # another reference, or another model's weights: never served from these entries
+    model.calls.clear()
+    policy_and_reference_logps(model, BATCH, reference_context=another_reference)
+    changed = EmbeddedLM()
+    with torch.no_grad():
+        changed.table.add_(1.0)
+    policy_and_reference_logps(changed, BATCH, reference_context=reference_mode)
+    assert reference_cache.misses == 13 and (True, False) in model.calls and (True, False) in changed.calls
+    cache_reference_logps(False)
+    assert not reference_cache.values
+
+
+def test_the_reference_cache_is_off_by_default():
+    model = EmbeddedLM()
+    policy_and_reference_logps(model, BATCH, reference_context=reference_mode)
+    policy_and_reference_logps(model, BATCH, reference_context=reference_mode)
+    assert model.calls.count((True, False)) == 2 and not REFERENCE_CACHE.values
 
 
 def test_dpo_loss_with_label_smoothing_and_metrics_by_hand():

@@ -143,6 +143,18 @@ def test_dpo_loss_matches_trl_dpotrainer(tiny_base, tmp_path):
         ours = dpo_batch_loss(model, PreferenceCollator(tok)(pairs), beta=0.3)
     assert abs(ours.loss.item() - torch.log(torch.tensor(2.0)).item()) > 1e-3, "adapter must move the policy"
     assert ours.loss.item() == pytest.approx(trl_loss, abs=1e-5)
+    # with the reference log-probs kept (the demo build): the same loss, the second time from the cache
+    from paretoapp.trainers.losses import REFERENCE_CACHE, cache_reference_logps
+
+    cache_reference_logps(True)
+    try:
+        with torch.no_grad():
+            for _ in range(2):
+                cached = dpo_batch_loss(model, PreferenceCollator(tok)(pairs[::-1]), beta=0.3)
+                assert cached.loss.item() == pytest.approx(trl_loss, abs=1e-5)
+        assert REFERENCE_CACHE.hits == 2 * len(pairs)
+    finally:
+        cache_reference_logps(False)
 
 
 # ------------------------------------------------------------------ config

@@ -75,15 +75,23 @@ def generate_front(policy: Policy, prompts: Sequence[str], grid: np.ndarray, set
 
 
 def _score(scorer: Scorer, prompts: list[str], responses: list[str], shard: Shard) -> np.ndarray:
-    """Every row's score; with several processes each scores its share and the scores are gathered."""
+    """Every row's score; with several processes each scores its share and the scores are gathered.
+
+    Each distinct (prompt, answer) is scored once: neighbouring w often give the same greedy answer (an anchors
+    family gives the same one across a whole cell), and a scorer is a function of the text.
+    """
+    pairs = list(zip(prompts, responses))
+    unique = list(dict.fromkeys(pairs))
+    index = {pair: i for i, pair in enumerate(unique)}
     if shard.world == 1:
-        return scorer(prompts, responses)
-    idx = shard.take(list(range(len(prompts))))
-    mine = scorer([prompts[i] for i in idx], [responses[i] for i in idx])
-    values = np.zeros(len(prompts), dtype=np.float64)
-    for i, v in shard.gather(list(zip(idx, mine.tolist()))):
-        values[i] = v
-    return values
+        scores = np.asarray(scorer([p for p, _ in unique], [r for _, r in unique]), dtype=np.float64)
+    else:
+        idx = shard.take(list(range(len(unique))))
+        mine = np.asarray(scorer([unique[i][0] for i in idx], [unique[i][1] for i in idx]), dtype=np.float64)
+        scores = np.zeros(len(unique), dtype=np.float64)
+        for i, v in shard.gather(list(zip(idx, mine.tolist()))):
+            scores[i] = v
+    return scores[[index[pair] for pair in pairs]]
 
 
 def _hash(obj) -> str:

@@ -121,6 +121,9 @@ def reference(model):
         yield
 
 
+reference.cache_key = "frozen base"  # losses.ReferenceCache: the same log-probs as Panacea's svd_disabled
+
+
 def save_adapter(model, adapter_name: str, path: str | os.PathLike) -> Path:
     """Save one adapter (safetensors + adapter_config.json) atomically to ``path``."""
     path = Path(path)

@@ -25,6 +25,8 @@ the per-example losses themselves (``DPOResult.losses``).
 
 from __future__ import annotations
 
+import hashlib
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -98,6 +100,76 @@ def kto_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
                      rejected_rewards=(beta * rejected_logratio).detach(), kl=kl)
 
 
+class ReferenceCache:
+    """Reference log-probs by (reference, sequence), kept for the process when switched on.
+
+    The reference is frozen, so its log-prob of a sequence never changes: every DPO run on the same pairs
+    (each expert, its opposite run, each grid point, Panacea, UPO) can reuse it instead of a forward per step,
+    a quarter of a DPO step's compute (TRL's ``precompute_ref_log_probs``, computed lazily). Off by default;
+    the demo build switches it on (``cache_reference_logps``). Only for runs whose base weights stay frozen: the
+    key names the model by its path, dtype and a checksum of its input embeddings, taken once per model object.
+    """
+
+    def __init__(self):
+        self.enabled = False
+        self.values: dict[bytes, float] = {}
+        self.hits = self.misses = 0
+        self._models: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def model_key(self, model) -> bytes:
+        inner = getattr(model, "module", model)
+        if inner not in self._models:
+            emb = inner.get_input_embeddings().weight.detach()
+            name = getattr(getattr(inner, "config", None), "_name_or_path", "")
+            self._models[inner] = f"{name}|{emb.dtype}|{emb.double().sum().item():.10e}".encode()
+        return self._models[inner]
+
+    def row_keys(self, model, batch: dict, reference_context) -> list[bytes]:
+        ref_name = getattr(reference_context, "cache_key",
+                           f"{reference_context.__module__}.{reference_context.__qualname__}")
+        head = self.model_key(model) + b"|" + ref_name.encode()
+        keys = []
+        for ids, attn, comp in zip(batch["input_ids"], batch["attention_mask"], batch["completion_mask"]):
+            keep = attn.bool()
+            digest = hashlib.sha1(head)
+            digest.update(ids[keep].cpu().numpy().tobytes())
+            digest.update(comp[keep].cpu().numpy().astype("int8").tobytes())
+            keys.append(digest.digest())
+        return keys
+
+
+REFERENCE_CACHE = ReferenceCache()
+
+
+def cache_reference_logps(enabled: bool = True) -> None:
+    """Keep reference log-probs for the rest of the process (see ReferenceCache); ``False`` empties it.
+    Either way the hit and miss counts start again."""
+    REFERENCE_CACHE.enabled = enabled
+    REFERENCE_CACHE.hits = REFERENCE_CACHE.misses = 0
+    if not enabled:
+        REFERENCE_CACHE.values.clear()
+
+
+def reference_logprobs(model, batch: dict, reference_context=reference) -> torch.Tensor:
+    """``sequence_logprobs`` under ``reference_context(model)`` without gradient, from the cache where it can."""
+    cache = REFERENCE_CACHE
+    if not cache.enabled:
+        with torch.no_grad(), reference_context(model):
+            return sequence_logprobs(model, batch)
+    keys = cache.row_keys(model, batch, reference_context)
+    missing = [i for i, key in enumerate(keys) if key not in cache.values]
+    cache.hits, cache.misses = cache.hits + len(keys) - len(missing), cache.misses + len(missing)
+    if missing:
+        rows = torch.tensor(missing, device=batch["input_ids"].device)
+        sub = {k: batch[k].index_select(0, rows) for k in ("input_ids", "attention_mask", "completion_mask")}
+        with torch.no_grad(), reference_context(model):
+            fresh = sequence_logprobs(model, sub)
+        for i, value in zip(missing, fresh.tolist()):
+            cache.values[keys[i]] = value
+    # sequence_logprobs sums in float32 whatever the model's dtype
+    return torch.tensor([cache.values[key] for key in keys], device=batch["input_ids"].device, dtype=torch.float32)
+
+
 def policy_and_reference_logps(model, batch: dict, reference_context=reference) -> tuple[torch.Tensor, ...]:
     """For a PreferenceCollator batch: (policy chosen, policy rejected, ref chosen, ref rejected).
 
@@ -106,8 +178,7 @@ def policy_and_reference_logps(model, batch: dict, reference_context=reference) 
     method whose reference is something else passes its own context manager.
     """
     logps = sequence_logprobs(model, batch)
-    with torch.no_grad(), reference_context(model):
-        ref = sequence_logprobs(model, batch)
+    ref = reference_logprobs(model, batch, reference_context)
     chosen, rejected = logps.chunk(2)
     ref_chosen, ref_rejected = ref.chunk(2)
     return chosen, rejected, ref_chosen, ref_rejected

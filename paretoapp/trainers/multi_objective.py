@@ -29,7 +29,7 @@ from .config import ConfigError, MethodConfig
 from .data import PreferenceCollator, hh_to_messages, train_eval_pairs
 from .family_io import write_family
 from .lora import reference
-from .losses import DPOResult, chosen_nll_per_token, dpo_loss, sequence_logprobs
+from .losses import DPOResult, chosen_nll_per_token, dpo_loss, reference_logprobs, sequence_logprobs
 
 AGGREGATIONS = ("linear", "tchebycheff")
 Scorer = Callable[[Sequence[str], Sequence[str]], Sequence[float]]
@@ -87,8 +87,7 @@ def per_objective_dpo(model, batch: dict, names: Sequence[str], beta: float, lab
     for name in names:
         sub = batch[name]
         logps = sequence_logprobs(model, sub)
-        with torch.no_grad(), reference_context(model):
-            ref = sequence_logprobs(model, sub)
+        ref = reference_logprobs(model, sub, reference_context)
         chosen, rejected = logps.chunk(2)
         result = dpo_loss(chosen, rejected, *ref.chunk(2), beta=beta, label_smoothing=label_smoothing)
         if sft_weight:

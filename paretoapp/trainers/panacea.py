@@ -195,6 +195,9 @@ def svd_disabled(model: nn.Module):
             layer.enabled = True
 
 
+svd_disabled.cache_key = "frozen base"  # losses.ReferenceCache: the same log-probs as lora.reference
+
+
 def save_svd_lora(model: nn.Module, path: Path, meta: dict) -> Path:
     """Write the layers' U, V, sigma, s (safetensors) and their shape (JSON) atomically."""
     path = Path(path)

@@ -57,7 +57,7 @@ from .config import ConfigError, MethodConfig, to_dict
 from .data import PreferenceCollator, tokenize_pair, train_eval_pairs
 from .loop import on_main_process, start_run, train_adapter
 from .lora import attach_lora, load_base, reference
-from .losses import dpo_loss, kto_loss, sequence_logprobs
+from .losses import dpo_loss, kto_loss, reference_logprobs, sequence_logprobs
 from .multi_objective import build_objective_scorers, point_label, preference_grid, score_responses, write_anchor_family
 from .objective_adapter import finished_run, run_recipe, write_recipe
 
@@ -167,8 +167,7 @@ def upo_loss(model, batch: dict, c: Sequence[float], gamma: float, tau: float = 
     L_pref is DPO, or KTO (``preference_loss: kto``; the batch then needs ``kl`` rows, ``UPOCollator(kto=True)``).
     """
     total = sequence_logprobs(model, batch)
-    with torch.no_grad(), reference_context(model):
-        ref = sequence_logprobs(model, batch)
+    ref = reference_logprobs(model, batch, reference_context)
     if preference_loss == "kto":
         with torch.no_grad():
             kl_policy = sequence_logprobs(model, batch["kl"])
