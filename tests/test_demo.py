@@ -215,15 +215,30 @@ def test_moving_w_towards_an_objective_improves_it():
     assert s[n:].mean() > s[:n].mean(), "w towards harmless should raise mean harmlessness"
 
 
+def test_plan_units_keeps_the_adapter_sharing_methods_in_one_unit_longest_first():
+    presets = {"demo": list(demo.METHODS), "demo-k3": list(demo.METHODS_K3)}
+    units = demo.plan_units(presets, {("demo", "linear_dpo"): 3000.0, ("demo", "upo"): 10.0})
+    shared = [u for u in units if any(m in demo.SHARED_ADAPTERS for _, m in u)]
+    assert len(shared) == 1 and shared[0] == [("demo", "rewarded_soups"), ("demo", "peo"),
+                                              ("demo", "preference_vector"), ("demo-k3", "rewarded_soups"),
+                                              ("demo-k3", "preference_vector")]
+    assert sorted(item for u in units for item in u) == sorted((p, m) for p, ms in presets.items() for m in ms)
+    assert units[0] == shared[0] and units[1] == [("demo", "linear_dpo")] and units[-1] == [("demo", "upo")]
+
+
 @pytest.mark.slow
-def test_tiny_preset_runs_end_to_end(tmp_path):
-    """The whole recipe at toy size: data, all eight methods' families, evaluation tables the app can read."""
+def test_tiny_set_builds_end_to_end_on_two_workers(tmp_path):
+    """The whole recipe at toy size, as `--fresh` runs it: data once, all eight methods' families and the k = 3
+    set on two worker processes, evaluation tables the app can read, build records and the doc's tables."""
     from paretoapp.evaluate import load_results
     from paretoapp.family import Family
 
     assert len(demo.METHODS) == 8
-    record = demo.main(["--preset", "tiny", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),
-                        "--quiet", "--threads", "1"])
+    doc = tmp_path / "demo.md"
+    doc.write_text(f"# Demo\n\n{dc.DOC_START}\nstale\n{dc.DOC_END}\n")
+    everything = demo.main(["--preset", "tiny-all", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),
+                            "--quiet", "--jobs", "2", "--threads", "1", "--doc", str(doc), "--fresh"])
+    record, k3 = everything["sets"]["tiny"], everything["sets"]["tiny-k3"]
     for method in demo.METHODS:
         fam = Family.load(tmp_path / "out" / demo.FAMILY_DIRS[method])
         assert fam.manifest.method == method
@@ -235,29 +250,32 @@ def test_tiny_preset_runs_end_to_end(tmp_path):
         assert record["checks"][method]["checks"]
         assert res.meta["training_cost"]["train_s"] == record["timings"][f"train_{method}_s"]
     data = tmp_path / "out" / "demo" / "data"
-    assert json.loads((data / "meta.json").read_text())["pair_counts"] == record["pairs"]
-    assert (data / "eval_prompts.jsonl").is_file() and (data / "candidates.jsonl").is_file()
-
-    # the k = 3 set on the same data and work folder: its own pair file, the two-objective pairs untouched, the
-    # experts reused (only the third objective's adapter is trained)
-    pairs_before = (data / "pairs.jsonl").read_text()
-    adapters = tmp_path / "work" / "adapters"
-    experts = {p.name: (p / "done.json").stat().st_mtime for p in adapters.glob("*-dpo")}
-    k3 = demo.main(["--preset", "tiny-k3", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),
-                    "--quiet", "--threads", "1"])
-    assert (data / "pairs.jsonl").read_text() == pairs_before
-    assert {p.name: (p / "done.json").stat().st_mtime for p in adapters.glob("*-dpo") if p.name in experts} == experts
-    assert (adapters / "detailed-dpo" / "done.json").is_file()
-    assert set(k3["pairs"]) == {"helpful", "harmless", "detailed"} and min(k3["pairs"].values()) > 0
     meta = json.loads((data / "meta.json").read_text())
-    assert meta["pair_counts"] == record["pairs"]
+    assert meta["pair_counts"] == record["pairs"] and set(record["pairs"]) == {"helpful", "harmless"}
+    assert (data / "eval_prompts.jsonl").is_file() and (data / "candidates.jsonl").is_file()
+    # the k = 3 set: its own pair file beside the two-objective one, the experts trained once and shared
+    assert {json.loads(line)["objective"] for line in (data / "pairs.jsonl").read_text().splitlines()} == {
+        "helpful", "harmless"}
+    assert set(k3["pairs"]) == {"helpful", "harmless", "detailed"} and min(k3["pairs"].values()) > 0
     assert meta["other_pair_files"]["pairs-detailed.jsonl"]["pairs"] == k3["pairs"]["detailed"]
+    adapters = tmp_path / "work" / "adapters"
+    assert sorted(p.name for p in adapters.glob("*-dpo*")) == sorted(
+        f"{o}-dpo{s}" for o in demo.OBJECTIVES_K3 for s in ("", "-neg"))
     for method in demo.METHODS_K3:
         fam = Family.load(tmp_path / "out" / demo.PRESETS["tiny-k3"].family_dir(method))
         assert [o.name for o in fam.manifest.objectives] == list(demo.OBJECTIVES_K3)
         res = load_results(fam.path / "results")
         assert len(res.means) == 3 and res.objectives == list(demo.PRESETS["tiny-k3"].scorers)
-    assert (tmp_path / "out" / "demo" / "build-tiny-k3.json").is_file()
+        assert res.meta["training_cost"]["train_s"] == k3["timings"][f"train_{method}_s"]
+    # one build record per set, each with the whole build's wall time and how it ran
+    for name, build_file in (("tiny", "build.json"), ("tiny-k3", "build-tiny-k3.json")):
+        saved = json.loads((tmp_path / "out" / "demo" / build_file).read_text())
+        assert saved["preset"] == name and saved["jobs"] == 2 and saved["fresh"] is True
+        assert saved["timings"]["total_s"] == record["timings"]["total_s"] >= saved["timings"]["families_s"]
+        assert saved["environment"]["versions"]["torch"]
+    # the doc's generated tables, recomputed from the rows just written
+    text = doc.read_text()
+    assert "stale" not in text and "demo-k3-panacea" in text and "demo-linear-dpo" in text
 
 
 # --------------------------------------------------------------------------- behaviour checks (issue #14)

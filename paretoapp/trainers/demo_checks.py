@@ -410,6 +410,19 @@ def write_summaries(root: str | Path, kinds: Mapping[str, str]) -> None:
             tmp.write_text(json.dumps(res.meta, indent=2, default=str), encoding="utf-8")
 
 
+def write_tables(root: str | Path, doc: str | Path, kinds: Mapping[str, str] | None = None) -> None:
+    """Rewrite the generated section of ``doc`` from the families under ``root`` and each family's
+    ``behaviour_summary`` (what ``--write`` does; the demo build calls it last)."""
+    from paretoapp.atomic import atomic_file
+
+    root, doc = Path(root), Path(doc)
+    kinds = kinds if kinds is not None else read_kinds(root / "demo" / "data" / "eval_prompts.jsonl")
+    text = replace_doc_section(doc.read_text(encoding="utf-8"), behaviour_markdown(root, kinds))
+    with atomic_file(doc) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    write_summaries(root, kinds)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m paretoapp.trainers.demo_checks", description=__doc__.split("\n")[0])
     p.add_argument("folder", nargs="?", default="assets", help="the demo's --out folder (default: assets)")
@@ -421,13 +434,7 @@ def main(argv=None) -> int:
     root = Path(args.folder)
     kinds = read_kinds(args.kinds or root / "demo" / "data" / "eval_prompts.jsonl")
     if args.write:
-        from paretoapp.atomic import atomic_file
-
-        doc = Path(args.doc)
-        text = replace_doc_section(doc.read_text(encoding="utf-8"), behaviour_markdown(root, kinds))
-        with atomic_file(doc) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-        write_summaries(root, kinds)
+        write_tables(root, args.doc, kinds)
     ok = True
     for fam in sorted(d for d in root.iterdir() if (d / "results" / "meta.json").is_file()):
         checks = check_results_dir(fam, kinds)
