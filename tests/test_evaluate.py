@@ -190,6 +190,36 @@ def test_each_distinct_answer_is_scored_once_and_every_row_gets_its_score(family
     assert (res.rows["chars"] == res.rows["response"].str.len()).all()
 
 
+def test_w_that_give_the_same_policy_share_one_generation(family_dir, tmp_path, monkeypatch):
+    """An anchors family with mode "nearest" serves a 5-point sweep with 2 policies: each is generated once, and
+    every w gets the answers its policy gives (those of the plain family at the anchor's gains)."""
+    from paretoapp.family import Family
+    from paretoapp.gates import Gate
+
+    fam = Family.load(family_dir)
+    fam.manifest.gate = Gate.anchors([[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]], mode="nearest")
+    fam.manifest.w_low = fam.manifest.w_high = None
+    nearest = load_policy(fam.save(tmp_path / "nearest"))
+    calls = count_generate(monkeypatch, nearest)
+    res = evaluate_family(nearest, PROMPTS, ["length_words"], grid="sweep:5", settings=SETTINGS,
+                          cache_dir=tmp_path / "cache", show_progress=False)
+    assert len(set(calls[0][:-1])) == 2 and len(calls[0]) - 1 == 2 * len(PROMPTS)  # one w per policy
+    plain = evaluate_family(family_dir, PROMPTS, ["length_words"], grid=[[1.0, 0.0], [0.0, 1.0]],
+                            settings=SETTINGS, cache_dir=tmp_path / "cache2", show_progress=False)
+    want = {tuple(w): plain.rows[plain.rows["w_idx"] == i]["response"].tolist()
+            for i, w in enumerate([[1.0, 0.0], [0.0, 1.0]])}
+    for wi, w in enumerate(parse_grid("sweep:5", 2)):
+        anchor = (1.0, 0.0) if w[0] > 0.5 else (0.0, 1.0) if w[0] < 0.5 else None
+        got = res.rows[res.rows["w_idx"] == wi]["response"].tolist()
+        if anchor is not None:
+            assert got == want[anchor], f"w = {w.tolist()} should answer as its nearest anchor {anchor}"
+    # sampled answers are never shared: each row has its own seed
+    calls.clear()
+    evaluate_family(nearest, PROMPTS, ["length_words"], grid="sweep:5", cache_dir=tmp_path / "cache3",
+                    settings=GenerationSettings(max_new_tokens=4, do_sample=True, seed=1), show_progress=False)
+    assert len(calls[0]) - 1 == 5 * len(PROMPTS)
+
+
 def test_family_range_is_checked_before_work(family_dir):
     with pytest.raises(ValueError, match="range|outside|allowed"):
         evaluate_family(family_dir, PROMPTS, "length_words", grid="sweep:3:-5:6", settings=SETTINGS,

@@ -659,8 +659,10 @@ def build(args) -> dict:
     _log(f"preference data: {first.n_train}+{first.n_train} training prompts, {first.n_eval}+{first.n_eval} "
          f"held out; objectives {', '.join(objectives)}")
     t = time.perf_counter()
+    torch.set_num_threads(os.cpu_count() or 1)  # no worker runs yet: the data step has every core
     data = build_demo_data(out / "demo" / "data", first.n_train, first.n_eval, first.sample, first.pair_settings,
                            show_progress=not args.quiet, n_dev=first.n_dev, objectives=objectives)
+    torch.set_num_threads(args.threads)
     timings["data_s"] = round(time.perf_counter() - t, 1)
 
     units = plan_units(methods, costs)
