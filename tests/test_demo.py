@@ -153,6 +153,12 @@ def test_presets_and_cli():
     k3_args = demo.parse_args(["--preset", "demo-k3"])
     assert k3_args.methods is None  # None: the preset's methods
     assert k3_args.work == demo.parse_args([]).work  # one work folder: the k = 3 set reuses the experts
+    # the default builds both sets and rewrites the doc's tables; elsewhere nothing outside --out is written
+    everything = demo.parse_args([])
+    assert everything.preset == "all" and demo.set_presets("all") == ("demo", "demo-k3")
+    assert everything.doc == "docs/demo.md" and demo.parse_args(["--out", "/tmp/x"]).doc is None
+    assert everything.jobs >= 1 and everything.threads >= 1
+    assert demo.parse_args(["--jobs", "3", "--threads", "2"]).jobs == 3
 
 
 # --------------------------------------------------------------------------- committed assets
