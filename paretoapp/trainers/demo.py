@@ -555,15 +555,17 @@ def run_unit(args, unit: list, data, progress=None) -> list[dict]:
     empty, so a family's numbers do not depend on which worker built it or what it built before."""
     from .losses import cache_reference_logps
 
-    cache_reference_logps(False)
     cache_reference_logps(True)
     torch.manual_seed(args.seed)
     done = []
-    for preset_name, method in unit:
-        _log(f"training {PRESETS[preset_name].family_dir(method)}")
-        done.append(build_method(method, preset_name, args, data))
-        if progress is not None:
-            progress.put(PRESETS[preset_name].family_dir(method))
+    try:
+        for preset_name, method in unit:
+            _log(f"training {PRESETS[preset_name].family_dir(method)}")
+            done.append(build_method(method, preset_name, args, data))
+            if progress is not None:
+                progress.put(PRESETS[preset_name].family_dir(method))
+    finally:
+        cache_reference_logps(False)  # emptied: the next unit (or the caller) starts without it
     return done
 
 
