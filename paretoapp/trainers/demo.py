@@ -1,7 +1,8 @@
 """The embedded demo: build the families the app opens with, offline, on a CPU, from nothing.
 
-    paretoapp demo                      # preset "demo": rebuilds the committed assets/
-    paretoapp demo --preset tiny --out /tmp/demo   # a minutes-long smoke run (tests)
+    python -m trainers.demo --fresh     # preset "all": every committed family in assets/ and docs/demo.md's tables
+    paretoapp demo --preset demo-k3     # one set ("demo": the eight methods; "demo-k3": the k = 3 set)
+    paretoapp demo --preset tiny-all --out /tmp/demo   # a minutes-long smoke run of both sets (tests)
 
 Every step uses the project's own code, end to end:
 
@@ -33,8 +34,10 @@ Layout of ``--out`` (default ``assets/``)::
 Training runs (checkpoints, PEFT adapters) go to ``--work`` (default
 ``build/demo-<preset>``, not committed). Steps whose settings have not changed
 are reused (data, adapters, evaluations are cached), so a re-run is cheap;
-``--fresh`` starts from nothing. Everything is seeded (``--seed``); on one CPU
-thread the same seed gives the same assets.
+``--fresh`` starts from nothing. The families are built side by side on
+``--jobs`` worker processes (``plan_units``: the adapter-sharing methods are
+one unit). Everything is seeded (``--seed``); the same seed, jobs and threads
+give the same assets.
 """
 
 from __future__ import annotations
