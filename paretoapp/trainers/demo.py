@@ -36,8 +36,8 @@ Training runs (checkpoints, PEFT adapters) go to ``--work`` (default
 are reused (data, adapters, evaluations are cached), so a re-run is cheap;
 ``--fresh`` starts from nothing. The families are built side by side on
 ``--jobs`` worker processes (``plan_units``: the adapter-sharing methods are
-one unit). Everything is seeded (``--seed``); the same seed, jobs and threads
-give the same assets.
+one unit), each unit in a fresh process so what a worker built before cannot
+change it. Everything is seeded (``--seed``).
 """
 
 from __future__ import annotations
