@@ -670,6 +670,7 @@ def build(args) -> dict:
     torch.set_num_threads(args.threads)
     timings["data_s"] = round(time.perf_counter() - t, 1)
 
+    t = time.perf_counter()
     units = plan_units(methods, costs)
     _log(f"{sum(len(u) for u in units)} families in {len(units)} units on {args.jobs} worker(s) of "
          f"{args.threads} thread(s): " + "; ".join(" -> ".join(PRESETS[p].family_dir(m) for p, m in u) for u in units))
