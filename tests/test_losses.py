@@ -143,6 +143,12 @@ def test_cached_reference_logps_are_the_reference_and_skip_its_forward(reference
     assert rc.item() == pytest.approx(ref_sums[3], rel=1e-6)
     assert rr.item() == pytest.approx(logp(model, 2, 2, True) + logp(model, 2, 1, True), rel=1e-6)
     assert reference_cache.hits == 5 and reference_cache.misses == 5
+    # the same tokens split differently between prompt and answer are another sequence's log-prob
+    split = {"input_ids": torch.tensor([[1, 2, 3], [1, 2, 3]]), "attention_mask": torch.ones(2, 3, dtype=torch.long),
+             "completion_mask": torch.tensor([[0, 0, 1], [0, 0, 1]])}
+    _, _, rc, _ = policy_and_reference_logps(model, split, reference_context=reference_mode)
+    assert rc.item() == pytest.approx(logp(model, 2, 3, True), rel=1e-6)
+    assert reference_cache.misses == 7
     # another reference, or another model's weights: never served from these entries
     model.calls.clear()
     policy_and_reference_logps(model, BATCH, reference_context=another_reference)
@@ -150,7 +156,7 @@ def test_cached_reference_logps_are_the_reference_and_skip_its_forward(reference
     with torch.no_grad():
         changed.table.add_(1.0)
     policy_and_reference_logps(changed, BATCH, reference_context=reference_mode)
-    assert reference_cache.misses == 13 and (True, False) in model.calls and (True, False) in changed.calls
+    assert reference_cache.misses == 15 and (True, False) in model.calls and (True, False) in changed.calls
     cache_reference_logps(False)
     assert not reference_cache.values
 
