@@ -573,9 +573,9 @@ def run_unit(args, unit: list, data, progress=None) -> list[dict]:
 
 
 def _worker_unit(args, unit, data, progress) -> list[dict]:
-    """A worker process's entry: its thread budget, then run_unit."""
+    """A worker process's entry (its environment is the parent's, set by run()): its thread budget, then
+    run_unit."""
     torch.set_num_threads(args.threads)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return run_unit(args, unit, data, progress)
 
 
@@ -615,7 +615,8 @@ def run_units(units: list, args, data) -> list[dict]:
 
 
 def finish_preset(out: Path, preset_name: str, args, built: list[dict], record: dict) -> dict:
-    """One preset's share of the build: the shared reference point, the build record, the training costs."""
+    """One preset's share of the build: the shared reference point, the training costs, and its build record
+    (merged with what earlier runs recorded; build() writes it once the whole build's time is known)."""
     preset = PRESETS[preset_name]
     mine = [d for d in built if d["preset"] == preset_name]
     record = {**record, "preset": preset_name, "preset_settings": json.loads(json.dumps(dataclasses.asdict(preset))),
@@ -631,7 +632,6 @@ def finish_preset(out: Path, preset_name: str, args, built: list[dict], record: 
         if old.get("preset") == record["preset"] and old.get("seed") == record["seed"]:
             for key in ("timings", "fronts", "checks", "families"):
                 record[key] = {**old.get(key, {}), **record[key]}
-    write_json(build_file, record)
     if not args.skip_eval:
         stamp_training_costs(out, preset, record["timings"], build_file)
     return record

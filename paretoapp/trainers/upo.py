@@ -171,8 +171,7 @@ def upo_loss(model, batch: dict, c: Sequence[float], gamma: float, tau: float = 
     if preference_loss == "kto":
         with torch.no_grad():
             kl_policy = sequence_logprobs(model, batch["kl"])
-            with reference_context(model):
-                kl_ref = sequence_logprobs(model, batch["kl"])
+        kl_ref = reference_logprobs(model, batch["kl"], reference_context)
         pref = kto_loss(*total.chunk(2), *ref.chunk(2), kl_policy, kl_ref, beta=beta)
     else:
         pref = dpo_loss(*total.chunk(2), *ref.chunk(2), beta=beta, label_smoothing=label_smoothing)
