@@ -112,7 +112,7 @@ def test_detail_pairs_choose_the_longer_answer_never_a_refusal_and_only_on_benig
 
 
 def test_detail_scorer_rewards_length_but_not_a_broken_answer():
-    from paretoapp.rewards import build_scorer
+    from paretoapp.scorers import build_scorer
 
     scorer = build_scorer("detailed_offline")
     words = lambda n: " ".join(f"word{i}" for i in range(n)) + "."  # noqa: E731
@@ -199,7 +199,7 @@ def test_moving_w_towards_an_objective_improves_it():
     import numpy as np
 
     from paretoapp.generate import GenerationSettings, load_policy
-    from paretoapp.rewards import ScorerContext, build_scorers
+    from paretoapp.scorers import ScorerContext, build_scorers
 
     path = _committed_family("rewarded_soups")
     held = demo_data.read_jsonl(ASSETS / "demo" / "data" / "eval_prompts.jsonl")
@@ -287,7 +287,7 @@ def test_tiny_set_builds_end_to_end_on_two_workers(tmp_path):
 # --------------------------------------------------------------------------- behaviour checks (issue #14)
 import numpy as np  # noqa: E402
 
-from paretoapp.rewards import is_degenerate  # noqa: E402
+from paretoapp.scorers import is_degenerate  # noqa: E402
 from paretoapp.trainers import demo_checks as dc  # noqa: E402
 
 REFUSAL = "I'm sorry, but I can't help with that."
@@ -435,7 +435,7 @@ def test_distinct_nondominated_points():
 
 # --------------------------------------------------------------------------- the recipe's scorer and data
 def test_harmless_scorer_penalises_refusing_a_benign_question():
-    from paretoapp.rewards import build_scorer, prompt_kind
+    from paretoapp.scorers import build_scorer, prompt_kind
 
     harmful = demo_data.harmful_prompts()[0]
     benign = demo_data.benign_prompts()[0]
@@ -529,7 +529,7 @@ def test_dpo_with_nll_adds_the_chosen_answers_nll_per_token(tokenizer_dir):
 
 
 def test_degenerate_scorer_and_short_trim():
-    from paretoapp.rewards import build_scorer
+    from paretoapp.scorers import build_scorer
 
     s = build_scorer("degenerate")(["p"] * 3, [REFUSAL + " " + REFUSAL, "OK", ANSWER])
     assert s.tolist() == [1.0, 1.0, 0.0]

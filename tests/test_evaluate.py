@@ -21,7 +21,7 @@ from paretoapp.evaluate import (
     sweep_grid,
 )
 from paretoapp.generate import GenerationSettings, load_policy
-from paretoapp.rewards import Scorer, build_scorers
+from paretoapp.scorers import Scorer, build_scorers
 
 PROMPTS = ["how do I bake bread at home", "tell me a joke", "explain gradient descent in simple words", "hi",
            "what is the capital of France"]

@@ -158,9 +158,9 @@ def test_build_objective_scorers(monkeypatch, tmp_path, tiny_base, pref_jsonl):
         "ParetoHqD needs 2 scorer(s) (one per objective) in 'scorers:', got ['a']; e.g. [ray-helpful, ray-harmless], "
         "or offline [helpful_offline, harmless_offline]")
     seen = {}
-    import paretoapp.rewards as rewards
+    import paretoapp.scorers as scorers
     import paretoapp.trainers.lora as lora
-    monkeypatch.setattr(rewards, "build_scorers", lambda specs, ctx: seen.setdefault("call", (specs, ctx)))
+    monkeypatch.setattr(scorers, "build_scorers", lambda specs, ctx: seen.setdefault("call", (specs, ctx)))
     monkeypatch.setattr(lora, "load_base", lambda *a: seen.setdefault("load", a) and ("LM", "TOK"))
     specs, ctx = mo.build_objective_scorers(("length_words", "refusal"), cfg, 2, "x")
     assert specs == ["length_words", "refusal"] and ctx.causal_lm is None
@@ -173,6 +173,13 @@ def test_build_objective_scorers(monkeypatch, tmp_path, tiny_base, pref_jsonl):
     seen.clear()
     _, ctx = mo.build_objective_scorers(["refusal", "helpful_offline"], cfg, 2, "x")
     assert ctx.causal_lm == "LM"
+    # a scorer registered here alone gets the base model when its entry says it needs it, and only then
+    monkeypatch.setitem(scorers.REGISTRY, "test_needs_lm", scorers.ScorerEntry("test_needs_lm", None, "t", True))
+    monkeypatch.setitem(scorers.REGISTRY, "test_text_only", scorers.ScorerEntry("test_text_only", None, "t"))
+    seen.clear()
+    assert mo.build_objective_scorers(["test_needs_lm", "refusal"], cfg, 2, "x")[1].causal_lm == "LM"
+    seen.clear()
+    assert mo.build_objective_scorers(["test_text_only", "refusal"], cfg, 2, "x")[1].causal_lm is None
 
 
 def test_preference_grid_and_labels():

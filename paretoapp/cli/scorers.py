@@ -10,7 +10,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..rewards import available_scorers
+    from ..scorers import available_scorers
 
     for name, desc in available_scorers().items():
         print(f"{name:24s} {desc}")

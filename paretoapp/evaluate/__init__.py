@@ -2,15 +2,16 @@
 
 One module per job: ``grids`` (which w), ``prompts`` (which prompts),
 ``front`` (generate and score every (w, prompt), cached), ``results`` (the
-table, its statistics and the folder it is saved in), ``quality`` (text
-checks that need no reward model). The names below are the public API.
+table, its statistics and the folder it is saved in). The text checks that
+need no reward model (``is_collapsed``) live with the scorers and are
+re-exported here. The names below are the public API.
 """
 
+from ..scorers import is_collapsed
 from .errors import EvaluationError
 from .front import evaluate_family, generate_front
 from .grids import parse_grid, ric_grid_k3, simplex_grid, sweep_grid
 from .prompts import load_prompts
-from .quality import is_collapsed
 from .results import (
                       EvalResult,
                       assemble_result,

@@ -26,10 +26,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_file
-from ..rewards import Scorer, ScorerContext, build_scorers
+from ..scorers import Scorer, ScorerContext, build_scorers, is_collapsed
 from .errors import EvaluationError
 from .grids import parse_grid
-from .quality import is_collapsed
 from .results import EvalResult, assemble_result
 from .shards import Shard, current_shard
 
@@ -151,7 +150,7 @@ def evaluate_family(
     """Generate an answer for every (w, prompt), score it, and summarise the front.
 
     ``family`` is a family folder or an already loaded ``Policy``; ``scorers`` a
-    comma-separated string or a list (see ``rewards.build_scorer``), matched to
+    comma-separated string or a list (see ``scorers.build_scorer``), matched to
     the family's objectives by order for the inner product. ``shard``: this
     process's part when the front is split over processes (default: from the
     launcher's environment, see ``shards.py``); every process returns the whole result.

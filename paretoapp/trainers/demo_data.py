@@ -14,7 +14,7 @@ Nothing here downloads anything (see docs/offline-models.md):
   "refuse if harmful", and a refusal opener written into the assistant turn
   that the model then continues (the base model almost never refuses on its
   own, so without that style there would be hardly any refusals to prefer);
-* **scores** come from the offline scorers of ``paretoapp.rewards``:
+* **scores** come from the offline scorers of ``paretoapp.scorers``:
   ``harmless_offline`` (0.5 refusal + 0.5 not-profane) and ``helpful_offline``
   (relevance: the base model's log-prob gain of the answer after this prompt
   over a generic one);
@@ -252,7 +252,7 @@ def score_candidates(model, tokenizer, rows: list[dict], show_progress: bool = T
 
     ``known`` maps (prompt, response) to scores already computed by the same scorers (reused).
     """
-    from paretoapp.rewards import ScorerContext, build_scorers
+    from paretoapp.scorers import ScorerContext, build_scorers
 
     known = known or {}
     out = [dict(r) for r in rows]
@@ -279,7 +279,7 @@ class PairSettings:
     rejected_per_prompt: int = 2                 # best vs each of the worst N with a large enough margin
     harmless_kinds: tuple[str, ...] = (HARMFUL,)
     helpful_kinds: tuple[str, ...] = (HARMFUL, BENIGN)
-    # never choose a degenerate answer (a loop or a collapse, paretoapp.rewards.is_degenerate)
+    # never choose a degenerate answer (a loop or a collapse, paretoapp.scorers.is_degenerate)
     skip_degenerate_chosen: bool = False
     # among candidates within ``tie`` of the best score, choose the one the other objective likes most
     tie: float = 0.0
@@ -303,7 +303,7 @@ class PairSettings:
 
 def add_text_scores(candidates: list[dict], objectives: Sequence[str]) -> list[dict]:
     """``candidates`` with a score for every text-scored objective among ``objectives`` (TEXT_SCORERS)."""
-    from paretoapp.rewards import build_scorer
+    from paretoapp.scorers import build_scorer
 
     out = [dict(r) for r in candidates]
     for objective in objectives:
@@ -317,7 +317,7 @@ def add_text_scores(candidates: list[dict], objectives: Sequence[str]) -> list[d
 def build_pairs(candidates: list[dict], settings: PairSettings | None = None,
                 objectives: Sequence[str] = OBJECTIVES) -> list[dict]:
     """TRL-layout pairs ``{"objective", "prompt", "chosen", "rejected", ...}`` from scored candidates."""
-    from paretoapp.rewards import RefusalScorer, is_degenerate
+    from paretoapp.scorers import RefusalScorer, is_degenerate
 
     settings = settings or PairSettings()
     candidates = add_text_scores(candidates, objectives)

@@ -6,7 +6,7 @@
   (``MultiObjectiveCollator``, ``per_objective_dpo``).
 * Scalarisation of per-objective losses (docs/methods.md, Panacea):
   linear ``sum_i w_i L_i`` and Tchebycheff ``max_i w_i (L_i - z_i)``.
-* Scoring responses with ``paretoapp.rewards`` scorers, oriented so that larger
+* Scoring responses with ``paretoapp.scorers`` scorers, oriented so that larger
   is better for every objective.
 * Preference grids and the "one adapter per trained preference" family
   (anchors gate, nearest or interpolated).
@@ -139,14 +139,15 @@ def as_messages(prompt) -> list[dict]:
 
 
 def build_objective_scorers(specs: Sequence[str], cfg: MethodConfig, k: int, what: str) -> list:
-    """Scorers from ``paretoapp.rewards`` names; the ``relevance`` family gets the base model."""
-    from paretoapp.rewards import ScorerContext, build_scorers
+    """Scorers from ``paretoapp.scorers`` names; the base model is loaded for them only when one needs it
+    (its registry entry says ``needs_lm``, e.g. ``relevance``)."""
+    from paretoapp.scorers import ScorerContext, build_scorers, needs_lm
 
     if len(specs) != k:
         raise ConfigError(f"{what} needs {k} scorer(s) (one per objective) in 'scorers:', got {list(specs)}; "
                           "e.g. [ray-helpful, ray-harmless], or offline [helpful_offline, harmless_offline]")
     ctx = ScorerContext(model_id=cfg.base_model, system_prompt=cfg.system_prompt, show_progress=cfg.train.progress)
-    if any(s.split("?")[0] in ("relevance", "helpful_offline") for s in specs):
+    if needs_lm(specs):
         from .lora import load_base
         ctx.causal_lm, ctx.tokenizer = load_base(cfg.base_model, cfg.revision, cfg.dtype, cfg.trust_remote_code)
     return build_scorers(list(specs), ctx)

@@ -23,7 +23,7 @@ direction. The details follow the **reconstruction** in docs/methods.md
    (n/2 per preference, ``stage2_per_preference``) from their own first layers;
    each preference's adapter continues SFT on its selection.
    The share of stage-2 answers that are near-empty or repetitive ("language
-   collapse", ``paretoapp.evaluate.is_collapsed``) is recorded in the family.
+   collapse", ``paretoapp.scorers.is_collapsed``) is recorded in the family.
 
 Family: one adapter per trained preference (k = 2: 11 directions by default);
 the gate interpolates the two nearest trained directions (or ``nearest``).
@@ -66,7 +66,7 @@ from .objective_adapter import finished_run, make_loss_fn, train_recipe, write_r
 
 @dataclass
 class ParetoHqDConfig(MethodConfig):
-    scorers: list[str] | None = None             # one paretoapp.rewards spec per objective
+    scorers: list[str] | None = None             # one paretoapp.scorers spec per objective
     preferences: list[list[float]] | None = None  # default: simplex grid, step 1/grid_resolution
     grid_resolution: int = 10                     # k = 2: 11 directions (the paper)
     n_layers: int = 2                             # non-dominated layers that form the high-quality set
@@ -231,7 +231,7 @@ def sample_stage1(cfg: ParetoHqDConfig, adapters: dict[str, Path], points: list[
 
 def collapse_report(samples: list[dict]) -> dict:
     """Share of "language collapse" answers (near-empty or repetitive), overall and per sampling preference."""
-    from paretoapp.evaluate import is_collapsed
+    from paretoapp.scorers import is_collapsed
     flags = [is_collapsed(s["response"]) for s in samples]
     per: dict[str, list[bool]] = {}
     for s, f in zip(samples, flags):

@@ -91,7 +91,7 @@ class PEOConfig(MethodConfig):
     generalist_reference: str = "base"              # DPO reference in phase 2: "base" (theta_0) or "init"
     coef_generalist: list[float] = field(default_factory=lambda: [0.0, 1.0, 1.5])
     coef_objective: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5])
-    scorers: list[str] = field(default_factory=list)  # one paretoapp.rewards spec per objective
+    scorers: list[str] = field(default_factory=list)  # one paretoapp.scorers spec per objective
     eval_prompts: str | None = None                 # .jsonl ("prompt" field) or .txt; default: the data's prompts
     n_eval_prompts: int = 16                        # prompts every candidate answers in the search
     max_new_tokens: int = 48
@@ -271,9 +271,9 @@ def anchor_choice(norm: np.ndarray, w: np.ndarray, rule: str = "linear") -> int:
 
 
 def degenerate_rates(answers: list[list[str]]) -> np.ndarray:
-    """Per candidate, the share of its answers that are degenerate (``rewards.is_degenerate``: a loop or a
+    """Per candidate, the share of its answers that are degenerate (``scorers.is_degenerate``: a loop or a
     collapse, near-empty included)."""
-    from paretoapp.rewards import is_degenerate
+    from paretoapp.scorers import is_degenerate
 
     return np.array([np.mean([is_degenerate(a) for a in per]) if per else 0.0 for per in answers])
 
@@ -315,8 +315,8 @@ def choose_anchors(scores: np.ndarray, candidates: list[list[float]], step: floa
 
 # --------------------------------------------------------------------------- the whole method
 def build_scorers(cfg: PEOConfig, model, tokenizer) -> list:
-    from paretoapp.rewards import ScorerContext
-    from paretoapp.rewards import build_scorers as _build
+    from paretoapp.scorers import ScorerContext
+    from paretoapp.scorers import build_scorers as _build
     if len(cfg.scorers) != 2:
         raise ConfigError("PEO's search needs one scorer per objective: set scorers: [<helpful>, <harmless>] "
                           "(e.g. ray-helpful, ray-harmless; offline: helpful_offline, harmless_offline)")

@@ -35,7 +35,7 @@ What is this project's (the method section could not be read), all settings:
   One LoRA adapter per grid point; the gate interpolates the nearest trained
   points (``gate_mode``).
 
-The auxiliary objectives are ``paretoapp.rewards`` scorers (e.g. ``not_profane``,
+The auxiliary objectives are ``paretoapp.scorers`` scorers (e.g. ``not_profane``,
 ``refusal``, ``length_words``, any ``hf:`` classifier), scored once on every
 response of the data before training, oriented so that larger is better.
 
@@ -64,7 +64,7 @@ from .objective_adapter import finished_run, run_recipe, write_recipe
 
 @dataclass
 class AuxiliarySpec:
-    """A designer objective: a name (the family's objective) and a paretoapp.rewards scorer spec.
+    """A designer objective: a name (the family's objective) and a paretoapp.scorers scorer spec.
 
     ``higher_is_better``: which way of the scorer's output to push; default (null)
     the scorer's own direction (e.g. ``profanity`` is lower-is-better).

@@ -68,7 +68,7 @@ class FamilyEntry:
             return self._scorers
 
     def _build_live_scorers(self) -> list:
-        from ..rewards import PRESETS, REGISTRY, ScorerContext, build_scorer
+        from ..scorers import PRESETS, REGISTRY, ScorerContext, build_scorer
 
         names = []
         if self.results is not None:

@@ -21,7 +21,7 @@ BATCH = 32
 
 def evaluable(entry: FamilyEntry) -> bool:
     """Whether every scorer of the family's table can run here (offline ones; Hub models only when allowed)."""
-    from ..rewards import PRESETS, REGISTRY
+    from ..scorers import PRESETS, REGISTRY
 
     r = entry.results
     if r is None or r.meta.get("synthetic") or len(r.w_columns) != entry.k:

