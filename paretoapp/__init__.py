@@ -28,6 +28,7 @@ _PUBLIC = {
     "Method": "methods", "register": "methods", "get_method": "methods",
     "PreferenceSpace": "preferences",
     "pick": "picking", "Pick": "picking",
+    "ParetoappError": "errors",
 }
 
 __all__ = sorted(_PUBLIC)

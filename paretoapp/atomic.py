@@ -26,6 +26,8 @@ from pathlib import Path
 
 import psutil
 
+from .errors import InputError
+
 log = logging.getLogger(__name__)
 
 # .<target>.partial.<pid>.<random>   .<target>.<pid>.<random>.partial   .<target>.old-<pid>
@@ -90,8 +92,6 @@ def check_writable(folder: str | os.PathLike) -> None:
     Tries it: makes (and removes) a temporary folder in the nearest part of the
     path that exists, so the answer is right for root, read-only mounts and /proc.
     """
-    from .validation import InputError
-
     folder = Path(folder).expanduser()
     existing = folder
     while not existing.exists() and existing != existing.parent:

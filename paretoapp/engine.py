@@ -42,18 +42,11 @@ from dataclasses import dataclass, field
 import torch
 
 from .bank import UNION, ActiveGains, layout_of
+from .errors import EngineBusy, RequestError
 from .kvbatch import DynamicBatch, StaticBatch, apply_order, prefill
 from .sampling import Sampler, make_generator, next_tokens
 
 log = logging.getLogger(__name__)
-
-
-class EngineBusy(RuntimeError):
-    """The engine's queue is full: the request was not taken."""
-
-
-class RequestError(ValueError):
-    """A request the engine cannot serve (it fails alone, before it reaches the batch)."""
 
 
 @dataclass

@@ -24,16 +24,12 @@ from safetensors.torch import save_file
 
 from .atomic import atomic_file, atomic_folder, check_writable
 from .bank import bank_layers
-from .validation import is_network_error, one_line
+from .errors import ExportError, is_network_error, one_line
 
 if TYPE_CHECKING:
     from .generate import Policy
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-
-
-class ExportError(ValueError):
-    """An export request that cannot be carried out safely."""
 
 
 def check_export_name(name: str) -> str:

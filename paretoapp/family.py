@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_folder
 from .conditioning import Conditioning
+from .errors import FamilyError
 from .gates import Gate, check_preferences
 from .methods import UnknownMethodError, get_method
 
@@ -36,10 +37,6 @@ MANIFEST_VERSION = 1
 MANIFEST_FILE = "family.json"
 TENSORS_FILE = "bank.safetensors"
 PROMPT_FORMATS = ("chat", "raw")
-
-
-class FamilyError(ValueError):
-    """A family folder that cannot be used, with what is wrong and how to fix it."""
 
 
 @dataclass

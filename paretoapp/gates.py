@@ -23,14 +23,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .errors import PreferenceError
+
 GATE_KINDS = ("affine", "anchors")
 # one preference vector, or one per row of a batch
 Preferences = Sequence[float] | Sequence[Sequence[float]] | torch.Tensor
 ANCHOR_MODES = ("interpolate", "nearest")
-
-
-class PreferenceError(ValueError):
-    """A preference vector the family cannot serve (wrong length, NaN, out of range)."""
 
 
 @dataclass

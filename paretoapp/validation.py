@@ -14,38 +14,11 @@ import math
 import os
 from collections.abc import Mapping
 
-from .gates import PreferenceError
+from .errors import InputError, PreferenceError, PromptTooLongError, one_line, shown
 
 DEFAULT_APP_MAX_NEW_TOKENS = 1024
 ROLES = ("system", "user", "assistant")
-NETWORK_MODULES = ("httpx", "httpx2", "requests", "urllib3", "aiohttp")
 TRUNCATE_HINT = "or ask to keep only its last tokens (overflow='truncate_left')"
-
-
-class InputError(ValueError):
-    """A value a caller passed that cannot be used; the message says how to fix it."""
-
-
-class PromptTooLongError(InputError):
-    """The prompt does not fit the model's context with room for the answer."""
-
-
-def shown(value, limit: int = 60) -> str:
-    """A value quoted for an error message: one line, at most ``limit`` characters."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def one_line(text: str) -> str:
-    """A message with its line breaks folded, so it prints as one line."""
-    return " ".join(str(text).split())
-
-
-def is_network_error(exc: BaseException) -> bool:
-    """Connection refused, no DNS, timeouts: from the HTTP clients the Hub and Gradio use, or the OS."""
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    return any(cls.__module__.split(".")[0] in NETWORK_MODULES for cls in type(exc).__mro__)
 
 
 # ------------------------------------------------------------------ prompts

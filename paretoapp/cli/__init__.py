@@ -15,7 +15,8 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Callable
+
+from ..errors import debug_requested, report_errors
 
 SUBCOMMANDS = {
     "train": "train a family with one method: paretoapp train METHOD --config cfg.yaml [--set key=value]",
@@ -54,46 +55,6 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
             module.add_arguments(p)
             p.set_defaults(run=module.run)
     return parser
-
-
-def debug_requested() -> bool:
-    return os.environ.get("PARETOAPP_DEBUG") == "1"
-
-
-def user_message(exc: BaseException) -> str | None:
-    """One line for an error a user can act on; None for a bug (which keeps its traceback)."""
-    from ..validation import is_network_error, one_line
-
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    if isinstance(status, int) and status >= 400:  # the Hub answered, with a refusal
-        return (f"the server answered HTTP {status} ({one_line(exc)[:200]}); check the repo id, that it exists "
-                "and that your token may use it")
-    if is_network_error(exc):
-        return (f"network error ({type(exc).__name__}: {one_line(exc)[:200]}); check your connection and try "
-                "again (the Hub needs network; local folders and the embedded demo do not)")
-    if isinstance(exc, ValueError):  # our errors (FamilyError, ExportError, InputError ...) carry the fix
-        return one_line(exc)
-    if isinstance(exc, OSError):
-        if exc.filename is not None and exc.strerror:
-            return (f"cannot use {exc.filename}: {exc.strerror}; check that the path exists and that you may "
-                    "read or write there, or choose another")
-        return one_line(exc) or type(exc).__name__
-    return None
-
-
-def report_errors(run: Callable[[], int], debug: bool = False) -> int:
-    """Run a command: errors a user can fix print ``error: <one line>`` and return 2; Ctrl-C returns 130."""
-    try:
-        return run()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        message = None if debug else user_message(exc)
-        if message is None:
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        return 2
 
 
 def main(argv: list[str] | None = None) -> int:

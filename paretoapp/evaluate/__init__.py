@@ -7,8 +7,8 @@ need no reward model (``is_collapsed``) live with the scorers and are
 re-exported here. The names below are the public API.
 """
 
+from ..errors import EvaluationError
 from ..scorers import is_collapsed
-from .errors import EvaluationError
 from .front import evaluate_family, generate_front
 from .grids import parse_grid, ric_grid_k3, simplex_grid, sweep_grid
 from .prompts import load_prompts

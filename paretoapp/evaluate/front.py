@@ -26,8 +26,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_file
+from ..errors import EvaluationError
 from ..scorers import Scorer, ScorerContext, build_scorers, is_collapsed
-from .errors import EvaluationError
 from .grids import parse_grid
 from .results import EvalResult, assemble_result
 from .shards import Shard, current_shard

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EvaluationError
+from ..errors import EvaluationError
 
 
 def simplex_grid(k: int, resolution: int) -> np.ndarray:

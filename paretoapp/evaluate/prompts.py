@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import EvaluationError
+from ..errors import EvaluationError
 
 
 def load_prompts(source: str | os.PathLike, split: str = "test", column: str = "prompt",

@@ -28,7 +28,7 @@ import pandas as pd
 
 from .. import pareto
 from ..atomic import atomic_folder
-from .errors import EvaluationError
+from ..errors import EvaluationError
 
 RESULTS_VERSION = 1
 

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
-from paretoapp.cli import debug_requested, report_errors
+from paretoapp.errors import debug_requested, report_errors
 from paretoapp.methods import get_method
 
 from .config import load_config

@@ -20,14 +20,11 @@ from typing import Any
 
 import yaml
 
+from paretoapp.errors import ConfigError
 from paretoapp.validation import check_adapter_folder
 
 from .data import DataSpec
 from .lora import LoraSettings
-
-
-class ConfigError(ValueError):
-    """A config file or override that does not fit the run's dataclass."""
 
 
 @dataclass

@@ -40,16 +40,14 @@ from typing import Any
 
 import torch
 
+from paretoapp.errors import DataError
+
 LAYOUTS = ("auto", "trl", "pku", "hh")
 PKU_COLUMNS = {"helpful": "better_response_id", "better": "better_response_id",
                "harmless": "safer_response_id", "safer": "safer_response_id"}
 HH_SUBSETS = {"helpful": "helpful-base", "harmless": "harmless-base"}
 HH_ASSISTANT = "\n\nAssistant:"
 HH_HUMAN = "\n\nHuman:"
-
-
-class DataError(ValueError):
-    """Preference data that cannot be used, with what is wrong and what to do."""
 
 
 @dataclass
