@@ -10,7 +10,7 @@ writes (``rows.parquet``, ``means.csv``, ``meta.json``):
 
 Models are loaded lazily (``load_policy`` shares them per process), so listing
 many families costs only their manifests. A family is checked in full when it is
-added (``validation.check_family_base``: its base is here, safetensors only, with
+added (``family_check.check_family_base``: its base is here, safetensors only, with
 a tokenizer, and the bank fits it), so "Added" means it can answer.
 """
 
@@ -103,7 +103,7 @@ def find_results(family_dir: Path, name: str) -> Path | None:
 
 def load_entry(path: str | Path, key: str | None = None, note: str = "", device: str = "cpu") -> FamilyEntry:
     """Read a family's manifest and tensors (checked in full, with its base) and its results, if any."""
-    from ..validation import check_family_base
+    from ..family_check import check_family_base
 
     path = Path(path).expanduser().resolve()
     family = Family.load(path)  # validates manifest and tensors, with errors naming the fix
