@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import settings
 from .bank import UNION, ActiveGains, layout_of
 from .errors import EngineBusy, RequestError
 from .kvbatch import DynamicBatch, StaticBatch, apply_order, prefill
@@ -63,11 +64,6 @@ class Row:
     eos: frozenset[int] = frozenset()
 
 
-def _env_int(name: str, default: int | None) -> int | None:
-    value = os.environ.get(name)
-    return int(value) if value else default
-
-
 @dataclass
 class EngineConfig:
     """How an engine runs; ``None`` picks the device's default."""
@@ -80,18 +76,16 @@ class EngineConfig:
 
     def resolved(self, device: torch.device, context: int) -> EngineConfig:
         cuda = device.type == "cuda"
-        decoder = self.decoder or os.environ.get("PARETOAPP_ENGINE_DECODER") or ("static" if cuda else "dynamic")
+        decoder = self.decoder or settings.ENGINE_DECODER.get() or ("static" if cuda else "dynamic")
         if decoder not in ("dynamic", "static"):
             raise ValueError(f"engine decoder must be 'dynamic' or 'static', not {decoder!r}")
-        # ZeroGPU lends the GPU to one forked call at a time: no graphs kept across calls there
-        default_graphs = "0" if os.environ.get("SPACES_ZERO_GPU") else "1"
-        graphs = self.graphs if self.graphs is not None else (
-            os.environ.get("PARETOAPP_ENGINE_GRAPHS", default_graphs) != "0")
+        # ZeroGPU lends the GPU to one forked call at a time: no graphs kept across calls there (the default)
+        graphs = self.graphs if self.graphs is not None else settings.ENGINE_GRAPHS.get()
         return EngineConfig(
-            max_batch=self.max_batch or _env_int("PARETOAPP_ENGINE_MAX_BATCH", 64),
-            max_waiting=self.max_waiting or _env_int("PARETOAPP_ENGINE_MAX_WAITING", 256),
+            max_batch=self.max_batch or settings.ENGINE_MAX_BATCH.get(),
+            max_waiting=self.max_waiting or settings.ENGINE_MAX_WAITING.get(),
             decoder=decoder, graphs=graphs and cuda, idle_exit_s=self.idle_exit_s,
-            cache_len=min(context, self.cache_len or _env_int("PARETOAPP_ENGINE_CACHE_LEN", 2048)))
+            cache_len=min(context, self.cache_len or settings.ENGINE_CACHE_LEN.get()))
 
 
 class Job:

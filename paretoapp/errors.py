@@ -5,7 +5,7 @@ message is one line saying what is wrong and what to do. The modules that raise
 them re-export them under their old homes (``paretoapp.family.FamilyError`` ...).
 :func:`report_errors` is what every command line runs its work through: an error a
 user can fix prints ``error: <one line>`` and exits with code 2; anything else is a
-bug and keeps its traceback.
+bug and keeps its traceback (``--debug`` or ``PARETOAPP_DEBUG=1``: every error does).
 """
 
 from __future__ import annotations
@@ -123,10 +123,3 @@ def report_errors(run: Callable[[], int], debug: bool = False) -> int:
             raise
         print(f"error: {message}", file=sys.stderr)
         return 2
-
-
-def debug_requested() -> bool:
-    """``PARETOAPP_DEBUG=1``: every command shows the traceback of any error."""
-    import os
-
-    return os.environ.get("PARETOAPP_DEBUG") == "1"

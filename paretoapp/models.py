@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 import threading
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+from . import settings
 from .atomic import atomic_folder
 from .errors import BaseModelError
 
@@ -46,8 +46,8 @@ ALLOW_PICKLE_HINT = ("if you trust the file, pass allow_pickle=True (the CLI's -
 
 
 def pickle_allowed(allow_pickle: bool | None = None) -> bool:
-    """The caller's choice, else ``PARETOAPP_ALLOW_PICKLE=1`` (set by the CLI's ``--allow-pickle``)."""
-    return bool(allow_pickle) if allow_pickle is not None else os.environ.get("PARETOAPP_ALLOW_PICKLE") == "1"
+    """The caller's choice (the CLI passes its ``--allow-pickle``), else ``PARETOAPP_ALLOW_PICKLE=1``."""
+    return bool(allow_pickle) if allow_pickle is not None else settings.ALLOW_PICKLE.get()
 
 
 def local_base_folder(spec: str) -> Path | None:
@@ -93,8 +93,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("PARETOAPP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "paretoapp")
-    return Path(root)
+    return settings.CACHE.get()
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:

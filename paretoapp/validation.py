@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 
+from . import settings
 from .errors import InputError, PreferenceError, PromptTooLongError, one_line, shown
 
-DEFAULT_APP_MAX_NEW_TOKENS = 1024
 ROLES = ("system", "user", "assistant")
 TRUNCATE_HINT = "or ask to keep only its last tokens (overflow='truncate_left')"
 
@@ -161,14 +160,7 @@ def check_room(max_new: int, context: int) -> None:
 
 def app_max_new_tokens() -> int:
     """The app's cap on max_new_tokens: ``PARETOAPP_MAX_NEW_TOKENS`` (default 1024)."""
-    raw = os.environ.get("PARETOAPP_MAX_NEW_TOKENS")
-    if not raw:
-        return DEFAULT_APP_MAX_NEW_TOKENS
-    cap = whole_number(raw, "PARETOAPP_MAX_NEW_TOKENS")
-    if cap < 1:
-        raise InputError(f"PARETOAPP_MAX_NEW_TOKENS must be at least 1, got {cap}; unset it for the default "
-                         f"({DEFAULT_APP_MAX_NEW_TOKENS})")
-    return cap
+    return settings.MAX_NEW_TOKENS.get()
 
 
 def check_device(name: str | None) -> str | None:

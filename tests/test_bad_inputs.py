@@ -520,3 +520,21 @@ def test_a_live_writers_temporaries_are_left_alone(tmp_path):
         (tmp / "f").write_text("x")
         assert sweep_stale(tmp_path) == [] and tmp.is_dir()  # this process is alive: not stale
     assert (tmp_path / "mine" / "f").read_text() == "x"
+
+
+def test_allow_pickle_flag_reaches_the_loader_as_an_argument_not_through_the_environment(world, tmp_path, monkeypatch):
+    import paretoapp.generate as generate
+
+    monkeypatch.delenv("PARETOAPP_ALLOW_PICKLE", raising=False)
+    seen = []
+    real = generate.load_policy
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs.get("allow_pickle"), os.environ.get("PARETOAPP_ALLOW_PICKLE")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(generate, "load_policy", spy)
+    argv = ["export", world.families["pickled"], "--w", GOOD, "--out", tmp_path, "--name", "x", "--allow-pickle"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli_main([str(a) for a in argv]) == 0
+    assert seen == [(True, None)] and (tmp_path / "x" / "model.safetensors").is_file()

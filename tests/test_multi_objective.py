@@ -161,7 +161,7 @@ def test_build_objective_scorers(monkeypatch, tmp_path, tiny_base, pref_jsonl):
     import paretoapp.scorers as scorers
     import paretoapp.trainers.lora as lora
     monkeypatch.setattr(scorers, "build_scorers", lambda specs, ctx: seen.setdefault("call", (specs, ctx)))
-    monkeypatch.setattr(lora, "load_base", lambda *a: seen.setdefault("load", a) and ("LM", "TOK"))
+    monkeypatch.setattr(lora, "load_base", lambda *a, **kw: seen.setdefault("load", a) and ("LM", "TOK"))
     specs, ctx = mo.build_objective_scorers(("length_words", "refusal"), cfg, 2, "x")
     assert specs == ["length_words", "refusal"] and ctx.causal_lm is None
     assert (ctx.model_id, ctx.system_prompt, ctx.show_progress) == (str(tiny_base), "Be kind.", False)

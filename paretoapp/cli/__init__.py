@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
-from ..errors import debug_requested, report_errors
+from .. import settings
+from ..errors import report_errors
 
 SUBCOMMANDS = {
     "train": "train a family with one method: paretoapp train METHOD --config cfg.yaml [--set key=value]",
@@ -39,13 +39,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="paretoapp",
                                      description="Train, evaluate and explore multi-objective LLM policy families.")
     debug_help = "show the full traceback of any error (or set PARETOAPP_DEBUG=1)"
-    parser.add_argument("--debug", action="store_true", default=debug_requested(), help=debug_help)
+    parser.add_argument("--debug", action="store_true", default=settings.DEBUG.get(), help=debug_help)
     common = argparse.ArgumentParser(add_help=False)  # --debug also after the subcommand
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     loads_models = argparse.ArgumentParser(add_help=False)
     loads_models.add_argument("--allow-pickle", action="store_true",
                               help="load base models that hold only pickle weights (.bin, .pt): only if you trust "
-                                   "them, since unpickling can run code (the same as PARETOAPP_ALLOW_PICKLE=1)")
+                                   "them, since unpickling can run code (PARETOAPP_ALLOW_PICKLE=1 for every command)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in SUBCOMMANDS.items():
         parents = [common, loads_models] if name in LOADS_MODELS else [common]
@@ -60,13 +60,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
-    previous = os.environ.get("PARETOAPP_ALLOW_PICKLE")
-    if getattr(args, "allow_pickle", False):
-        os.environ["PARETOAPP_ALLOW_PICKLE"] = "1"  # read by models.load_base, however deep the command loads
-    try:
-        return report_errors(lambda: int(args.run(args) or 0), debug=args.debug)
-    finally:
-        if previous is None:
-            os.environ.pop("PARETOAPP_ALLOW_PICKLE", None)
-        else:
-            os.environ["PARETOAPP_ALLOW_PICKLE"] = previous
+    return report_errors(lambda: int(args.run(args) or 0), debug=args.debug)
+
+
+def allow_pickle(args: argparse.Namespace) -> bool | None:
+    """``--allow-pickle`` as the loaders take it: True when given, else None (``PARETOAPP_ALLOW_PICKLE`` decides)."""
+    return True if getattr(args, "allow_pickle", False) else None

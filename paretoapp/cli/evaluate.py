@@ -43,8 +43,9 @@ def run(args) -> int:
     from ..evaluate import evaluate_family, load_prompts
     from ..evaluate.shards import current_shard, shard_device
     from ..family import load_family
-    from ..generate import GenerationSettings
+    from ..generate import GenerationSettings, load_policy
     from ..validation import check_device, number_list
+    from . import allow_pickle
 
     shard = current_shard()
     own = shard_device()  # each launched process on its own GPU
@@ -58,7 +59,8 @@ def run(args) -> int:
     check_writable(out.parent)  # before the generation, not after it
     prompts = load_prompts(args.prompts, split=args.split, column=args.prompt_column, limit=args.limit,
                            config=args.dataset_config)
-    result = evaluate_family(args.family, prompts, args.scorers, grid=args.grid, settings=settings,
+    policy = load_policy(args.family, device=device, allow_pickle=allow_pickle(args))
+    result = evaluate_family(policy, prompts, args.scorers, grid=args.grid, settings=settings,
                              system_prompt=args.system_prompt, batch_size=args.batch_size,
                              cache_dir=args.cache_dir, use_cache=not args.no_cache, device=device, ref=ref,
                              prompts_source=str(args.prompts), show_progress=not args.quiet and shard.main,

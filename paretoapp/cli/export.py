@@ -33,6 +33,7 @@ def run(args) -> int:
     from ..generate import load_policy
     from ..models import resolve_dtype
     from ..validation import check_device, parse_w
+    from . import allow_pickle
 
     w = parse_w(args.w, "--w")
     check_device(args.device)
@@ -43,7 +44,7 @@ def run(args) -> int:
     family = load_family(args.family)
     w = family.manifest.check_w(w)[0].tolist()
     check_destination(args.out, args.name, args.overwrite)
-    policy = load_policy(family, device=args.device)  # merged in the model's dtype, written in --dtype
+    policy = load_policy(family, device=args.device, allow_pickle=allow_pickle(args))  # merged in the model's dtype, written in --dtype
     export = export_lora if args.lora else export_merged
     folder = export(policy, w, args.out, args.name, overwrite=args.overwrite, dtype=args.dtype)
     print(f"wrote {folder}")

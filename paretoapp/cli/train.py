@@ -21,6 +21,7 @@ def run(args) -> int:
                 print(f"{m.name:20s} {m.title}: {m.summary}  [{m.reference}]")
         return 0
     from ..trainers.cli import train_method
+    from . import allow_pickle
 
-    train_method(args.method, args.config, args.set)
+    train_method(args.method, args.config, args.set, allow_pickle=allow_pickle(args))
     return 0

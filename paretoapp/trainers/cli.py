@@ -13,7 +13,8 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
-from paretoapp.errors import debug_requested, report_errors
+from paretoapp import settings
+from paretoapp.errors import report_errors
 from paretoapp.methods import get_method
 
 from .config import load_config
@@ -25,10 +26,14 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a config field, dotted (train.learning_rate=1e-5); repeatable")
 
 
-def train_method(name: str, config: str | None, overrides: list[str] = ()) -> Path:
-    """Load METHOD's config from YAML plus overrides, train it, return the family folder."""
+def train_method(name: str, config: str | None, overrides: list[str] = (), allow_pickle: bool | None = None) -> Path:
+    """Load METHOD's config from YAML plus overrides, train it, return the family folder.
+
+    ``allow_pickle`` (the CLI's ``--allow-pickle``) overrides the config's ``allow_pickle`` when given."""
     method = get_method(name)
     cfg = load_config(method.config_class(), config, list(overrides))
+    if allow_pickle is not None:
+        cfg.allow_pickle = allow_pickle
     path = Path(method.train_fn()(cfg))
     print(path)
     return path
@@ -44,7 +49,7 @@ def run_method(name: str, argv: list[str] | None = None) -> Path:
     method = get_method(name)
     parser = argparse.ArgumentParser(prog=f"paretoapp train {name}", description=f"{method.title}: {method.summary}")
     add_config_arguments(parser)
-    parser.add_argument("--debug", action="store_true", default=debug_requested(),
+    parser.add_argument("--debug", action="store_true", default=settings.DEBUG.get(),
                         help="show the full traceback of any error (or set PARETOAPP_DEBUG=1)")
     args = parser.parse_args(argv)
     if argv is not None:

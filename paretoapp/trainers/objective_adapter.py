@@ -29,7 +29,7 @@ import torch
 from .config import ConfigError, MethodConfig, ObjectiveSpec, TrainConfig, parse_cli, save_config, to_dict
 from .data import PreferenceCollator, SFTCollator, train_eval_pairs
 from .loop import is_finished, train_adapter
-from .lora import attach_lora, load_base, reference
+from .lora import attach_lora, load_run_base, reference
 from .losses import chosen_nll_per_token, dpo_batch_loss, dpo_loss, policy_and_reference_logps, sft_loss
 
 LOSSES = ("dpo", "sft")
@@ -133,7 +133,7 @@ def train_objective_adapter(cfg: MethodConfig, objective: ObjectiveSpec, loss: s
     if is_finished(run_dir):
         return run_dir / "adapter"
 
-    model, tokenizer = load_base(cfg.base_model, cfg.revision, cfg.dtype, cfg.trust_remote_code)
+    model, tokenizer = load_run_base(cfg)
     torch.manual_seed(train.seed)  # the adapter's initial A depends on it: same seed, same run
     model = attach_lora(model, cfg.lora, adapter_name="default")
     train_rows, eval_rows = train_eval_pairs(data, seed=train.seed)

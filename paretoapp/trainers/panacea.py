@@ -62,7 +62,7 @@ from .cli import method_main
 from .config import ConfigError, MethodConfig, to_dict
 from .family_io import family_from_run, save_family
 from .loop import on_main_process, start_run, train_adapter
-from .lora import load_base
+from .lora import load_run_base
 from .multi_objective import (
     AGGREGATIONS,
     MultiObjectiveCollator,
@@ -371,7 +371,7 @@ def train_svd_adapter(cfg: PanaceaConfig) -> Path:
                         data=[to_dict(o.data) for o in cfg.objectives])
     if (done := finished_run(run_dir, recipe)) is not None:
         return done
-    model, tokenizer = load_base(cfg.base_model, cfg.revision, cfg.dtype, cfg.trust_remote_code)
+    model, tokenizer = load_run_base(cfg)
     torch.manual_seed(cfg.train.seed)
     inject_svd_lora(model, cfg.lora.target_modules, cfg.lora.r, len(names), cfg.lora.alpha, cfg.init_std)
     train_rows, eval_rows = multi_objective_rows(cfg)
@@ -386,7 +386,7 @@ def write_panacea_family(cfg: PanaceaConfig, adapter_dir: Path) -> Path:
     layers, meta = load_svd_lora(adapter_dir)
     k = meta["k"]
     tensors, blocks, gate = svd_lora_tensors(layers, k)
-    model, _ = load_base(cfg.base_model, cfg.revision, cfg.dtype, cfg.trust_remote_code)
+    model, _ = load_run_base(cfg)
     family = family_from_run(
         cfg, "panacea", model, tensors, blocks, gate,
         training={"adapter": str(Path(adapter_dir).resolve()), **meta, "aggregation": cfg.aggregation,

@@ -51,7 +51,7 @@ from .config import ConfigError, MethodConfig, TrainConfig, to_dict
 from .data import DataSpec, SFTCollator, read_rows, train_eval_pairs
 from .family_io import family_from_run, load_stacked
 from .loop import on_main_process, start_run, train_adapter
-from .lora import activate, attach_lora, load_adapters, load_base
+from .lora import activate, attach_lora, load_adapters, load_run_base
 from .multi_objective import (
     build_objective_scorers,
     point_label,
@@ -183,7 +183,7 @@ def sft_run(cfg: ParetoHqDConfig, run_dir: Path, rows: list[dict], train: TrainC
     """SFT one adapter on ``rows`` (from the base, or continuing ``init_adapter``)."""
     if (done := finished_run(run_dir, recipe)) is not None:
         return done
-    model, tokenizer = load_base(cfg.base_model, cfg.revision, cfg.dtype, cfg.trust_remote_code)
+    model, tokenizer = load_run_base(cfg)
     torch.manual_seed(train.seed)
     if init_adapter is None:
         model = attach_lora(model, cfg.lora, adapter_name="default")

@@ -73,7 +73,7 @@ from .config import ConfigError, MethodConfig, TrainConfig, to_dict
 from .data import PreferenceCollator, hh_to_messages, read_rows, train_eval_pairs
 from .family_io import family_from_run, load_stacked, save_family
 from .loop import on_main_process, start_run, train_adapter
-from .lora import activate, attach_lora, load_adapters, load_base, reference
+from .lora import activate, attach_lora, load_adapters, load_run_base, reference
 from .objective_adapter import check_recipe, make_loss_fn, train_objective_adapter, write_recipe
 
 BLOCK_GENERALIST = "generalist"
@@ -122,7 +122,7 @@ class PEOConfig(MethodConfig):
 # --------------------------------------------------------------------------- phase 2
 def generalist_model(cfg: PEOConfig, delta_1: Path, delta_2: Path):
     """The phase-2 model: theta_0 + a*delta_1 + (1-a)*delta_2 (frozen) + delta_g (trainable, starts at 0)."""
-    base, tokenizer = load_base(cfg.base_model, cfg.revision, cfg.dtype, cfg.trust_remote_code)
+    base, tokenizer = load_run_base(cfg)
     model = load_adapters(base, {"delta_1": delta_1, "delta_2": delta_2})
     torch.manual_seed((cfg.generalist_train or cfg.train).seed)
     attach_lora(model, cfg.lora, adapter_name=BLOCK_GENERALIST)

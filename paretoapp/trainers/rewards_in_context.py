@@ -52,7 +52,7 @@ from .config import ConfigError, MethodConfig, to_dict
 from .data import SFTCollator, train_eval_pairs
 from .family_io import write_family
 from .loop import on_main_process, start_run, train_adapter
-from .lora import attach_lora, load_base
+from .lora import attach_lora, load_run_base
 from .multi_objective import as_messages, build_objective_scorers, score_responses
 from .objective_adapter import finished_run, make_loss_fn, run_recipe, write_recipe
 
@@ -183,7 +183,7 @@ def train(cfg: RiCConfig, scorers: Sequence | None = None) -> Path:
     if scorers is None:
         scorers = build_objective_scorers(cfg.scorers or [], cfg, k, "Rewards-in-Context")
     names = [getattr(s, "name", getattr(s, "__name__", "callable")) for s in scorers]
-    model, tokenizer = load_base(cfg.base_model, cfg.revision, cfg.dtype, cfg.trust_remote_code)
+    model, tokenizer = load_run_base(cfg)
     train_rows, eval_rows, cond, record = build_rows(cfg, tokenizer, scorers)
     run_dir = cfg.adapters_path / "ric-sft"
     recipe = run_recipe(cfg, scorers=cfg.scorers or names, conditioning=cond.to_dict(), normalisation=record,

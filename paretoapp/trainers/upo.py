@@ -56,7 +56,7 @@ from .cli import method_main
 from .config import ConfigError, MethodConfig, to_dict
 from .data import PreferenceCollator, tokenize_pair, train_eval_pairs
 from .loop import on_main_process, start_run, train_adapter
-from .lora import attach_lora, load_base, reference
+from .lora import attach_lora, load_run_base, reference
 from .losses import dpo_loss, kto_loss, reference_logprobs, sequence_logprobs
 from .multi_objective import build_objective_scorers, point_label, preference_grid, score_responses, write_anchor_family
 from .objective_adapter import finished_run, run_recipe, write_recipe
@@ -235,7 +235,7 @@ def train_point(cfg: UPOConfig, w: list[float], train_rows, eval_rows, scorer_sp
                         **({"preference_loss": cfg.preference_loss} if cfg.preference_loss != "dpo" else {}))
     if (done := finished_run(run_dir, recipe)) is not None:
         return done
-    model, tokenizer = load_base(cfg.base_model, cfg.revision, cfg.dtype, cfg.trust_remote_code)
+    model, tokenizer = load_run_base(cfg)
     torch.manual_seed(cfg.train.seed)
     model = attach_lora(model, cfg.lora, adapter_name="default")
     collate = UPOCollator(tokenizer, cfg.train.max_length, cfg.train.max_prompt_length,

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import settings
 from ..evaluate import EvalResult, EvaluationError, load_results
 from ..family import MANIFEST_FILE, Family, FamilyError, FamilyManifest
 from ..methods import method_names
@@ -38,6 +38,7 @@ class FamilyEntry:
     results: EvalResult | None = None
     note: str = ""                # a banner, e.g. for the fallback family
     device: str = "cpu"
+    allow_pickle: bool | None = None  # a base with only pickle weights (--allow-pickle); None: the environment's
 
     @property
     def k(self) -> int:
@@ -56,7 +57,7 @@ class FamilyEntry:
         """The family on its base model, loaded once (``load_policy`` would re-read and re-hash the bank each call)."""
         if self._policy is None:
             from ..generate import load_policy
-            self._policy = load_policy(self.path, device=self.device)
+            self._policy = load_policy(self.path, device=self.device, allow_pickle=self.allow_pickle)
         return self._policy
 
     def live_scorers(self) -> list:
@@ -73,7 +74,7 @@ class FamilyEntry:
         names = []
         if self.results is not None:
             names = self.results.meta.get("live_scorers") or [s["name"] for s in self.results.meta.get("scorers", [])]
-        allow_hf = os.environ.get("PARETOAPP_APP_REWARD_MODELS") == "1"
+        allow_hf = settings.APP_REWARD_MODELS.get()
         policy = self.policy()
         ctx = ScorerContext(causal_lm=policy.model, tokenizer=policy.tokenizer,
                             model_id=self.manifest.base_model.name_or_path, system_prompt=self.manifest.system_prompt,
@@ -101,13 +102,14 @@ def find_results(family_dir: Path, name: str) -> Path | None:
     return max(candidates, key=lambda p: (p / "meta.json").stat().st_mtime)
 
 
-def load_entry(path: str | Path, key: str | None = None, note: str = "", device: str = "cpu") -> FamilyEntry:
+def load_entry(path: str | Path, key: str | None = None, note: str = "", device: str = "cpu",
+               allow_pickle: bool | None = None) -> FamilyEntry:
     """Read a family's manifest and tensors (checked in full, with its base) and its results, if any."""
     from ..family_check import check_family_base
 
     path = Path(path).expanduser().resolve()
     family = Family.load(path)  # validates manifest and tensors, with errors naming the fix
-    check_family_base(family)
+    check_family_base(family, allow_pickle)
     results = None
     rdir = find_results(path, family.manifest.name)
     if rdir is not None:
@@ -115,7 +117,7 @@ def load_entry(path: str | Path, key: str | None = None, note: str = "", device:
             results = load_results(rdir)
         except (EvaluationError, OSError, ValueError) as exc:
             log.warning("ignoring unreadable results %s: %s", rdir, exc)
-    return FamilyEntry(key or family.manifest.name, path, family.manifest, results, note, device)
+    return FamilyEntry(key or family.manifest.name, path, family.manifest, results, note, device, allow_pickle)
 
 
 def discover(root: str | Path) -> list[Path]:
@@ -144,6 +146,7 @@ class Catalog:
     """The families of this app process, in picker order. Shared by all sessions (read-mostly)."""
 
     entries: dict[str, FamilyEntry] = field(default_factory=dict)
+    allow_pickle: bool | None = None  # for every family added (--allow-pickle); None: PARETOAPP_ALLOW_PICKLE decides
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, path: str | Path, note: str = "", device: str = "cpu") -> FamilyEntry:
@@ -157,7 +160,7 @@ class Catalog:
             for e in self.entries.values():
                 if e.path == resolved:
                     return e
-        entry = load_entry(resolved, note=note, device=device)
+        entry = load_entry(resolved, note=note, device=device, allow_pickle=self.allow_pickle)
         with self._lock:
             key, n = entry.key, 2
             while key in self.entries:
@@ -181,9 +184,9 @@ class Catalog:
 
 
 def build_catalog(family_paths: list[str] | None = None, assets: str | Path | None = "assets",
-                  device: str = "cpu", allow_fallback: bool = True) -> Catalog:
+                  device: str = "cpu", allow_fallback: bool = True, allow_pickle: bool | None = None) -> Catalog:
     """Command-line families first, then everything under ``assets``; the tiny fallback if nothing is found."""
-    cat = Catalog()
+    cat = Catalog(allow_pickle=allow_pickle)
     for p in family_paths or []:
         cat.add(p, device=device)  # a bad --family is the user's error: let it raise
     if assets is not None:

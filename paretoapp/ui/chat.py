@@ -7,10 +7,10 @@ strips the labels again before the conversation goes back to the model.
 
 from __future__ import annotations
 
-import os
 import re
 from urllib.parse import quote
 
+from .. import settings
 from ..generate import GenerationSettings
 from ..validation import app_max_new_tokens, max_new_tokens, real_number
 
@@ -22,7 +22,7 @@ _LABEL_W = re.compile(r"^answered by (?P<family>.+?) at w = \((?P<w>[^)]*)\)")
 def prompt_budget() -> int:
     """The most prompt tokens the app reads for one answer (``PARETOAPP_MAX_PROMPT_TOKENS``, default 2048):
     past that a CPU spends minutes reading before the first token."""
-    return int(os.environ.get("PARETOAPP_MAX_PROMPT_TOKENS", "2048"))
+    return settings.MAX_PROMPT_TOKENS.get()
 
 
 def share_query(family: str, w) -> str:

@@ -7,11 +7,10 @@ ones; it stays in the visitor's session (it is not written to the table).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from scipy import stats
 
+from .. import settings
 from ..evaluate import EvaluationError
 from ..generate import GenerationSettings
 from .catalog import FamilyEntry
@@ -26,7 +25,7 @@ def evaluable(entry: FamilyEntry) -> bool:
     r = entry.results
     if r is None or r.meta.get("synthetic") or len(r.w_columns) != entry.k:
         return False
-    allow_hf = os.environ.get("PARETOAPP_APP_REWARD_MODELS") == "1"
+    allow_hf = settings.APP_REWARD_MODELS.get()
     return all(n in REGISTRY or (allow_hf and n in PRESETS) for n in r.objectives)
 
 

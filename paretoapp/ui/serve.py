@@ -13,30 +13,28 @@ import logging
 import os
 from pathlib import Path
 
+from .. import settings
+
 log = logging.getLogger(__name__)
 
 
 def default_assets() -> str:
     """``PARETOAPP_ASSETS``, else the checkout's ``assets/`` (the embedded demo), else ``./assets``."""
-    if os.environ.get("PARETOAPP_ASSETS"):
-        return os.environ["PARETOAPP_ASSETS"]
+    if assets := settings.ASSETS.get():
+        return assets
     checkout = Path(__file__).resolve().parents[2] / "assets"
     return str(checkout if checkout.is_dir() else Path("assets"))
 
 
-def _env_list(name: str) -> list[str]:
-    return [v.strip() for v in os.environ.get(name, "").split(",") if v.strip()]
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--family", action="append", default=_env_list("PARETOAPP_FAMILIES"), metavar="PATH_OR_REPO",
+    p.add_argument("--family", action="append", default=settings.FAMILIES.get(), metavar="PATH_OR_REPO",
                    help="a family folder (with family.json) or a Hub family owner/repo[/subfolder][@revision]; "
                         "repeat for several (the comma-separated PARETOAPP_FAMILIES are added too)")
     p.add_argument("--assets", default=default_assets(),
                    help="folder whose subfolders are families to list (default: the embedded demo)")
-    p.add_argument("--no-assets", action="store_true", default=os.environ.get("PARETOAPP_NO_DEMO") == "1",
+    p.add_argument("--no-assets", action="store_true", default=settings.NO_DEMO.get(),
                    help="list only the --family folders, not the embedded demo (or set PARETOAPP_NO_DEMO=1)")
-    p.add_argument("--device", default=os.environ.get("PARETOAPP_DEVICE"),
+    p.add_argument("--device", default=settings.DEVICE.get(),
                    help="cpu, cuda, cuda:1, mps (default: cuda when available)")
     p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME"), help="address to listen on")
     p.add_argument("--port", type=int, default=int(os.environ["GRADIO_SERVER_PORT"])
@@ -61,7 +59,8 @@ def serve(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     device = check_device(args.device) or ("cuda" if torch.cuda.is_available() else "cpu")
     app_max_new_tokens()  # a bad PARETOAPP_MAX_NEW_TOKENS fails at start, not at the first request
-    catalog = build_catalog(args.family, None if args.no_assets else args.assets, device=device)
+    catalog = build_catalog(args.family, None if args.no_assets else args.assets, device=device,
+                            allow_pickle=True if getattr(args, "allow_pickle", False) else None)
     catalog.get(catalog.keys[0]).policy()
     demo = build_app(catalog)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs())

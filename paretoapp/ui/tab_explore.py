@@ -15,6 +15,7 @@ import os
 
 import gradio as gr
 
+from .. import settings
 from ..engine import EngineBusy
 from ..export import ExportError
 from ..family import FamilyError
@@ -328,7 +329,7 @@ class ExploreTab:
 
         def add_family(path, key, over):
             path = (path or "").strip()
-            if os.environ.get("SPACE_ID") and not os.environ.get("PARETOAPP_ALLOW_PATHS"):
+            if os.environ.get("SPACE_ID") and not settings.ALLOW_PATHS.get():
                 return "❌ Adding folders is disabled on a Space.", gr.update(), gr.update()
             try:
                 entry = ctx.catalog.add(path, device=ctx.entry(key).device)

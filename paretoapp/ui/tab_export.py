@@ -6,14 +6,13 @@ system temp folder); the merged weights are W0 + B diag(g(w)) A written once.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
+from .. import settings
 from ..export import (
     ExportError,
     check_destination,
@@ -41,12 +40,12 @@ KINDS = ("Merged checkpoint", "LoRA adapter (a few MB)")
 
 
 def export_root() -> Path:
-    return Path(os.environ.get("PARETOAPP_EXPORT_DIR") or Path(tempfile.gettempdir()) / "paretoapp-exports")
+    return settings.EXPORT_DIR.get()
 
 
 def export_ttl_s() -> float:
     """How long an export stays on disk after it is built (``PARETOAPP_EXPORT_TTL_S``, default 30 minutes)."""
-    return float(os.environ.get("PARETOAPP_EXPORT_TTL_S", "1800"))
+    return settings.EXPORT_TTL_S.get()
 
 
 def export_parent(request: gr.Request | None) -> Path:
