@@ -10,9 +10,13 @@ preference and no request can see another's (see ``use_gains``).
 
 Why a ContextVar: ``generate`` does not pass extra arguments down to linear
 layers, and a shared "current merge" would need a lock around every request.
-A new ``threading.Thread`` starts with an empty context, so threads that run
-``generate`` must be started with ``contextvars.copy_context().run``
-(``generate.py`` does this for streaming).
+Every answer is decoded by the model's engine (``engine.py``) on its own
+thread, which binds each step's gains itself (``use_gains`` around every
+forward in ``kvbatch.py``), so no caller's context has to reach that thread.
+Code that runs the model directly binds the gains on its own thread
+(``with bank.preference(w): model.generate(...)``); a new ``threading.Thread``
+starts with an empty context, so the binding goes inside the thread (or the
+thread is started with ``contextvars.copy_context().run``).
 
 Several families on the same base share one model in memory: each attaches
 its tensors under its own bank id and the request names the bank it uses.

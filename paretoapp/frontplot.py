@@ -7,7 +7,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 
-def front_figure(results: dict, x: str | None = None, y: str | None = None, title: str = "Pareto fronts"):
+def comparison_figure(results: dict, x: str | None = None, y: str | None = None, title: str = "Pareto fronts"):
     """One trace per evaluated family: per-w means with 95 % CI error bars, front points filled.
 
     ``results`` maps a label to an ``evaluate.EvalResult``; ``x``/``y`` pick two

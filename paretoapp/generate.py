@@ -45,11 +45,6 @@ Prompt = str | Sequence[Message]
 PLAIN_TEMPLATE = "{system}Human: {prompt}\n\nAssistant:"
 
 
-def as_messages(prompt: Prompt) -> list[Message]:
-    """A prompt as a fresh list of chat messages ending with the user's turn (checked: ``validation.chat_messages``)."""
-    return chat_messages(prompt)
-
-
 def with_system(messages: list[Message], system_prompt: str | None) -> list[Message]:
     if system_prompt and messages[0]["role"] != "system":
         return [{"role": "system", "content": system_prompt}] + messages
@@ -151,7 +146,7 @@ class Policy:
 
     def render(self, prompt: Prompt, w: Sequence[float], system_prompt: str | None = None) -> str:
         """Prompt text for one row, formatted as the family was trained: conditioning c(w), then the template."""
-        messages = as_messages(prompt)
+        messages = chat_messages(prompt)  # checked, a fresh list ending with the user's turn
         if self.manifest.conditioning is not None:
             messages[-1]["content"] = self.manifest.conditioning.apply(messages[-1]["content"], w)
         system = system_prompt if system_prompt is not None else self.manifest.system_prompt

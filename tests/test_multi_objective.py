@@ -105,14 +105,14 @@ def test_scalarise_by_hand():
 def test_prompt_text_and_messages():
     chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "first"},
             {"role": "assistant", "content": "ok"}, {"role": "user", "content": "second"}]
-    assert mo.prompt_text("plain") == "plain" and mo.prompt_text(chat) == "second"
-    copied = mo.as_messages(chat)
+    assert mo.last_user_text("plain") == "plain" and mo.last_user_text(chat) == "second"
+    copied = mo.prompt_messages(chat)
     assert copied == chat and copied[0] is not chat[0]
-    assert mo.as_messages("Hello?") == [{"role": "user", "content": "Hello?"}]
+    assert mo.prompt_messages("Hello?") == [{"role": "user", "content": "Hello?"}]
     hh = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: and you?\n\nAssistant:"
-    assert mo.as_messages(hh) == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+    assert mo.prompt_messages(hh) == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
                                   {"role": "user", "content": "and you?"}]
-    assert mo.as_messages("\n\nHuman: no assistant turn") == [{"role": "user", "content": "no assistant turn"}]
+    assert mo.prompt_messages("\n\nHuman: no assistant turn") == [{"role": "user", "content": "no assistant turn"}]
 
 
 def test_score_responses_orients_and_checks():

@@ -20,7 +20,7 @@ def run(args) -> int:
 
     from .. import pareto
     from ..evaluate import EvaluationError, compare_results, load_results
-    from ..frontplot import front_figure, write_figure
+    from ..frontplot import comparison_figure, write_figure
     from ..validation import number_list
 
     ref = number_list(args.ref, "--ref", "0,0 (one value per objective)") if args.ref else None
@@ -38,6 +38,6 @@ def run(args) -> int:
     print(f"shared reference point {pareto.format_reference(ref_used, first.objectives)} ({rule})")
     if not table["same_prompts"].all():
         print("warning: not all results used the same prompts; their numbers are not directly comparable")
-    written = write_figure(front_figure(results, x=args.x, y=args.y), args.html)
+    written = write_figure(comparison_figure(results, x=args.x, y=args.y), args.html)
     print("wrote " + ", ".join(str(w) for w in written))
     return 0

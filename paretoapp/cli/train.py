@@ -7,9 +7,9 @@ import argparse
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("method", nargs="?", help="a registered method (omit it to list them)")
-    p.add_argument("--config", help="YAML run config (examples: paretoapp/trainers/configs/)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, dotted (train.learning_rate=1e-5); repeatable")
+    from ..trainers.cli import add_config_arguments
+
+    add_config_arguments(p)
 
 
 def run(args) -> int:

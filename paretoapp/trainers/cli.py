@@ -17,19 +17,32 @@ from paretoapp import settings
 from paretoapp.errors import report_errors
 from paretoapp.methods import get_method
 
-from .config import load_config
-
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML run config (see paretoapp/trainers/configs/)")
+    """``--config file.yaml`` and any number of ``--set key=value``: every command that trains takes these.
+
+    This module imports no training code at the top, so ``paretoapp train --help`` stays instant."""
+    p.add_argument("--config", help="YAML run config (examples: paretoapp/trainers/configs/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, dotted (train.learning_rate=1e-5); repeatable")
+
+
+def parse_cli(cls, argv: list[str] | None = None, description: str = ""):
+    """A config of dataclass ``cls`` from ``--config`` and ``--set`` on a command line of its own."""
+    from .config import load_config
+
+    parser = argparse.ArgumentParser(description=description)
+    add_config_arguments(parser)
+    args = parser.parse_args(argv)
+    return load_config(cls, args.config, args.set)
 
 
 def train_method(name: str, config: str | None, overrides: list[str] = (), allow_pickle: bool | None = None) -> Path:
     """Load METHOD's config from YAML plus overrides, train it, return the family folder.
 
     ``allow_pickle`` (the CLI's ``--allow-pickle``) overrides the config's ``allow_pickle`` when given."""
+    from .config import load_config
+
     method = get_method(name)
     cfg = load_config(method.config_class(), config, list(overrides))
     if allow_pickle is not None:

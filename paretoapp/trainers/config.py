@@ -9,7 +9,6 @@ disk says how it was made. Unknown keys are errors, not silently ignored.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import types
@@ -225,12 +224,3 @@ def load_config(cls, path: str | None = None, overrides: list[str] = ()) -> Any:
 def save_config(cfg, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(json.loads(json.dumps(to_dict(cfg))), sort_keys=False))
 
-
-def parse_cli(cls, argv: list[str] | None = None, description: str = ""):
-    """``--config file.yaml`` plus any number of ``--set key=value``; returns the config."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--config", help="YAML run config")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field, dotted (train.learning_rate=1e-5); repeatable")
-    args = parser.parse_args(argv)
-    return load_config(cls, args.config, args.set)

@@ -131,7 +131,8 @@ def end_index(table: pd.DataFrame, objective: str, objectives: Sequence[str]) ->
 
 
 # --------------------------------------------------------------------------- front shape
-def per_w_means(rows: pd.DataFrame, scorers: Sequence[str], confidence: float = BOUNDS.confidence) -> pd.DataFrame:
+def front_means(rows: pd.DataFrame, scorers: Sequence[str], confidence: float = BOUNDS.confidence) -> pd.DataFrame:
+    """``evaluate.per_w_means`` of a results table: its w columns found, ``collapsed`` filled in when missing."""
     from paretoapp.evaluate import per_w_means as _means
 
     r = rows.copy()
@@ -220,7 +221,7 @@ def check_family(rows: pd.DataFrame, kinds: Mapping[str, str], objectives: Seque
     checks.append(Check("degenerate rate (worst w)", worst["degenerate_rate"], f"<= {b.max_degenerate_rate:g}",
                         worst["degenerate_rate"] <= b.max_degenerate_rate, f"at {where}"))
 
-    means = per_w_means(rows, scorers, b.confidence)
+    means = front_means(rows, scorers, b.confidence)
     for objective, score in zip(objectives, scorers):
         bad = monotone_violations(means, f"w_{objective}", score)
         detail = "; ".join(f"w={v['w']:g}: {v['mean']:.3f} (ci_high {v['ci_high']:.3f}) < {v['best_before']:.3f} "
@@ -335,7 +336,7 @@ def behaviour_markdown(root: str | Path, kinds: Mapping[str, str], bounds: Bound
             _cell(by["helpful end answers benign"]), f"{_cell(degen)} {degen.detail}", mono_cell, trade,
             _cell(by.get("distinct non-dominated points"), "g"), missed or "none"]) + " |")
         table = behaviour_table(res.rows, kinds)
-        means = per_w_means(res.rows, scorers, b.confidence)
+        means = front_means(res.rows, scorers, b.confidence)
         wc = w_columns(res.rows)
         merged = table.merge(means[["w_idx", *scorers]], on="w_idx")
         cols = [*wc, "refuses_harmful", "refuses_benign", "answers_benign", "degenerate_rate", *scorers]

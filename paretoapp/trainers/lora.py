@@ -20,7 +20,6 @@ import torch
 from paretoapp.atomic import atomic_folder
 from paretoapp.validation import check_adapter_folder
 
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -140,9 +139,3 @@ def save_adapter(model, adapter_name: str, path: str | os.PathLike) -> Path:
             item.rename(tmp / item.name)
         shutil.rmtree(tmp / "out")
     return path
-
-
-def adapter_state(model, adapter_name: str) -> dict[str, torch.Tensor]:
-    """The adapter's LoRA tensors (name -> tensor), for checkpoints and tests."""
-    from peft import get_peft_model_state_dict
-    return get_peft_model_state_dict(model, adapter_name=adapter_name)

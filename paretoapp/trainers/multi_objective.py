@@ -121,15 +121,15 @@ def dpo_metrics(results: Sequence[DPOResult], names: Sequence[str]) -> dict[str,
 
 
 # --------------------------------------------------------------------------- scoring
-def prompt_text(prompt) -> str:
-    """A prompt as plain text for scorers: the last user message of a chat."""
+def last_user_text(prompt) -> str:
+    """A data prompt as plain text for scorers: itself, or the last user message of a chat."""
     if isinstance(prompt, str):
         return prompt
     return next(m["content"] for m in reversed(prompt) if m["role"] == "user")
 
 
-def as_messages(prompt) -> list[dict]:
-    """Plain prompts -> chat messages (HH transcripts split into turns)."""
+def prompt_messages(prompt) -> list[dict]:
+    """A data prompt as chat messages: a copy of a chat, an HH transcript split into turns, else one user turn."""
     if isinstance(prompt, list):
         return [dict(m) for m in prompt]
     if prompt.startswith("\n\nHuman:"):
@@ -156,7 +156,7 @@ def build_objective_scorers(specs: Sequence[str], cfg: MethodConfig, k: int, wha
 def score_responses(scorers: Sequence[Scorer], prompts: Sequence, responses: Sequence[str],
                     oriented: bool = True) -> np.ndarray:
     """[n, k] scores of (prompt, response) rows; lower-is-better scorers negated when ``oriented``."""
-    texts = [prompt_text(p) for p in prompts]
+    texts = [last_user_text(p) for p in prompts]
     cols = []
     for s in scorers:
         v = np.asarray(s(texts, list(responses)), dtype=np.float64).reshape(-1)

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-from .config import ConfigError, MethodConfig, ObjectiveSpec, TrainConfig, parse_cli, save_config, to_dict
+from .cli import parse_cli
+from .config import ConfigError, MethodConfig, ObjectiveSpec, TrainConfig, save_config, to_dict
 from .data import PreferenceCollator, SFTCollator, train_eval_pairs
 from .loop import is_finished, train_adapter
 from .lora import attach_lora, load_run_base, reference

@@ -74,6 +74,7 @@ from .data import PreferenceCollator, hh_to_messages, read_rows, train_eval_pair
 from .family_io import family_from_run, load_stacked, save_family
 from .loop import on_main_process, start_run, train_adapter
 from .lora import activate, attach_lora, load_adapters, load_run_base, reference
+from .multi_objective import last_user_text
 from .objective_adapter import check_recipe, make_loss_fn, train_objective_adapter, write_recipe
 
 BLOCK_GENERALIST = "generalist"
@@ -199,10 +200,6 @@ def _user_prompt(prompt) -> str | list:
     return prompt
 
 
-def _prompt_text(prompt) -> str:
-    return prompt if isinstance(prompt, str) else next(m["content"] for m in reversed(prompt) if m["role"] == "user")
-
-
 def eval_prompts(cfg: PEOConfig) -> list:
     """Held-out prompts for the search: ``eval_prompts`` file, else the objectives' held-out/first prompts."""
     if cfg.eval_prompts:
@@ -251,7 +248,7 @@ def generate_candidates(model, tokenizer, family: Family, candidates: list[list[
 
 def score_answers(answers: list[list[str]], prompts: list, scorers: Sequence[Scorer]) -> np.ndarray:
     """Per-prompt scores ``[candidate, prompt, objective]``, oriented so that higher is better."""
-    texts = [_prompt_text(p) for p in prompts] * len(answers)
+    texts = [last_user_text(p) for p in prompts] * len(answers)
     flat = [a for per_candidate in answers for a in per_candidate]
     out = np.zeros((len(answers), len(prompts), len(scorers)))
     for j, scorer in enumerate(scorers):
@@ -359,7 +356,7 @@ def search_and_save(cfg: PEOConfig, adapters: dict[str, Path], scorers: Sequence
         cfg, "peo", model, tensors, blocks, Gate.anchors(points, gains, mode="interpolate"),
         training={"adapters": {k: str(Path(v).resolve()) for k, v in adapters.items()}, "alpha": cfg.alpha,
                   "search": {"candidates": candidates, "scores": scores.tolist(), "n_prompts": len(prompts),
-                             "prompts": [_prompt_text(p) for p in prompts], "per_prompt_scores": per_prompt.tolist(),
+                             "prompts": [last_user_text(p) for p in prompts], "per_prompt_scores": per_prompt.tolist(),
                              "scorers": [getattr(s, "name", repr(s)) for s in scorers], **record}},
         w_low=[-e, -e], w_high=[1 + e, 1 + e], in_sample_low=[0.0, 0.0], in_sample_high=[1.0, 1.0],
         on_simplex=True,

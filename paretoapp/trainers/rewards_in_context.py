@@ -53,7 +53,7 @@ from .data import SFTCollator, train_eval_pairs
 from .family_io import write_family
 from .loop import on_main_process, start_run, train_adapter
 from .lora import attach_lora, load_run_base
-from .multi_objective import as_messages, build_objective_scorers, score_responses
+from .multi_objective import build_objective_scorers, prompt_messages, score_responses
 from .objective_adapter import finished_run, make_loss_fn, run_recipe, write_recipe
 
 BOUNDS = ("data", "normal")
@@ -105,7 +105,7 @@ def conditioned_prompt(tokenizer, prompt, scores: Sequence[float], conditioning:
     the generation prompt). Without: the runtime's plain ``Human:/Assistant:`` text.
     """
     from paretoapp.generate import render_messages, with_system
-    messages = as_messages(prompt)
+    messages = prompt_messages(prompt)
     if not messages or messages[-1]["role"] != "user":
         raise ConfigError(f"a prompt must end with a user message: {prompt!r}")
     messages[-1]["content"] = conditioning.render(messages[-1]["content"], scores)
