@@ -125,52 +125,71 @@ class MethodConfig:
 
 # --------------------------------------------------------------------------- dict <-> dataclass
 def _convert(tp, value, where: str):
+    """``value`` (from YAML or a --set override) as the field type ``tp`` asks, or a ConfigError naming ``where``."""
     origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        options = [a for a in args if a is not type(None)]
-        for i, a in enumerate(options):
-            try:
-                return _convert(a, value, where)
-            except (ConfigError, TypeError, ValueError):
-                if i == len(options) - 1:
-                    raise
+        return _convert_union(tp, value, where)
     if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
-        return from_dict(tp, value, where)
+        return _convert_dataclass(tp, value, where)
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
         return [_convert(args[0] if args else Any, v, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return dict(value)
     if tp is bool:
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        return value
+        return _convert_bool(value, where)
     if tp in (int, float):
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return _convert_number(tp, value, where)
+    if tp is str and not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _convert_union(tp, value, where: str):
+    """``X | None`` and other unions: None where allowed, else the first option that takes the value."""
+    args = typing.get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    options = [a for a in args if a is not type(None)]
+    for i, a in enumerate(options):
         try:
-            out = tp(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from None
-        if tp is int and isinstance(value, float) and value != out:
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return out
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            return _convert(a, value, where)
+        except (ConfigError, TypeError, ValueError):
+            if i == len(options) - 1:
+                raise
+    return value
+
+
+def _convert_dataclass(tp, value, where: str):
+    if isinstance(value, tp):
         return value
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
+    return from_dict(tp, value, where)
+
+
+def _convert_bool(value, where: str) -> bool:
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    return value
+
+
+def _convert_number(tp, value, where: str):
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    try:
+        out = tp(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from None
+    if tp is int and isinstance(value, float) and value != out:
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    return out
     return value
 
 

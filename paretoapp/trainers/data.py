@@ -169,37 +169,52 @@ def hh_to_messages(prompt: str) -> list[dict]:
     return messages
 
 
+def _trl_pairs(rows: list[dict], spec: DataSpec) -> list[dict]:
+    """TRL's prompt/chosen/rejected rows; a file of several objectives keeps the rows of ``spec.objective``."""
+    obj = spec.objective
+    if "objective" in rows[0]:
+        names = sorted({r["objective"] for r in rows})
+        if obj is None:
+            raise DataError(f"{spec.source}: holds objectives {names}; name one with objective=...")
+        rows = [r for r in rows if r["objective"] == obj]
+        if not rows:
+            raise DataError(f"{spec.source}: no rows with objective {obj!r}; the file has {names}")
+    return [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
+
+
+def _pku_pairs(rows: list[dict], spec: DataSpec) -> list[dict]:
+    """PKU-SafeRLHF rows: two responses and, per objective, the id of the better one."""
+    column = PKU_COLUMNS.get(spec.objective or "")
+    if column is None:
+        raise DataError(f"PKU-SafeRLHF layout: objective must be one of {sorted(PKU_COLUMNS)}, got {spec.objective!r}")
+    pairs = []
+    for r in rows:
+        best = int(r[column])
+        pairs.append({"prompt": r["prompt"], "chosen": r[f"response_{best}"], "rejected": r[f"response_{1 - best}"]})
+    return pairs
+
+
+def _hh_pairs(rows: list[dict], spec: DataSpec) -> list[dict]:
+    """HH-RLHF transcripts: the shared prompt split off (into chat turns when ``spec.chat``)."""
+    pairs = []
+    for r in rows:
+        prompt, chosen, rejected = split_hh_transcript(r["chosen"], r["rejected"])
+        pairs.append({"prompt": hh_to_messages(prompt) if spec.chat else prompt,
+                      "chosen": chosen.strip() if spec.chat else chosen,
+                      "rejected": rejected.strip() if spec.chat else rejected})
+    return pairs
+
+
+_LAYOUT_READERS = {"trl": _trl_pairs, "pku": _pku_pairs, "hh": _hh_pairs}
+
+
 def _pairs_from_rows(rows: list[dict], spec: DataSpec) -> list[dict]:
     if not rows:
         raise DataError(f"{spec.source}: holds no rows")
     layout = detect_layout(rows[0]) if spec.layout == "auto" else spec.layout
     if layout not in LAYOUTS:
         raise DataError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
-    obj = spec.objective
-    pairs = []
-    if layout == "trl":
-        if "objective" in rows[0]:
-            names = sorted({r["objective"] for r in rows})
-            if obj is None:
-                raise DataError(f"{spec.source}: holds objectives {names}; name one with objective=...")
-            rows = [r for r in rows if r["objective"] == obj]
-            if not rows:
-                raise DataError(f"{spec.source}: no rows with objective {obj!r}; the file has {names}")
-        pairs = [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
-    elif layout == "pku":
-        column = PKU_COLUMNS.get(obj or "")
-        if column is None:
-            raise DataError(f"PKU-SafeRLHF layout: objective must be one of {sorted(PKU_COLUMNS)}, got {obj!r}")
-        for r in rows:
-            best = int(r[column])
-            pairs.append({"prompt": r["prompt"], "chosen": r[f"response_{best}"],
-                          "rejected": r[f"response_{1 - best}"]})
-    elif layout == "hh":
-        for r in rows:
-            prompt, chosen, rejected = split_hh_transcript(r["chosen"], r["rejected"])
-            pairs.append({"prompt": hh_to_messages(prompt) if spec.chat else prompt,
-                          "chosen": chosen.strip() if spec.chat else chosen,
-                          "rejected": rejected.strip() if spec.chat else rejected})
+    pairs = _LAYOUT_READERS[layout](rows, spec) if layout in _LAYOUT_READERS else []
     if spec.chat:
         pairs = [{**p, "prompt": p["prompt"] if isinstance(p["prompt"], list)
                   else [{"role": "user", "content": p["prompt"]}]} for p in pairs]

@@ -30,6 +30,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +112,6 @@ def train_adapter(model, adapter_name: str, train_rows: Sequence, collate: Calla
     ``save_fn(model, folder)`` writes the trained weights for models that are not
     PEFT LoRA (Panacea's SVD-LoRA); by default the PEFT adapter is saved.
     """
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
-    from transformers import get_scheduler
-
     run_dir = Path(run_dir)
     if is_finished(run_dir):
         return run_dir / "adapter"
@@ -123,100 +119,153 @@ def train_adapter(model, adapter_name: str, train_rows: Sequence, collate: Calla
         raise ValueError(f"{run_dir}: no training rows; check the data source and objective")
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=cfg.mixed_precision)
-    set_seed(cfg.seed)
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
-    optimizer = torch.optim.AdamW(trainable_parameters(model), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    run = _AdapterRun.start(model, train_rows, collate, loss_fn, cfg, run_dir, eval_rows)
+    step, epoch = run.position["step"], run.position["epoch"]
+    while step < run.total_steps:
+        step = run.train_epoch(epoch, step)
+        if step >= run.total_steps:
+            break
+        epoch += 1
+    run.bar.close()
+    return run.finish(step, adapter_name, save_fn)
 
-    batches_per_epoch = math.ceil(len(train_rows) / (cfg.batch_size * accelerator.num_processes))
-    steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
-    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    scheduler = get_scheduler(cfg.scheduler, optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_steps),
-                              num_training_steps=total_steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    model.train()
 
-    position = {"step": 0, "epoch": 0, "batch": 0}
-    checkpoints = list_checkpoints(run_dir)
-    if checkpoints:
-        position = load_checkpoint(checkpoints[-1], accelerator.unwrap_model(model), optimizer, scheduler)
-        accelerator.print(f"resumed {run_dir} from {checkpoints[-1].name}")
+@dataclass
+class _AdapterRun:
+    """One adapter's run once set up (prepared model, optimizer, schedule, where it resumes): its steps and its end."""
 
-    def loader(rows, shuffle_epoch: int | None):
+    accelerator: Any
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    cfg: TrainConfig
+    run_dir: Path
+    loss_fn: LossFn
+    collate: Callable
+    train_rows: Sequence
+    total_steps: int
+    position: dict
+    eval_loader: Any = None
+    bar: Any = None
+    started: float = 0.0
+    epoch_end: Callable | None = None   # optional: loss_fn.on_epoch_end(epoch) -> records to log
+    recent: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, model, train_rows: Sequence, collate: Callable, loss_fn: LossFn, cfg: TrainConfig,
+              run_dir: Path, eval_rows: Sequence) -> _AdapterRun:
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+        from tqdm.auto import tqdm
+        from transformers import get_scheduler
+
+        accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=cfg.mixed_precision)
+        set_seed(cfg.seed)
+        if cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.enable_input_require_grads()
+        optimizer = torch.optim.AdamW(trainable_parameters(model), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+
+        batches_per_epoch = math.ceil(len(train_rows) / (cfg.batch_size * accelerator.num_processes))
+        steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
+        total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+        scheduler = get_scheduler(cfg.scheduler, optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_steps),
+                                  num_training_steps=total_steps)
+        model, optimizer = accelerator.prepare(model, optimizer)
+        model.train()
+
+        position = {"step": 0, "epoch": 0, "batch": 0}
+        checkpoints = list_checkpoints(run_dir)
+        if checkpoints:
+            position = load_checkpoint(checkpoints[-1], accelerator.unwrap_model(model), optimizer, scheduler)
+            accelerator.print(f"resumed {run_dir} from {checkpoints[-1].name}")
+
+        run = cls(accelerator, model, optimizer, scheduler, cfg, run_dir, loss_fn, collate, train_rows, total_steps,
+                  position)
+        run.eval_loader = run.loader(eval_rows, None) if eval_rows else None
+        run.bar = tqdm(total=total_steps, initial=position["step"], desc=run_dir.name,
+                       disable=not (cfg.progress and accelerator.is_local_main_process))
+        run.epoch_end = getattr(loss_fn, "on_epoch_end", None)
+        run.started = time.time()
+        return run
+
+    def loader(self, rows, shuffle_epoch: int | None):
         if shuffle_epoch is not None:
-            g = torch.Generator().manual_seed(cfg.seed + shuffle_epoch)
+            g = torch.Generator().manual_seed(self.cfg.seed + shuffle_epoch)
             rows = [rows[i] for i in torch.randperm(len(rows), generator=g).tolist()]
-        return accelerator.prepare(DataLoader(list(rows), batch_size=cfg.batch_size, shuffle=False,
-                                              collate_fn=collate))
+        return self.accelerator.prepare(DataLoader(list(rows), batch_size=self.cfg.batch_size, shuffle=False,
+                                                   collate_fn=self.collate))
 
-    eval_loader = loader(eval_rows, None) if eval_rows else None
-    bar = tqdm(total=total_steps, initial=position["step"], desc=run_dir.name,
-               disable=not (cfg.progress and accelerator.is_local_main_process))
-    recent: list[dict] = []
-    epoch_end = getattr(loss_fn, "on_epoch_end", None)  # optional: loss_fn.on_epoch_end(epoch) -> records to log
-    started = time.time()
-    step, epoch = position["step"], position["epoch"]
-    while step < total_steps:
-        train_loader = loader(train_rows, epoch)
-        skip = position["batch"] if epoch == position["epoch"] else 0
+    def train_epoch(self, epoch: int, step: int) -> int:
+        """One epoch from where the run stands (mid-epoch after a resume); returns the optimizer step reached."""
+        accelerator = self.accelerator
+        train_loader = self.loader(self.train_rows, epoch)
+        skip = self.position["batch"] if epoch == self.position["epoch"] else 0
         batches = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
         batch_index = skip
         for batch in batches:
-            with accelerator.accumulate(model):
-                loss, metrics = loss_fn(model, batch)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
+            loss, metrics = self.train_batch(batch)
             batch_index += 1
-            recent.append(metrics)
+            self.recent.append(metrics)
             if not accelerator.sync_gradients:
                 continue
-            scheduler.step()
             step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{metrics.get('loss', loss.item()):.4f}")
-            here = {"step": step, "epoch": epoch, "batch": batch_index}
-            if cfg.log_every and step % cfg.log_every == 0 and accelerator.is_main_process:
-                _log(run_dir, {**here, "lr": scheduler.get_last_lr()[0], "elapsed_s": round(time.time() - started, 2),
-                               **_mean_metrics(recent)})
-                recent = []
-            if eval_loader is not None and cfg.eval_every and step % cfg.eval_every == 0 and step < total_steps:
-                result = evaluate(model, accelerator, eval_loader, loss_fn)
-                if accelerator.is_main_process:
-                    _log(run_dir, {**here, **result})
-            if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
-                if accelerator.is_main_process:
-                    save_checkpoint(run_dir, accelerator.unwrap_model(model), optimizer, scheduler, here,
-                                    keep=cfg.keep_checkpoints)
-                accelerator.wait_for_everyone()
-            if step >= total_steps:
+            self.after_optimizer_step(loss, metrics, {"step": step, "epoch": epoch, "batch": batch_index})
+            if step >= self.total_steps:
                 break
-        if epoch_end is not None and batch_index >= len(train_loader):  # every batch of the epoch was trained on
-            for record in epoch_end(epoch) or ():
+        if self.epoch_end is not None and batch_index >= len(train_loader):  # every batch of the epoch was trained on
+            for record in self.epoch_end(epoch) or ():
                 if accelerator.is_main_process:
-                    _log(run_dir, {"step": step, "epoch": epoch, **record})
-        if step >= total_steps:
-            break
-        epoch += 1
-    bar.close()
+                    _log(self.run_dir, {"step": step, "epoch": epoch, **record})
+        return step
 
-    final = {"step": step}
-    if eval_loader is not None:
-        final.update(evaluate(model, accelerator, eval_loader, loss_fn))
-    adapter_dir = run_dir / "adapter"
-    if accelerator.is_main_process:
-        _log(run_dir, {**final, "final": True})
-        unwrapped = accelerator.unwrap_model(model)
-        if cfg.gradient_checkpointing:
-            unwrapped.gradient_checkpointing_disable()
-        if save_fn is not None:
-            save_fn(unwrapped, adapter_dir)
-        else:
-            save_adapter(unwrapped, adapter_name, adapter_dir)
-        (run_dir / DONE_FILE).write_text(json.dumps({**final, "elapsed_s": round(time.time() - started, 2)}))
-    accelerator.wait_for_everyone()
-    return adapter_dir
+    def train_batch(self, batch) -> tuple[torch.Tensor, dict]:
+        accelerator, cfg = self.accelerator, self.cfg
+        with accelerator.accumulate(self.model):
+            loss, metrics = self.loss_fn(self.model, batch)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and cfg.max_grad_norm:
+                accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad()
+        return loss, metrics
+
+    def after_optimizer_step(self, loss: torch.Tensor, metrics: dict, here: dict) -> None:
+        """The schedule, the progress bar, and the log, eval and checkpoint that fall due at step ``here["step"]``."""
+        accelerator, cfg, step = self.accelerator, self.cfg, here["step"]
+        self.scheduler.step()
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{metrics.get('loss', loss.item()):.4f}")
+        if cfg.log_every and step % cfg.log_every == 0 and accelerator.is_main_process:
+            _log(self.run_dir, {**here, "lr": self.scheduler.get_last_lr()[0],
+                                "elapsed_s": round(time.time() - self.started, 2), **_mean_metrics(self.recent)})
+            self.recent = []
+        if self.eval_loader is not None and cfg.eval_every and step % cfg.eval_every == 0 and step < self.total_steps:
+            result = evaluate(self.model, accelerator, self.eval_loader, self.loss_fn)
+            if accelerator.is_main_process:
+                _log(self.run_dir, {**here, **result})
+        if cfg.save_every and step % cfg.save_every == 0 and step < self.total_steps:
+            if accelerator.is_main_process:
+                save_checkpoint(self.run_dir, accelerator.unwrap_model(self.model), self.optimizer, self.scheduler, here,
+                                keep=cfg.keep_checkpoints)
+            accelerator.wait_for_everyone()
+
+    def finish(self, step: int, adapter_name: str, save_fn: Callable[[Any, Path], Any] | None) -> Path:
+        """The final eval, the trained adapter written last, then the done marker."""
+        accelerator, run_dir = self.accelerator, self.run_dir
+        final = {"step": step}
+        if self.eval_loader is not None:
+            final.update(evaluate(self.model, accelerator, self.eval_loader, self.loss_fn))
+        adapter_dir = run_dir / "adapter"
+        if accelerator.is_main_process:
+            _log(run_dir, {**final, "final": True})
+            unwrapped = accelerator.unwrap_model(self.model)
+            if self.cfg.gradient_checkpointing:
+                unwrapped.gradient_checkpointing_disable()
+            if save_fn is not None:
+                save_fn(unwrapped, adapter_dir)
+            else:
+                save_adapter(unwrapped, adapter_name, adapter_dir)
+            (run_dir / DONE_FILE).write_text(json.dumps({**final, "elapsed_s": round(time.time() - self.started, 2)}))
+        accelerator.wait_for_everyone()
+        return adapter_dir
