@@ -15,10 +15,10 @@ import gradio as gr
 import numpy as np
 
 from ..export import (
+    EXPORTERS,
     ExportError,
     check_destination,
     check_push_target,
-    export_lora,
     export_merged,
     push_to_hub,
     zip_folder,
@@ -37,7 +37,7 @@ def default_export_name(entry: FamilyEntry, w) -> str:
 
 
 DTYPES = {"the base's own (default)": None, "bfloat16": "bfloat16", "float16": "float16", "float32": "float32"}
-KINDS = ("Merged checkpoint", "LoRA adapter (a few MB)")
+KINDS = {e.label: kind for kind, e in EXPORTERS.items()}  # the choice shown (and sent by API clients) -> the kind
 
 
 def export_root() -> Path:
@@ -101,8 +101,9 @@ class ExportTab:
                                            info="letters, digits, '.', '_' or '-'; empty = the name shown",
                                            elem_id="pa-export-name")
                     with gr.Row():
-                        self.kind = gr.Radio(list(KINDS), value=KINDS[0], label="What", elem_id="pa-export-kind",
-                                             info="LoRA: the exact mix at this w as one adapter on the base")
+                        self.kind = gr.Radio(list(KINDS), value=next(iter(KINDS)), label="What",
+                                             elem_id="pa-export-kind",
+                                             info=" · ".join(e.hint for e in EXPORTERS.values() if e.hint))
                         self.dtype = gr.Dropdown(list(DTYPES), value=next(iter(DTYPES)), label="Weights dtype",
                                                  elem_id="pa-export-dtype")
                     self.go = gr.Button("Build (zip)", variant="primary", elem_id="pa-export-go")
@@ -130,10 +131,10 @@ class ExportTab:
     def wire(self, session: gr.State, explore: ExploreTab) -> None:
         ctx = self.ctx
 
-        def do_export(key, sess: Session, export_name, kind=KINDS[0], dtype_label=None, request: gr.Request = None,
-                      progress=gr.Progress()):
+        def do_export(key, sess: Session, export_name, kind=next(iter(KINDS)), dtype_label=None,
+                      request: gr.Request = None, progress=gr.Progress()):
             remove_old_exports(export_root(), export_ttl_s())
-            lora = kind == KINDS[1]
+            exporter = EXPORTERS[KINDS.get(kind, "merged")]
             try:
                 entry = ctx.entry(key)
                 w = sess.w_for(entry)
@@ -141,19 +142,16 @@ class ExportTab:
                 check_destination(export_parent(request), export_name, overwrite=True)
                 progress(0.05, desc="loading the family")
                 policy = entry.policy()
-                progress(0.25, desc="writing B·diag(g(w))·A as one adapter" if lora else "merging W0 + B·diag(g(w))·A")
-                export = export_lora if lora else export_merged
-                folder = export(policy, w, export_parent(request), export_name, scores=scores_at(entry, w),
-                                overwrite=True, dtype=DTYPES.get(dtype_label))
+                progress(0.25, desc=exporter.step)
+                folder = exporter.write(policy, w, export_parent(request), export_name, scores=scores_at(entry, w),
+                                        overwrite=True, dtype=DTYPES.get(dtype_label))
                 progress(0.75, desc="zipping")
                 z = zip_folder(folder)
                 shutil.rmtree(folder, ignore_errors=True)  # the zip is what is served; one copy on disk
             except (*USER_ERRORS, OSError) as exc:
                 return None, f"❌ **Export failed:** {exc}", None
             size = z.stat().st_size / 2 ** 20
-            what = ("one LoRA adapter (PEFT, safetensors) equal to the mix" if lora else
-                    "merged weights (safetensors)")
-            msg = (f"✅ **{z.name}** ({size:.1f} MB): {what}, tokenizer and a model card, "
+            msg = (f"✅ **{z.name}** ({size:.1f} MB): {exporter.writes}, tokenizer and a model card, "
                    f"at w = ({', '.join(f'{v:g}' for v in w)}).")
             return str(z), msg, [str(folder), list(w)]
 
