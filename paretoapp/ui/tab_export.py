@@ -25,8 +25,8 @@ from ..export import (
 )
 from ..preferences import PreferenceSpace
 from .catalog import FamilyEntry
-from .session import AppContext, Session
-from .tab_explore import USER_ERRORS, ExploreTab
+from .session import USER_ERRORS, Session
+from .tab import Shared, Shown, Start, Tab, Updates
 
 
 def default_export_name(entry: FamilyEntry, w) -> str:
@@ -89,9 +89,11 @@ def export_head(entry: FamilyEntry, w) -> str:
             "The merged checkpoint is a plain `transformers` model: it loads anywhere without paretoapp.")
 
 
-class ExportTab:
-    def __init__(self, ctx: AppContext, first: FamilyEntry, w0: list[float], on_space: bool):
-        self.ctx = ctx
+class ExportTab(Tab):
+    """Build the session's w as a zip (merged or LoRA, in a dtype), or push it to the Hub."""
+
+    def __init__(self, start: Start):
+        self.ctx, first, w0 = start.ctx, start.first, start.w0
         with gr.Tab("Export", id="export"):
             self.head = gr.Markdown(export_head(first, w0))
             with gr.Row():
@@ -113,7 +115,7 @@ class ExportTab:
                     self.status = gr.Markdown(elem_id="pa-export-status")
                 with gr.Column():
                     gr.Markdown("### Push to the Hugging Face Hub")
-                    if on_space:
+                    if start.on_space:
                         gr.LoginButton()
                         self.token = gr.Textbox(visible=False)
                     else:
@@ -125,10 +127,19 @@ class ExportTab:
                     self.push_status = gr.Markdown(elem_id="pa-push-status")
             self.last = gr.State(None)  # (folder, w) of this session's last export
 
-    def preference_updates(self, entry: FamilyEntry, w) -> dict:
+    @property
+    def preference_outputs(self) -> list:
+        return [self.head, self.name]
+
+    def preference_updates(self, entry: FamilyEntry, shown: Shown) -> Updates:
+        w = shown.session.w_for(entry)
         return {self.head: export_head(entry, w), self.name: gr.update(placeholder=default_export_name(entry, w))}
 
-    def wire(self, session: gr.State, explore: ExploreTab) -> None:
+    def wire(self, shared: Shared) -> None:
+        self._wire_export(shared)
+        self._wire_push(shared)
+
+    def _wire_export(self, shared: Shared) -> None:
         ctx = self.ctx
 
         def do_export(key, sess: Session, export_name, kind=next(iter(KINDS)), dtype_label=None,
@@ -155,9 +166,12 @@ class ExportTab:
                    f"at w = ({', '.join(f'{v:g}' for v in w)}).")
             return str(z), msg, [str(folder), list(w)]
 
-        self.go.click(do_export, [explore.family, session, self.name, self.kind, self.dtype],
+        self.go.click(do_export, [shared.family, shared.session, self.name, self.kind, self.dtype],
                       [self.file, self.status, self.last], api_name="export", concurrency_id="export",
                       concurrency_limit=2)
+
+    def _wire_push(self, shared: Shared) -> None:
+        ctx = self.ctx
 
         def do_push(key, sess: Session, export_name, repo_id, is_private, token_text, last,
                     oauth_token: gr.OAuthToken | None = None, request: gr.Request = None, progress=gr.Progress()):
@@ -184,5 +198,5 @@ class ExportTab:
                 return f"❌ **Push failed:** {type(exc).__name__}: {exc}"
             return f"✅ Pushed to [{repo_id}]({url})."
 
-        self.push.click(do_push, [explore.family, session, self.name, self.repo, self.private, self.token, self.last],
+        self.push.click(do_push, [shared.family, shared.session, self.name, self.repo, self.private, self.token, self.last],
                         self.push_status, api_name="push", concurrency_id="export")
