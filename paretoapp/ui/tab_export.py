@@ -198,5 +198,5 @@ class ExportTab(Tab):
                 return f"❌ **Push failed:** {type(exc).__name__}: {exc}"
             return f"✅ Pushed to [{repo_id}]({url})."
 
-        self.push.click(do_push, [shared.family, shared.session, self.name, self.repo, self.private, self.token, self.last],
-                        self.push_status, api_name="push", concurrency_id="export")
+        self.push.click(do_push, [shared.family, shared.session, self.name, self.repo, self.private, self.token,
+                                  self.last], self.push_status, api_name="push", concurrency_id="export")
