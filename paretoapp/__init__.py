@@ -24,7 +24,7 @@ _PUBLIC = {
     "evaluate_family": "evaluate", "load_results": "evaluate", "compare_results": "evaluate",
     "EvaluationError": "evaluate",
     "export_merged": "export", "export_lora": "export", "zip_folder": "export", "push_to_hub": "export",
-    "ExportError": "export",
+    "ExportError": "export", "EXPORTERS": "export", "export_as": "export",
     "Method": "methods", "register": "methods", "get_method": "methods",
     "PreferenceSpace": "preferences",
     "pick": "picking", "Pick": "picking",

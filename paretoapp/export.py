@@ -6,6 +6,10 @@ materialises W0 + B diag(g(w)) A once (``PreferenceBank.merged_state_dict``),
 writes it with safetensors into a temporary folder and renames that into
 place, so an interrupted export never leaves a half-written folder. Names
 that could escape the export folder are rejected.
+
+``EXPORTERS`` is the one list of export targets: the CLI's ``--kind``, the
+app's "What" choice and ``export_as`` all read it, so a new target is one
+entry there.
 """
 
 from __future__ import annotations
@@ -14,19 +18,18 @@ import json
 import os
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-from safetensors.torch import save_file
-
 from .atomic import atomic_file, atomic_folder, check_writable
-from .bank import bank_layers
 from .errors import ExportError, is_network_error, one_line
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch is imported where it is used: `paretoapp export --help` reads EXPORTERS, and stays instant
+    import torch
+
     from .generate import Policy
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -56,6 +59,7 @@ def check_destination(parent: str | os.PathLike, name: str, overwrite: bool = Fa
 def check_push_target(repo_id: str, token: str | None) -> str:
     """A Hub model repo id 'owner/name' and a token, checked before anything is exported or sent."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
+
 
     repo_id = (repo_id or "").strip() if isinstance(repo_id, str) else repo_id
     if not repo_id or not isinstance(repo_id, str):
@@ -176,6 +180,9 @@ def export_lora(policy: Policy, w: Sequence[float], parent: str | os.PathLike, n
     at most the sum of the family's ranks.
     """
     from peft import LoraConfig
+    from safetensors.torch import save_file
+
+    from .bank import bank_layers
 
     w = policy.manifest.check_w(w)[0].tolist()
     check_destination(parent, name, overwrite)
@@ -209,6 +216,42 @@ def export_lora(policy: Policy, w: Sequence[float], parent: str | os.PathLike, n
     return _atomic_folder(Path(parent), name, write, overwrite)
 
 
+@dataclass(frozen=True)
+class Exporter:
+    """One export target: the function that writes it and what each door says about it."""
+
+    write: Callable[..., Path]  # (policy, w, parent, name, scores=, overwrite=, dtype=) -> the folder written
+    label: str        # the app's choice ("What")
+    description: str  # the CLI's --kind help
+    writes: str       # what the folder holds, said after an export ("merged weights (safetensors)")
+    step: str         # the app's progress line while it writes
+    hint: str = ""    # a line under the app's choice when the label alone does not say enough
+
+
+EXPORTERS: dict[str, Exporter] = {
+    "merged": Exporter(export_merged, "Merged checkpoint", "full weights W0 + B diag(g(w)) A, a plain checkpoint",
+                       "merged weights (safetensors)", "merging W0 + B·diag(g(w))·A"),
+    "lora": Exporter(export_lora, "LoRA adapter (a few MB)", "one LoRA adapter equal to the mix, on the base",
+                     "one LoRA adapter (PEFT, safetensors) equal to the mix", "writing B·diag(g(w))·A as one adapter",
+                     hint="LoRA: the exact mix at this w as one adapter on the base"),
+}
+
+
+def exporter(kind: str) -> Exporter:
+    """The export target named ``kind``, or an ``ExportError`` that lists the known ones."""
+    try:
+        return EXPORTERS[kind]
+    except (KeyError, TypeError):
+        raise ExportError(f"unknown export kind {kind!r}; use one of: {', '.join(EXPORTERS)}") from None
+
+
+def export_as(kind: str, policy: Policy, w: Sequence[float], parent: str | os.PathLike, name: str,
+              scores: dict[str, float] | None = None, overwrite: bool = False,
+              dtype: str | torch.dtype | None = None) -> Path:
+    """Export ``policy`` at ``w`` as the target ``kind`` (a key of ``EXPORTERS``) into ``parent/name``."""
+    return exporter(kind).write(policy, w, parent, name, scores=scores, overwrite=overwrite, dtype=dtype)
+
+
 def zip_folder(folder: str | os.PathLike) -> Path:
     """``folder.zip`` beside the folder, written to a temp file and renamed."""
     folder = Path(folder)
@@ -227,6 +270,7 @@ def push_to_hub(folder: str | os.PathLike, repo_id: str, token: str | None = Non
     says the export is still on disk.
     """
     from huggingface_hub import HfApi
+
 
     repo_id = check_push_target(repo_id, token)
     api = HfApi(token=token)

@@ -96,3 +96,33 @@ def test_cli_export_writes_folder_and_zip(policy, tmp_path, capsys):
     assert "NaN" in capsys.readouterr().err
     assert main(["export", family, "--w", "0.5,0.5", "--out", str(tmp_path), "--name", "../up"]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_every_export_target_writes_what_it_names(policy, tmp_path):
+    """EXPORTERS is the one list of targets: each writes a folder that records its own kind."""
+    import json
+
+    from paretoapp.export import EXPORTERS, export_as
+    assert {"merged", "lora"} <= set(EXPORTERS)
+    for kind in EXPORTERS:
+        folder = export_as(kind, policy, W, tmp_path, f"as-{kind}")
+        assert json.loads((folder / "paretoapp_export.json").read_text())["kind"] == kind
+    assert (tmp_path / "as-merged" / "model.safetensors").exists()
+    assert (tmp_path / "as-lora" / "adapter_model.safetensors").exists()
+    with pytest.raises(ExportError, match="unknown export kind 'gguf'; use one of: merged, lora"):
+        export_as("gguf", policy, W, tmp_path, "nope")
+    assert not (tmp_path / "nope").exists()
+
+
+def test_cli_export_kind_comes_from_the_table(policy, tmp_path, capsys):
+    from paretoapp.cli import main
+    family = str(policy.family.path)
+    args = ["export", family, "--w", "0.7,-0.4", "--out", str(tmp_path)]
+    assert main([*args, "--name", "kind-lora", "--kind", "lora"]) == 0
+    assert main([*args, "--name", "flag-lora", "--lora"]) == 0  # the shorthand it always had
+    for name in ("kind-lora", "flag-lora"):
+        assert (tmp_path / name / "adapter_model.safetensors").exists()
+        assert not (tmp_path / name / "model.safetensors").exists()
+    with pytest.raises(SystemExit):
+        main([*args, "--name", "x", "--kind", "gguf"])
+    assert "invalid choice: 'gguf'" in capsys.readouterr().err

@@ -16,7 +16,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--w", required=True, help="preference, one comma-separated value per objective, e.g. 0.3,0.7")
     p.add_argument("--out", default="exports", help="folder that receives the export (default: exports)")
     p.add_argument("--name", required=True, help="name of the exported folder (letters, digits, . _ -)")
-    p.add_argument("--lora", action="store_true", help="write one LoRA adapter equal to the mix instead of full weights")
+    from ..export import EXPORTERS  # light: torch and safetensors only, no model
+
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--kind", choices=list(EXPORTERS), default="merged",
+                      help="what to write: " + "; ".join(f"{k}: {e.description}" for k, e in EXPORTERS.items())
+                      + " (default: merged)")
+    what.add_argument("--lora", dest="kind", action="store_const", const="lora", help="the same as --kind lora")
     p.add_argument("--zip", action="store_true", help="also write NAME.zip beside the folder")
     p.add_argument("--push", metavar="REPO_ID", default=None,
                    help="upload to this Hub model repo (token from --token or the HF_TOKEN variable)")
@@ -28,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..export import check_destination, check_push_target, export_lora, export_merged, push_to_hub, zip_folder
+    from ..export import check_destination, check_push_target, export_as, push_to_hub, zip_folder
     from ..family import load_family
     from ..generate import load_policy
     from ..models import resolve_dtype
@@ -45,8 +51,7 @@ def run(args) -> int:
     w = family.manifest.check_w(w)[0].tolist()
     check_destination(args.out, args.name, args.overwrite)
     policy = load_policy(family, device=args.device, allow_pickle=allow_pickle(args))  # merged in the model's dtype, written in --dtype
-    export = export_lora if args.lora else export_merged
-    folder = export(policy, w, args.out, args.name, overwrite=args.overwrite, dtype=args.dtype)
+    folder = export_as(args.kind, policy, w, args.out, args.name, overwrite=args.overwrite, dtype=args.dtype)
     print(f"wrote {folder}")
     if args.zip:
         print(f"wrote {zip_folder(folder)}")

@@ -12,8 +12,7 @@ import gradio as gr
 from ..preferences import PreferenceSpace
 from ..validation import parse_w, prompt_text
 from .chat import settings_from
-from .session import AppContext, user_error
-from .tab_explore import USER_ERRORS
+from .session import USER_ERRORS, AppContext, user_error
 from .zerogpu import gpu
 
 

@@ -14,10 +14,16 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
+from ..engine import EngineBusy
+from ..export import ExportError
 from ..family import FamilyError
 from ..gates import PreferenceError
+from ..generate import PromptTooLongError
 from ..preferences import PreferenceSpace
 from .catalog import Catalog, FamilyEntry
+
+# the errors a visitor can act on: shown as a one-line toast (``user_error``), never as a traceback
+USER_ERRORS = (PreferenceError, FamilyError, ExportError, PromptTooLongError, ValueError, EngineBusy)
 
 
 @dataclass

@@ -14,18 +14,18 @@ import numpy as np
 
 from .. import settings
 from ..export import (
+    EXPORTERS,
     ExportError,
     check_destination,
     check_push_target,
-    export_lora,
     export_merged,
     push_to_hub,
     zip_folder,
 )
 from ..preferences import PreferenceSpace
 from .catalog import FamilyEntry
-from .session import AppContext, Session
-from .tab_explore import USER_ERRORS, ExploreTab
+from .session import USER_ERRORS, Session
+from .tab import Shared, Shown, Start, Tab, Updates
 
 
 def default_export_name(entry: FamilyEntry, w) -> str:
@@ -36,7 +36,7 @@ def default_export_name(entry: FamilyEntry, w) -> str:
 
 
 DTYPES = {"the base's own (default)": None, "bfloat16": "bfloat16", "float16": "float16", "float32": "float32"}
-KINDS = ("Merged checkpoint", "LoRA adapter (a few MB)")
+KINDS = {e.label: kind for kind, e in EXPORTERS.items()}  # the choice shown (and sent by API clients) -> the kind
 
 
 def export_root() -> Path:
@@ -88,9 +88,11 @@ def export_head(entry: FamilyEntry, w) -> str:
             "The merged checkpoint is a plain `transformers` model: it loads anywhere without paretoapp.")
 
 
-class ExportTab:
-    def __init__(self, ctx: AppContext, first: FamilyEntry, w0: list[float], on_space: bool):
-        self.ctx = ctx
+class ExportTab(Tab):
+    """Build the session's w as a zip (merged or LoRA, in a dtype), or push it to the Hub."""
+
+    def __init__(self, start: Start):
+        self.ctx, first, w0 = start.ctx, start.first, start.w0
         with gr.Tab("Export", id="export"):
             self.head = gr.Markdown(export_head(first, w0))
             with gr.Row():
@@ -100,8 +102,9 @@ class ExportTab:
                                            info="letters, digits, '.', '_' or '-'; empty = the name shown",
                                            elem_id="pa-export-name")
                     with gr.Row():
-                        self.kind = gr.Radio(list(KINDS), value=KINDS[0], label="What", elem_id="pa-export-kind",
-                                             info="LoRA: the exact mix at this w as one adapter on the base")
+                        self.kind = gr.Radio(list(KINDS), value=next(iter(KINDS)), label="What",
+                                             elem_id="pa-export-kind",
+                                             info=" · ".join(e.hint for e in EXPORTERS.values() if e.hint))
                         self.dtype = gr.Dropdown(list(DTYPES), value=next(iter(DTYPES)), label="Weights dtype",
                                                  elem_id="pa-export-dtype")
                     self.go = gr.Button("Build (zip)", variant="primary", elem_id="pa-export-go")
@@ -111,7 +114,7 @@ class ExportTab:
                     self.status = gr.Markdown(elem_id="pa-export-status")
                 with gr.Column():
                     gr.Markdown("### Push to the Hugging Face Hub")
-                    if on_space:
+                    if start.on_space:
                         gr.LoginButton()
                         self.token = gr.Textbox(visible=False)
                     else:
@@ -123,16 +126,25 @@ class ExportTab:
                     self.push_status = gr.Markdown(elem_id="pa-push-status")
             self.last = gr.State(None)  # (folder, w) of this session's last export
 
-    def preference_updates(self, entry: FamilyEntry, w) -> dict:
+    @property
+    def preference_outputs(self) -> list:
+        return [self.head, self.name]
+
+    def preference_updates(self, entry: FamilyEntry, shown: Shown) -> Updates:
+        w = shown.session.w_for(entry)
         return {self.head: export_head(entry, w), self.name: gr.update(placeholder=default_export_name(entry, w))}
 
-    def wire(self, session: gr.State, explore: ExploreTab) -> None:
+    def wire(self, shared: Shared) -> None:
+        self._wire_export(shared)
+        self._wire_push(shared)
+
+    def _wire_export(self, shared: Shared) -> None:
         ctx = self.ctx
 
-        def do_export(key, sess: Session, export_name, kind=KINDS[0], dtype_label=None, request: gr.Request = None,
-                      progress=gr.Progress()):
+        def do_export(key, sess: Session, export_name, kind=next(iter(KINDS)), dtype_label=None,
+                      request: gr.Request = None, progress=gr.Progress()):
             remove_old_exports(export_root(), export_ttl_s())
-            lora = kind == KINDS[1]
+            exporter = EXPORTERS[KINDS.get(kind, "merged")]
             try:
                 entry = ctx.entry(key)
                 w = sess.w_for(entry)
@@ -140,25 +152,25 @@ class ExportTab:
                 check_destination(export_parent(request), export_name, overwrite=True)
                 progress(0.05, desc="loading the family")
                 policy = entry.policy()
-                progress(0.25, desc="writing B·diag(g(w))·A as one adapter" if lora else "merging W0 + B·diag(g(w))·A")
-                export = export_lora if lora else export_merged
-                folder = export(policy, w, export_parent(request), export_name, scores=scores_at(entry, w),
-                                overwrite=True, dtype=DTYPES.get(dtype_label))
+                progress(0.25, desc=exporter.step)
+                folder = exporter.write(policy, w, export_parent(request), export_name, scores=scores_at(entry, w),
+                                        overwrite=True, dtype=DTYPES.get(dtype_label))
                 progress(0.75, desc="zipping")
                 z = zip_folder(folder)
                 shutil.rmtree(folder, ignore_errors=True)  # the zip is what is served; one copy on disk
             except (*USER_ERRORS, OSError) as exc:
                 return None, f"❌ **Export failed:** {exc}", None
             size = z.stat().st_size / 2 ** 20
-            what = ("one LoRA adapter (PEFT, safetensors) equal to the mix" if lora else
-                    "merged weights (safetensors)")
-            msg = (f"✅ **{z.name}** ({size:.1f} MB): {what}, tokenizer and a model card, "
+            msg = (f"✅ **{z.name}** ({size:.1f} MB): {exporter.writes}, tokenizer and a model card, "
                    f"at w = ({', '.join(f'{v:g}' for v in w)}).")
             return str(z), msg, [str(folder), list(w)]
 
-        self.go.click(do_export, [explore.family, session, self.name, self.kind, self.dtype],
+        self.go.click(do_export, [shared.family, shared.session, self.name, self.kind, self.dtype],
                       [self.file, self.status, self.last], api_name="export", concurrency_id="export",
                       concurrency_limit=2)
+
+    def _wire_push(self, shared: Shared) -> None:
+        ctx = self.ctx
 
         def do_push(key, sess: Session, export_name, repo_id, is_private, token_text, last,
                     oauth_token: gr.OAuthToken | None = None, request: gr.Request = None, progress=gr.Progress()):
@@ -185,5 +197,5 @@ class ExportTab:
                 return f"❌ **Push failed:** {type(exc).__name__}: {exc}"
             return f"✅ Pushed to [{repo_id}]({url})."
 
-        self.push.click(do_push, [explore.family, session, self.name, self.repo, self.private, self.token, self.last],
-                        self.push_status, api_name="push", concurrency_id="export")
+        self.push.click(do_push, [shared.family, shared.session, self.name, self.repo, self.private, self.token,
+                                  self.last], self.push_status, api_name="push", concurrency_id="export")

@@ -16,8 +16,8 @@ import plotly.graph_objects as go
 from .catalog import FamilyEntry
 from .live_eval import evaluable, evaluate_prompt, prompt_front
 from .plot import axis_title, w_text
-from .session import AppContext, user_error
-from .tab_explore import USER_ERRORS, ExploreTab
+from .session import USER_ERRORS, user_error
+from .tab import Shared, Shown, Start, Tab, Updates
 from .zerogpu import gpu
 
 
@@ -56,9 +56,11 @@ def answers_markdown(entry: FamilyEntry, table) -> str:
     return "\n".join(rows)
 
 
-class PromptsTab:
-    def __init__(self, ctx: AppContext, first: FamilyEntry):
-        self.ctx = ctx
+class PromptsTab(Tab):
+    """A held-out prompt's answers along the front (read from the results), or a typed prompt's (generated)."""
+
+    def __init__(self, start: Start):
+        self.ctx, first = start.ctx, start.first
         prompts = held_out_prompts(first)
         with gr.Tab("Prompts", id="prompts"):
             gr.Markdown("**One prompt's front.** Pick a held-out prompt to see its answer and scores at every "
@@ -85,7 +87,11 @@ class PromptsTab:
     def _answers(entry, prompt):
         return answers_markdown(entry, prompt_front(entry, prompt))
 
-    def family_updates(self, entry: FamilyEntry) -> dict:
+    @property
+    def family_outputs(self) -> list:
+        return [self.choice, self.go, self.plot, self.answers]
+
+    def family_updates(self, entry: FamilyEntry, shown: Shown) -> Updates:
         prompts = held_out_prompts(entry)
         first = prompts[0] if prompts else None
         return {self.choice: gr.update(choices=prompts, value=first),
@@ -93,7 +99,7 @@ class PromptsTab:
                 self.plot: self._figure(entry, first) if first else None,
                 self.answers: self._answers(entry, first) if first else "*This family has no evaluation results.*"}
 
-    def wire(self, explore: ExploreTab) -> None:
+    def wire(self, shared: Shared) -> None:
         ctx = self.ctx
 
         def show(key, prompt):
@@ -106,7 +112,7 @@ class PromptsTab:
                 raise user_error(exc) from None
             return prompt_figure(entry, table), answers_markdown(entry, table)
 
-        self.choice.input(show, [explore.family, self.choice], [self.plot, self.answers], api_name="prompt_front")
+        self.choice.input(show, [shared.family, self.choice], [self.plot, self.answers], api_name="prompt_front")
 
         @gpu
         def evaluate_now(key, prompt, progress=gr.Progress()):
@@ -117,7 +123,7 @@ class PromptsTab:
                 raise user_error(exc) from None
             return prompt_figure(entry, table), answers_markdown(entry, table)
 
-        self.go.click(evaluate_now, [explore.family, self.custom], [self.plot, self.answers],
+        self.go.click(evaluate_now, [shared.family, self.custom], [self.plot, self.answers],
                       api_name="evaluate_prompt", concurrency_id="generate")
-        self.custom.submit(evaluate_now, [explore.family, self.custom], [self.plot, self.answers], api_name=False,
+        self.custom.submit(evaluate_now, [shared.family, self.custom], [self.plot, self.answers], api_name=False,
                            concurrency_id="generate")

@@ -15,8 +15,8 @@ from .blind_ab import BlindAB
 from .catalog import FamilyEntry
 from .chat import settings_from
 from .controls import end_w, slider_event, slider_updates, sliders
-from .session import AppContext, session_id, user_error
-from .tab_explore import USER_ERRORS, ExploreTab
+from .session import USER_ERRORS, Session, session_id, user_error
+from .tab import Shared, Shown, Start, Tab, Updates
 from .zerogpu import gpu
 
 SLOTS = ("A", "B")
@@ -40,9 +40,11 @@ def head(slot: str, space: PreferenceSpace, w) -> str:
     return f"### {slot}\n" + space.describe(w)
 
 
-class SideBySideTab:
-    def __init__(self, ctx: AppContext, first: FamilyEntry):
-        self.ctx = ctx
+class SideBySideTab(Tab):
+    """Slots A and B, each with its own w controls, answered in one batch; the blind A/B under them."""
+
+    def __init__(self, start: Start):
+        self.ctx, first = start.ctx, start.first
         space = PreferenceSpace(first.manifest)
         self.heads, self.controls, self.answers, self.scores = {}, {}, {}, {}
         with gr.Tab("Side by side", id="compare"):
@@ -67,9 +69,13 @@ class SideBySideTab:
                                                         buttons=["copy"])
                         self.scores[slot] = gr.Markdown(elem_id=f"pa-scores-{slot.lower()}", elem_classes="pa-scores")
             self.copy = gr.Button("Set A to the current w from the Explore tab", size="sm")
-            self.blind = BlindAB(ctx)
+            self.blind = BlindAB(start.ctx)
 
-    def family_updates(self, entry: FamilyEntry) -> dict:
+    @property
+    def family_outputs(self) -> list:
+        return [*self.heads.values(), *(c for slot in SLOTS for c in self.controls[slot])]
+
+    def family_updates(self, entry: FamilyEntry, shown: Shown) -> Updates:
         """Both slots back to the two ends of the new family's range."""
         space = PreferenceSpace(entry.manifest)
         out = {}
@@ -79,7 +85,12 @@ class SideBySideTab:
             out.update(zip(self.controls[slot], slider_updates(entry, w)))
         return out
 
-    def wire(self, session: gr.State, explore: ExploreTab) -> None:
+    def wire(self, shared: Shared) -> None:
+        self._wire_slots(shared)
+        self._wire_compare(shared)
+        self.blind.wire(shared)
+
+    def _wire_slots(self, shared: Shared) -> None:
         ctx = self.ctx
 
         def slot_head(slot):
@@ -93,7 +104,18 @@ class SideBySideTab:
 
         for slot in SLOTS:
             slider_event(self.controls[slot], f"pa-{slot.lower()}", slot_head(slot),
-                         [explore.family, *self.controls[slot]], self.heads[slot])
+                         [shared.family, *self.controls[slot]], self.heads[slot])
+
+        def copy_current(key, sess: Session):
+            entry, space = ctx.space(key)
+            w = sess.w_for(entry)
+            return [head("A", space, w), *slider_updates(entry, w)]
+
+        self.copy.click(copy_current, [shared.family, shared.session], [self.heads["A"], *self.controls["A"]],
+                        api_name=False)
+
+    def _wire_compare(self, shared: Shared) -> None:
+        ctx = self.ctx
 
         @gpu
         def compare(request: gr.Request, prompt, key, *values):
@@ -129,7 +151,7 @@ class SideBySideTab:
             finally:
                 ctx.cancels.finish(sid, "compare", cancel)
 
-        inputs = [self.prompt, explore.family, *self.controls["A"], *self.controls["B"], *explore.settings_inputs]
+        inputs = [self.prompt, shared.family, *self.controls["A"], *self.controls["B"], *shared.settings]
         outputs = [self.answers["A"], self.answers["B"], self.scores["A"], self.scores["B"],
                    self.heads["A"], self.heads["B"]]
         self.go.click(compare, inputs, outputs, api_name="compare", concurrency_id="generate")
@@ -140,12 +162,3 @@ class SideBySideTab:
             ctx.cancels.cancel(session_id(request), "compare")
 
         self.stop.click(stop, None, None, queue=False, api_name=False)
-
-        def copy_current(key, sess):
-            entry, space = ctx.space(key)
-            w = sess.w_for(entry)
-            return [head("A", space, w), *slider_updates(entry, w)]
-
-        self.blind.wire(explore)
-        self.copy.click(copy_current, [explore.family, session], [self.heads["A"], *self.controls["A"]],
-                        api_name=False)
