@@ -173,7 +173,7 @@ def test_config_rejects_unknown_keys_and_applies_overrides(tmp_path, tiny_base, 
 def test_a_config_extends_another_and_takes_filled_in_values(tmp_path, tiny_base, pref_jsonl):
     """``extends:`` merges a file over its base mapping by mapping (a list is replaced); a caller's ``values``
     (the demo's paths) go over both, and ``--set`` over everything."""
-    base = write_config(tmp_path / "base.yaml", tiny_base, pref_jsonl, tmp_path / "out")
+    write_config(tmp_path / "base.yaml", tiny_base, pref_jsonl, tmp_path / "out")
     (tmp_path / "sub").mkdir()
     child = tmp_path / "sub" / "child.yaml"
     child.write_text("extends: ../base.yaml\ntrain: {max_steps: 7}\nlora: {target_modules: [q_proj]}\n")
