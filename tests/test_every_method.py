@@ -2,7 +2,7 @@
 config the demo's recipe gave, the family validator and the family card (as PEFT's tests run every tuner).
 
 The method list is the registry's, plus a renamed copy of linear DPO registered here alone (its module is
-linear_dpo.py with the name changed): a method the rest of the code base has never heard of goes through
+linear_dpo.py with the name changed, and a coarser default grid): a method the rest of the code base has never heard of goes through
 train, validate, card and demo like the eight that ship. Everything runs on a tiny random Llama (the demo's
 ``--set base_model=...``) and the demo's tiny data, made with that model, so each method takes seconds.
 """
@@ -37,6 +37,8 @@ def copy_of_linear_dpo(tmp_path_factory):
     folder = tmp_path_factory.mktemp("method")
     source = Path(original.__file__).read_text(encoding="utf-8")
     source = source.replace('"linear_dpo"', f'"{COPY}"').replace("from .", "from paretoapp.trainers.")
+    assert "grid_resolution: int = 4 " in source  # ... and a coarser default grid: 2 points, not 5 (test time)
+    source = source.replace("grid_resolution: int = 4 ", "grid_resolution: int = 1 ")
     (folder / f"{COPY}.py").write_text(source, encoding="utf-8")
     sys.path.insert(0, str(folder))
     register(Method(COPY, "Linear DPO, copied", "a renamed copy of linear DPO, registered by a test",
@@ -84,7 +86,8 @@ def test_every_method_builds_in_the_demo_trains_validates_and_shows_its_card(met
     # `paretoapp train METHOD --config`, on the config the demo's recipe gave it (kept in its run folder)
     config = work / name / "config.yaml"
     assert cli(["train", method, "--config", str(config), "--set", f"output_dir={tmp_path / 'run'}",
-                "--set", f"adapters_dir={tmp_path / 'adapters'}", "--set", f"family_dir={tmp_path / 'family'}"]) == 0
+                "--set", f"adapters_dir={tmp_path / 'adapters'}", "--set", f"family_dir={tmp_path / 'family'}",
+                "--set", "train.max_steps=1"]) == 0
     family = Family.load(tmp_path / "family")                               # the family validator
     assert family.manifest.method == method and set(family.tensors) == set(demo_family.tensors)
     # the family card and the About tab: the registry's words for it
