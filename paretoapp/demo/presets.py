@@ -17,8 +17,9 @@ from .data import BENIGN, HARMFUL, SCORERS, TEXT_SCORERS, PairSettings, SampleSe
 
 # the families' objective order = the order of w and of the results' scorer columns
 OBJECTIVES = ("helpful", "harmless")
-# the k = 3 family set: the methods that take any number of objectives, with a third objective that pulls
-# against helpfulness (length as a stand-in for detail, scored from the text: longer answers drift off the question)
+# the k = 3 family set: three methods that take any number of objectives (the set's choice, for the CPU budget),
+# with a third objective that pulls against helpfulness (length as a stand-in for detail, scored from the text:
+# longer answers drift off the question)
 OBJECTIVES_K3 = ("helpful", "harmless", "detailed")
 METHODS_K3 = ("rewarded_soups", "preference_vector", "panacea")
 
