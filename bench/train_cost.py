@@ -4,9 +4,9 @@
     python bench/train_cost.py --config smollm2 --steps 8          # the real demo base (minutes)
     python bench/train_cost.py --config qwen2-0.5b --device cuda --dtype bf16 --steps 50
 
-Every method runs through ``paretoapp train METHOD`` (the registry's trainer) on the same
-preference pairs (the trainer tests' pairs), LoRA settings, batch size and optimizer steps *per training
-run*, each in a fresh run folder (nothing reused between methods). Tokens are
+Every trainable method of the registry (or those ``--methods`` names) runs through
+``paretoapp train METHOD`` on the same preference pairs (the trainer tests' pairs), LoRA settings,
+batch size and optimizer steps *per training run*, each in a fresh run folder (nothing reused between methods). Tokens are
 counted at the input embedding of every forward pass (padding included: it is
 computed), split into forwards with gradients (training) and without
 (DPO reference, PEO's candidate search generation and scoring). A trained
@@ -21,6 +21,8 @@ token costs about three forward-equivalents (forward + backward), so the
 * Panacea: one run; every batch holds all k objectives' pairs.
 * linear-scalarised DPO: one run per grid point (--grid-points), each on all
   k objectives' pairs.
+* the others as their configs' fields ask (``method_settings``: scorers, a
+  search, a grid, designer objectives), never by name.
 
 A front from Rewarded Soups, PEO or Panacea is continuous in w; linear DPO's
 has only its grid points, and a finer front costs one more run per point.
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -42,10 +45,11 @@ import yaml
 from common import add_common_args, load_model, machine_line
 from trainer_fixtures import PAIRS, write_pairs
 
+from paretoapp.methods import get_method, trainable_names
 from paretoapp.trainers.cli import train_method
 
-# the methods whose training cost is compared (any registered trainable method can be passed)
-DEFAULT_METHODS = ("rewarded_soups", "peo", "panacea", "linear_dpo")
+# offline scorers that cost nothing next to training: what a method that scores answers is given
+SCORERS = ("length_words", "refusal")
 
 
 class TokenCounter:
@@ -99,12 +103,26 @@ def method_config(method: str, base: str, data: Path, out: Path, args) -> dict:
                   "warmup_ratio": 0.0, "progress": False, "log_every": 1, "seed": args.seed},
         "objectives": [{"name": o, "data": {"source": str(data)}} for o in PAIRS],
     }
-    if method == "peo":
-        cfg.update(scorers=["length_words", "refusal"], n_eval_prompts=args.search_prompts,
-                   max_new_tokens=args.search_tokens)
-    if method == "linear_dpo":
-        cfg.update(grid_resolution=args.grid_points - 1)
-    return cfg
+    return {**cfg, **method_settings(method, args)}
+
+
+def method_settings(method: str, args) -> dict:
+    """The bench's settings for the fields a method's config has (never its name): scorers for a method that
+    scores answers, the search size for one that searches, the grid for one that trains a grid of points, and
+    the second objective as a scored designer objective for one that takes ``auxiliary`` objectives (UPO)."""
+    fields = {f.name for f in dataclasses.fields(get_method(method).config_class())}
+    out = {}
+    if "scorers" in fields:
+        out["scorers"] = list(SCORERS)
+    if "n_eval_prompts" in fields:
+        out.update(n_eval_prompts=args.search_prompts, max_new_tokens=args.search_tokens)
+    if "grid_resolution" in fields:
+        out["grid_resolution"] = args.grid_points - 1
+    if "auxiliary" in fields:
+        first, *others = PAIRS
+        out["objectives"] = [{"name": first, "data": {"source": str(args.pairs)}}]
+        out["auxiliary"] = [{"name": o, "scorer": s} for o, s in zip(others, SCORERS[1:])]
+    return out
 
 
 def run_method(method: str, base: str, data: Path, work: Path, args) -> dict:
@@ -124,11 +142,13 @@ def run_method(method: str, base: str, data: Path, work: Path, args) -> dict:
 def main() -> None:
     ap = add_common_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]), repeats=1)
     ap.set_defaults(config="tiny")
-    ap.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated registered methods")
+    ap.add_argument("--methods", default=None,
+                    help="comma-separated registered methods (default: every trainable method of the registry)")
     ap.add_argument("--steps", type=int, default=8, help="optimizer steps per training run")
     ap.add_argument("--batch-size", type=int, default=4, help="pairs per step")
     ap.add_argument("--rank", type=int, default=8)
-    ap.add_argument("--grid-points", type=int, default=5, help="linear DPO's front: runs = grid points (k=2)")
+    ap.add_argument("--grid-points", type=int, default=5,
+                    help="a grid method's front (linear DPO, ParetoHqD, UPO): points (k=2)")
     ap.add_argument("--search-prompts", type=int, default=8, help="PEO's search prompts")
     ap.add_argument("--search-tokens", type=int, default=24, help="PEO's search: new tokens per answer")
     ap.add_argument("--keep", help="keep the run folders here instead of a temp dir")
@@ -143,12 +163,12 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     try:
         base = write_base(args, work / "base")
-        data = write_pairs(work / "pairs.jsonl")
+        data = args.pairs = write_pairs(work / "pairs.jsonl")
         print(f"training cost of a front on {args.config}: {args.steps} steps x {args.batch_size} pairs per run, "
               f"LoRA r={args.rank} on 7 modules, k=2, linear DPO grid {args.grid_points} points; "
               f"{machine_line(args)} (trainers place the model on their accelerator device)", flush=True)
         rows = []
-        for method in args.methods.split(","):
+        for method in (args.methods.split(",") if args.methods else trainable_names()):
             res = run_method(method, base, data, work, args)
             rows.append(res)
             print(f"  {method:15s} runs {res['runs']:2d}  tokens {res['tokens']:>9,d} (trained {res['grad_tokens']:>9,d}, "

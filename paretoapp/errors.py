@@ -72,6 +72,10 @@ class DataError(ParetoappError):
     """Preference data that cannot be used, with what is wrong and what to do."""
 
 
+class DemoDataError(DataError):
+    """The embedded demo's data cannot be built (a data wheel is missing, too few prompts or pairs)."""
+
+
 # ------------------------------------------------------------------ one-line messages
 def shown(value, limit: int = 60) -> str:
     """A value quoted for an error message: one line, at most ``limit`` characters."""

@@ -9,7 +9,10 @@ when the method is trained, so reading a family never imports training code.
 Adding a method: write its module under ``paretoapp/trainers/`` (a config
 dataclass with a ``check()`` method and ``train(cfg) -> family folder``, ending
 in ``trainers.family_io.write_family``) and add one ``register(Method(...))``
-below. Nothing else names it.
+below (CONTRIBUTING.md, "Add a method", has the checklist). What the rest of
+the code needs to know about a method is a field of its entry (a baseline or
+not, how it extrapolates, whether it shares the per-objective adapters),
+never a test of its name.
 """
 
 from __future__ import annotations
@@ -20,6 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import UnknownMethodError
+
+# how a family of the method treats w outside the range it was trained on (``Method.extrapolation``)
+EXTRAPOLATION = {
+    "none": "w stays in the trained range",
+    "paper": "w past the trained range extrapolates, as the method's paper does",
+    "extension": "w past the trained range extrapolates; this project's extension, not the paper's",
+}
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,19 @@ class Method:
     module: str = ""          # the trainer module ("" for families built by other means)
     config: str = "Config"    # its config dataclass, by name
     train: str = "train"      # its ``train(cfg) -> Path``, by name
+    baseline: bool = False    # a reference point for the others (no paper of its own), not a method to pick
+    extrapolation: str = "none"  # a key of EXTRAPOLATION (the family card says it)
+    # trains (or reuses) the per-objective DPO adapters in ``adapters_dir`` (trainers.objective_adapter) that
+    # the other methods with this flag reuse: the demo builds them in one worker so no expert is trained twice
+    reuses_objective_adapters: bool = False
+    # w picks, at each anchor, one of the candidates a post-training search scored: the front can collapse
+    # onto a few of them (the demo's checks count its distinct non-dominated points)
+    searched_anchors: bool = False
+
+    def __post_init__(self):
+        if self.extrapolation not in EXTRAPOLATION:
+            raise ValueError(f"method {self.name!r}: extrapolation must be one of {', '.join(EXTRAPOLATION)}, "
+                             f"got {self.extrapolation!r}")
 
     @property
     def reference(self) -> str:
@@ -95,19 +118,22 @@ _T = "paretoapp.trainers."
 register(Method(
     "rewarded_soups", "Rewarded Soups",
     "one LoRA per objective, mixed in weight space: theta_0 + sum_i w_i delta_i",
-    "Ramé et al., NeurIPS 2023", "2306.04488", _T + "rewarded_soups", "RewardedSoupsConfig"))
+    "Ramé et al., NeurIPS 2023", "2306.04488", _T + "rewarded_soups", "RewardedSoupsConfig",
+    reuses_objective_adapters=True))
 register(Method(
     "preference_vector", "Preference Vector",
     "per-objective vectors (DPO run minus its opposite run) added with coefficients w; any real w, "
     "values outside [-1, 1] extrapolate",
-    "EACL 2026", "2504.20106", _T + "preference_vector", "PreferenceVectorConfig"))
+    "EACL 2026", "2504.20106", _T + "preference_vector", "PreferenceVectorConfig",
+    extrapolation="paper", reuses_objective_adapters=True))
 register(Method(
     "peo", "PEO",
     "aspect experts plus an interpolated generalist; an exhaustive grid over their coefficients, scored by "
     "reward models on held-out prompts, picks the best candidate for each anchor w; w between anchors is "
     "interpolated and never scored, and w beyond [0, 1] extrapolates (this project's extension; the paper "
     "extrapolates in weight space)",
-    "", "2503.01233", _T + "peo", "PEOConfig"))
+    "", "2503.01233", _T + "peo", "PEOConfig",
+    extrapolation="extension", reuses_objective_adapters=True, searched_anchors=True))
 register(Method(
     "panacea", "Panacea",
     "one SVD-LoRA whose singular values carry w; linear or Tchebycheff aggregation of the objectives' losses "
@@ -131,7 +157,7 @@ register(Method(
 register(Method(
     "linear_dpo", "Linear-scalarised DPO",
     "one DPO policy per grid point, trained on sum_i w_i L_i; w takes the nearest trained point",
-    "baseline (MORLHF-style linear scalarisation)", "", _T + "linear_dpo", "LinearDPOConfig"))
+    "baseline (MORLHF-style linear scalarisation)", "", _T + "linear_dpo", "LinearDPOConfig", baseline=True))
 register(Method(
     "custom", "Custom family",
     "a family assembled outside paretoapp's trainers (its manifest says what w does)"))

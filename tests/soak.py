@@ -208,7 +208,7 @@ class MemorySampler(threading.Thread):
 
 
 def default_family() -> Path:
-    from paretoapp.ui.fallback import fallback_family_dir
+    from paretoapp.demo.fallback import fallback_family_dir
     return fallback_family_dir()
 
 

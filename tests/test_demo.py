@@ -15,11 +15,22 @@ from pathlib import Path
 
 import pytest
 
-from paretoapp.trainers import demo, demo_data
-from paretoapp.trainers.demo_data import BENIGN, HARMFUL, PairSettings, build_pairs, pair_counts, split_prompts
+from paretoapp.demo import cli as demo_cli
+from paretoapp.demo import data as demo_data
+from paretoapp.demo import family_texts, report
+from paretoapp.demo.data import BENIGN, HARMFUL, PairSettings, build_pairs, pair_counts, split_prompts
+from paretoapp.demo.presets import METHODS_K3, OBJECTIVES, OBJECTIVES_K3, PRESETS, set_presets
+from paretoapp.demo.recipes import recipe_file
+from paretoapp.demo.scores_cache import CandidateScores
+from paretoapp.demo.units import plan_units
+from paretoapp.methods import get_method, trainable_names
+from paretoapp.trainers.config import read_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
+METHODS = PRESETS["demo"].method_names()       # every trainable method of the registry
+FAMILY_DIRS = PRESETS["demo"].family_dirs()
+EVAL_SCORERS = PRESETS["demo"].scorers
 
 
 # --------------------------------------------------------------------------- prompts
@@ -137,33 +148,35 @@ def test_pair_file_is_read_by_the_trainers(tmp_path):
 
 
 def test_presets_and_cli():
-    args = demo.parse_args(["--preset", "tiny", "--out", "x", "--methods", "rewarded_soups,peo"])
+    args = demo_cli.parse_args(["--preset", "tiny", "--out", "x", "--methods", "rewarded_soups,peo"])
     assert args.work.endswith("demo-tiny") and args.methods == "rewarded_soups,peo"
     with pytest.raises(SystemExit):
-        demo.parse_args(["--methods", "nope"])
-    for preset in demo.PRESETS.values():
-        assert preset.steps > 0 and preset.n_eval > 0
-        assert len(preset.scorers) == len(preset.objectives) and set(preset.methods) <= set(demo.METHODS)
-    k3 = demo.PRESETS["demo-k3"]
+        demo_cli.parse_args(["--methods", "nope"])
+    for preset in PRESETS.values():
+        recipe = read_config(recipe_file(preset.recipe, "rewarded_soups"))
+        assert recipe["train"]["max_steps"] > 0 and preset.n_eval > 0
+        assert len(preset.scorers) == len(preset.objectives) and set(preset.method_names()) <= set(METHODS)
+    k3 = PRESETS["demo-k3"]
     assert k3.objectives == ("helpful", "harmless", "detailed") and k3.scorers[-1] == "detailed_offline"
     assert set(k3.methods) == {"rewarded_soups", "preference_vector", "panacea"}  # the methods that take any k
+    assert set(METHODS) == set(trainable_names())  # "demo" builds every registered method
     # the k = 3 set is the demo recipe with one more objective, not a different recipe
-    assert dataclasses.replace(k3, objectives=demo.OBJECTIVES, methods=demo.METHODS, family_prefix="demo",
-                               eval_grid="sweep:11", work_name=None) == demo.PRESETS["demo"]
-    k3_args = demo.parse_args(["--preset", "demo-k3"])
+    assert dataclasses.replace(k3, objectives=OBJECTIVES, methods=None, family_prefix="demo",
+                               eval_grid="sweep:11", work_name=None) == PRESETS["demo"]
+    k3_args = demo_cli.parse_args(["--preset", "demo-k3"])
     assert k3_args.methods is None  # None: the preset's methods
-    assert k3_args.work == demo.parse_args([]).work  # one work folder: the k = 3 set reuses the experts
+    assert k3_args.work == demo_cli.parse_args([]).work  # one work folder: the k = 3 set reuses the experts
     # the default builds both sets and rewrites the doc's tables; elsewhere nothing outside --out is written
-    everything = demo.parse_args([])
-    assert everything.preset == "all" and demo.set_presets("all") == ("demo", "demo-k3")
-    assert everything.doc == "docs/demo.md" and demo.parse_args(["--out", "/tmp/x"]).doc is None
+    everything = demo_cli.parse_args([])
+    assert everything.preset == "all" and set_presets("all") == ("demo", "demo-k3")
+    assert everything.doc == "docs/demo.md" and demo_cli.parse_args(["--out", "/tmp/x"]).doc is None
     assert everything.jobs >= 1 and everything.threads >= 1
-    assert demo.parse_args(["--jobs", "3", "--threads", "2"]).jobs == 3
+    assert demo_cli.parse_args(["--jobs", "3", "--threads", "2"]).jobs == 3
 
 
 # --------------------------------------------------------------------------- committed assets
 def _committed_family(method: str) -> Path:
-    path = ASSETS / demo.FAMILY_DIRS[method]
+    path = ASSETS / FAMILY_DIRS[method]
     if not (path / "family.json").is_file():
         pytest.skip(f"{path} is not built; run `paretoapp demo` to build the demo assets")
     return path
@@ -174,7 +187,7 @@ def _committed_family(method: str) -> Path:
 TRADE_OFF = ("rewarded_soups", "peo", "panacea", "paretohqd", "linear_dpo")
 
 
-@pytest.mark.parametrize("method", demo.METHODS)
+@pytest.mark.parametrize("method", METHODS)
 def test_committed_results_show_a_trade_off_or_say_they_do_not(method):
     """Each objective's mean is higher at its own end of w, for the families that claim it; a family that does not
     show it has the miss in its checks (and so in the committed table)."""
@@ -182,9 +195,9 @@ def test_committed_results_show_a_trade_off_or_say_they_do_not(method):
 
     path = _committed_family(method)
     result = load_results(path / "results")
-    assert result.objectives == list(demo.EVAL_SCORERS)
+    assert result.objectives == list(EVAL_SCORERS)
     m = result.means
-    wcol = f"w_{demo.OBJECTIVES[0]}"
+    wcol = f"w_{OBJECTIVES[0]}"
     helpful_end, harmless_end = m.loc[m[wcol].idxmax()], m.loc[m[wcol].idxmin()]
     shows = (helpful_end["helpful_offline"] > harmless_end["helpful_offline"]
              and harmless_end["harmless_offline"] > helpful_end["harmless_offline"])
@@ -213,7 +226,7 @@ def test_moving_w_towards_an_objective_improves_it():
         rows_w += [w] * len(prompts)
     answers = policy.generate(rows_p, rows_w, GenerationSettings(max_new_tokens=32))
     ctx = ScorerContext(causal_lm=policy.model, tokenizer=policy.tokenizer, show_progress=False)
-    helpful, harmless = build_scorers(list(demo.EVAL_SCORERS), ctx)
+    helpful, harmless = build_scorers(list(EVAL_SCORERS), ctx)
     n = len(prompts)
     h = np.asarray(helpful(rows_p, answers))
     s = np.asarray(harmless(rows_p, answers))
@@ -222,11 +235,11 @@ def test_moving_w_towards_an_objective_improves_it():
 
 
 def test_plan_units_keeps_the_adapter_sharing_methods_in_one_unit_longest_first():
-    presets = {"demo": list(demo.METHODS), "demo-k3": list(demo.METHODS_K3)}
-    units = demo.plan_units(presets, {("demo", "linear_dpo"): 3000.0, ("demo", "upo"): 10.0})
-    shared = [u for u in units if any(m in demo.SHARED_ADAPTERS for _, m in u)]
-    assert len(shared) == 1 and shared[0] == [("demo", "rewarded_soups"), ("demo", "peo"),
-                                              ("demo", "preference_vector"), ("demo-k3", "rewarded_soups"),
+    presets = {"demo": list(METHODS), "demo-k3": list(METHODS_K3)}
+    units = plan_units(presets, {("demo", "linear_dpo"): 3000.0, ("demo", "upo"): 10.0})
+    shared = [u for u in units if any(get_method(m).reuses_objective_adapters for _, m in u)]
+    assert len(shared) == 1 and shared[0] == [("demo", "rewarded_soups"), ("demo", "preference_vector"),
+                                              ("demo", "peo"), ("demo-k3", "rewarded_soups"),
                                               ("demo-k3", "preference_vector")]
     assert sorted(item for u in units for item in u) == sorted((p, m) for p, ms in presets.items() for m in ms)
     assert units[0] == shared[0] and units[1] == [("demo", "linear_dpo")] and units[-1] == [("demo", "upo")]
@@ -239,19 +252,19 @@ def test_tiny_set_builds_end_to_end_on_two_workers(tmp_path):
     from paretoapp.evaluate import load_results
     from paretoapp.family import Family
 
-    assert len(demo.METHODS) == 8
+    assert len(METHODS) == 8
     doc = tmp_path / "demo.md"
-    doc.write_text(f"# Demo\n\n{dc.DOC_START}\nstale\n{dc.DOC_END}\n")
-    everything = demo.main(["--preset", "tiny-all", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),
+    doc.write_text(f"# Demo\n\n{report.DOC_START}\nstale\n{report.DOC_END}\n")
+    everything = demo_cli.main(["--preset", "tiny-all", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),
                             "--quiet", "--jobs", "2", "--threads", "1", "--doc", str(doc), "--fresh"])
     record, k3 = everything["sets"]["tiny"], everything["sets"]["tiny-k3"]
-    for method in demo.METHODS:
-        fam = Family.load(tmp_path / "out" / demo.FAMILY_DIRS[method])
+    for method in METHODS:
+        fam = Family.load(tmp_path / "out" / FAMILY_DIRS[method])
         assert fam.manifest.method == method
-        assert [o.name for o in fam.manifest.objectives] == list(demo.OBJECTIVES)
+        assert [o.name for o in fam.manifest.objectives] == list(OBJECTIVES)
         assert all(str(t.dtype) == "torch.float16" for t in fam.tensors.values())
         res = load_results(fam.path / "results")
-        assert len(res.means) == 3 and set(demo.EVAL_SCORERS) <= set(res.rows.columns)
+        assert len(res.means) == 3 and set(EVAL_SCORERS) <= set(res.rows.columns)
         assert res.meta["behaviour_summary"].startswith("harmless end refuses")
         assert record["checks"][method]["checks"]
         assert res.meta["training_cost"]["train_s"] == record["timings"][f"train_{method}_s"]
@@ -266,12 +279,12 @@ def test_tiny_set_builds_end_to_end_on_two_workers(tmp_path):
     assert meta["other_pair_files"]["pairs-detailed.jsonl"]["pairs"] == k3["pairs"]["detailed"]
     adapters = tmp_path / "work" / "adapters"
     assert sorted(p.name for p in adapters.glob("*-dpo*")) == sorted(
-        f"{o}-dpo{s}" for o in demo.OBJECTIVES_K3 for s in ("", "-neg"))
-    for method in demo.METHODS_K3:
-        fam = Family.load(tmp_path / "out" / demo.PRESETS["tiny-k3"].family_dir(method))
-        assert [o.name for o in fam.manifest.objectives] == list(demo.OBJECTIVES_K3)
+        f"{o}-dpo{s}" for o in OBJECTIVES_K3 for s in ("", "-neg"))
+    for method in METHODS_K3:
+        fam = Family.load(tmp_path / "out" / PRESETS["tiny-k3"].family_dir(method))
+        assert [o.name for o in fam.manifest.objectives] == list(OBJECTIVES_K3)
         res = load_results(fam.path / "results")
-        assert len(res.means) == 3 and res.objectives == list(demo.PRESETS["tiny-k3"].scorers)
+        assert len(res.means) == 3 and res.objectives == list(PRESETS["tiny-k3"].scorers)
         assert res.meta["training_cost"]["train_s"] == k3["timings"][f"train_{method}_s"]
     # one build record per set, each with the whole build's wall time and how it ran
     for name, build_file in (("tiny", "build.json"), ("tiny-k3", "build-tiny-k3.json")):
@@ -284,17 +297,17 @@ def test_tiny_set_builds_end_to_end_on_two_workers(tmp_path):
     assert "stale" not in text and "demo-k3-panacea" in text and "demo-linear-dpo" in text
 
 
-# --------------------------------------------------------------------------- behaviour checks (issue #14)
+# --------------------------------------------------------------------------- behaviour checks (paretoapp/demo/checks.py)
 import numpy as np  # noqa: E402
 
+from paretoapp.demo import checks as dc  # noqa: E402
 from paretoapp.scorers import is_degenerate  # noqa: E402
-from paretoapp.trainers import demo_checks as dc  # noqa: E402
 
 REFUSAL = "I'm sorry, but I can't help with that."
 ANSWER = "Keep a regular schedule, avoid screens before bed and keep the room cool and dark."
 
 
-def test_bounds_are_the_issue_14_numbers():
+def test_bounds_are_the_numbers_the_demo_is_held_to():
     b = dc.BOUNDS
     assert (b.min_harmful_prompts, b.min_benign_prompts, b.min_new_tokens, b.min_w_k2) == (16, 16, 48, 11)
     assert (b.harmless_end_refuses_harmful, b.harmless_end_refuses_benign) == (0.80, 0.30)
@@ -566,19 +579,19 @@ def test_committed_behaviour_tables_are_recomputed_from_the_evaluation_rows():
     point, and every bound a family misses is named in its row (misses are reported, never hidden)."""
     from paretoapp.evaluate import load_results
 
-    for method in demo.METHODS:
+    for method in METHODS:
         _committed_family(method)
     data = ASSETS / "demo" / "data"
     kinds = dc.read_kinds(data / "eval_prompts.jsonl")
     for pairs in data.glob("pairs*.jsonl"):
         trained = {json.loads(line)["prompt"] for line in pairs.read_text().splitlines() if line}
         assert not trained & set(kinds), f"held-out prompts must never be trained on ({pairs.name})"
-    section = dc.doc_section((ROOT / "docs" / "demo.md").read_text(encoding="utf-8"))
-    assert section == dc.behaviour_markdown(ASSETS, kinds)
-    k3_dirs = set(demo.PRESETS["demo-k3"].family_dirs()[m] for m in demo.METHODS_K3)
-    assert {d.name for d in dc.family_dirs(ASSETS)} == set(demo.FAMILY_DIRS.values()) | k3_dirs
+    section = report.doc_section((ROOT / "docs" / "demo.md").read_text(encoding="utf-8"))
+    assert section == report.behaviour_markdown(ASSETS, kinds)
+    k3_dirs = set(PRESETS["demo-k3"].family_dirs()[m] for m in METHODS_K3)
+    assert {d.name for d in report.family_dirs(ASSETS)} == set(FAMILY_DIRS.values()) | k3_dirs
     references = {}
-    for d in dc.family_dirs(ASSETS):
+    for d in report.family_dirs(ASSETS):
         checks = dc.check_results_dir(d, kinds)
         by = {c.name: c for c in checks}
         spec = ("harmful prompts", "benign prompts", "max new tokens") + (() if d.name in k3_dirs else ("preferences",))
@@ -589,7 +602,7 @@ def test_committed_behaviour_tables_are_recomputed_from_the_evaluation_rows():
         assert all(c.name in missed_cell for c in checks if not c.passed)
         assert (missed_cell.strip() == "none") == dc.passed(checks)
         references.setdefault(tuple(res.objectives), set()).add(tuple(res.meta["metrics"]["reference"]))
-    assert set(references) == {tuple(demo.EVAL_SCORERS), demo.PRESETS["demo-k3"].scorers}
+    assert set(references) == {tuple(EVAL_SCORERS), PRESETS["demo-k3"].scorers}
     assert all(len(refs) == 1 for refs in references.values()), "one shared reference point per objective set"
 
 
@@ -600,8 +613,8 @@ def test_the_k3_set_spans_the_simplex_and_shows_each_objective_at_its_own_vertex
     own loss hardly move it, as in the two-objective set), and its checks say so."""
     from paretoapp.evaluate import load_results
 
-    preset = demo.PRESETS["demo-k3"]
-    for method in demo.METHODS_K3:
+    preset = PRESETS["demo-k3"]
+    for method in METHODS_K3:
         path = ASSETS / preset.family_dir(method)
         if not (path / "results" / "meta.json").is_file():
             pytest.skip(f"{path} is not built; run `paretoapp demo --preset demo-k3`")
@@ -627,12 +640,12 @@ def test_candidate_scores_read_the_data_and_score_only_what_is_missing():
         return scorer
 
     candidates = [{"prompt": "p", "response": "known", "helpful": 0.25, "harmless": 0.75}]
-    s = demo.CandidateScores("helpful_offline", "helpful", candidates, make)
+    s = CandidateScores("helpful_offline", "helpful", candidates, make)
     assert list(s(["p", "p", "q"], ["known", "new", "known"])) == [0.25, 3.0, 5.0]
     assert calls == [["new", "known"]]  # another prompt's answer is another row
     assert list(s(["p"], ["known"])) == [0.25] and len(calls) == 1
     # a text-scored objective (the k = 3 set's "detailed") has no column in the candidates: everything is scored
-    detailed = demo.CandidateScores("detailed_offline", "detailed", candidates, make)
+    detailed = CandidateScores("detailed_offline", "detailed", candidates, make)
     assert list(detailed(["p"], ["known"])) == [5.0] and calls[-1] == ["known"]
 
 
@@ -646,19 +659,19 @@ def test_refresh_descriptions_keeps_the_results_and_rekeys_them(tmp_path, tokeni
     from paretoapp.family import Family
 
     fam = Family.load(make_tiny_family(tmp_path / "tiny", tokenizer_dir))
-    for o, name in zip(fam.manifest.objectives, demo.OBJECTIVES):
+    for o, name in zip(fam.manifest.objectives, OBJECTIVES):
         o.name, o.description = name, "old wording"
     out = tmp_path / "out"
-    path = fam.save(out / demo.FAMILY_DIRS["rewarded_soups"])
+    path = fam.save(out / FAMILY_DIRS["rewarded_soups"])
     old = fam.fingerprint()
     rows = pd.DataFrame({"w_idx": [0], "prompt": ["p"], "response": ["r"], "family_hash": [old]})
     EvalResult(rows, pd.DataFrame({"w_idx": [0]}), {"family": {"hash": old}}).save(path / "results")
 
-    changed = demo.refresh_descriptions(out)
+    changed = family_texts.refresh_descriptions(out)
     new = Family.load(path)
     assert len(changed) == 1 and new.fingerprint() != old
-    assert [o.description for o in new.manifest.objectives] == [demo.OBJECTIVE_DESCRIPTIONS[o] for o in demo.OBJECTIVES]
+    assert [o.description for o in new.manifest.objectives] == [family_texts.OBJECTIVE_DESCRIPTIONS[o] for o in OBJECTIVES]
     res = load_results(path / "results")
     assert res.meta["family"]["hash"] == new.fingerprint() and set(res.rows["family_hash"]) == {new.fingerprint()}
-    assert demo.refresh_descriptions(out) == []  # current text: left alone
+    assert family_texts.refresh_descriptions(out) == []  # current text: left alone
     assert (path / "results" / "meta.json").is_file()

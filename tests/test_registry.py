@@ -81,9 +81,35 @@ def test_every_trainable_method_names_a_config_and_a_train_function():
         cls = method.config_class()
         assert dataclasses.is_dataclass(cls) and issubclass(cls, MethodConfig), method.name
         assert callable(method.train_fn()), method.name
-        assert method.title and method.summary and method.arxiv or method.name == "linear_dpo"
+        assert method.title and method.summary and (method.arxiv or method.baseline), method.name
 
 
 def test_registering_a_name_twice_is_an_error(toy_method):
     with pytest.raises(ValueError, match="already registered"):
         register(Method("toy", "again", "x"))
+
+
+def test_the_card_says_whose_extrapolation_it_is_from_the_registry(toy_method):
+    from types import SimpleNamespace
+
+    from paretoapp.family import Objective
+    from paretoapp.ui.texts import range_text
+
+    m = SimpleNamespace(method="toy", objectives=[Objective("a"), Objective("b")], in_sample_low=[0.0, 0.0],
+                        in_sample_high=[1.0, 1.0], w_low=[-0.5, -0.5], w_high=[1.5, 1.5])
+    assert "extrapolation allowed" in range_text(m) and "this project's extension" not in range_text(m)
+    register(dataclasses.replace(toy_method, extrapolation="extension"), replace=True)
+    assert "(extrapolating w is this project's extension)" in range_text(m)
+    with pytest.raises(ValueError, match="extrapolation must be one of"):
+        Method("x", "x", "x", extrapolation="sometimes")
+
+
+def test_the_methods_flagged_as_sharing_adapters_are_those_that_train_them():
+    """``reuses_objective_adapters`` (the demo builds those methods in one worker) matches the trainers' code."""
+    import importlib
+    import inspect
+
+    for method in all_methods():
+        if method.trainable:
+            source = inspect.getsource(importlib.import_module(method.module))
+            assert method.reuses_objective_adapters == ("train_objective_adapter(" in source), method.name

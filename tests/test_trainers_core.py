@@ -169,6 +169,24 @@ def test_config_rejects_unknown_keys_and_applies_overrides(tmp_path, tiny_base, 
         load_config(MethodConfig, str(path), ["train.learning_rate=fast"])
 
 
+
+def test_a_config_extends_another_and_takes_filled_in_values(tmp_path, tiny_base, pref_jsonl):
+    """``extends:`` merges a file over its base mapping by mapping (a list is replaced); a caller's ``values``
+    (the demo's paths) go over both, and ``--set`` over everything."""
+    write_config(tmp_path / "base.yaml", tiny_base, pref_jsonl, tmp_path / "out")
+    (tmp_path / "sub").mkdir()
+    child = tmp_path / "sub" / "child.yaml"
+    child.write_text("extends: ../base.yaml\ntrain: {max_steps: 7}\nlora: {target_modules: [q_proj]}\n")
+    cfg = load_config(MethodConfig, str(child), ["train.seed=3"], values={"output_dir": "elsewhere",
+                                                                         "train": {"seed": 1, "batch_size": 1}})
+    assert cfg.train.max_steps == 7 and cfg.train.learning_rate == 5e-3        # the child's key, the base's others
+    assert cfg.lora.target_modules == ["q_proj"] and cfg.lora.r == 2           # a list replaced, not appended
+    assert cfg.output_dir == "elsewhere" and cfg.train.batch_size == 1 and cfg.train.seed == 3
+    (tmp_path / "base.yaml").write_text("extends: sub/child.yaml\n")
+    with pytest.raises(ConfigError, match="comes back to a file already read"):
+        load_config(MethodConfig, str(child))
+
+
 # ------------------------------------------------------------------ loop
 def test_dpo_run_learns_and_resumes_identically(tmp_path, tiny_base, pref_jsonl):
     """A run interrupted after a checkpoint and resumed ends with the same adapter as one uninterrupted run."""

@@ -49,8 +49,8 @@ def test_free_mode_off_simplex_uses_values_as_given():
 
 @pytest.fixture(scope="module")
 def fallback(tmp_path_factory):
+    from paretoapp.demo.fallback import fallback_family_dir
     from paretoapp.ui.catalog import Catalog
-    from paretoapp.ui.fallback import fallback_family_dir
     path = fallback_family_dir(tmp_path_factory.mktemp("fb") / "fallback")
     cat = Catalog()
     return cat.add(path, note="test")

@@ -15,7 +15,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 def tiny_family_dir(tmp_root: Path) -> Path:
     """The app's fallback family (tiny random Llama + results), built once per test session root."""
-    from paretoapp.ui.fallback import fallback_family_dir
+    from paretoapp.demo.fallback import fallback_family_dir
     return fallback_family_dir(tmp_root / "fallback")
 
 

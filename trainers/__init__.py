@@ -1,4 +1,5 @@
-"""Old entry points, kept so ``python -m trainers.<method> --config ...`` still works from a checkout.
+"""The checkout's entry points: ``python -m trainers.<method>`` and ``python -m trainers.demo``.
 
-The trainers live in ``paretoapp/trainers/``; use ``paretoapp train METHOD --config ...``.
+Each module runs ``paretoapp train <method>`` / ``paretoapp demo`` (see trainers/README.md); the code
+lives in ``paretoapp/trainers/`` and ``paretoapp/demo/``.
 """

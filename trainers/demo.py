@@ -1,6 +1,6 @@
-"""`python -m trainers.demo`, kept for existing scripts: runs `paretoapp.trainers.demo`."""
+"""`python -m trainers.demo`: the checkout's door onto `paretoapp demo` (runs `paretoapp.demo.cli`)."""
 
-from paretoapp.trainers.demo import main
+from paretoapp.demo.cli import main
 
 if __name__ == "__main__":
     main()

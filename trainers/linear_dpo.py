@@ -1,4 +1,4 @@
-"""`python -m trainers.linear_dpo`, kept for existing scripts: runs `paretoapp.trainers.linear_dpo`."""
+"""`python -m trainers.linear_dpo`: the checkout's door onto `paretoapp train linear_dpo` (runs `paretoapp.trainers.linear_dpo`)."""
 
 from paretoapp.trainers.linear_dpo import main
 

@@ -1,4 +1,5 @@
-"""`python -m trainers.objective_adapter`, kept for existing scripts: runs `paretoapp.trainers.objective_adapter`."""
+"""`python -m trainers.objective_adapter`: the checkout's door onto one objective's phase-1 adapters
+(runs `paretoapp.trainers.objective_adapter`)."""
 
 from paretoapp.trainers.objective_adapter import main
 

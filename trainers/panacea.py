@@ -1,4 +1,4 @@
-"""`python -m trainers.panacea`, kept for existing scripts: runs `paretoapp.trainers.panacea`."""
+"""`python -m trainers.panacea`: the checkout's door onto `paretoapp train panacea` (runs `paretoapp.trainers.panacea`)."""
 
 from paretoapp.trainers.panacea import main
 

@@ -1,4 +1,4 @@
-"""`python -m trainers.paretohqd`, kept for existing scripts: runs `paretoapp.trainers.paretohqd`."""
+"""`python -m trainers.paretohqd`: the checkout's door onto `paretoapp train paretohqd` (runs `paretoapp.trainers.paretohqd`)."""
 
 from paretoapp.trainers.paretohqd import main
 

@@ -1,4 +1,4 @@
-"""`python -m trainers.peo`, kept for existing scripts: runs `paretoapp.trainers.peo`."""
+"""`python -m trainers.peo`: the checkout's door onto `paretoapp train peo` (runs `paretoapp.trainers.peo`)."""
 
 from paretoapp.trainers.peo import main
 

@@ -1,4 +1,4 @@
-"""`python -m trainers.preference_vector`, kept for existing scripts: runs `paretoapp.trainers.preference_vector`."""
+"""`python -m trainers.preference_vector`: the checkout's door onto `paretoapp train preference_vector` (runs `paretoapp.trainers.preference_vector`)."""
 
 from paretoapp.trainers.preference_vector import main
 

@@ -1,4 +1,4 @@
-"""`python -m trainers.rewarded_soups`, kept for existing scripts: runs `paretoapp.trainers.rewarded_soups`."""
+"""`python -m trainers.rewarded_soups`: the checkout's door onto `paretoapp train rewarded_soups` (runs `paretoapp.trainers.rewarded_soups`)."""
 
 from paretoapp.trainers.rewarded_soups import main
 

@@ -1,4 +1,4 @@
-"""`python -m trainers.rewards_in_context`, kept for existing scripts: runs `paretoapp.trainers.rewards_in_context`."""
+"""`python -m trainers.rewards_in_context`: the checkout's door onto `paretoapp train rewards_in_context` (runs `paretoapp.trainers.rewards_in_context`)."""
 
 from paretoapp.trainers.rewards_in_context import main
 

@@ -1,4 +1,4 @@
-"""`python -m trainers.upo`, kept for existing scripts: runs `paretoapp.trainers.upo`."""
+"""`python -m trainers.upo`: the checkout's door onto `paretoapp train upo` (runs `paretoapp.trainers.upo`)."""
 
 from paretoapp.trainers.upo import main
 

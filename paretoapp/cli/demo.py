@@ -1,4 +1,4 @@
-"""``paretoapp demo``: rebuild the embedded demo families offline (the same as ``python -m paretoapp.trainers.demo``)."""
+"""``paretoapp demo``: rebuild the embedded demo families offline (the same as ``python -m paretoapp.demo``)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..trainers.demo import add_arguments as add
+    from ..demo.cli import add_arguments as add
 
     add(p)
 
 
 def run(args) -> int:
-    from ..trainers.demo import run as build
+    from ..demo.cli import run as build
 
     return 0 if build(args) else 1

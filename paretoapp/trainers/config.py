@@ -221,15 +221,40 @@ def _set_dotted(data: dict, dotted: str, raw: str) -> None:
     node[keys[-1]] = yaml.safe_load(raw)  # "1e-5" -> float, "true" -> bool, "[a, b]" -> list
 
 
-def load_config(cls, path: str | None = None, overrides: list[str] = ()) -> Any:
-    data: dict = {}
-    if path:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        data = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the config must be a YAML mapping")
+def merge_config(base: dict, over: dict) -> dict:
+    """``over`` merged into ``base``: a mapping key by key, anything else (a list included) replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merge_config(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else value
+    return out
+
+
+def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """A YAML run config as a mapping. ``extends: other.yaml`` (relative to this file) reads that file first and
+    merges this one over it (:func:`merge_config`), so recipes that differ in a few keys share one base."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    data = yaml.safe_load(p.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a YAML mapping")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: 'extends' must name a config file, got {parent!r}")
+    base = (p.parent / parent).resolve()
+    if base in _seen:
+        raise ConfigError(f"{path}: 'extends: {parent}' comes back to a file already read; break the cycle")
+    return merge_config(read_config(base, (*_seen, p.resolve())), data)
+
+
+def load_config(cls, path: str | None = None, overrides: list[str] = (), values: dict | None = None) -> Any:
+    """The config in ``path`` (see :func:`read_config`), then ``values`` merged over it (what a caller fills in:
+    the demo's paths), then each ``--set key=value``; checked against ``cls``."""
+    data = read_config(path) if path else {}
+    data = merge_config(data, values or {})
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.learning_rate=1e-5")

@@ -4,7 +4,7 @@ As in the paper and its released code (docs/methods.md, "Baselines"):
 
 1. Score every response of the data (chosen *and* rejected, ``responses:
    both``) with one reward model per objective (``scorers``, any
-   ``paretoapp.rewards`` spec), oriented so that larger is better.
+   ``paretoapp.scorers`` spec), oriented so that larger is better.
 2. z-normalise each objective's scores over the training set; the prompt
    carries them rounded to 0.1: ``{prompt} <rm1_score> {s1} <rm2_score> {s2}``
    (``paretoapp.conditioning.Conditioning.render``, the same renderer the
@@ -61,7 +61,7 @@ BOUNDS = ("data", "normal")
 
 @dataclass
 class RiCConfig(MethodConfig):
-    scorers: list[str] | None = None        # one paretoapp.rewards spec per objective
+    scorers: list[str] | None = None        # one paretoapp.scorers spec per objective
     tags: list[str] | None = None           # default <rm1_score>, <rm2_score>, ...
     mapping: str = "linear"                 # "linear", "l2" (the released evaluation) or "linf" (released default)
     bounds: str = "data"                    # low/high: "data" (training scores' min/max) or "normal" (released eval)

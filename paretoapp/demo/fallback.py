@@ -114,7 +114,7 @@ def _build(root: Path, final: Path) -> None:
         w_low=[-1.0, -1.0], w_high=[2.0, 2.0], in_sample_low=[0.0, 0.0], in_sample_high=[1.0, 1.0],
         description=("A " + FALLBACK_NOTE + ". Two random LoRA blocks on a 2-layer random Llama: "
                      "its answers are noise that changes with w, which is all the app needs to start."),
-        training={"note": "not trained; built by paretoapp.ui.fallback"},
+        training={"note": "not trained; built by paretoapp.demo.fallback"},
     )
     family_dir = family.save(root / FALLBACK_NAME)
 
@@ -145,7 +145,7 @@ def _build(root: Path, final: Path) -> None:
         grid=grid, w_columns=w_cols,
         scorers=[{"name": n, "higher_is_better": True, "description": "synthetic (not a real scorer)",
                   "spec": {"synthetic": True}} for n in ("harmless_score", "helpful_score")],
-        prompts={"source": "paretoapp.ui.fallback", "n": len(PROMPTS), "hash": "fallback"},
+        prompts={"source": "paretoapp.demo.fallback", "n": len(PROMPTS), "hash": "fallback"},
         settings=settings.to_dict(), synthetic=True,
         # the side-by-side tab scores live answers with these real (offline) scorers
         live_scorers=["harmless_offline", "helpful_offline"])
