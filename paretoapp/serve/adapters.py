@@ -87,11 +87,15 @@ def snap(w: Sequence[float], step: float, low: Sequence[float] | None = None,
     return out
 
 
-def adapter_name(family: Family, w: Sequence[float], step: float) -> str:
-    """A name that is also a folder name: the family, its fingerprint and the snapped w."""
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", family.manifest.name)[:48]
+def adapter_stem(family: Family) -> str:
+    """The family's part of its adapters' names: its name (folder-safe) and fingerprint (hashes every tensor)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", family.manifest.name)[:48] + "-" + family.fingerprint()[:8]
+
+
+def adapter_name(stem: str, w: Sequence[float], step: float) -> str:
+    """A name that is also a folder name: the family's stem and the snapped w."""
     decimals = grid_decimals(step)
-    return f"{stem}-{family.fingerprint()[:8]}-w" + "_".join(f"{float(v):.{decimals}f}" for v in w)
+    return f"{stem}-w" + "_".join(f"{float(v):.{decimals}f}" for v in w)
 
 
 @dataclass
@@ -118,6 +122,7 @@ class AdapterCache:
         self.on_evict = on_evict
         self._entries: OrderedDict[str, Adapter] = OrderedDict()
         self._making: dict[str, asyncio.Future] = {}
+        self._stems: dict[int, str] = {}  # id(family) -> adapter_stem, computed once
         self.made = 0
         self.make_seconds = 0.0
         self.evicted = 0
@@ -131,7 +136,9 @@ class AdapterCache:
 
     async def acquire(self, family: Family, w: Sequence[float], step: float) -> Adapter:
         """The adapter for (family, snapped w), made if new, marked used; ``release`` it when done."""
-        name = adapter_name(family, w, step)
+        if id(family) not in self._stems:
+            self._stems[id(family)] = adapter_stem(family)
+        name = adapter_name(self._stems[id(family)], w, step)
         while name not in self._entries:
             if name in self._making:  # another request is writing it: wait for that one
                 await asyncio.shield(self._making[name])
@@ -187,8 +194,13 @@ class AdapterCache:
                 log.info("adapter %s evicted (cache holds %d of %d)", victim.name, len(self._entries), self.capacity)
 
     async def close(self) -> None:
-        """Remove every adapter folder this cache wrote."""
+        """Evict everything: unloaded from the engine (``on_evict``), folders removed."""
         for adapter in list(self._entries.values()):
+            try:
+                if self.on_evict is not None:
+                    await self.on_evict(adapter)
+            except Exception as exc:  # shutting down: a replica that is gone has forgotten it anyway
+                log.warning("could not unload adapter %s at shutdown: %s", adapter.name, exc)
             if adapter.path is not None:
                 shutil.rmtree(adapter.path, ignore_errors=True)
         self._entries.clear()

@@ -18,15 +18,18 @@ import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import FamilyError
+from ..errors import EngineBusy, FamilyError
 from ..family import FamilyManifest
 from ..generate import GenerationSettings, PromptFormat
 from ..preferences import PreferenceSpace
 from .protocol import ChatRequest
 
 
-class UpstreamError(RuntimeError):
-    """The serving engine behind this API failed or cannot be reached (HTTP 502, or 503 when none is left)."""
+class UpstreamError(EngineBusy):
+    """The serving engine behind this gateway failed or cannot be reached (HTTP 502, or 503 when none is left).
+
+    Like ``EngineBusy`` it is not the caller's mistake (try again), so the app shows its one line too.
+    """
 
     def __init__(self, message: str, status: int = 502):
         super().__init__(message)

@@ -41,10 +41,10 @@ def error_status(exc: BaseException) -> tuple[int, str] | None:
     """(HTTP status, OpenAI error type) for an error a client should see; None for a bug."""
     if isinstance(exc, ParetoappError):
         return 400, "invalid_request_error"
-    if isinstance(exc, EngineBusy):
-        return 503, "server_busy"
     if isinstance(exc, UpstreamError):
         return exc.status, "upstream_error"
+    if isinstance(exc, EngineBusy):
+        return 503, "server_busy"
     return None
 
 

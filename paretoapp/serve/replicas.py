@@ -69,18 +69,20 @@ def _message(response_text: str) -> str:
 class ReplicaPool:
     """The vLLM replicas and which adapters each holds."""
 
-    def __init__(self, urls: list[str], retry_down_s: float = 15.0):
+    def __init__(self, urls: list[str], retry_down_s: float = 15.0, client_kw: dict | None = None):
         if not urls:
             raise UpstreamError("no vLLM server given; pass --vllm-url URL (repeat it for replicas)", 503)
         self.replicas = [Replica(u.rstrip("/")) for u in dict.fromkeys(urls)]
         self.retry_down_s = retry_down_s
+        self.client_kw = client_kw or {}  # for httpx.AsyncClient (tests mount fake replicas here)
         self.client = None
 
     async def start(self) -> None:
         import httpx
 
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(connect=5.0, read=600.0, write=60.0, pool=None),
-                                        limits=httpx.Limits(max_connections=None, max_keepalive_connections=64))
+                                        limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+                                        **self.client_kw)
         await asyncio.gather(*(self._probe(r) for r in self.replicas))
         if not any(r.alive for r in self.replicas):
             raise UpstreamError(f"no vLLM server answers at {', '.join(r.url for r in self.replicas)}; start "
@@ -131,7 +133,8 @@ class ReplicaPool:
 
     # ---------------------------------------------------------------- routing
     async def choose(self, adapter: Adapter | None, exclude: set[str] = frozenset()) -> Replica:
-        """The replica for this adapter: the least loaded one holding it, else the least loaded alive one."""
+        """The replica for this adapter: the least loaded one holding it, else the least loaded alive one
+        (on a tie, the one holding fewer adapters, so new adapters spread over the replicas)."""
         await self._revive()
         alive = [r for r in self.replicas if r.alive and r.url not in exclude]
         if not alive:
@@ -139,7 +142,7 @@ class ReplicaPool:
                                 "); start them again, the gateway probes them every "
                                 f"{self.retry_down_s:g} s", 503)
         holders = [r for r in alive if adapter is not None and adapter.name in r.loaded]
-        replica = min(holders or alive, key=lambda r: r.load)
+        replica = min(holders or alive, key=lambda r: (r.load, len(r.loaded)))
         replica.load += 1  # counted now, so requests choosing at the same moment spread out
         return replica
 
@@ -153,11 +156,13 @@ class ReplicaPool:
             if adapter.name in replica.loaded:
                 return
             try:
+                # in place: a name left registered by an earlier gateway now points at this file (same content)
                 r = await self.client.post(f"{replica.url}/v1/load_lora_adapter",
-                                           json={"lora_name": adapter.name, "lora_path": str(adapter.path)})
+                                           json={"lora_name": adapter.name, "lora_path": str(adapter.path),
+                                                 "load_inplace": True})
             except httpx.TransportError as exc:
                 raise ReplicaDown(one_line(exc) or type(exc).__name__) from exc
-            if r.status_code != 200 and "already been loaded" not in r.text:
+            if r.status_code != 200:
                 why = _message(r.text)
                 hint = (" (start vllm serve with a larger --max-lora-rank: this adapter has rank "
                         f"{adapter.rank})") if "rank" in why.lower() else ""

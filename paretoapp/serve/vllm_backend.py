@@ -64,12 +64,14 @@ class VllmBackend(Backend):
     name = "vllm"
 
     def __init__(self, families: dict[str, Family], urls: list[str], grid: float = DEFAULT_GRID,
-                 max_adapters: int = DEFAULT_MAX_ADAPTERS, adapter_dir: str | Path | None = None, retry_down_s: float = 15.0):
-        one_base(list(families.values()))
-        super().__init__({name: served_family(f, name) for name, f in families.items()})
-        self.raw = families
+                 max_adapters: int = DEFAULT_MAX_ADAPTERS, adapter_dir: str | Path | None = None, retry_down_s: float = 15.0,
+                 client_kw: dict | None = None):
+        super().__init__({})
+        self.raw: dict[str, Family] = {}
+        for name, family in families.items():
+            self.add(name, family)
         self.grid = check_grid(grid)
-        self.pool = ReplicaPool(urls, retry_down_s)
+        self.pool = ReplicaPool(urls, retry_down_s, client_kw)
         if adapter_dir is None:
             import tempfile
             adapter_dir = tempfile.mkdtemp(prefix="paretoapp-adapters-")
@@ -84,12 +86,18 @@ class VllmBackend(Backend):
             families[family.manifest.name] = family
         return cls(families, urls, **kw)
 
+    def add(self, name: str, family: Family, served: ServedFamily | None = None) -> None:
+        """Serve one more family (on the same base as the others) under ``name``."""
+        one_base([*self.raw.values(), family])
+        self.families[name] = served or served_family(family, name)
+        self.raw[name] = family
+
     async def start(self) -> None:
         await self.pool.start()
 
     async def close(self) -> None:
+        await self.cache.close()  # unloads every adapter from the replicas, removes the files
         await self.pool.close()
-        await self.cache.close()
 
     def snapped(self, name: str, w) -> list[float]:
         """The w this backend serves for a request's w: checked, snapped to the grid, checked again."""
