@@ -291,6 +291,20 @@ def test_adapters_stick_to_a_replica_spread_over_them_and_are_evicted(family_dir
     assert not any(tmp_path.iterdir())  # shutdown unloads and removes every adapter
 
 
+def test_a_request_for_an_adapter_still_loading_goes_where_it_is_loading(tmp_path):
+    from paretoapp.serve.adapters import Adapter
+    from paretoapp.serve.replicas import Replica, ReplicaPool
+
+    pool = ReplicaPool(["http://r1", "http://r2"])
+    pool.replicas = [Replica("http://r1", alive=True), Replica("http://r2", alive=True)]
+    adapter, other = Adapter("a", tmp_path / "a"), Adapter("b", tmp_path / "b")
+    first = run(pool.choose(adapter))
+    assert run(pool.choose(adapter)) is first            # placed, not yet loaded: the same replica
+    assert run(pool.choose(other)) is not first           # a new adapter goes to the least loaded
+    base = Adapter("base", None)                          # no adapter (every gain zero): no affinity
+    assert {run(pool.choose(base)).url for _ in range(2)} == {"http://r1", "http://r2"}
+
+
 def test_a_dead_replica_is_skipped_with_a_log_line(family_dir, replicas, tmp_path, caplog):
     fakes = {"http://r1": replicas["http://r1"]}
     backend, http = vllm_client({"adapter_dir": tmp_path}, fakes, {"tiny": load_family(family_dir)},

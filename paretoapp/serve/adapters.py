@@ -103,9 +103,11 @@ class Adapter:
     """One adapter on disk; ``path`` is None when w has no update at all (every gain zero: the base answers)."""
     name: str
     path: Path | None
+    family: str = ""
+    w: list[float] = field(default_factory=list)
     rank: int = 0
     users: int = 0                                   # requests using it now (never evicted while > 0)
-    replicas: set = field(default_factory=set)       # where it is loaded (the replica pool keeps this)
+    replicas: set = field(default_factory=set)       # replicas it is placed on (loaded or loading; see replicas.py)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
 
@@ -133,6 +135,11 @@ class AdapterCache:
     def names(self) -> list[str]:
         """Adapter names, least recently used first."""
         return list(self._entries)
+
+    def summary(self) -> list[dict]:
+        """Every adapter held, least recently used first: name, family, w, rank, requests using it."""
+        return [{"name": a.name, "family": a.family, "w": a.w, "rank": a.rank, "users": a.users}
+                for a in self._entries.values()]
 
     async def acquire(self, family: Family, w: Sequence[float], step: float) -> Adapter:
         """The adapter for (family, snapped w), made if new, marked used; ``release`` it when done."""
@@ -167,7 +174,7 @@ class AdapterCache:
         try:
             tensors, config = lora_adapter(family, w, self.dtype)
         except ExportError:  # every gain zero at this w: no update, the base model answers
-            return Adapter(name, None)
+            return Adapter(name, None, family.manifest.name, list(w))
         target = self.folder / name
         if target.exists():  # left by an earlier run: the name fixes the content (fingerprint + w)
             shutil.rmtree(target)
@@ -176,7 +183,7 @@ class AdapterCache:
             write_lora_weights(tmp, tensors, config)
         self.made += 1
         self.make_seconds += time.perf_counter() - start
-        return Adapter(name, target, rank=config.r)
+        return Adapter(name, target, family.manifest.name, list(w), rank=config.r)
 
     async def _evict(self) -> None:
         while len(self._entries) > self.capacity:

@@ -124,7 +124,11 @@ async def answer(backend: Backend, body):
     for a, tokens in zip(answers, last or [[] for _ in answers]):
         a.update(tokens, final=True)
     use = usage(gen.prompt_tokens, sum(len(a.tokens) for a in answers))
-    return completion_body(new_id(), now(), req.model, [(a.sent, a.finish_reason) for a in answers], use, gen.w)
+    body = completion_body(new_id(), now(), req.model, [(a.sent, a.finish_reason) for a in answers], use, gen.w)
+    if req.return_token_ids:
+        for choice, a in zip(body["choices"], answers):
+            choice["token_ids"] = a.tokens
+    return body
 
 
 async def _close(gen: Generation) -> None:

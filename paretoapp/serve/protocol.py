@@ -42,6 +42,7 @@ class ChatRequest:
     stop: list[str] = field(default_factory=list)
     n: int = 1
     overflow: str = "error"               # or "truncate_left": keep the prompt's last tokens
+    return_token_ids: bool = False        # each choice also carries its token ids (as vLLM's extension does)
 
     @property
     def greedy(self) -> bool:
@@ -63,6 +64,7 @@ def parse_chat_request(body) -> ChatRequest:
     if body.get("w") is not None:
         req.w = parse_w(body["w"])
     req.stream = _flag(body, "stream")
+    req.return_token_ids = _flag(body, "return_token_ids")
     options = body.get("stream_options") or {}
     if not isinstance(options, dict):
         raise InputError("'stream_options' must be an object like {\"include_usage\": true}")

@@ -51,11 +51,13 @@ class Replica:
     max_model_len: int | None = None
     answered: int = 0
     adapter_loads: int = 0
+    load_seconds: float = 0.0                      # spent in load_lora_adapter
     checked_at: float = 0.0
 
     def summary(self) -> dict:
         return {"url": self.url, "alive": self.alive, "load": self.load, "adapters": sorted(self.loaded),
-                "answered": self.answered, "adapter_loads": self.adapter_loads, "max_model_len": self.max_model_len}
+                "answered": self.answered, "adapter_loads": self.adapter_loads,
+                "load_seconds": round(self.load_seconds, 4), "max_model_len": self.max_model_len}
 
 
 def _message(response_text: str) -> str:
@@ -141,9 +143,12 @@ class ReplicaPool:
             raise UpstreamError("no vLLM replica is answering (" + ", ".join(r.url for r in self.replicas) +
                                 "); start them again, the gateway probes them every "
                                 f"{self.retry_down_s:g} s", 503)
-        holders = [r for r in alive if adapter is not None and adapter.name in r.loaded]
+        sticky = adapter is not None and adapter.path is not None  # the base (no adapter) goes anywhere
+        holders = [r for r in alive if sticky and (adapter.name in r.loaded or r.url in adapter.replicas)]
         replica = min(holders or alive, key=lambda r: (r.load, len(r.loaded)))
         replica.load += 1  # counted now, so requests choosing at the same moment spread out
+        if sticky:  # placed now, so a request for it arriving while it loads goes to the same replica
+            adapter.replicas.add(replica.url)
         return replica
 
     async def ensure_loaded(self, replica: Replica, adapter: Adapter) -> None:
@@ -155,21 +160,24 @@ class ReplicaPool:
         async with adapter.lock:
             if adapter.name in replica.loaded:
                 return
+            start = time.perf_counter()
             try:
                 # in place: a name left registered by an earlier gateway now points at this file (same content)
                 r = await self.client.post(f"{replica.url}/v1/load_lora_adapter",
                                            json={"lora_name": adapter.name, "lora_path": str(adapter.path),
                                                  "load_inplace": True})
             except httpx.TransportError as exc:
+                adapter.replicas.discard(replica.url)
                 raise ReplicaDown(one_line(exc) or type(exc).__name__) from exc
             if r.status_code != 200:
+                adapter.replicas.discard(replica.url)
                 why = _message(r.text)
                 hint = (" (start vllm serve with a larger --max-lora-rank: this adapter has rank "
                         f"{adapter.rank})") if "rank" in why.lower() else ""
                 raise UpstreamError(f"vLLM at {replica.url} could not load adapter {adapter.name}: {why}{hint}")
             replica.loaded.add(adapter.name)
             replica.adapter_loads += 1
-            adapter.replicas.add(replica.url)
+            replica.load_seconds += time.perf_counter() - start
 
     async def unload(self, adapter: Adapter) -> None:
         """Unload an evicted adapter from every replica holding it (a replica that is gone has forgotten it)."""

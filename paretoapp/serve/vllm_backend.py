@@ -142,7 +142,7 @@ class VllmBackend(Backend):
                 raise
 
     def stats(self) -> dict:
-        return {"backend": self.name, "grid": self.grid, "adapters": self.cache.names(),
+        return {"backend": self.name, "grid": self.grid, "adapters": self.cache.summary(),
                 "max_adapters": self.cache.capacity, "adapters_made": self.cache.made,
                 "adapter_seconds": round(self.cache.make_seconds, 4), "evicted": self.cache.evicted,
                 "replicas": self.pool.summary()}
