@@ -9,7 +9,9 @@ on SmolLM2-135M-Instruct, float32) and get the same load from the official opena
 at once (threads), streamed, greedy, ``--new-tokens`` new tokens each, in two scenarios:
 
 * ``N distinct w``: every chat at its own preference (on vLLM: N adapters);
-* ``4 distinct w``: the N chats share 4 preferences (on vLLM: 4 adapters, the common case of presets).
+* ``4 distinct w``: the N chats share 4 preferences (on vLLM: 4 adapters, the common case of presets);
+* ``no adapter (base)``: a w where every gain is zero (``--base-w``, 0,0 for the demo), so both answer
+  with the bare base: the two engines' own speed, without LoRA.
 
 Each scenario runs once cold (on vLLM the adapters are made and loaded then: their creation time is
 reported apart, from the gateway's ``/paretoapp/stats``) and ``--repeats`` times warm, the two backends
@@ -114,10 +116,13 @@ def burst(url: str, family: str, ws: list[list[float]], new_tokens: int) -> dict
             "p95": pct(latencies, 95), "ttft50": pct(ttfts, 50), "ttft95": pct(ttfts, 95)}
 
 
-def scenarios(n: int) -> dict[str, list[list[float]]]:
+def scenarios(n: int, base_w: list[float] | None) -> dict[str, list[list[float]]]:
     distinct = [[round(i / (n - 1), 2), round(1 - i / (n - 1), 2)] for i in range(n)]
     presets = [[0.0, 1.0], [0.33, 0.67], [0.67, 0.33], [1.0, 0.0]]
-    return {f"{n} distinct w": distinct, "4 distinct w": [presets[i % 4] for i in range(n)]}
+    out = {f"{n} distinct w": distinct, "4 distinct w": [presets[i % 4] for i in range(n)]}
+    if base_w is not None:  # every gain zero: the base alone, no adapter on either side (the engines' own speed)
+        out["no adapter (base)"] = [base_w] * n
+    return out
 
 
 def row(name: str, r: dict) -> str:
@@ -137,10 +142,13 @@ def main() -> int:
     p.add_argument("--vllm-python", default=None, help="python of an environment with vLLM (e.g. vllm_check.sh's)")
     p.add_argument("--vllm-args", default="--dtype float32 --max-model-len 2048 --enforce-eager --max-num-seqs 64",
                    help="flags for the vLLM server this starts")
+    p.add_argument("--base-w", default="0,0",
+                   help="a w at which every gain is zero (the base alone), as a third scenario; 'none' skips it")
     p.add_argument("--start-timeout", type=int, default=900)
     p.add_argument("--logs", type=Path, default=ROOT / "build" / "bench-serve")
     args = p.parse_args()
     args.family = args.family or [str(ROOT / "assets" / "demo-rewarded-soups")]
+    base_w = None if args.base_w == "none" else [float(v) for v in args.base_w.split(",")]
     if not (args.vllm_url or args.vllm_python):
         sys.exit("give --vllm-url URL (a running vLLM) or --vllm-python PATH (an environment with vLLM)")
     args.logs.mkdir(parents=True, exist_ok=True)
@@ -154,7 +162,7 @@ def main() -> int:
             gateways[backend] = start_gateway(args, backend, args.logs / f"{backend}.log")
             print(f"{backend} gateway up in {time.perf_counter() - started:.0f} s", flush=True)
         results: dict[tuple[str, str], list[dict]] = {}
-        for scenario, ws in scenarios(args.n).items():
+        for scenario, ws in scenarios(args.n, base_w).items():
             for backend in ("engine", "vllm"):  # cold: on vLLM the adapters are made and loaded now
                 url = gateways[backend][1]
                 before = get(f"{url}/paretoapp/stats") if backend == "vllm" else {}
@@ -175,7 +183,7 @@ def main() -> int:
                     results.setdefault((backend, scenario), []).append(r)
                     print(row(f"{backend} {scenario} (warm {repeat + 1})", r), flush=True)
         print(f"\nmedians of {args.repeats} warm repeats; {load()}")
-        for scenario in scenarios(args.n):
+        for scenario in scenarios(args.n, base_w):
             med = {b: {k: statistics.median(r[k] for r in results[(b, scenario)]) for k in results[(b, scenario)][0]}
                    for b in ("engine", "vllm")}
             for b in ("engine", "vllm"):

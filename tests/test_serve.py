@@ -197,8 +197,11 @@ def test_the_openai_client_gets_the_engines_greedy_answers(engine_client, policy
     assert [m.id for m in engine_client.models.list()] == ["tiny"]
     for prompt, w in zip(PROMPTS, ([0.2, 0.8], [1.0, 0.0], [1.5, -0.5])):
         r = engine_client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": prompt}],
-                                                  max_tokens=12, temperature=0, extra_body={"w": w})
+                                                  max_tokens=12, temperature=0,
+                                                  extra_body={"w": w, "return_token_ids": True})
         assert r.choices[0].message.content == engine_answer(policy, prompt, w)
+        assert policy.tokenizer.decode(r.choices[0].token_ids, skip_special_tokens=True).strip() == \
+            r.choices[0].message.content
         assert r.w == w and r.usage.completion_tokens <= 12 and r.choices[0].finish_reason in ("stop", "length")
         assert r.usage.prompt_tokens == policy.prompt_tokens(prompt, w)
 
@@ -358,3 +361,17 @@ def test_the_app_seam_answers_rows_at_their_own_w_on_vllm(family_dir, replicas, 
     assert remote.model is local.model and remote.context_length() == 256  # the rest is the local policy's
     assert sum(len(f.completions) for f in replicas.values()) == 4
     gateway.call(gateway.backend.close())
+
+
+def test_the_vllm_it_starts_fits_the_families_and_listens_on_loopback(family_dir, ric_dir, monkeypatch):
+    from paretoapp.serve.vllm_launch import max_lora_rank, vllm_command
+
+    families = [load_family(family_dir), load_family(ric_dir)]
+    assert max_lora_rank(families) == 16  # total ranks 4 + 5 = 9 and 4: the next rank vLLM accepts
+    monkeypatch.setenv("PARETOAPP_VLLM_COMMAND", "/venv/bin/python -m vllm.entrypoints.openai.api_server")
+    cmd = vllm_command("/models/base", 8123, 16, 4, ["--dtype", "float32"])
+    assert cmd[:3] == ["/venv/bin/python", "-m", "vllm.entrypoints.openai.api_server"]
+    joined = " ".join(cmd)
+    for flag in ("--model /models/base", "--host 127.0.0.1", "--port 8123", "--enable-lora", "--max-lora-rank 16",
+                 "--max-loras 4", "--generation-config vllm", "--dtype float32"):
+        assert flag in joined
