@@ -375,3 +375,13 @@ def test_the_vllm_it_starts_fits_the_families_and_listens_on_loopback(family_dir
     for flag in ("--model /models/base", "--host 127.0.0.1", "--port 8123", "--enable-lora", "--max-lora-rank 16",
                  "--max-loras 4", "--generation-config vllm", "--dtype float32"):
         assert flag in joined
+
+
+def test_the_command_says_in_one_line_what_is_wrong(family_dir, capsys):
+    from paretoapp.cli import main
+
+    assert main(["serve", str(family_dir), str(family_dir)]) == 2
+    assert "two families are named 'tiny'" in capsys.readouterr().err
+    assert main(["serve", str(family_dir), "--backend", "vllm", "--vllm-url", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no vLLM server answers at http://127.0.0.1:9;") and err.count("\n") == 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 
@@ -84,28 +85,28 @@ class RemotePolicy:
         updates: queue.Queue = queue.Queue()
         future = asyncio.run_coroutine_threadsafe(_run_rows(self.gateway.backend, reqs, updates), self.gateway.loop)
         texts = [""] * len(reqs)
-        last = None
+        last, shown_at = None, 0.0
         try:
-            while True:
+            while not (cancel is not None and cancel.is_set()):
                 try:
-                    item = updates.get(timeout=min_interval or 0.05)
+                    item = updates.get(timeout=0.05)
                 except queue.Empty:
-                    if cancel is not None and cancel.is_set():
-                        return
                     continue
                 if item is END:
-                    break
+                    if texts != last:
+                        yield list(texts)
+                    return
                 if isinstance(item, BaseException):
                     raise item
                 i, tokens = item
                 texts[i] = answer_text(self.local.tokenizer, tokens, settings.stop)
-                if texts != last and updates.empty():
-                    last = list(texts)
+                if texts != last and updates.empty() and time.monotonic() - shown_at >= min_interval:
+                    last, shown_at = list(texts), time.monotonic()
                     yield last
-            if texts != last:
+            if texts != last:  # cancelled: what was written so far is the answer
                 yield list(texts)
         finally:
-            future.cancel()
+            future.cancel()  # a reader that stopped (or a cancel) stops the rows on vLLM
 
     def generate(self, prompts, ws, settings: GenerationSettings | None = None, system_prompt: str | None = None,
                  model=None, block: bool = True, batch_size: int | None = None,

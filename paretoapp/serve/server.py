@@ -7,12 +7,14 @@ with no ``--vllm-url``, starts a vLLM server for their base and stops it at exit
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shlex
 
 from ..errors import FamilyError
 from .backends import Backend, EngineBackend
+from .vllm_backend import VllmBackend
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,6 @@ def build_backend(args, allow_pickle: bool | None = None) -> tuple[Backend, obje
     if args.backend == "engine":
         return engine_backend(args.families, args.device, allow_pickle), None
     from ..family import load_family
-    from .vllm_backend import VllmBackend
     from .vllm_launch import VllmProcess
 
     families = [load_family(f) for f in args.families]
@@ -61,6 +62,12 @@ def build_backend(args, allow_pickle: bool | None = None) -> tuple[Backend, obje
         raise
 
 
+async def reachable(backend) -> None:
+    """Raise ``UpstreamError`` (one line) unless some vLLM replica answers."""
+    await backend.pool.start()
+    await backend.pool.close()
+
+
 def serve(args, allow_pickle: bool | None = None) -> None:
     import uvicorn
 
@@ -70,6 +77,8 @@ def serve(args, allow_pickle: bool | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     backend, process = build_backend(args, allow_pickle)
     try:
+        if isinstance(backend, VllmBackend):  # no replica answering is one line now, not a failed startup later
+            asyncio.run(reachable(backend))
         log.info("serving %s on http://%s:%d/v1 (backend %s)", ", ".join(backend.families), args.host, args.port,
                  backend.name)
         uvicorn.run(build_app(backend), host=args.host, port=args.port, log_level="info")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -72,6 +73,7 @@ class VllmBackend(Backend):
             self.add(name, family)
         self.grid = check_grid(grid)
         self.pool = ReplicaPool(urls, retry_down_s, client_kw)
+        self.own_dir = adapter_dir is None  # a temporary folder of ours: removed at close
         if adapter_dir is None:
             import tempfile
             adapter_dir = tempfile.mkdtemp(prefix="paretoapp-adapters-")
@@ -98,6 +100,8 @@ class VllmBackend(Backend):
     async def close(self) -> None:
         await self.cache.close()  # unloads every adapter from the replicas, removes the files
         await self.pool.close()
+        if self.own_dir:
+            shutil.rmtree(self.cache.folder, ignore_errors=True)
 
     def snapped(self, name: str, w) -> list[float]:
         """The w this backend serves for a request's w: checked, snapped to the grid, checked again."""
