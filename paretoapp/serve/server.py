@@ -11,6 +11,8 @@ import asyncio
 import logging
 import os
 import shlex
+import signal
+import sys
 
 from ..errors import FamilyError
 from .backends import Backend, EngineBackend
@@ -81,6 +83,8 @@ def serve(args, allow_pickle: bool | None = None) -> None:
             asyncio.run(reachable(backend))
         log.info("serving %s on http://%s:%d/v1 (backend %s)", ", ".join(backend.families), args.host, args.port,
                  backend.name)
+        # uvicorn re-raises the SIGTERM it caught once it has shut down; as SystemExit it reaches the finally
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(build_app(backend), host=args.host, port=args.port, log_level="info")
     finally:
         if process is not None:
