@@ -218,6 +218,22 @@ def test_a_stream_adds_up_to_the_whole_answer(engine_client, policy):
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens and not chunks[-1].choices
 
 
+def test_a_missing_w_is_the_default_and_stop_cuts_as_the_engine_does(engine_client, policy):
+    from paretoapp.preferences import PreferenceSpace
+
+    default = PreferenceSpace(policy.manifest).default_w()
+    r = engine_client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": PROMPTS[0]}],
+                                              max_tokens=12, temperature=0)
+    assert r.w == default and r.choices[0].message.content == engine_answer(policy, PROMPTS[0], default)
+    full = r.choices[0].message.content
+    stop = full.split()[2]  # a word from inside the answer
+    cut = engine_client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": PROMPTS[0]}],
+                                                max_tokens=12, temperature=0, stop=[stop])
+    want = policy.generate([PROMPTS[0]], [default], GenerationSettings(max_new_tokens=12, stop=[stop]))[0]
+    assert cut.choices[0].message.content == want and stop not in want and len(want) < len(full)
+    assert cut.choices[0].finish_reason == "stop"
+
+
 def test_sampling_follows_seed_and_n(engine_client):
     kw = dict(model="tiny", messages=[{"role": "user", "content": "Hi"}], max_tokens=8, temperature=1.0, top_p=0.9,
               seed=11, n=2)
