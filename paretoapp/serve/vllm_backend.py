@@ -73,10 +73,11 @@ class VllmBackend(Backend):
             self.add(name, family)
         self.grid = check_grid(grid)
         self.pool = ReplicaPool(urls, retry_down_s, client_kw)
-        self.own_dir = adapter_dir is None  # a temporary folder of ours: removed at close
+        self.own_dir = adapter_dir is None  # a temporary folder of ours (made with the first adapter): removed at close
         if adapter_dir is None:
             import tempfile
-            adapter_dir = tempfile.mkdtemp(prefix="paretoapp-adapters-")
+            import uuid
+            adapter_dir = Path(tempfile.gettempdir()) / f"paretoapp-adapters-{uuid.uuid4().hex[:12]}"
         self.cache = AdapterCache(adapter_dir, max_adapters, on_evict=self.pool.unload)
         self.tasks: set[asyncio.Task] = set()  # evictions under way (a task nobody holds may be collected)
 
