@@ -104,7 +104,7 @@ def user_message(exc: BaseException) -> str | None:
     if is_network_error(exc):
         return (f"network error ({type(exc).__name__}: {one_line(exc)[:200]}); check your connection and try "
                 "again (the Hub needs network; local folders and the embedded demo do not)")
-    if isinstance(exc, ValueError):  # our errors (FamilyError, ExportError, InputError ...) carry the fix
+    if isinstance(exc, (ValueError, EngineBusy)):  # our errors carry the fix (busy: try again; a server is down)
         return one_line(exc)
     if isinstance(exc, OSError):
         if exc.filename is not None and exc.strerror:

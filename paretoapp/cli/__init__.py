@@ -26,11 +26,12 @@ SUBCOMMANDS = {
     "pick": "the w a constraint picks on an evaluated front: --at-least harmless=0.9 --maximize helpful",
     "scorers": "list the scorers --scorers accepts",
     "app": "open the Gradio explorer (the embedded demo, family folders or Hub families)",
+    "serve": "an OpenAI-compatible API (/v1/chat/completions) for families, on this engine or on vLLM",
     "demo": "rebuild the embedded demo (families of SmolLM2-135M-Instruct, trained and evaluated on a CPU)",
 }
 
 
-LOADS_MODELS = ("train", "evaluate", "export", "app")
+LOADS_MODELS = ("train", "evaluate", "export", "app", "serve")
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:

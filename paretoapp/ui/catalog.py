@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class FamilyEntry:
     note: str = ""                # a banner, e.g. for the fallback family
     device: str = "cpu"
     allow_pickle: bool | None = None  # a base with only pickle weights (--allow-pickle); None: the environment's
+    wrap_policy: Callable | None = None  # (policy, key) -> the policy the app answers with (--backend vllm)
 
     @property
     def k(self) -> int:
@@ -57,7 +59,8 @@ class FamilyEntry:
         """The family on its base model, loaded once (``load_policy`` would re-read and re-hash the bank each call)."""
         if self._policy is None:
             from ..generate import load_policy
-            self._policy = load_policy(self.path, device=self.device, allow_pickle=self.allow_pickle)
+            policy = load_policy(self.path, device=self.device, allow_pickle=self.allow_pickle)
+            self._policy = self.wrap_policy(policy, self.key) if self.wrap_policy else policy
         return self._policy
 
     def live_scorers(self) -> list:
@@ -147,6 +150,7 @@ class Catalog:
 
     entries: dict[str, FamilyEntry] = field(default_factory=dict)
     allow_pickle: bool | None = None  # for every family added (--allow-pickle); None: PARETOAPP_ALLOW_PICKLE decides
+    wrap_policy: Callable | None = None  # every family answers through it (paretoapp app --backend vllm)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, path: str | Path, note: str = "", device: str = "cpu") -> FamilyEntry:
@@ -166,6 +170,7 @@ class Catalog:
             while key in self.entries:
                 key, n = f"{entry.key} ({n})", n + 1
             entry.key = key
+            entry.wrap_policy = self.wrap_policy
             self.entries[key] = entry
         return entry
 
@@ -184,9 +189,13 @@ class Catalog:
 
 
 def build_catalog(family_paths: list[str] | None = None, assets: str | Path | None = "assets",
-                  device: str = "cpu", allow_fallback: bool = True, allow_pickle: bool | None = None) -> Catalog:
-    """Command-line families first, then everything under ``assets``; the tiny fallback if nothing is found."""
-    cat = Catalog(allow_pickle=allow_pickle)
+                  device: str = "cpu", allow_fallback: bool = True, allow_pickle: bool | None = None,
+                  wrap_policy: Callable | None = None) -> Catalog:
+    """Command-line families first, then everything under ``assets``; the tiny fallback if nothing is found.
+
+    ``wrap_policy(policy, key)``: what each family answers with instead of its local policy (the vLLM gateway).
+    """
+    cat = Catalog(allow_pickle=allow_pickle, wrap_policy=wrap_policy)
     for p in family_paths or []:
         cat.add(p, device=device)  # a bad --family is the user's error: let it raise
     if assets is not None:

@@ -41,6 +41,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    if os.environ.get("GRADIO_SERVER_PORT") else None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--share", action="store_true", help="ask Gradio for a public share link (needs network)")
+    p.add_argument("--backend", choices=("engine", "vllm"), default="engine",
+                   help="engine: this process answers; vllm: answers come from vLLM servers, one LoRA adapter per w "
+                        "(docs/serving.md)")
+    p.add_argument("--vllm-url", action="append", default=[], metavar="URL",
+                   help="with --backend vllm: a running `vllm serve BASE --enable-lora` (repeat for replicas)")
+
+
+def vllm_policies(args: argparse.Namespace):
+    """With ``--backend vllm``: the gateway's ``wrap`` (each family answers on vLLM); else None."""
+    if getattr(args, "backend", "engine") != "vllm":
+        return None
+    from ..errors import InputError
+    from ..serve.remote_policy import Gateway
+
+    if not args.vllm_url:
+        raise InputError("--backend vllm needs --vllm-url URL: a running `vllm serve BASE --enable-lora` "
+                         "(docs/serving.md says how to start one)")
+    return Gateway(args.vllm_url).wrap
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -60,7 +78,8 @@ def serve(args: argparse.Namespace) -> None:
     device = check_device(args.device) or ("cuda" if torch.cuda.is_available() else "cpu")
     app_max_new_tokens()  # a bad PARETOAPP_MAX_NEW_TOKENS fails at start, not at the first request
     catalog = build_catalog(args.family, None if args.no_assets else args.assets, device=device,
-                            allow_pickle=True if getattr(args, "allow_pickle", False) else None)
+                            allow_pickle=True if getattr(args, "allow_pickle", False) else None,
+                            wrap_policy=vllm_policies(args))
     catalog.get(catalog.keys[0]).policy()
     demo = build_app(catalog)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs())
