@@ -23,6 +23,7 @@ from .api import add_api
 from .catalog import Catalog, FamilyEntry
 from .controls import slider_event, slider_updates
 from .frontview import serve_plotly
+from .inputs import CheckedBlocks
 from .session import AppContext, Session, user_error
 from .tab import Shared, Shown, Start, Tab, Updates
 from .tab_about import AboutTab
@@ -48,7 +49,7 @@ def build_app(catalog: Catalog) -> gr.Blocks:
     gr.set_static_paths([str(export_root())])
     remove_old_exports(export_root(), export_ttl_s())
 
-    with gr.Blocks(title="paretoapp") as demo:
+    with CheckedBlocks(title="paretoapp") as demo:
         gr.Markdown(f"# {TITLE}\n{TAGLINE}", elem_id="pa-title")
         banner = gr.Markdown(banner_text(first), visible=bool(first.note), elem_classes="pa-banner")
         session = gr.State(Session(first.key, list(w0)))

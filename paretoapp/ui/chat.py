@@ -11,6 +11,7 @@ import re
 from urllib.parse import quote
 
 from .. import settings
+from ..errors import InputError
 from ..generate import GenerationSettings
 from ..validation import app_max_new_tokens, max_new_tokens, real_number
 
@@ -101,5 +102,7 @@ def settings_from(temperature, max_tokens) -> GenerationSettings:
     is refused with the library's message, never silently cut.
     """
     t = real_number(temperature or 0, "temperature")
+    if t < 0:
+        raise InputError(f"temperature {t:g} is negative; give 0 for greedy decoding or a positive number like 0.7")
     return GenerationSettings(max_new_tokens=max_new_tokens(max_tokens, cap=app_max_new_tokens()), do_sample=t > 0,
                               temperature=t if t > 0 else 0.7)
