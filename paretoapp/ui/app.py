@@ -184,7 +184,7 @@ def _open_link(ctx: AppContext, shared: Shared):
         if params.get("w"):
             try:
                 w = space.to_w(space.to_controls(parse_w(params["w"], "the link's w")))
-            except (PreferenceError, IndexError) as exc:  # one warning in words, not an error badge on every output
+            except PreferenceError as exc:  # one warning in words, not an error badge on every output
                 gr.Warning(f"The link's w does not fit {entry.key} ({exc}), so the app opens at its default w.")
                 w = space.default_w()
         return shared.move(target, w, target, Shown.of(sess, [], x, y))
