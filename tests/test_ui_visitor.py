@@ -116,6 +116,7 @@ def test_the_chat_answers_at_the_w_the_sliders_show(browser, rich_app_env, stale
             answers += 1
             assert want in last_label(page, answers)
             wait_w_text(page, f"helpful {b / total:g} ·")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width, "an answer widened the page"
         shot(page, f"30_chat_at_the_shown_w_{width}")
 
 

@@ -33,6 +33,7 @@ CSS = """
 .pa-answers td { vertical-align: top; } .pa-answers td:not(:last-child) { white-space: nowrap; }
 .pa-side-head p { font-size: 1.02em; margin: 0.2em 0 0.4em 0; }
 sub.pa-w-label { color: var(--body-text-color-subdued); font-size: 0.78em; }
+#pa-chat .message, #pa-chat .message * { overflow-wrap: anywhere; }  /* a long token or URL wraps, not the page */
 /* a slider moved with the keyboard shows where the focus is */
 input[type=range]:focus-visible { outline: 3px solid var(--color-accent) !important; outline-offset: 3px; }
 #pa-note p { margin: 0 0 0.3em 0; }
@@ -200,7 +201,7 @@ def family_note(entry: FamilyEntry) -> str:
     """The first sentence of the family's description, shown above the chat: for the demo, that it shows a
     method's behaviour and is not an aligned or safe model (on a phone too, before the chat)."""
     d = entry.manifest.description
-    return f"ⓘ {d.split('. ')[0].rstrip('.')}." if d else ""
+    return f"{d.split('. ')[0].rstrip('.')}." if d else ""
 
 
 def axes_caption(entry: FamilyEntry, x: str | None, y: str | None) -> str:
