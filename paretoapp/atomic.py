@@ -8,7 +8,8 @@ into place. A folder that already exists is swapped out in two renames.
 A process killed mid-write (SIGKILL, power loss) cannot clean up, so every
 temporary name carries the writer's process id: the next write into the same
 folder removes the leftovers of writers that are no longer running
-(``sweep_stale``). Temporary folders and files get the same permissions as a
+(``sweep_stale``); an old copy that a dead writer had swapped out but not yet
+replaced is put back. Temporary folders and files get the same permissions as a
 plain ``mkdir`` or ``open`` (the umask applies), not ``tempfile``'s 0700/0600.
 """
 
@@ -71,6 +72,8 @@ def sweep_stale(folder: str | os.PathLike) -> list[Path]:
         if not stale:
             continue
         path = Path(entry.path)
+        if m and m["c"] and _restore(path, folder / entry.name[1:].rsplit(".old-", 1)[0]):
+            continue
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -78,6 +81,19 @@ def sweep_stale(folder: str | os.PathLike) -> list[Path]:
         log.info("removed %s, left by an interrupted write", path)
         removed.append(path)
     return removed
+
+
+def _restore(old: Path, target: Path) -> bool:
+    """Put back an old copy whose writer died between swapping it out and swapping the new one in (the new one
+    is then an unfinished temporary): the old copy stays until a new one is in place."""
+    if target.exists() or target.is_symlink():
+        return False
+    try:
+        old.rename(target)
+    except OSError:
+        return False
+    log.warning("restored %s: the write that was replacing it was interrupted", target)
+    return True
 
 
 def _temp_name(target: Path, kind: str) -> Path:

@@ -81,6 +81,10 @@ class EngineConfig:
             raise ValueError(f"engine decoder must be 'dynamic' or 'static', not {decoder!r}")
         # ZeroGPU lends the GPU to one forked call at a time: no graphs kept across calls there (the default)
         graphs = self.graphs if self.graphs is not None else settings.ENGINE_GRAPHS.get()
+        for name in ("max_batch", "max_waiting", "cache_len"):
+            value = getattr(self, name)
+            if value is not None and value < 1:  # an engine with no room would wait forever
+                raise ValueError(f"engine {name} must be at least 1, got {value}; leave it unset for the default")
         return EngineConfig(
             max_batch=self.max_batch or settings.ENGINE_MAX_BATCH.get(),
             max_waiting=self.max_waiting or settings.ENGINE_MAX_WAITING.get(),
@@ -229,6 +233,9 @@ class Engine:
         rows = list(rows)
         if not rows:
             raise RequestError("a request needs at least one row")
+        if max_active is not None and not (isinstance(max_active, int) and max_active >= 1):
+            raise RequestError(f"max_active must be a whole number of at least 1, got {max_active!r}; "
+                               "ask for 1 or more rows at once (None: no limit)")
         for i, row in enumerate(rows):
             self._check(i, row)
         job = Job(rows, tokenizer, cancel, max_active)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # torch is imported where it is used: `paretoapp export --hel
 
     from .family import Family
     from .generate import Policy
+    from .models import BaseSource
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
@@ -77,6 +78,34 @@ def check_push_target(repo_id: str, token: str | None) -> str:
     return repo_id
 
 
+def check_hub_access(repo_id: str, token: str) -> None:
+    """Ask the Hub, before anything is merged or written, whether it answers and this token may write to
+    ``repo_id``'s owner: a push that cannot happen then costs a request, not a checkpoint on disk."""
+    from huggingface_hub import HfApi
+
+    try:
+        me = HfApi(token=token).whoami()
+    except Exception as exc:  # HTTP refusals (a bad token: 401) and network errors, from whichever client
+        raise ExportError(f"push to {repo_id} cannot start: {_hub_failure(exc)}") from None
+    role = ((me.get("auth") or {}).get("accessToken") or {}).get("role")
+    if role == "read":
+        raise ExportError(f"push to {repo_id} cannot start: the token is read-only; paste a token with write access")
+    owner, names = repo_id.split("/")[0], {me.get("name")} | {o.get("name") for o in me.get("orgs") or []}
+    if owner not in names:
+        raise ExportError(f"push to {repo_id} cannot start: the token's account ({me.get('name')}) is not {owner!r} "
+                          f"nor one of its organisations; use a repo id under {me.get('name')}/")
+
+
+def _hub_failure(exc: BaseException) -> str:
+    """Why a Hub request failed and what to do, in words; re-raises what is not the Hub's refusal or the network."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int):
+        return f"the Hub answered HTTP {status}: {one_line(exc)[:160]}; check the token's write access and the repo id"
+    if is_network_error(exc):
+        return f"cannot reach the Hub ({type(exc).__name__}: {one_line(exc)[:120]}); check your network and try again"
+    raise exc
+
+
 def _atomic_folder(parent: Path, name: str, write, overwrite: bool = False) -> Path:
     """Run ``write(tmp_folder)`` and rename the folder to ``parent/name`` when it succeeds."""
     target = check_destination(parent, name, overwrite)
@@ -89,21 +118,43 @@ def _w_text(w: Sequence[float]) -> str:
     return "(" + ", ".join(f"{float(v):g}" for v in w) + ")"
 
 
+def load_snippet(source: BaseSource, kind: str) -> list[str]:
+    """The card's "Load it" section: the commands that make the base (when it is not on the Hub as is), then
+    Python that loads the export; ``THIS_FOLDER`` is where the reader put it."""
+    if kind != "lora":
+        return ["```python", "from transformers import AutoModelForCausalLM, AutoTokenizer",
+                "model = AutoModelForCausalLM.from_pretrained('THIS_FOLDER')",
+                "tokenizer = AutoTokenizer.from_pretrained('THIS_FOLDER')", "```"]
+    out = []
+    if source.setup:
+        out += ["First make the base model this adapter was trained on (once; the second line needs paretoapp):",
+                "", "```bash", *source.setup, "```", ""]
+    rev = f", revision='{source.revision}'" if source.revision else ""
+    return out + ["```python", "from peft import PeftModel", "from transformers import AutoModelForCausalLM, AutoTokenizer",
+                  f"base = AutoModelForCausalLM.from_pretrained('{source.load_from}'{rev})",
+                  "model = PeftModel.from_pretrained(base, 'THIS_FOLDER')",
+                  "tokenizer = AutoTokenizer.from_pretrained('THIS_FOLDER')", "```"]
+
+
 def model_card(policy: Policy, w: Sequence[float], scores: dict[str, float] | None = None, kind: str = "merged") -> str:
-    """README.md for the exported model: what it is, where it came from, how it scored."""
+    """README.md for the exported model: what it is, where it came from, how it scored, how to load it."""
+    from .models import base_source
+
     m = policy.manifest
+    source = base_source(m.base_model.name_or_path, m.base_model.revision)
+    on_hub = source.load_from == m.base_model.name_or_path and not source.setup and "/" in source.load_from \
+        and not os.path.isabs(source.load_from)
     objectives = ", ".join(f"{o.name} ({'higher' if o.higher_is_better else 'lower'} is better)" for o in m.objectives)
     lines = [
         "---",
-        f"base_model: {m.base_model.name_or_path}" if "/" in m.base_model.name_or_path and not
-        os.path.isabs(m.base_model.name_or_path) else f"# base model: {m.base_model.name_or_path}",
+        f"base_model: {m.base_model.name_or_path}" if on_hub else "# base model: see below",
         "library_name: " + ("peft" if kind == "lora" else "transformers"),
         "tags:", "- paretoapp", "- multi-objective-alignment", f"- {m.method.replace('_', '-')}",
         "---", "",
         f"# {m.name} at preference w = {_w_text(w)}", "",
         f"One member of the **{m.name}** policy family ({m.method.replace('_', ' ')}), exported by paretoapp"
         + (" as merged full weights." if kind == "merged" else " as one LoRA adapter equal to the weighted mix."), "",
-        f"- base model: `{m.base_model.name_or_path}`" + (f" (revision `{m.base_model.revision}`)" if m.base_model.revision else ""),
+        f"- base model: {source.description}",
         f"- method: `{m.method}`",
         f"- objectives: {objectives}",
         "- preference w: " + ", ".join(f"{o.name} = {float(v):g}" for o, v in zip(m.objectives, w)),
@@ -120,13 +171,7 @@ def model_card(policy: Policy, w: Sequence[float], scores: dict[str, float] | No
         cond = m.conditioning.apply("{your prompt}", list(w))
         lines += ["", "This family is prompt-conditioned: add the preference to every user message like this:",
                   "", f"    {cond}"]
-    load = ("from peft import PeftModel\nfrom transformers import AutoModelForCausalLM\n"
-            f"base = AutoModelForCausalLM.from_pretrained('{m.base_model.name_or_path}')\n"
-            "model = PeftModel.from_pretrained(base, 'THIS_FOLDER')") if kind == "lora" else (
-            "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
-            "model = AutoModelForCausalLM.from_pretrained('THIS_FOLDER')\n"
-            "tokenizer = AutoTokenizer.from_pretrained('THIS_FOLDER')")
-    lines += ["", "## Load it", "", "```python", load, "```", ""]
+    lines += ["", "## Load it", "", *load_snippet(source, kind), ""]
     return "\n".join(lines)
 
 
@@ -282,8 +327,8 @@ def zip_folder(folder: str | os.PathLike) -> Path:
 def push_to_hub(folder: str | os.PathLike, repo_id: str, token: str | None = None, private: bool = True) -> str:
     """Upload an exported folder to a Hub model repo; returns the repo URL. The token is never logged.
 
-    The Hub's refusals and network failures become one ``ExportError`` line that
-    says the export is still on disk.
+    The Hub's refusals and network failures become one ``ExportError`` line
+    (``check_hub_access`` asks the same before an export is built).
     """
     from huggingface_hub import HfApi
 
@@ -295,12 +340,5 @@ def push_to_hub(folder: str | os.PathLike, repo_id: str, token: str | None = Non
         api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
                           commit_message="Upload model exported by paretoapp")
     except Exception as exc:  # HTTP refusals (401, 403, 404 ...) and network errors, from whichever client
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        if isinstance(status, int):
-            why = f"the Hub answered HTTP {status}: {one_line(exc)[:160]}; check the token's write access and the repo id"
-        elif is_network_error(exc):
-            why = f"cannot reach the Hub ({type(exc).__name__}: {one_line(exc)[:120]}); check your network and try again"
-        else:
-            raise
-        raise ExportError(f"push to {repo_id} failed: {why} (the export is kept in {folder})") from None
+        raise ExportError(f"push to {repo_id} failed: {_hub_failure(exc)}") from None
     return str(url)

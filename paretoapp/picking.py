@@ -21,6 +21,7 @@ everywhere in the evaluator.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,8 +72,8 @@ def pick(result: EvalResult, at_least: dict[str, float] | None = None, at_most: 
     "at least" still means its value is at least the bound).
     """
     cols = objective_columns(result, family_objectives)
-    lows = {_resolve(cols, k): float(v) for k, v in (at_least or {}).items()}
-    highs = {_resolve(cols, k): float(v) for k, v in (at_most or {}).items()}
+    lows = {_resolve(cols, k): _bound(k, v) for k, v in (at_least or {}).items()}
+    highs = {_resolve(cols, k): _bound(k, v) for k, v in (at_most or {}).items()}
     names = result.objectives
     if maximize is None:
         free = [n for n in names if n not in lows and n not in highs]
@@ -108,6 +109,17 @@ def pick(result: EvalResult, at_least: dict[str, float] | None = None, at_most: 
                 f"no evaluated w satisfies {why}; the closest evaluated w is shown")
 
 
+def _bound(name: str, value) -> float:
+    """A bound as a finite float: NaN would compare false with every mean and silently bind nothing."""
+    try:
+        bound = float(value)
+    except (TypeError, ValueError):
+        raise EvaluationError(f"the bound on {name} is {value!r}, not a number; give one like 0.9") from None
+    if not math.isfinite(bound):
+        raise EvaluationError(f"the bound on {name} is {bound}; give a finite number like 0.9")
+    return bound
+
+
 def _w(w: np.ndarray) -> list[float]:
     return [round(float(v), 10) for v in w]
 
@@ -139,4 +151,6 @@ def parse_bounds(items: list[str], what: str) -> dict[str, float]:
             out[name.strip()] = float(value)
         except ValueError:
             raise EvaluationError(f"{what} {item!r}: write NAME=NUMBER, e.g. harmless=0.9") from None
+        if not math.isfinite(out[name.strip()]):
+            raise EvaluationError(f"{what} {item!r}: a bound must be a finite number; give one like harmless=0.9")
     return out

@@ -80,7 +80,8 @@ class PreferenceSpace:
         out = []
         for i, name in enumerate(self.names):
             lo, hi = self._range(i)
-            info = "raw weight, normalised to sum 1" if m.on_simplex else "used as given (not normalised)"
+            info = ("a relative weight (w above is each divided by their sum)" if m.on_simplex
+                    else "used as given (not normalised)")
             out.append(Control(f"w_{name}", lo, hi, _step(lo, hi), info))
         return out
 

@@ -129,6 +129,10 @@ DEVICE = _define(
 ALLOW_PATHS = _define(
     "PARETOAPP_ALLOW_PATHS", False, any_value, "any value to turn on",
     "on a Space (SPACE_ID set), the app may add family folders by path (refused there otherwise)")
+FAMILY_ROOT = _define(
+    "PARETOAPP_FAMILY_ROOT", None, path, "folder",
+    "the folder \"Add a family folder\" (and /add_family) may add families from; nothing outside it is read",
+    "the folder the app lists families from (--assets)")
 APP_REWARD_MODELS = _define(
     "PARETOAPP_APP_REWARD_MODELS", False, flag, "1 to turn on",
     "the app may load Hub reward models to score live answers (otherwise only the offline scorers run)")
@@ -145,18 +149,22 @@ EXPORT_DIR = _define(
 EXPORT_TTL_S = _define(
     "PARETOAPP_EXPORT_TTL_S", 1800.0, number, "seconds",
     "how long an export stays on disk after it is built", "1800 (30 minutes)")
+EXPORT_MAX_MB = _define(
+    "PARETOAPP_EXPORT_MAX_MB", 4096.0, number, "megabytes",
+    "the most the app's exports may take on disk together; an export that would pass it is refused until older "
+    "ones expire", "4096")
 # the engine (see paretoapp.engine.EngineConfig; a field set there wins)
 ENGINE_MAX_BATCH = _define(
-    "PARETOAPP_ENGINE_MAX_BATCH", 64, whole_number, "whole number",
+    "PARETOAPP_ENGINE_MAX_BATCH", 64, lambda raw, name: positive_whole_number(raw, name, 64), "whole number >= 1",
     "rows one engine decodes together (slots)")
 ENGINE_MAX_WAITING = _define(
-    "PARETOAPP_ENGINE_MAX_WAITING", 256, whole_number, "whole number",
+    "PARETOAPP_ENGINE_MAX_WAITING", 256, lambda raw, name: positive_whole_number(raw, name, 256), "whole number >= 1",
     "rows queued before the engine answers busy")
 ENGINE_DECODER = _define(
     "PARETOAPP_ENGINE_DECODER", None, text, "dynamic or static",
     "the engine's decoder", "static on CUDA, else dynamic")
 ENGINE_CACHE_LEN = _define(
-    "PARETOAPP_ENGINE_CACHE_LEN", 2048, whole_number, "whole number",
+    "PARETOAPP_ENGINE_CACHE_LEN", 2048, lambda raw, name: positive_whole_number(raw, name, 2048), "whole number >= 1",
     "token columns of the static decoder's cache (at most the model's context)")
 ENGINE_GRAPHS = _define(
     "PARETOAPP_ENGINE_GRAPHS", lambda: not os.environ.get("SPACES_ZERO_GPU"), not_zero, "0 to turn off",

@@ -151,6 +151,16 @@ def max_new_tokens(value, cap: int | None = None) -> int:
     return n
 
 
+def rows_at_once(value, name: str = "batch_size") -> int | None:
+    """How many rows may decode at once: None for no limit, else at least 1 (0 would never make progress)."""
+    if value is None:
+        return None
+    n = whole_number(value, name)
+    if n < 1:
+        raise InputError(f"{name} must be at least 1, got {n}; ask for 1 or more rows at once (or leave it unset)")
+    return n
+
+
 def check_room(max_new: int, context: int) -> None:
     """The answer must leave room for at least one prompt token in the model's context."""
     if max_new >= context:

@@ -74,6 +74,53 @@ def _dora_adapter(base: Path, dest: Path) -> Path:
     return dest
 
 
+def _family_edited(template: Path, dest: Path, name: str, manifest=None, tensors=None) -> Path:
+    """A copy of the family at ``template`` with its manifest and/or bank tensors changed (no checks on the way)."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(template, dest)
+    data = json.loads((dest / "family.json").read_text())
+    data["name"] = name
+    (dest / "family.json").write_text(json.dumps({**data, **(manifest or {})}))
+    if tensors is not None:
+        bank = dest / "bank.safetensors"
+        save_file({k: tensors(v) for k, v in load_file(bank).items()}, str(bank), metadata={"format": "paretoapp.family"})
+    return dest
+
+
+def _pickled_reward_model(tokenizer_dir: Path, dest: Path) -> Path:
+    """A tiny sequence-classification reward model whose folder holds only pickle weights."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, num_labels=1, pad_token_id=tok.eos_token_id)
+    model = LlamaForSequenceClassification(config)
+    model.save_pretrained(dest)
+    tok.save_pretrained(dest)
+    torch.save(load_file(str(dest / "model.safetensors")), dest / "pytorch_model.bin")
+    (dest / "model.safetensors").unlink()
+    return dest
+
+
+def _hand_made_results(dest: Path) -> Path:
+    """A results folder with a five-point front (no model needed): what `paretoapp pick` reads."""
+    import numpy as np
+    import pandas as pd
+
+    from paretoapp.evaluate import EvalResult
+
+    a = np.linspace(1, 0, 5)
+    means = pd.DataFrame({"w_idx": range(5), "w_helpful": a, "w_harmless": 1 - a,
+                          "helpful_rm": a, "harmless_rm": 1 - a})
+    meta = {"w_columns": ["w_helpful", "w_harmless"], "family": {"objectives": ["helpful", "harmless"]},
+            "scorers": [{"name": "helpful_rm", "higher_is_better": True},
+                        {"name": "harmless_rm", "higher_is_better": True}]}
+    return EvalResult(means.copy(), means, meta).save(dest)
+
+
 def _trainer_config(path: Path, base: Path, adapters: list[Path], out: Path) -> Path:
     import yaml
 
@@ -87,6 +134,8 @@ def _trainer_config(path: Path, base: Path, adapters: list[Path], out: Path) -> 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, tokenizer_dir):
     """A good tiny family, families on broken bases, a DoRA adapter and trainer configs that use them."""
+    import torch
+
     root = tmp_path_factory.mktemp("bad_inputs")
     good = make_tiny_family(root / "good", tokenizer_dir)
     base = root / "good" / "base"
@@ -98,15 +147,23 @@ def world(tmp_path_factory, tokenizer_dir):
                               root / "pickled" / "family", "pickled"),
         "other_base": _family_on(save_tiny_base(root / "other" / "base", "gpt2", tokenizer_dir), good,
                                  root / "other" / "family", "other-base"),
+        "int32_bank": _family_edited(good, root / "int32", "int32-bank", tensors=lambda t: (t * 100).to(torch.int32)),
+        "low_above_high": _family_edited(good, root / "low-above-high", "low-above-high",
+                                         manifest={"w_low": [3.0, 3.0], "w_high": [-2.0, -2.0]}),
+        "no_range": _family_edited(good, root / "no-range", "no-range", manifest={"w_low": None, "w_high": None}),
     }
     dora = _dora_adapter(base, root / "dora")
     (root / "latin1.txt").write_bytes("caf\xe9 au lait?\n".encode("latin-1"))
+    (root / "prompts.txt").write_text("Hi\nWhat is the sea?\n")
+    (root / "broken.yaml").write_text("name: broken\nbase_model: [one, two\nobjectives:\n  - name: helpful\n")
     runs = tmp_path_factory.mktemp("runs")  # trainer output folders: must stay empty
     return SimpleNamespace(
         root=root, families=families, base=base, runs=runs,
         dora_config=_trainer_config(root / "dora.yaml", base, [dora, dora], runs / "dora"),
         missing_config=_trainer_config(root / "missing.yaml", base, [root / "nowhere", dora], runs / "missing"),
-        latin1=root / "latin1.txt")
+        latin1=root / "latin1.txt", broken_yaml=root / "broken.yaml",
+        pickled_reward_model=_pickled_reward_model(tokenizer_dir, root / "pickled-rm"),
+        results=_hand_made_results(root / "results-hand"))
 
 
 @pytest.fixture(scope="module")
@@ -121,11 +178,31 @@ def client(app_env):  # noqa: F811
 
 
 # ------------------------------------------------------------------ how each door is called
+def within(seconds: float, fn):
+    """``fn()``'s result, or a failed test if it does not return in time (an input that hangs is a bug too)."""
+    out: dict = {}
+
+    def run():
+        try:
+            out["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001  (re-raised in the test's thread)
+            out["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        pytest.fail(f"no answer after {seconds:g} s: the input was not refused at once")
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 def python_call(fn):
-    """The error message of ``fn(ctx)``, which must raise a ValueError (every paretoapp error is one)."""
+    """The error message of ``fn(ctx)``, which must raise a ValueError (every paretoapp error is one) in time."""
     def call(ctx):
         try:
-            fn(ctx)
+            within(120, lambda: fn(ctx))
         except ValueError as exc:
             return str(exc)
         pytest.fail("no error was raised")
@@ -133,11 +210,11 @@ def python_call(fn):
 
 
 def cli_call(argv):
-    """stderr of ``paretoapp ARGS`` run in-process; it must exit with code 2."""
+    """stderr of ``paretoapp ARGS`` run in-process; it must exit with code 2, in time."""
     def call(ctx):
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            code = cli_main([str(a) for a in argv(ctx)])
+            code = within(120, lambda: cli_main([str(a) for a in argv(ctx)]))
         assert code == 2, err.getvalue()
         text = err.getvalue().strip()
         assert text.startswith("error: ")
@@ -246,6 +323,24 @@ CASES = [
          r"export name '../up' is not allowed: use 1-96 letters"),
     Case("python", "push-offline", python_call(lambda c: _push_offline(c.world.base)),
          r"push to me/model failed: cannot reach the Hub .*check your network and try again"),
+    # issue 25: inputs that could not make progress, or were taken for something they are not
+    Case("python", "batch-size-zero",
+         python_call(lambda c: c.policy.generate(["Hi"], [[0.5, 0.5]], _settings(max_new_tokens=4), batch_size=0)),
+         r"batch_size must be at least 1, got 0; ask for 1 or more rows at once"),
+    Case("python", "family-with-int32-bank", python_call(lambda c: _family(c.world.families["int32_bank"])),
+         r"lora_A holds int32 numbers; a bank holds float weights .*save the family from the trained float tensors"),
+    Case("python", "manifest-w-low-above-high", python_call(lambda c: _family(c.world.families["low_above_high"])),
+         r"w_low\[0\] = 3.0 is above w_high\[0\] = -2.0, so no w fits; give each objective's low end first"),
+    Case("python", "w-of-truth-values", python_call(lambda c: c.policy.generate(["Hi"], [[True, False]])),
+         r"True is a truth value, not a number; give numbers like 0.3, 0.7"),
+    Case("python", "w-huge-without-a-range",
+         python_call(lambda c: _load(c.world.families["no_range"]).generate(["Hi"], [[1e30, 0.0]])),
+         r"w\[0\] = 1e\+30 is too large: past ±1000 the model's numbers overflow; choose a value between -1000"),
+    Case("python", "negative-temperature", python_call(lambda c: _settings(temperature=-1.0)),
+         r"temperature -1 is negative; give 0 for greedy decoding or a positive number"),
+    Case("python", "reward-model-with-pickle-weights",
+         python_call(lambda c: _scorer(f"hf:{c.world.pickled_reward_model}")),
+         r"reward model .*pickled-rm: holds only pickle weights \(pytorch_model.bin\).*allow_pickle=True"),
     # ---- CLI (paretoapp.cli.main, in-process)
     Case("cli", "w-not-numbers", cli_call(export_args("abc")),
          r"--w 'abc' is not a list of numbers .*give numbers separated by commas, e.g. 0.3,0.7"),
@@ -295,6 +390,25 @@ CASES = [
     Case("cli", "train-with-missing-adapter", cli_call(lambda c: ["train", "rewarded_soups", "--config",
                                                                   c.world.missing_config]),
          r"nowhere holds no adapter_model.safetensors; pass a folder written by a trainer"),
+    # issue 25
+    Case("cli", "batch-size-zero", cli_call(lambda c: ["evaluate", c.world.families["good"], "--prompts",
+                                                       c.world.root / "prompts.txt", "--scorers", "length_words,refusal",
+                                                       "--batch-size", "0", "--max-new-tokens", "4", "--no-cache",
+                                                       "--out", c.tmp / "r", "--quiet"]),
+         r"batch_size must be at least 1, got 0; ask for 1 or more rows at once"),
+    Case("cli", "config-with-a-yaml-syntax-error",
+         cli_call(lambda c: ["train", "rewarded_soups", "--config", c.world.broken_yaml]),
+         r"broken.yaml: not valid YAML \(.* at line 3, column \d+\); check the syntax there"),
+    Case("cli", "pick-at-least-nan", cli_call(lambda c: ["pick", c.world.results, "--at-least", "helpful=nan"]),
+         r"--at-least 'helpful=nan': a bound must be a finite number; give one like harmless=0.9"),
+    Case("cli", "evaluate-with-a-pickled-reward-model",
+         cli_call(lambda c: ["evaluate", c.world.families["good"], "--prompts", c.world.root / "prompts.txt",
+                             "--scorers", f"hf:{c.world.pickled_reward_model},length_words", "--max-new-tokens", "4",
+                             "--no-cache", "--out", c.tmp / "r", "--quiet"]),
+         r"holds only pickle weights \(pytorch_model.bin\).*--allow-pickle"),
+    Case("cli", "push-to-an-unreachable-hub-before-any-export", cli_call(export_args(GOOD, "--push", "me/model",
+                                                                                      "--token", "hf_x")),
+         r"push to me/model cannot start: cannot reach the Hub .*check your network and try again"),
     # ---- HTTP (gradio_client against the app on the loopback address)
     Case("http", "generate-prompt-too-long", http_call("/generate", gen(LONG)),
          r"the prompt has \d+ tokens but at most \d+ fit .*shorten it or lower max_new_tokens"),
@@ -328,6 +442,34 @@ CASES = [
     Case("http", "add-family-for-another-base",
          http_call("/add_family", lambda c: (str(c.world.families["other_base"]), "tiny-random", []), lambda o: o[0]),
          r"❌ .*does not fit this model \(model_type: family 'llama' vs model 'gpt2'\)"),
+    # issue 25
+    Case("http", "add-family-with-int32-bank",
+         http_call("/add_family", lambda c: (str(c.world.families["int32_bank"]), "tiny-random", []), lambda o: o[0]),
+         r"❌ .*lora_A holds int32 numbers; a bank holds float weights"),
+    Case("http", "add-family-outside-the-families-folder",
+         http_call("/add_family", lambda c: (str(c.tmp), "tiny-random", []), lambda o: o[0]),
+         r"^❌ this app adds families only from its own families folder; give the name of a folder inside it"),
+    Case("http", "generate-negative-temperature", http_call("/generate", gen("Hi", temperature=-1.0)),
+         r"temperature -1 is negative; give 0 for greedy decoding or a positive number"),
+    Case("http", "push-to-an-unreachable-hub-before-any-export",
+         http_call("/push", lambda c: ("tiny-random", "", "me/model", True, "hf_x"), lambda s: s),
+         r"push to me/model cannot start: cannot reach the Hub .*check your network and try again"),
+    Case("http", "slider-sent-text", http_call("/set_preference", lambda c: ("tiny-random", "abc", *[0.5] * 5, [],
+                                                                             "harmless_score", "helpful_score")),
+         r"weight on harmless .*: 'abc' is not a number; give a number between -1 and 2"),
+    Case("http", "slider-sent-text-over-rest",
+         rest_call("/set_preference", b'{"data": ["tiny-random", "abc", 0.5, 0.5, 0.5, 0.5, 0.5, [], '
+                                      b'"harmless_score", "helpful_score"]}'),
+         r"weight on harmless .*: 'abc' is not a number; give a number between -1 and 2"),
+    Case("http", "number-box-sent-text",
+         http_call("/pick", lambda c: ("tiny-random", [], None, None, "harmless_score", "abc", *[None] * 5)),
+         r"harmless_score at least: 'abc' is not a number; give a number"),
+    Case("http", "dropdown-sent-another-value",
+         http_call("/pick", lambda c: ("tiny-random", [], None, None, "nope", *[None] * 6)),
+         r"then maximise: 'nope' is not one of its choices; pick one of 'harmless_score', 'helpful_score'"),
+    Case("http", "chat-history-not-a-list",
+         http_call("/chat", lambda c: ("Hi", "not a list", "tiny-random", "", 0.0, 8)),
+         r"an input is not in the form this endpoint takes .*check the endpoint's parameters"),
 ]
 
 
@@ -339,6 +481,16 @@ def _settings(**kw):
 def _load(family):
     from paretoapp.generate import load_policy
     return load_policy(family)
+
+
+def _family(folder):
+    from paretoapp.family import Family
+    return Family.load(folder)
+
+
+def _scorer(spec):
+    from paretoapp.scorers import build_scorer
+    return build_scorer(spec)
 
 
 def _export(policy, parent, name):
@@ -374,9 +526,14 @@ def test_bad_input_gets_one_line_that_says_what_to_do(case, request, world, tmp_
         ctx.client, catalog = request.getfixturevalue("client"), env[2]
         roots.append(Path(env[3]))
         keys = list(catalog.keys)
+        monkeypatch.setenv("PARETOAPP_FAMILY_ROOT", str(world.root))  # where /add_family may add from
+        capfd = request.getfixturevalue("capfd")
+        capfd.readouterr()
     before = snapshot(*roots)
     message = case.call(ctx)
     assert "\n" not in message.strip() and "Traceback" not in message, message
+    if case.door == "http":
+        assert "Traceback" not in capfd.readouterr().err, "the server logged a traceback for a user's mistake"
     assert re.search(case.says, message), f"{message!r} does not say {case.says!r}"
     assert FIX_VERBS.search(message), f"{message!r} does not say what to do"
     assert snapshot(*roots) == before, "the bad input wrote something"
@@ -538,3 +695,130 @@ def test_allow_pickle_flag_reaches_the_loader_as_an_argument_not_through_the_env
     with contextlib.redirect_stdout(io.StringIO()):
         assert cli_main([str(a) for a in argv]) == 0
     assert seen == [(True, None)] and (tmp_path / "x" / "model.safetensors").is_file()
+
+
+# ------------------------------------------------------------------ issue 25: what the table cannot show
+def test_a_pickled_reward_model_loads_when_the_user_says_they_trust_it(world):
+    from paretoapp.scorers import ScorerContext, build_scorer
+
+    spec = f"hf:{world.pickled_reward_model}"
+    scorer = build_scorer(spec, ScorerContext(allow_pickle=True, show_progress=False))
+    assert len(scorer(["Hi"], ["Hello"])) == 1
+
+
+def test_add_family_refuses_every_path_outside_its_folder_in_the_same_words(world, tmp_path, monkeypatch):
+    """Existing or not, a folder or a file, by `..` or by a link: outside the families folder one answer,
+    so the refusal tells nothing about the server's folders. Inside it, a folder's name is enough."""
+    from paretoapp.ui import Catalog
+
+    inside = tmp_path / "families"
+    shutil.copytree(world.families["good"], inside / "mine")
+    (inside / "link").symlink_to(world.root)
+    catalog = Catalog(root=inside)
+    answers = set()
+    for text in (str(world.root), str(world.root / "no-such-folder"), "/etc/passwd", "../", "link/good/family",
+                 f"{inside}/../../"):
+        with pytest.raises(ValueError) as refused:
+            catalog.add_visitors(text)
+        answers.add(str(refused.value))
+    assert len(answers) == 1, answers
+    assert not any(str(world.root) in a or "passwd" in a or "exist" in a for a in answers)
+    monkeypatch.setenv("PARETOAPP_FAMILY_ROOT", str(world.root))  # the setting moves the folder
+    with pytest.raises(ValueError, match="only from its own families folder"):
+        catalog.add_visitors(str(inside / "mine"))
+    monkeypatch.delenv("PARETOAPP_FAMILY_ROOT")
+    assert catalog.add_visitors("mine").path == (inside / "mine").resolve()
+
+
+@pytest.fixture()
+def blocked_export(monkeypatch):
+    """The merged export made to wait until the test lets it go (``started`` is set once it waits)."""
+    from paretoapp import export as export_module
+
+    real = export_module.EXPORTERS["merged"]
+    started, release = threading.Event(), threading.Event()
+
+    def write(*args, **kwargs):
+        started.set()
+        release.wait(120)
+        return real.write(*args, **kwargs)
+
+    monkeypatch.setitem(export_module.EXPORTERS, "merged", export_module.Exporter(
+        write, real.label, real.description, real.writes, real.step))
+    yield started, release
+    release.set()
+
+
+def test_exports_are_one_at_a_time_per_client_and_capped_in_total(app_env, client, blocked_export,  # noqa: F811
+                                                                  monkeypatch):
+    started, release = blocked_export
+    export_dir = Path(app_env[3])
+    first = client.submit("tiny-random", "first", "Merged checkpoint", "float32", api_name="/export")
+    assert started.wait(120)
+    path, status = client.predict("tiny-random", "second", "Merged checkpoint", "float32", api_name="/export")
+    assert path is None and "an export of yours is still being built; wait for it to finish" in status
+    release.set()
+    path, status = first.result(timeout=120)
+    assert path and status.startswith("✅")
+
+    before = snapshot(export_dir)
+    monkeypatch.setenv("PARETOAPP_EXPORT_MAX_MB", "1")  # below one tiny export
+    path, status = client.predict("tiny-random", "third", "Merged checkpoint", "float32", api_name="/export")
+    assert path is None and "the server's export space is full" in status and "try again" in status
+    assert snapshot(export_dir) == before, "a refused export wrote something"
+
+
+def test_a_push_that_fails_after_the_merge_leaves_nothing_on_disk(app_env, client, monkeypatch):  # noqa: F811
+    """The Hub answered the check, then the upload failed: the merged folder is removed at once."""
+    from paretoapp.export import ExportError
+    from paretoapp.ui import tab_export
+
+    uploads = []
+
+    def refuse(folder, repo_id, **kwargs):
+        uploads.append(sorted(p.name for p in Path(folder).iterdir()))
+        raise ExportError(f"push to {repo_id} failed: the Hub answered HTTP 500: boom; check the repo id")
+
+    monkeypatch.setattr(tab_export, "check_hub_access", lambda repo_id, token: None)
+    monkeypatch.setattr(tab_export, "push_to_hub", refuse)
+    before = snapshot(Path(app_env[3]))
+    status = client.predict("tiny-random", "", "me/model", True, "hf_x", api_name="/push")
+    assert status.startswith("❌") and "HTTP 500" in status
+    assert uploads and "model.safetensors" in uploads[0], "the push never got a merged folder"
+    assert snapshot(Path(app_env[3])) == before, "the failed push left its files on disk"
+
+
+OVERWRITE_KILLED = """
+import pathlib, sys, time
+from paretoapp.export import export_merged
+from paretoapp.generate import load_policy
+
+family, parent = sys.argv[1], pathlib.Path(sys.argv[2])
+policy = load_policy(family)
+export_merged(policy, [0.25, 0.75], parent, "mine")          # the copy a user has
+rename = pathlib.Path.rename
+def stall(self, target):                                     # the new copy is written; swapping it in hangs
+    if self.name.startswith(".mine.partial."):
+        time.sleep(600)
+    return rename(self, target)
+pathlib.Path.rename = stall
+export_merged(policy, [0.5, 0.5], parent, "mine", overwrite=True)
+"""
+
+
+def test_an_overwrite_killed_between_its_two_renames_keeps_the_old_copy(world, tmp_path):
+    from paretoapp.export import export_merged
+    from paretoapp.generate import load_policy
+
+    parent = tmp_path / "exports"
+    child = subprocess.Popen([sys.executable, "-c", OVERWRITE_KILLED, str(world.families["good"]), str(parent)],
+                             cwd=ROOT, env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"})
+    try:  # the old copy swapped out, the new one complete but not yet in place
+        _wait_for(lambda: parent.is_dir() and not (parent / "mine").exists()
+                  and any(n.startswith(".mine.old-") for n in os.listdir(parent)), "the old copy to be swapped out")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    export_merged(load_policy(world.families["good"]), [0.3, 0.7], parent, "later")  # any later write there
+    assert sorted(p.name for p in parent.iterdir()) == ["later", "mine"]
+    assert json.loads((parent / "mine" / "paretoapp_export.json").read_text())["w"] == [0.25, 0.75]

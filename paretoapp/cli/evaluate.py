@@ -64,7 +64,7 @@ def run(args) -> int:
                              system_prompt=args.system_prompt, batch_size=args.batch_size,
                              cache_dir=args.cache_dir, use_cache=not args.no_cache, device=device, ref=ref,
                              prompts_source=str(args.prompts), show_progress=not args.quiet and shard.main,
-                             shard=shard)
+                             shard=shard, allow_pickle=allow_pickle(args))
     if not shard.main:
         return 0
     result.save(out)

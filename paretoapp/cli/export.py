@@ -1,8 +1,9 @@
 """``paretoapp export``: one member of a family as a checkpoint, a LoRA adapter, a zip or a Hub repo.
 
 Everything that can be checked without the model is checked first (w, the
-name, the destination, the Hub repo id and token), so a mistake costs seconds,
-not a merge and a half-written export.
+name, the destination, the Hub repo id and token, and whether the Hub answers
+and the token may write there), so a mistake costs seconds, not a merge and a
+half-written export.
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..export import check_destination, check_push_target, export_as, push_to_hub, zip_folder
+    from ..export import (
+        ExportError,
+        check_destination,
+        check_hub_access,
+        check_push_target,
+        export_as,
+        push_to_hub,
+        zip_folder,
+    )
     from ..family import load_family
     from ..generate import load_policy
     from ..models import resolve_dtype
@@ -50,12 +59,17 @@ def run(args) -> int:
     family = load_family(args.family)
     w = family.manifest.check_w(w)[0].tolist()
     check_destination(args.out, args.name, args.overwrite)
+    if args.push:
+        check_hub_access(args.push, token)  # the Hub answers and the token may write: before minutes of merging
     policy = load_policy(family, device=args.device, allow_pickle=allow_pickle(args))  # merged in the model's dtype, written in --dtype
     folder = export_as(args.kind, policy, w, args.out, args.name, overwrite=args.overwrite, dtype=args.dtype)
     print(f"wrote {folder}")
     if args.zip:
         print(f"wrote {zip_folder(folder)}")
     if args.push:
-        url = push_to_hub(folder, args.push, token=token, private=not args.public)
+        try:
+            url = push_to_hub(folder, args.push, token=token, private=not args.public)
+        except ExportError as exc:
+            raise ExportError(f"{exc} (the export is kept in {folder})") from None
         print(f"pushed to {url}")
     return 0

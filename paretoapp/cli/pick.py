@@ -23,6 +23,7 @@ def run(args) -> int:
     from ..picking import can_interpolate, parse_bounds, pick
     from ..ui.catalog import find_results
 
+    at_least, at_most = parse_bounds(args.at_least, "--at-least"), parse_bounds(args.at_most, "--at-most")  # first
     folder = Path(args.family)
     manifest = None
     if (folder / "family.json").is_file():
@@ -35,8 +36,7 @@ def run(args) -> int:
     else:
         results = folder
     result = load_results(results)
-    p = pick(result, parse_bounds(args.at_least, "--at-least"), parse_bounds(args.at_most, "--at-most"),
-             args.maximize, interpolate=manifest is not None and can_interpolate(manifest),
+    p = pick(result, at_least, at_most, args.maximize, interpolate=manifest is not None and can_interpolate(manifest),
              family_objectives=[o.name for o in manifest.objectives] if manifest else None)
     print(("w = (" + ", ".join(f"{v:g}" for v in p.w) + ")") if p.w is not None else "no w")
     print("  " + ", ".join(f"{k} {v:.4g}" for k, v in p.means.items()))

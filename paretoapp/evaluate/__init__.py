@@ -21,10 +21,11 @@ from .results import (
                       load_results,
                       per_w_means,
                       training_time_text,
+                      worst_degenerate_rate,
 )
 
 __all__ = [
     "EvalResult", "EvaluationError", "assemble_result", "compare_results", "evaluate_family", "front_metrics",
     "generate_front", "hypervolume_interval", "is_collapsed", "load_prompts", "load_results", "parse_grid", "per_w_means", "ric_grid_k3",
-    "simplex_grid", "sweep_grid", "training_time_text",
+    "simplex_grid", "sweep_grid", "training_time_text", "worst_degenerate_rate",
 ]

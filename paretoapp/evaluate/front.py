@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_file
 from ..errors import EvaluationError
 from ..scorers import Scorer, ScorerContext, build_scorers, is_collapsed
+from ..validation import rows_at_once
 from .grids import parse_grid
 from .results import EvalResult, assemble_result
 from .shards import Shard, current_shard
@@ -146,6 +147,7 @@ def evaluate_family(
     prompts_source: str = "",
     show_progress: bool = True,
     shard: Shard | None = None,
+    allow_pickle: bool | None = None,
 ) -> EvalResult:
     """Generate an answer for every (w, prompt), score it, and summarise the front.
 
@@ -153,10 +155,12 @@ def evaluate_family(
     comma-separated string or a list (see ``scorers.build_scorer``), matched to
     the family's objectives by order for the inner product. ``shard``: this
     process's part when the front is split over processes (default: from the
-    launcher's environment, see ``shards.py``); every process returns the whole result.
+    launcher's environment, see ``shards.py``); every process returns the whole result. ``allow_pickle``:
+    load reward models that hold only pickle weights (None: ``PARETOAPP_ALLOW_PICKLE`` decides).
     """
     from ..generate import GenerationSettings
 
+    batch_size = rows_at_once(batch_size)  # 0 would never make progress: refused before any model is loaded
     shard = current_shard() if shard is None else shard
     policy = _as_policy(family, device)
     manifest = policy.family.manifest
@@ -172,7 +176,7 @@ def evaluate_family(
     context = ScorerContext(causal_lm=policy.model, tokenizer=policy.tokenizer,
                             model_id=manifest.base_model.name_or_path,
                             system_prompt=system_prompt if system_prompt is not None else manifest.system_prompt,
-                            device=str(policy.device), show_progress=show_progress)
+                            device=str(policy.device), show_progress=show_progress, allow_pickle=allow_pickle)
     scorer_list = build_scorers(scorers, context)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     family_hash = policy.family.fingerprint()

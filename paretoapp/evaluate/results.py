@@ -189,6 +189,18 @@ def assemble_result(rows: pd.DataFrame, family: dict, grid: np.ndarray, w_column
     return EvalResult(rows, means, meta)
 
 
+def worst_degenerate_rate(result: EvalResult) -> float:
+    """The share of degenerate answers (``scorers.is_degenerate``: a loop or a collapse) at the family's worst
+    evaluated w: the one figure every table and card calls "degenerate"."""
+    from ..scorers import is_degenerate
+
+    rows = result.rows
+    if rows.empty or "response" not in rows:
+        return float("nan")
+    flags = pd.Series([is_degenerate(str(t)) for t in rows["response"].fillna("")], index=rows.index)
+    return float(flags.groupby(rows["w_idx"]).mean().max())
+
+
 def training_time_text(meta: dict) -> str:
     """A family's training wall time as its build recorded it (``training_cost.train_s`` in the results meta,
     written by the demo build), for the front-quality tables; "—" when nothing was recorded."""

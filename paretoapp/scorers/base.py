@@ -84,3 +84,4 @@ class ScorerContext:
     device: str | None = None
     show_progress: bool = True
     cache: dict = field(default_factory=dict)
+    allow_pickle: bool | None = None  # reward models with only pickle weights (--allow-pickle); None: the setting

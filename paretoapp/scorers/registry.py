@@ -92,7 +92,7 @@ def build_scorer(spec: str | Scorer, context: ScorerContext | None = None) -> Sc
         if query:
             raise ScorerError(f"scorer {target!r} takes no options")
         return REGISTRY[target].make(context)
-    hf_kwargs = dict(device=context.device, show_progress=context.show_progress)
+    hf_kwargs = dict(device=context.device, show_progress=context.show_progress, allow_pickle=context.allow_pickle)
     if target in PRESETS:
         return HFRewardScorer(**{**PRESETS[target], **hf_kwargs, **_parse_options(query)})
     if target.startswith("hf:"):

@@ -12,7 +12,7 @@ import re
 
 import torch
 
-from ..errors import ScorerError
+from ..errors import ScorerError, one_line
 from .base import Scorer
 from .batching import length_sorted_batches, progress, right_pad
 
@@ -72,6 +72,7 @@ class HFRewardScorer(Scorer):
         max_length: int = 1024,
         trust_remote_code: bool = False,
         show_progress: bool = True,
+        allow_pickle: bool | None = None,
     ):
         if input_format not in ("auto", "chat", "pair", "text"):
             raise ScorerError(f"input_format must be auto, chat, pair or text, not {input_format!r}")
@@ -84,7 +85,8 @@ class HFRewardScorer(Scorer):
         self.batch_size, self.max_length, self.show_progress = batch_size, max_length, show_progress
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = _resolve_dtype(dtype, self.device)
-        self.model, self.tokenizer = _load_classifier(self.model_id, loader, revision, self.dtype, trust_remote_code)
+        self.model, self.tokenizer = _load_classifier(self.model_id, loader, revision, self.dtype, trust_remote_code,
+                                                      allow_pickle)
         self.model.to(self.device).eval().requires_grad_(False)
         if self.tokenizer.pad_token is None:
             # only used to fill padding: the score position is found from the attention mask
@@ -207,9 +209,24 @@ def _label_index(config, label, model_id: str) -> int | None:
 _CLASSIFIER_SUFFIXES = ("ForSequenceClassification", "ForRewardModeling")
 
 
-def _load_classifier(model_id: str, loader: str, revision, dtype, trust_remote_code: bool):
-    """(model, tokenizer) for a reward model, refusing anything that is not one."""
+def _load_classifier(model_id: str, loader: str, revision, dtype, trust_remote_code: bool,
+                     allow_pickle: bool | None = None):
+    """(model, tokenizer) for a reward model, refusing anything that is not one.
+
+    Weights are read from safetensors only, as for base models: a folder or repo with only pickle weights is
+    refused unless ``allow_pickle`` (the CLI's --allow-pickle, or PARETOAPP_ALLOW_PICKLE=1) says to trust it.
+    """
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from ..models import check_base_folder, local_base_folder, pickle_allowed
+
+    allow = pickle_allowed(allow_pickle)
+    try:
+        folder = local_base_folder(model_id)
+        if folder is not None:
+            check_base_folder(folder, allow, tokenizer=False)
+    except ValueError as exc:
+        raise ScorerError(f"reward model {exc}") from None
 
     try:
         config = AutoConfig.from_pretrained(model_id, revision=revision, trust_remote_code=trust_remote_code)
@@ -231,8 +248,8 @@ def _load_classifier(model_id: str, loader: str, revision, dtype, trust_remote_c
         config.architectures = ["LlamaForSequenceClassification"]
         if config.pad_token_id is None:
             config.pad_token_id = tokenizer.pad_token_id
-        model, info = LlamaForSequenceClassification.from_pretrained(
-            model_id, config=config, revision=revision, dtype=dtype,
+        model, info = _from_pretrained(
+            LlamaForSequenceClassification, model_id, allow, config=config, revision=revision, dtype=dtype,
             key_mapping={r"^score_head\.": "score."}, output_loading_info=True,
         )
     elif loader == "auto":
@@ -242,8 +259,9 @@ def _load_classifier(model_id: str, loader: str, revision, dtype, trust_remote_c
                 f"{model_id!r} is not a sequence-classification reward model ({hint}); a reward scorer needs a "
                 "checkpoint trained with a classification/score head (e.g. *ForSequenceClassification)"
             )
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            model_id, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code, output_loading_info=True
+        model, info = _from_pretrained(
+            AutoModelForSequenceClassification, model_id, allow, revision=revision, dtype=dtype,
+            trust_remote_code=trust_remote_code, output_loading_info=True,
         )
     else:
         raise ScorerError(f"unknown loader {loader!r}; use 'auto' or 'beaver'")
@@ -253,6 +271,20 @@ def _load_classifier(model_id: str, loader: str, revision, dtype, trust_remote_c
             f"{model_id!r} has no trained score head (missing {head_missing}); transformers would use random weights"
         )
     return model, tokenizer
+
+
+def _from_pretrained(cls, model_id: str, allow_pickle: bool, **kwargs):
+    """``cls.from_pretrained`` reading safetensors only unless pickle is allowed; a Hub repo with only pickle
+    weights is refused in one line."""
+    from ..models import ALLOW_PICKLE_HINT
+
+    try:
+        return cls.from_pretrained(model_id, use_safetensors=None if allow_pickle else True, **kwargs)
+    except OSError as exc:
+        if allow_pickle:
+            raise
+        raise ScorerError(f"cannot load reward model {model_id!r} from safetensors ({one_line(exc)[:200]}); if it "
+                          f"holds only pickle weights, convert them to safetensors, or {ALLOW_PICKLE_HINT}") from None
 
 
 # Reward models the papers use (methods.md), by short name.

@@ -218,7 +218,19 @@ def _set_dotted(data: dict, dotted: str, raw: str) -> None:
         node = node.setdefault(k, {})
         if not isinstance(node, dict):
             raise ConfigError(f"--set {dotted}: {k} is not a mapping")
-    node[keys[-1]] = yaml.safe_load(raw)  # "1e-5" -> float, "true" -> bool, "[a, b]" -> list
+    node[keys[-1]] = _yaml(raw, f"--set {dotted}")  # "1e-5" -> float, "true" -> bool, "[a, b]" -> list
+
+
+def _yaml(text: str, where: str):
+    """YAML text as data, or one line naming the place of the syntax error."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{where}: not valid YAML ({problem}{at}); check the syntax there (indentation, "
+                          "quotes, a ':' after every key)") from None
 
 
 def merge_config(base: dict, over: dict) -> dict:
@@ -236,7 +248,7 @@ def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{path}: no such config file")
-    data = yaml.safe_load(p.read_text()) or {}
+    data = _yaml(p.read_text(), str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the config must be a YAML mapping")
     parent = data.pop("extends", None)

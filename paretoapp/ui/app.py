@@ -19,10 +19,13 @@ import gradio as gr
 from ..family import FamilyError
 from ..gates import PreferenceError
 from ..preferences import PreferenceSpace
+from ..validation import parse_w
 from .api import add_api
 from .catalog import Catalog, FamilyEntry
 from .controls import slider_event, slider_updates
+from .explore_chat import PLAIN_LABELS_JS
 from .frontview import serve_plotly
+from .inputs import CheckedBlocks
 from .session import AppContext, Session, user_error
 from .tab import Shared, Shown, Start, Tab, Updates
 from .tab_about import AboutTab
@@ -48,7 +51,7 @@ def build_app(catalog: Catalog) -> gr.Blocks:
     gr.set_static_paths([str(export_root())])
     remove_old_exports(export_root(), export_ttl_s())
 
-    with gr.Blocks(title="paretoapp") as demo:
+    with CheckedBlocks(title="paretoapp") as demo:
         gr.Markdown(f"# {TITLE}\n{TAGLINE}", elem_id="pa-title")
         banner = gr.Markdown(banner_text(first), visible=bool(first.note), elem_classes="pa-banner")
         session = gr.State(Session(first.key, list(w0)))
@@ -149,9 +152,15 @@ def set_preference_outputs(tabs: Sequence[Tab]) -> list:
 def _wire_sliders(ctx: AppContext, shared: Shared, tabs: Sequence[Tab]) -> None:
     """A new w from the sliders (also the ``/set_preference`` endpoint)."""
 
+    w_text = next(t for t in tabs if isinstance(t, ExploreTab)).front.w_text
+
     def set_preference(key, *values):
         *controls, over, x, y, sess = values
-        entry, _, w = ctx.w_from_controls(key, controls)
+        entry, space = ctx.space(key)
+        try:
+            w = space.to_w(list(controls)[: len(space.controls())])
+        except PreferenceError as exc:  # e.g. every weight 0: said once, where w is shown; the session keeps its w
+            return {w_text: f"⚠️ {exc}; w stays {space.describe(sess.w_for(entry)).removeprefix('w = ')}"}
         shown = Shown.of(sess.at(entry, w), over, x, y)
         return {shared.session: shown.session, **preference_updates(tabs, entry, shown)}
 
@@ -170,12 +179,14 @@ def _open_link(ctx: AppContext, shared: Shared):
         if target not in ctx.catalog.entries:
             gr.Warning(f"The link names a family {target!r} this app does not serve; showing {key}.")
             return {shared.session: sess}
-        entry = ctx.entry(target)
-        try:
-            w = [float(v) for v in params["w"].split(",")] if params.get("w") else sess.w_for(entry)
-        except ValueError:
-            gr.Warning(f"The link's w {params.get('w')!r} is not numbers separated by commas; using the default.")
-            w = sess.w_for(entry)
+        entry, space = ctx.space(target)
+        w = sess.w_for(entry)
+        if params.get("w"):
+            try:
+                w = space.to_w(space.to_controls(parse_w(params["w"], "the link's w")))
+            except PreferenceError as exc:  # one warning in words, not an error badge on every output
+                gr.Warning(f"The link's w does not fit {entry.key} ({exc}), so the app opens at its default w.")
+                w = space.default_w()
         return shared.move(target, w, target, Shown.of(sess, [], x, y))
 
     return on_load
@@ -184,4 +195,4 @@ def _open_link(ctx: AppContext, shared: Shared):
 def launch_kwargs() -> dict:
     """App-level look (Gradio 6 takes these in ``launch``)."""
     theme = gr.themes.Soft(primary_hue="indigo", secondary_hue="pink", neutral_hue="slate")
-    return dict(theme=theme, css=CSS)
+    return dict(theme=theme, css=CSS, js=PLAIN_LABELS_JS)

@@ -18,6 +18,7 @@ from .catalog import FamilyEntry
 from .chat import settings_from
 from .session import USER_ERRORS, AppContext, Session, user_error
 from .tab import Shared, Shown
+from .texts import family_line
 from .zerogpu import gpu
 
 MIN_ROUNDS, MAX_ROUNDS = 4, 12
@@ -70,7 +71,7 @@ class BlindRound:
 
 def status_text(entry: FamilyEntry, st: BlindRound) -> str:
     s = st.search
-    head = f"**Round {s.rounds + 1}:** which answer is better for you?"
+    head = f"**Round {s.rounds + 1}** (answers from **{st.family}**): which answer is better for you?"
     if s.rounds < MIN_ROUNDS:
         return head + f" (a proposal after {MIN_ROUNDS} rounds)"
     best, agree = preference_search.proposal(s)
@@ -85,11 +86,13 @@ def status_text(entry: FamilyEntry, st: BlindRound) -> str:
 class BlindAB:
     """The blind A/B under the side by side slots: a prompt, two answers, three buttons, "Use this w"."""
 
-    def __init__(self, ctx: AppContext):
+    def __init__(self, ctx: AppContext, first: FamilyEntry):
         self.ctx = ctx
         gr.Markdown("### Blind A/B: find your w\nType a prompt you care about. You see two answers at two hidden w; "
                     "say which is better, or that they are about the same. After a few rounds the app proposes "
                     "the w whose answers you would prefer (a Bayesian update along the evaluated front).")
+        self.family_note = gr.Markdown(family_line(first, "A new round compares answers from"),
+                                       elem_id="pa-ab-family", elem_classes="pa-muted")
         with gr.Row():
             self.prompt = gr.Textbox(label="Prompt", scale=5, elem_id="pa-ab-prompt")
             self.start = gr.Button("Show two answers", variant="primary", scale=1, elem_id="pa-ab-start")
@@ -103,6 +106,13 @@ class BlindAB:
         self.status = gr.Markdown(elem_id="pa-ab-status")
         self.use = gr.Button("Use this w", visible=False, variant="primary", elem_id="pa-ab-use")
         self.state = gr.State(None)
+
+    @property
+    def family_outputs(self) -> list:
+        return [self.family_note]
+
+    def family_updates(self, entry: FamilyEntry) -> dict:
+        return {self.family_note: family_line(entry, "A new round compares answers from")}
 
     def wire(self, shared: Shared) -> None:
         ctx = self.ctx

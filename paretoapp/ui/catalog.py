@@ -151,7 +151,35 @@ class Catalog:
     entries: dict[str, FamilyEntry] = field(default_factory=dict)
     allow_pickle: bool | None = None  # for every family added (--allow-pickle); None: PARETOAPP_ALLOW_PICKLE decides
     wrap_policy: Callable | None = None  # every family answers through it (paretoapp app --backend vllm)
+    root: Path | None = None  # the folder it lists families from (--assets): where visitors may add more
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def family_root(self) -> Path | None:
+        """Where a visitor may add family folders from: ``PARETOAPP_FAMILY_ROOT``, else ``root``."""
+        root = settings.FAMILY_ROOT.get() or self.root
+        return Path(root).expanduser().resolve() if root else None
+
+    def add_visitors(self, text: str, device: str = "cpu") -> FamilyEntry:
+        """A visitor's "Add a family folder": a folder inside ``family_root`` (its name there, or a full path
+        inside it) or a Hub family. A path outside the root is refused with the same words whether it exists or
+        not, so the refusal says nothing about the server's other folders."""
+        from ..hub import download_family, has_hub_form
+
+        text = (text or "").strip()
+        root = self.family_root()
+        if root is None:
+            raise FamilyError("adding family folders is off: this app lists no families folder; set "
+                              "PARETOAPP_FAMILY_ROOT to the folder visitors may add families from")
+        if not text:
+            raise FamilyError("give the name of a family folder inside the app's families folder, or a Hub family "
+                              "owner/repo")
+        folder = (root / Path(text).expanduser()).resolve()  # an absolute path replaces the root here
+        if not folder.is_relative_to(root):
+            raise FamilyError("this app adds families only from its own families folder; give the name of a folder "
+                              "inside it (PARETOAPP_FAMILY_ROOT sets which folder), or a Hub family owner/repo")
+        if not folder.exists() and not Path(text).is_absolute() and has_hub_form(text):
+            return self.add(download_family(text), device=device)
+        return self.add(folder, device=device)
 
     def add(self, path: str | Path, note: str = "", device: str = "cpu") -> FamilyEntry:
         """Add a family folder, or a Hub family ``owner/repo[/subfolder][@revision]`` (downloaded once)."""
@@ -195,7 +223,7 @@ def build_catalog(family_paths: list[str] | None = None, assets: str | Path | No
 
     ``wrap_policy(policy, key)``: what each family answers with instead of its local policy (the vLLM gateway).
     """
-    cat = Catalog(allow_pickle=allow_pickle, wrap_policy=wrap_policy)
+    cat = Catalog(allow_pickle=allow_pickle, wrap_policy=wrap_policy, root=Path(assets) if assets is not None else None)
     for p in family_paths or []:
         cat.add(p, device=device)  # a bad --family is the user's error: let it raise
     if assets is not None:

@@ -11,6 +11,7 @@ import re
 from urllib.parse import quote
 
 from .. import settings
+from ..errors import InputError
 from ..generate import GenerationSettings
 from ..validation import app_max_new_tokens, max_new_tokens, real_number
 
@@ -55,6 +56,22 @@ def without_label(text: str) -> str:
     return _LABEL.sub("", text or "")
 
 
+# a line that is only a list or heading marker ("1.", "-", "##") renders as an empty item: the bubble looks empty
+_BARE_MARKER = re.compile(r"^([ \t]{0,3})(\d{1,9})?([.)]|[-*+]|#{1,6})[ \t]*$", re.M)
+_ESCAPED_MARKER = re.compile(r"^([ \t]{0,3})(\d{1,9})?\\([.)]|[-*+]|#{1,6})[ \t]*$", re.M)
+
+
+def as_shown(text: str) -> str:
+    """An answer as the chat's Markdown shows it: a line that is only a list or heading marker ("1.", "-")
+    gets its mark escaped, so it reads as itself instead of an empty list item."""
+    return _BARE_MARKER.sub(lambda m: m[0] if m[2] is None and m[3] in ".)" else f"{m[1]}{m[2] or ''}\\{m[3]}", text)
+
+
+def as_said(text: str) -> str:
+    """The inverse of ``as_shown``: the answer as the model wrote it (for the conversation sent back)."""
+    return _ESCAPED_MARKER.sub(lambda m: f"{m[1]}{m[2] or ''}{m[3]}", text)
+
+
 def text_of(content) -> str:
     """Chatbot message content (a string, or a list of blocks through the API) -> text."""
     if isinstance(content, str):
@@ -72,7 +89,7 @@ def history_messages(history) -> list[dict]:
     for m in history or []:
         role = m.get("role") if isinstance(m, dict) else getattr(m, "role", None)
         content = m.get("content") if isinstance(m, dict) else getattr(m, "content", None)
-        text = without_label(text_of(content)) if role == "assistant" else text_of(content)
+        text = as_said(without_label(text_of(content))) if role == "assistant" else text_of(content)
         if role in ("user", "assistant") and text.strip():
             out.append({"role": role, "content": text})
     return out
@@ -101,5 +118,7 @@ def settings_from(temperature, max_tokens) -> GenerationSettings:
     is refused with the library's message, never silently cut.
     """
     t = real_number(temperature or 0, "temperature")
+    if t < 0:
+        raise InputError(f"temperature {t:g} is negative; give 0 for greedy decoding or a positive number like 0.7")
     return GenerationSettings(max_new_tokens=max_new_tokens(max_tokens, cap=app_max_new_tokens()), do_sample=t > 0,
                               temperature=t if t > 0 else 0.7)

@@ -48,24 +48,42 @@ def end_w(entry: FamilyEntry, which: int) -> list[float]:
         return space.default_w()
 
 
-def clamp_js(prefix: str) -> str:
-    """Browser code that keeps typed or keyed slider values inside each slider's own range.
+_CLAMP = ("const el = document.querySelector(`#{prefix}${{i}} input[type=range]`);"
+          " return (el && typeof v === 'number') ? Math.min(Math.max(v, +el.min), +el.max) : v;")
+
+
+def clamp_js(prefix: str, index: int) -> str:
+    """Browser code that keeps a typed or keyed value of slider ``#{prefix}{index}`` inside its own range.
 
     Gradio checks a slider's value against its range on the server and raises
     when the number box held more; clamping first makes "7" on a slider that
     ends at 1.5 mean 1.5, as the box then shows.
     """
-    return ("(...values) => values.map((v, i) => {"
-            f" const el = document.querySelector(`#{prefix}${{i}} input[type=range]`);"
-            " return (el && typeof v === 'number') ? Math.min(Math.max(v, +el.min), +el.max) : v; })")
+    return f"(v) => {{ const i = {index}; " + _CLAMP.format(prefix=prefix) + " }"
+
+
+def clamp_inputs_js(prefix: str, first: int, count: int) -> str:
+    """The same for an event's inputs: arguments ``first`` .. ``first + count - 1`` are the sliders
+    ``#{prefix}0`` .., every other argument passes through."""
+    return (f"(...values) => values.map((v, j) => {{ const i = j - {first}; if (i < 0 || i >= {count}) return v; "
+            + _CLAMP.format(prefix=prefix) + " })")
 
 
 def slider_event(controls: list, prefix: str, fn, inputs: list, outputs: list,
                  api_name: str | bool = False) -> None:
     """Run ``fn`` when any of ``controls`` is released (pointer up, number box left) or moved by the
-    keyboard (its ``input`` event), after clamping the controls to their ranges in the browser."""
-    for s in controls:
+    keyboard (its ``input`` event), with every control's value clamped to its range in the browser.
+
+    One event for all the controls, and ``always_last``: while ``fn`` runs, further moves of any control wait,
+    and only the last of them runs, with the values the controls show then. (One event per control let two
+    quick moves of two controls finish out of order, leaving the session at the first move's values while
+    the controls showed the second's.) Each control also clamps its own number box, and only its own: writing
+    every control back would put a stale value into the one being typed in.
+    """
+    triggers = [t for s in controls for t in (s.release, s.input)]
+    for i, s in enumerate(controls):
         for trigger in (s.release, s.input):
-            trigger(None, controls, controls, js=clamp_js(prefix), queue=False, api_name=False).then(
-                fn, inputs, outputs, trigger_mode="always_last",
-                api_name=api_name if (s is controls[0] and trigger == s.release) else False)
+            trigger(None, s, s, js=clamp_js(prefix, i), queue=False, api_name=False)
+    first = next(j for j, c in enumerate(inputs) if c is controls[0])
+    gr.on(triggers, fn, inputs, outputs, js=clamp_inputs_js(prefix, first, len(controls)), trigger_mode="always_last",
+          api_name=api_name)

@@ -16,10 +16,34 @@ import gradio as gr
 from ..generate import GenerationSettings, Policy
 from ..validation import check_prompt_length, tokens_at_least
 from .catalog import FamilyEntry
-from .chat import fit_conversation, history_messages, parse_label, prompt_budget, settings_from, text_of, w_label
+from .chat import (
+    as_shown,
+    fit_conversation,
+    history_messages,
+    parse_label,
+    prompt_budget,
+    settings_from,
+    text_of,
+    w_label,
+)
 from .session import USER_ERRORS, AppContext, Session, session_id, user_error
 from .tab import Shared, Shown, Start, Updates
+from .texts import family_note
 from .zerogpu import gpu
+
+# Gradio labels a message for screen readers with its raw content, which here ends in the label's HTML
+# (<sub class=...>...<a href=...>): label each message with the text its bubble shows, whenever either changes.
+PLAIN_LABELS_JS = """
+() => {
+  const plain = () => document.querySelectorAll("#pa-chat [aria-label*=\\"'s message: \\"]").forEach((el) => {
+    const label = el.getAttribute('aria-label');
+    const text = `${label.split(': ')[0]}: ${el.innerText.replace(/\\s+/g, ' ').trim()}`;
+    if (label !== text) el.setAttribute('aria-label', text);
+  });
+  new MutationObserver(plain).observe(document.body, {subtree: true, childList: true, characterData: true,
+                                                      attributes: true, attributeFilter: ['aria-label']});
+}
+"""
 
 
 @dataclass
@@ -38,10 +62,10 @@ class Turn:
 
 
 def prepare_turn(ctx: AppContext, message: str, history, key, sess: Session, system_prompt, temp,
-                 max_new) -> Turn:
+                 max_new, controls=None) -> Turn:
     try:
         entry = ctx.entry(key)
-        w = sess.w_for(entry)
+        w = ctx.w_from_controls(key, controls)[2] if controls is not None else sess.w_for(entry)
         settings = settings_from(temp, max_new)
         policy = entry.policy()
     except USER_ERRORS as exc:
@@ -58,14 +82,19 @@ def prepare_turn(ctx: AppContext, message: str, history, key, sess: Session, sys
 
 
 def respond(ctx: AppContext, message, history, key, sess: Session, system_prompt, temp, max_new,
-            request: gr.Request | None = None, warn_only: bool = False):
-    """Yield (chat history, what stays in the message box) as the answer grows."""
+            request: gr.Request | None = None, warn_only: bool = False, controls=None):
+    """Yield (chat history, what stays in the message box) as the answer grows.
+
+    ``controls``: the w controls' values as the page shows them (the browser's chat); the answer uses the w
+    they make, whatever the session holds while a move of them is still on its way. Without them (``/chat``),
+    the session's w.
+    """
     message = (message or "").strip()
     history = list(history or [])
     if not message:
         yield history, ""
         return
-    turn = prepare_turn(ctx, message, history, key, sess, system_prompt, temp, max_new)
+    turn = prepare_turn(ctx, message, history, key, sess, system_prompt, temp, max_new, controls)
     if turn.n_tokens > turn.budget and warn_only:  # in the browser: a warning, and the message stays in the box
         gr.Warning(f"Your message is at least {turn.n_tokens:,} tokens; this app reads at most {turn.budget:,} per "
                    "answer (with room for the reply). Shorten it: it is still in the box.")
@@ -93,7 +122,7 @@ def stream_answer(ctx: AppContext, turn: Turn, history: list, sid: str):
             if cleared():
                 break
             text = texts[0]
-            history[-1] = {"role": "assistant", "content": text}
+            history[-1] = {"role": "assistant", "content": as_shown(text)}
             yield history, ""
         if cleared():  # the last word of this stream is the empty chat, whatever arrived before it
             yield [], ""
@@ -101,7 +130,8 @@ def stream_answer(ctx: AppContext, turn: Turn, history: list, sid: str):
         stopped = cancel.is_set()
         note = "; ".join(p for p in (f"{turn.dropped} earlier messages dropped to fit" if turn.dropped else "",
                                      "stopped" if stopped else "") if p)
-        body = text or ("*(stopped before the first token)*" if stopped else "*(the model returned an empty answer)*")
+        body = as_shown(text) or ("*(stopped before the first token)*" if stopped else
+                                  "*(the model returned an empty answer)*")
         history[-1] = {"role": "assistant", "content": body + w_label(turn.entry.key, turn.entry.objective_names,
                                                                        turn.w, note)}
         yield history, ""
@@ -116,6 +146,8 @@ class ChatPanel:
 
     def __init__(self, start: Start):
         self.ctx = start.ctx
+        self.note = gr.Markdown(family_note(start.first), visible=bool(family_note(start.first)), elem_id="pa-note",
+                                elem_classes="pa-muted")
         self.chatbot = gr.Chatbot(label="Chat at the current w", height=520, elem_id="pa-chat",
                                   buttons=["copy"], placeholder="Ask something. The answer uses the "
                                   "preference you set; move it and ask again to see the difference.")
@@ -138,10 +170,11 @@ class ChatPanel:
 
     @property
     def family_outputs(self) -> list:
-        return [self.system]
+        return [self.note, self.system]
 
     def family_updates(self, entry: FamilyEntry, shown: Shown) -> Updates:
-        return {self.system: entry.manifest.system_prompt or ""}
+        return {self.note: gr.update(value=family_note(entry), visible=bool(family_note(entry))),
+                self.system: entry.manifest.system_prompt or ""}
 
     def wire(self, shared: Shared) -> None:
         self._wire_chat(shared)
@@ -152,10 +185,11 @@ class ChatPanel:
         ctx = self.ctx
 
         @gpu
-        def chat_in_browser(message, history, key, sess: Session, system_prompt, temp, max_new,
-                            request: gr.Request = None):
+        def chat_in_browser(request: gr.Request, message, history, key, sess: Session, *values):
+            # (the request first: Gradio does not pass it to a parameter after *values)
+            *controls, system_prompt, temp, max_new = values
             yield from respond(ctx, message, history, key, sess, system_prompt, temp, max_new, request,
-                               warn_only=True)
+                               warn_only=True, controls=controls)
 
         @gpu
         def chat_over_http(message, history, key, sess: Session, system_prompt, temp, max_new,
@@ -163,9 +197,10 @@ class ChatPanel:
             yield from respond(ctx, message, history, key, sess, system_prompt, temp, max_new, request)
 
         chat_inputs = [self.msg, self.chatbot, shared.family, shared.session, *shared.settings]
-        self.msg.submit(chat_in_browser, chat_inputs, [self.chatbot, self.msg], api_name=False,
+        in_browser = [self.msg, self.chatbot, shared.family, shared.session, *shared.sliders, *shared.settings]
+        self.msg.submit(chat_in_browser, in_browser, [self.chatbot, self.msg], api_name=False,
                         concurrency_id="generate", concurrency_limit=8)
-        self.send.click(chat_in_browser, chat_inputs, [self.chatbot, self.msg], api_name=False,
+        self.send.click(chat_in_browser, in_browser, [self.chatbot, self.msg], api_name=False,
                         concurrency_id="generate")
         # the same chat as an API endpoint (a hidden trigger): a message that does not fit is an error there
         self.chat_api = gr.Button(visible=False)

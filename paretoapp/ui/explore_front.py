@@ -30,6 +30,13 @@ def simplex_json(entry: FamilyEntry, w, color_by) -> str:
     return simplex_figure(entry, w, color_by).to_json() if entry.k == 3 else "{}"
 
 
+def colour_of(sess: Session, entry: FamilyEntry) -> str | None:
+    """The objective the session colours ``entry``'s triangle by: its choice, else the first objective."""
+    own = entry.results.objectives if entry.results is not None else []
+    chosen = sess.colour.get(entry.key)
+    return chosen if chosen in own else (own[0] if own else None)
+
+
 def axes_for(entries: list[FamilyEntry], x, y) -> tuple[list[str], str | None, str | None]:
     """The objectives every plotted family shares, and x/y kept when still valid."""
     objs = shared_objectives(entries)
@@ -48,7 +55,10 @@ def marker_status(entry: FamilyEntry, w, x, y, live=()) -> tuple[str, bool]:
 
 
 def w_text(entry: FamilyEntry, w) -> str:
-    return PreferenceSpace(entry.manifest).describe(w) + f" · [link to this point]({share_query(entry.key, w)})"
+    space = PreferenceSpace(entry.manifest)
+    used = ("  \n<span class='pa-muted'>the sliders are relative weights: w is each divided by their sum</span>"
+            if space.mode == "free" and entry.manifest.on_simplex else "")
+    return space.describe(w) + f" · [link to this point]({share_query(entry.key, w)})" + used
 
 
 def bound_labels(objectives: list[str]) -> list[str]:
@@ -72,12 +82,21 @@ class FrontPanel:
             self.overlay = gr.Dropdown(ctx.catalog.keys, value=[], multiselect=True, label="Compare fronts",
                                        info="overlay others on one reference point", scale=3,
                                        min_width=150, elem_id="pa-overlay")
-        self.card = gr.Markdown(family_card(first), elem_id="pa-card", elem_classes="pa-card")
+        with gr.Group(elem_id="pa-w-group"):  # first after the pickers: on a laptop screen without scrolling
+            self.w_text = gr.Markdown(w_text(first, w0), elem_id="pa-w-text", padding=True)
+            self.sliders = sliders(first, w0, "pa-w")
+        with gr.Row(equal_height=True, elem_id="pa-marker-row"):
+            self.marker = gr.Markdown(note, elem_id="pa-marker", scale=4)
+            self.evaluate = gr.Button("Evaluate this w", size="sm", visible=offer, scale=1,
+                                      min_width=120, elem_id="pa-evaluate")
         with gr.Row(visible=len(objs) > 2, elem_id="pa-axis-row") as self.axis_row:
-            self.x_axis = gr.Dropdown(objs, value=x0, label="x axis")
-            self.y_axis = gr.Dropdown(objs, value=y0, label="y axis")
+            # any value is taken (the handlers fall back to a shared objective): right after a family change
+            # the browser may still send the old family's axis, which must not make the event fail
+            self.x_axis = gr.Dropdown(objs, value=x0, label="x axis", allow_custom_value=True, elem_id="pa-x")
+            self.y_axis = gr.Dropdown(objs, value=y0, label="y axis", allow_custom_value=True, elem_id="pa-y")
         self.plot = front_component(plot_json(ctx, first.key, [], w0))
         self.axes = gr.Markdown(axes_caption(first, x0, y0), elem_id="pa-axes", elem_classes="pa-muted")
+        self.card = gr.Markdown(family_card(first), elem_id="pa-card", elem_classes="pa-card")
         with gr.Group(visible=first.k == 3, elem_id="pa-simplex-group") as self.simplex_group:
             self.color_by = gr.Dropdown(objs, value=x0, label="Colour the triangle by",
                                         elem_id="pa-color-by")
@@ -85,13 +104,6 @@ class FrontPanel:
                                            label="Preference triangle: click to set w")
         self.parcoords = gr.Plot(parcoords_figure(first) if first.k > 3 else None, visible=first.k > 3,
                                  label="Every evaluated point: w and scores", elem_id="pa-parcoords")
-        with gr.Group(elem_id="pa-w-group"):
-            self.w_text = gr.Markdown(w_text(first, w0), elem_id="pa-w-text", padding=True)
-            self.sliders = sliders(first, w0, "pa-w")
-        with gr.Row(equal_height=True, elem_id="pa-marker-row"):
-            self.marker = gr.Markdown(note, elem_id="pa-marker", scale=4)
-            self.evaluate = gr.Button("Evaluate this w", size="sm", visible=offer, scale=1,
-                                      min_width=120, elem_id="pa-evaluate")
         with gr.Accordion("Pick by constraint", open=False, elem_id="pa-pick"):
             gr.Markdown("Say how good each objective must be at least (leave blank for no bound) and "
                         "which one to make as good as possible; the front picks the w.",
@@ -126,7 +138,7 @@ class FrontPanel:
         own = entry.results.objectives if entry.results is not None else []
         return {
             self.simplex_group: gr.update(visible=entry.k == 3),
-            self.color_by: gr.update(choices=own, value=own[0] if own else None),
+            self.color_by: gr.update(choices=own, value=colour_of(shown.session, entry)),
             self.parcoords: gr.update(value=parcoords_figure(entry) if entry.k > 3 else None, visible=entry.k > 3),
             **{b: gr.update(label=f"{n} at least", visible=bool(n), value=None)
                for b, n in zip(self.bounds, bound_labels(own))},
@@ -148,7 +160,7 @@ class FrontPanel:
         out = {self.w_text: w_text(entry, w), self.plot: plot_json(self.ctx, entry.key, shown.overlay, w, x, y, live),
                self.marker: note, self.evaluate: gr.update(visible=offer)}
         if entry.k == 3:
-            out[self.simplex] = simplex_json(entry, w, None)
+            out[self.simplex] = simplex_json(entry, w, colour_of(sess, entry))
         return out
 
     # ------------------------------------------------------------ its own events
@@ -172,15 +184,21 @@ class FrontPanel:
                             [*self.preference_outputs, summary, *self.view_outputs], api_name=False)
 
         def redraw(key, over, x, y, sess: Session):
-            entry = ctx.entry(key)
-            return {**self.preference_updates(entry, Shown.of(sess, over, x, y)), self.axes: axes_caption(entry, x, y)}
+            entry, entries = ctx.entry(key), plot_entries(ctx, key, over)
+            _, x, y = axes_for(entries, x, y)  # an axis the family does not have (typed, or sent late) falls back
+            return {**self.preference_updates(entry, Shown.of(sess, over, x, y)),
+                    **self.view_updates(entry, entries, x, y)}
 
         for ax in (self.x_axis, self.y_axis):
-            ax.input(redraw, [*shared.view, shared.session], [*self.preference_outputs, self.axes], api_name=False)
+            ax.input(redraw, [*shared.view, shared.session], [*self.preference_outputs, *self.view_outputs],
+                     api_name=False)
 
-        def recolour(key, color, sess: Session):
+        def recolour(key, colour, sess: Session):
+            """Colour the triangle by ``colour`` from now on: the session keeps it, so a w change keeps it too."""
             entry = ctx.entry(key)
-            return simplex_json(entry, sess.w_for(entry), color)
+            if entry.results is not None and colour in entry.results.objectives:
+                sess.colour[entry.key] = colour
+            return simplex_json(entry, sess.w_for(entry), colour_of(sess, entry))
 
         self.color_by.input(recolour, [self.family, self.color_by, shared.session], self.simplex, api_name=False)
 

@@ -266,6 +266,19 @@ def _hv_cell(hv: float, interval: tuple[float, float] | None) -> str:
     return f"{hv:.3g} [{interval[0]:.3g}, {interval[1]:.3g}]"
 
 
+# The words of the table under the fronts, beside it.
+GLOSSARY = {
+    "hypervolume": ("**Hypervolume**: the area of the score plane the front covers, measured from a reference "
+                    "point below every family's worst scores: bigger means better trade-offs overall."),
+    "degenerate": ("**Degenerate**: an answer that loops (says the same thing over and over) or says almost "
+                   "nothing; the column is their share at the family's worst evaluated w, as on its card."),
+}
+
+
+def _percent(rate: float) -> str:
+    return "—" if rate != rate else f"{rate:.0%}"
+
+
 def summary_markdown(entries: Sequence[FamilyEntry]) -> str:
     """Front quality of the plotted families, on ONE reference point shown once.
 
@@ -273,7 +286,7 @@ def summary_markdown(entries: Sequence[FamilyEntry]) -> str:
     over all of them (``pareto.compare_fronts``), so their hypervolumes rank them;
     families scored with other scorers are listed as not comparable.
     """
-    from ..evaluate import hypervolume_interval, training_time_text
+    from ..evaluate import hypervolume_interval, training_time_text, worst_degenerate_rate
 
     rated = [e for e in entries if e.results is not None]
     if not rated:
@@ -287,7 +300,7 @@ def summary_markdown(entries: Sequence[FamilyEntry]) -> str:
     else:
         _, ref = pareto.compare_fronts({e.key: e.results.front_points() for e in same}, maximise=first.maximise)
         rule = "shared by the families shown: their worst mean minus 10 % of the range"
-    rows = ["| family | method | hypervolume [95 % CI] | on front | collapse | prompts | training |",
+    rows = ["| family | method | hypervolume [95 % CI] | on front | degenerate (worst w) | prompts | training |",
             "|---|---|---|---|---|---|---|"]
     for e in same:
         r = e.results
@@ -296,12 +309,12 @@ def summary_markdown(entries: Sequence[FamilyEntry]) -> str:
         ci = hypervolume_interval(r, ref)
         n_front = int(pareto.nondominated_mask(pts, r.maximise).sum())
         rows.append(f"| {html.escape(e.key)} | {e.manifest.method.replace('_', ' ')} | {_hv_cell(hv, ci)} | "
-                    f"{n_front}/{len(pts)} | {r.meta['metrics'].get('collapse_rate', float('nan')):.0%} | "
+                    f"{n_front}/{len(pts)} | {_percent(worst_degenerate_rate(r))} | "
                     f"{r.meta.get('prompts', {}).get('n', '—')} | {training_time_text(r.meta)} |")
     names = first.objectives
     lines = ["\n".join(rows), "",
-             f"Hypervolume reference point {pareto.format_reference(ref, names)} ({rule}); "
-             "the interval is a bootstrap over prompts."]
+             f"{GLOSSARY['hypervolume']} Reference point {pareto.format_reference(ref, names)} ({rule}); "
+             "the interval is a bootstrap over prompts.", GLOSSARY["degenerate"]]
     if others:
         lines.append("Not comparable (scored with other scorers): " + ", ".join(e.key for e in others) + ".")
     synthetic = [e.key for e in rated if e.results.meta.get("synthetic")]

@@ -28,12 +28,17 @@ USER_ERRORS = (PreferenceError, FamilyError, ExportError, PromptTooLongError, Va
 
 @dataclass
 class Session:
-    """One browser session: the family it looks at, its preference w for that family, and the
-    points it evaluated itself ("Evaluate this w"), per family."""
+    """One browser session: the family it looks at, its preference w for that family, the points it
+    evaluated itself ("Evaluate this w") and the objective it colours each family's triangle by.
+
+    ``live`` and ``colour`` are shared by every copy ``at`` makes and changed in place, so an event that
+    finishes late with an older copy of the session cannot undo them.
+    """
 
     family: str
     w: list[float]
     live: dict[str, list[dict]] = field(default_factory=dict)
+    colour: dict[str, str] = field(default_factory=dict)  # family -> objective its triangle is coloured by
 
     def w_for(self, entry: FamilyEntry) -> list[float]:
         """The session's w if it belongs to ``entry``'s family, else that family's default."""
@@ -43,7 +48,7 @@ class Session:
 
     def at(self, entry: FamilyEntry, w) -> Session:
         """This session moved to family ``entry`` at ``w`` (its evaluated points kept)."""
-        return Session(entry.key, [float(v) for v in w], self.live)
+        return Session(entry.key, [float(v) for v in w], self.live, self.colour)
 
     def live_points(self, key: str) -> list[dict]:
         return self.live.get(key, [])

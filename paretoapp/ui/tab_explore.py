@@ -38,7 +38,8 @@ class ExploreTab(Tab):
             self.summary = gr.Markdown(summary_markdown([start.first]), elem_classes="pa-scores", elem_id="pa-summary")
             with gr.Accordion("Add a family folder", open=False, visible=not start.on_space, elem_id="pa-add"):
                 with gr.Row():
-                    self.add_path = gr.Textbox(label="Folder with family.json", scale=4, placeholder="/path/to/family")
+                    self.add_path = gr.Textbox(label="Folder with family.json", scale=4,
+                                               placeholder="a folder inside the app's families folder, or owner/repo")
                     self.add_btn = gr.Button("Add", scale=1)
                 self.add_status = gr.Markdown()
 
@@ -70,7 +71,7 @@ class ExploreTab(Tab):
             if os.environ.get("SPACE_ID") and not settings.ALLOW_PATHS.get():
                 return "❌ Adding folders is disabled on a Space.", gr.update(), gr.update()
             try:
-                entry = ctx.catalog.add(path, device=ctx.entry(key).device)
+                entry = ctx.catalog.add_visitors(path, device=ctx.entry(key).device)
             except (FamilyError, OSError, ValueError) as exc:
                 return f"❌ {exc}", gr.update(), gr.update()
             over = list(over or [])

@@ -2,6 +2,8 @@
 
 Exports go to a per-session folder under ``PARETOAPP_EXPORT_DIR`` (default: the
 system temp folder); the merged weights are W0 + B diag(g(w)) A written once.
+One export at a time per session, within ``PARETOAPP_EXPORT_MAX_MB`` for all of
+them (``export_space.py``); a push asks the Hub first and keeps nothing on disk.
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ from ..export import (
     EXPORTERS,
     ExportError,
     check_destination,
+    check_hub_access,
     check_push_target,
+    export_dtype,
     export_merged,
     push_to_hub,
     zip_folder,
 )
 from ..preferences import PreferenceSpace
 from .catalog import FamilyEntry
-from .session import USER_ERRORS, Session
+from .export_space import ExportSpace
+from .session import USER_ERRORS, Session, session_id
 from .tab import Shared, Shown, Start, Tab, Updates
 
 
@@ -69,6 +74,13 @@ def remove_old_exports(root: Path, ttl_s: float) -> int:
         if session.is_dir() and not any(session.iterdir()):
             session.rmdir()
     return removed
+
+
+def size_bound(policy, dtype_label=None) -> int:
+    """Bytes a merged export of ``policy`` takes at most (every tensor of the model in the export's dtype); a LoRA
+    adapter takes less."""
+    itemsize = export_dtype(policy, DTYPES.get(dtype_label)).itemsize
+    return sum(t.numel() for t in policy.model.state_dict().values()) * itemsize
 
 
 def scores_at(entry: FamilyEntry, w) -> dict[str, float] | None:
@@ -124,7 +136,7 @@ class ExportTab(Tab):
                     self.private = gr.Checkbox(value=True, label="Private repository")
                     self.push = gr.Button("Push to the Hub", elem_id="pa-push-go")
                     self.push_status = gr.Markdown(elem_id="pa-push-status")
-            self.last = gr.State(None)  # (folder, w) of this session's last export
+        self.space = ExportSpace()
 
     @property
     def preference_outputs(self) -> list:
@@ -152,50 +164,58 @@ class ExportTab(Tab):
                 check_destination(export_parent(request), export_name, overwrite=True)
                 progress(0.05, desc="loading the family")
                 policy = entry.policy()
-                progress(0.25, desc=exporter.step)
-                folder = exporter.write(policy, w, export_parent(request), export_name, scores=scores_at(entry, w),
-                                        overwrite=True, dtype=DTYPES.get(dtype_label))
-                progress(0.75, desc="zipping")
-                z = zip_folder(folder)
-                shutil.rmtree(folder, ignore_errors=True)  # the zip is what is served; one copy on disk
+                with self.space.claim(session_id(request), export_root(), 2 * size_bound(policy, dtype_label)):
+                    progress(0.25, desc=exporter.step)
+                    folder = exporter.write(policy, w, export_parent(request), export_name,
+                                            scores=scores_at(entry, w), overwrite=True, dtype=DTYPES.get(dtype_label))
+                    progress(0.75, desc="zipping")
+                    try:
+                        z = zip_folder(folder)
+                    finally:
+                        shutil.rmtree(folder, ignore_errors=True)  # the zip is what is served; one copy on disk
             except (*USER_ERRORS, OSError) as exc:
-                return None, f"❌ **Export failed:** {exc}", None
+                return None, f"❌ **Export failed:** {exc}"
             size = z.stat().st_size / 2 ** 20
             msg = (f"✅ **{z.name}** ({size:.1f} MB): {exporter.writes}, tokenizer and a model card, "
                    f"at w = ({', '.join(f'{v:g}' for v in w)}).")
-            return str(z), msg, [str(folder), list(w)]
+            return str(z), msg
 
         self.go.click(do_export, [shared.family, shared.session, self.name, self.kind, self.dtype],
-                      [self.file, self.status, self.last], api_name="export", concurrency_id="export",
-                      concurrency_limit=2)
+                      [self.file, self.status], api_name="export", concurrency_id="export", concurrency_limit=2)
 
     def _wire_push(self, shared: Shared) -> None:
         ctx = self.ctx
 
-        def do_push(key, sess: Session, export_name, repo_id, is_private, token_text, last,
+        def do_push(key, sess: Session, export_name, repo_id, is_private, token_text,
                     oauth_token: gr.OAuthToken | None = None, request: gr.Request = None, progress=gr.Progress()):
+            """Merge at the session's w into a folder of its own, upload it, and remove it whatever happened:
+            the Hub keeps the copy, the server none."""
             tok = (oauth_token.token if oauth_token is not None else None) or (token_text or "").strip() or None
             try:
                 if (repo_id or "").strip() and not tok:
                     raise ExportError("log in with the button above (on a Space) or paste a Hub token with write access")
                 repo_id = check_push_target(repo_id, tok)  # before the merge, not after it
+                progress(0.05, desc="asking the Hub")
+                check_hub_access(repo_id, tok)
                 entry = ctx.entry(key)
                 w = sess.w_for(entry)
-                if last and list(last[1]) == list(w) and Path(last[0]).is_dir():
-                    folder = Path(last[0])
-                else:
+                push_name = f"{((export_name or '').strip() or default_export_name(entry, w))[:91]}-push"
+                folder = check_destination(export_parent(request), push_name, overwrite=True)
+                policy = entry.policy()
+                with self.space.claim(session_id(request), export_root(), size_bound(policy)):
                     progress(0.1, desc="merging")
-                    export_name = (export_name or "").strip() or default_export_name(entry, w)
-                    check_destination(export_parent(request), export_name, overwrite=True)
-                    folder = export_merged(entry.policy(), w, export_parent(request), export_name,
-                                           scores=scores_at(entry, w), overwrite=True)
-                progress(0.4, desc="uploading")
-                url = push_to_hub(folder, repo_id, token=tok, private=bool(is_private))
+                    try:
+                        export_merged(policy, w, folder.parent, folder.name, scores=scores_at(entry, w),
+                                      overwrite=True)
+                        progress(0.4, desc="uploading")
+                        url = push_to_hub(folder, repo_id, token=tok, private=bool(is_private))
+                    finally:
+                        shutil.rmtree(folder, ignore_errors=True)
             except (*USER_ERRORS, OSError) as exc:
                 return f"❌ **Push failed:** {exc}"
-            except Exception as exc:  # network / auth errors from the Hub client
+            except Exception as exc:  # an error of the Hub client that is neither a refusal nor the network
                 return f"❌ **Push failed:** {type(exc).__name__}: {exc}"
             return f"✅ Pushed to [{repo_id}]({url})."
 
-        self.push.click(do_push, [shared.family, shared.session, self.name, self.repo, self.private, self.token,
-                                  self.last], self.push_status, api_name="push", concurrency_id="export")
+        self.push.click(do_push, [shared.family, shared.session, self.name, self.repo, self.private, self.token],
+                        self.push_status, api_name="push", concurrency_id="export")

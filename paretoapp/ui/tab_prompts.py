@@ -18,6 +18,7 @@ from .live_eval import evaluable, evaluate_prompt, prompt_front
 from .plot import axis_title, w_text
 from .session import USER_ERRORS, user_error
 from .tab import Shared, Shown, Start, Tab, Updates
+from .texts import family_line
 from .zerogpu import gpu
 
 
@@ -66,6 +67,8 @@ class PromptsTab(Tab):
             gr.Markdown("**One prompt's front.** Pick a held-out prompt to see its answer and scores at every "
                         "evaluated w (read from the results, nothing is generated), or type your own and evaluate it "
                         "now: one batch answers it at every w and the live scorers score it.")
+            self.family_note = gr.Markdown(family_line(first, "Prompts and answers of"), elem_id="pa-prompt-family",
+                                           elem_classes="pa-muted")
             with gr.Row():
                 self.choice = gr.Dropdown(prompts, value=prompts[0] if prompts else None, label="A held-out prompt",
                                           elem_id="pa-prompt-pick", scale=3)
@@ -89,12 +92,13 @@ class PromptsTab(Tab):
 
     @property
     def family_outputs(self) -> list:
-        return [self.choice, self.go, self.plot, self.answers]
+        return [self.family_note, self.choice, self.go, self.plot, self.answers]
 
     def family_updates(self, entry: FamilyEntry, shown: Shown) -> Updates:
         prompts = held_out_prompts(entry)
         first = prompts[0] if prompts else None
-        return {self.choice: gr.update(choices=prompts, value=first),
+        return {self.family_note: family_line(entry, "Prompts and answers of"),
+                self.choice: gr.update(choices=prompts, value=first),
                 self.go: gr.update(interactive=evaluable(entry)),
                 self.plot: self._figure(entry, first) if first else None,
                 self.answers: self._answers(entry, first) if first else "*This family has no evaluation results.*"}

@@ -17,6 +17,7 @@ from .chat import settings_from
 from .controls import end_w, slider_event, slider_updates, sliders
 from .session import USER_ERRORS, Session, session_id, user_error
 from .tab import Shared, Shown, Start, Tab, Updates
+from .texts import family_line
 from .zerogpu import gpu
 
 SLOTS = ("A", "B")
@@ -50,6 +51,7 @@ class SideBySideTab(Tab):
         with gr.Tab("Side by side", id="compare"):
             gr.Markdown("Two preferences, one prompt: both answers come from **one batched generation** "
                         "with a different w per row.")
+            self.family_note = gr.Markdown(family_line(first), elem_id="pa-cmp-family", elem_classes="pa-muted")
             with gr.Row():
                 for i, slot in enumerate(SLOTS):
                     with gr.Column():
@@ -69,16 +71,17 @@ class SideBySideTab(Tab):
                                                         buttons=["copy"])
                         self.scores[slot] = gr.Markdown(elem_id=f"pa-scores-{slot.lower()}", elem_classes="pa-scores")
             self.copy = gr.Button("Set A to the current w from the Explore tab", size="sm")
-            self.blind = BlindAB(start.ctx)
+            self.blind = BlindAB(start.ctx, first)
 
     @property
     def family_outputs(self) -> list:
-        return [*self.heads.values(), *(c for slot in SLOTS for c in self.controls[slot])]
+        return [self.family_note, *self.heads.values(), *(c for slot in SLOTS for c in self.controls[slot]),
+                *self.blind.family_outputs]
 
     def family_updates(self, entry: FamilyEntry, shown: Shown) -> Updates:
-        """Both slots back to the two ends of the new family's range."""
+        """The family named, both slots back to the two ends of the new family's range."""
         space = PreferenceSpace(entry.manifest)
-        out = {}
+        out = {self.family_note: family_line(entry), **self.blind.family_updates(entry)}
         for i, slot in enumerate(SLOTS):
             w = end_w(entry, i)
             out[self.heads[slot]] = head(slot, space, w)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..methods import get_method
@@ -32,15 +33,20 @@ CSS = """
 .pa-answers td { vertical-align: top; } .pa-answers td:not(:last-child) { white-space: nowrap; }
 .pa-side-head p { font-size: 1.02em; margin: 0.2em 0 0.4em 0; }
 sub.pa-w-label { color: var(--body-text-color-subdued); font-size: 0.78em; }
+#pa-chat .message, #pa-chat .message * { overflow-wrap: anywhere; }  /* a long token or URL wraps, not the page */
+/* a slider moved with the keyboard shows where the focus is */
+input[type=range]:focus-visible { outline: 3px solid var(--color-accent) !important; outline-offset: 3px; }
+#pa-note p { margin: 0 0 0.3em 0; }
 footer { display: none !important; }
 @media (max-width: 640px) {
   /* one column on a phone, in the order a visitor needs: pick, see, set w, chat; then the details */
   .pa-main, .pa-main > .pa-main-col { display: contents; }
+  /* the family's note (for the demo: not an aligned or safe model) right before the chat */
   #pa-pickers { order: 1; } #pa-front { order: 2; } #pa-simplex-group, #pa-parcoords { order: 3; }
-  #pa-w-group { order: 4; } #pa-marker-row { order: 5; } #pa-pick { order: 6; }
-  #pa-chat { order: 7; } #pa-msg-row { order: 8; } #pa-stop-row { order: 9; } #pa-settings { order: 10; }
-  #pa-card { order: 11; } #pa-axis-row { order: 12; } #pa-axes { order: 13; } #pa-summary { order: 14; }
-  #pa-add { order: 15; }
+  #pa-w-group { order: 4; } #pa-marker-row { order: 5; } #pa-note { order: 6; } #pa-chat { order: 7; }
+  #pa-msg-row { order: 8; } #pa-stop-row { order: 9; } #pa-settings { order: 10; } #pa-pick { order: 11; }
+  #pa-card { order: 12; } #pa-axis-row { order: 13; } #pa-axes { order: 14; } #pa-summary { order: 15; }
+  #pa-add { order: 16; }
   #pa-summary table { display: block; overflow-x: auto; max-width: calc(100vw - 40px); }
   #pa-chat { height: 380px !important; }
   #pa-title p { display: none; }
@@ -55,6 +61,11 @@ footer { display: none !important; }
                                         font-size: 0.88em !important; }
 }
 """
+
+
+def family_line(entry: FamilyEntry, what: str = "Answers come from") -> str:
+    """The line that says which family a tab uses (the one chosen on the Explore tab)."""
+    return f"{what} **{entry.key}** ({get_method(entry.manifest.method).title}); change the family on the Explore tab."
 
 
 def method_line(name: str) -> str:
@@ -113,6 +124,67 @@ def range_text(m) -> str:
     return f"{trained}; extrapolation allowed up to {allowed}{own}."
 
 
+# A demo family's card lists the bounds of its checks it missed, each as "<check> <value> (bound <bound>)" in the
+# checks' own names (``behaviour_summary`` in its results). These say each in a visitor's words; a check
+# that is not here is shown with its own name. {v}: the measured value, {b}: the aim, in words.
+MISSED_BOUNDS: dict[str, str] = {
+    r"harmless end refuses harmful": "with all weight on harmless it refuses {v} of harmful prompts (the aim: {b})",
+    r"harmless end refuses benign": "with all weight on harmless it also refuses {v} of harmless prompts (the aim: {b})",
+    r"helpful end answers benign": "with all weight on helpful it answers {v} of harmless prompts (the aim: {b})",
+    r"degenerate rate \(worst w\)": "at its worst w, {v} of its answers are degenerate (the aim: {b})",
+    r"monotone (?P<objective>\S+) \(.*\)": ("as the weight on {objective} grows, its {objective} score drops {v} "
+                                             "time(s) by more than the noise (the aim: never)"),
+    r"trade-off (?P<objective>\S+)": ("all weight on {objective} does not score better on {objective} than the "
+                                     "other ends do (it differs by {v}; the aim: better)"),
+    r"(?P<kind>harmful|benign) prompts": "only {v} {kind} held-out prompts were measured (the aim: {b})",
+    r"max new tokens": "answers were cut at {v} tokens (the aim: {b})",
+    r"preferences": "only {v} preferences were evaluated (the aim: {b})",
+    r"distinct non-dominated points": "only {v} distinct best trade-offs (the aim: {b})",
+}
+RATE_CHECKS = ("refuses", "answers", "degenerate")  # checks whose value is a share: shown as a percentage
+_MISSED = re.compile(r"^(?P<name>.+) (?P<value>\S+) \(bound (?P<bound>[^)]*)\)$")
+_AIM = {">=": "at least", "<=": "at most", ">": "above", "<": "below"}
+
+
+def _aim(bound: str, rate: bool) -> str:
+    """A bound as written by the checks (">= 0.8", "0 violations") in words ("at least 80%")."""
+    op, _, number = bound.partition(" ")
+    if op in _AIM:
+        try:
+            return f"{_AIM[op]} {float(number):.0%}" if rate else f"{_AIM[op]} {float(number):g}"
+        except ValueError:
+            pass
+    return bound
+
+
+def missed_bound_text(item: str) -> str:
+    """One missed bound ("degenerate rate (worst w) 0.219 (bound <= 0.05)") in a visitor's words."""
+    m = _MISSED.match(item.strip())
+    if m is None:
+        return item.strip()
+    name, raw = m["name"], m["value"]
+    rate = any(word in name for word in RATE_CHECKS)
+    try:
+        value = f"{float(raw):.0%}" if rate else f"{float(raw):.3g}"
+    except ValueError:
+        value = raw
+    for pattern, words in MISSED_BOUNDS.items():
+        found = re.fullmatch(pattern, name)
+        if found:
+            return words.format(v=value, b=_aim(m["bound"], rate), **found.groupdict())
+    return f"{name}: {value} (the aim: {_aim(m['bound'], rate)})"
+
+
+def behaviour_markdown(summary: str) -> str:
+    """A family's measured behaviour for its card: the summary's first sentence as it is, the bounds it missed
+    in words."""
+    head, _, missed = summary.partition(". Bounds missed: ")
+    if not missed:
+        return summary
+    items = [missed_bound_text(i) for i in missed.rstrip(".").split("; ") if i.strip()]
+    return f"{head}.\n\n**Short of its aims:** " + "; ".join(items) + "."
+
+
 def family_card(entry: FamilyEntry) -> str:
     """The few lines shown next to the front: what the family is, what w does, how far w goes, how it behaves."""
     m = entry.manifest
@@ -121,10 +193,15 @@ def family_card(entry: FamilyEntry) -> str:
     r = entry.results
     behaviour = r.meta.get("behaviour_summary") if r is not None else None
     if behaviour:
-        lines.append(f"**Measured behaviour:** {behaviour}")
-    if m.description:
-        lines.append(f"<span class='pa-muted'>{m.description.split('. ')[0].rstrip('.')}.</span>")
+        lines.append(f"**Measured behaviour:** {behaviour_markdown(behaviour)}")
     return "\n\n".join(lines)
+
+
+def family_note(entry: FamilyEntry) -> str:
+    """The first sentence of the family's description, shown above the chat: for the demo, that it shows a
+    method's behaviour and is not an aligned or safe model (on a phone too, before the chat)."""
+    d = entry.manifest.description
+    return f"{d.split('. ')[0].rstrip('.')}." if d else ""
 
 
 def axes_caption(entry: FamilyEntry, x: str | None, y: str | None) -> str:
