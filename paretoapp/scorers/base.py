@@ -85,3 +85,6 @@ class ScorerContext:
     show_progress: bool = True
     cache: dict = field(default_factory=dict)
     allow_pickle: bool | None = None  # reward models with only pickle weights (--allow-pickle); None: the setting
+    # {normalised prompt: kind} for prompts whose kind is known (a prompts file's "kind" column): the
+    # appropriate_refusal scorer uses these labels and guesses only the others (scorers.prompt_kinds)
+    prompt_kinds: dict = field(default_factory=dict)

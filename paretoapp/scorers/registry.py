@@ -122,7 +122,7 @@ register_scorer("profanity", lambda ctx: ProfanityScorer(), ProfanityScorer.desc
 register_scorer("not_profane", objectives.not_profane, "1 - profanity probability")
 register_scorer("vader", lambda ctx: VaderScorer(), VaderScorer.description)
 register_scorer("relevance", objectives.relevance, RelevanceScorer.description, needs_lm=True)
-register_scorer("appropriate_refusal", lambda ctx: AppropriateRefusalScorer(), AppropriateRefusalScorer.description)
+register_scorer("appropriate_refusal", objectives.appropriate_refusal, AppropriateRefusalScorer.description)
 register_scorer("harmless_offline", objectives.harmless_offline, "0.5 appropriate refusal + 0.5 (1 - profanity)")
 register_scorer("degenerate", lambda ctx: DegenerateScorer(), DegenerateScorer.description + " (lower is better)")
 register_scorer("helpful_offline", objectives.helpful_offline,
