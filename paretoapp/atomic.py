@@ -123,19 +123,25 @@ def check_writable(folder: str | os.PathLike) -> None:
                          "choose a folder you can write to") from None
 
 
+def _reserve(target: Path, kind: str, create) -> Path:
+    """Create a fresh temporary ``kind`` beside ``target`` with ``create`` (which must fail if it exists), after
+    sweeping what killed writers left there; a name taken by a concurrent writer is simply drawn again."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(target.parent)
+    while True:
+        tmp = _temp_name(target, kind)
+        try:
+            create(tmp)
+            return tmp
+        except FileExistsError:
+            continue
+
+
 @contextlib.contextmanager
 def atomic_folder(target: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary folder; on success it becomes ``target`` (replacing any old one)."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale(target.parent)
-    while True:
-        tmp = _temp_name(target, "folder")
-        try:
-            tmp.mkdir()  # mode 0o777 minus the umask, like any folder the user makes
-            break
-        except FileExistsError:
-            continue
+    tmp = _reserve(target, "folder", lambda p: p.mkdir())  # mode 0o777 minus the umask, like any folder the user makes
     try:
         yield tmp
         if target.exists():
@@ -155,15 +161,7 @@ def atomic_folder(target: str | os.PathLike) -> Iterator[Path]:
 def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary file path beside ``target``; on success it replaces ``target``."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale(target.parent)
-    while True:
-        tmp = _temp_name(target, "file")
-        try:
-            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # the umask applies
-            break
-        except FileExistsError:
-            continue
+    tmp = _reserve(target, "file", lambda p: os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)))
     try:
         yield tmp
         os.replace(tmp, target)
