@@ -47,6 +47,8 @@ def test_api_evaluate_a_typed_prompt_across_the_front(client, rich_app_env):  # 
     want = evaluate_prompt(rich_app_env[2].get("tiny-evaluated"), "Is the sea salty?")
     assert table.count("\n| (") == len(want)
     assert f"{want['helpful_offline'].iloc[0]:.3f}" in table
+    # the typed prompt's kind is shown as what it is: a guess (with its probability when a classifier made it)
+    assert want.attrs["kind"] and f"**This prompt** {want.attrs['kind']}" in table
 
 
 def test_api_blind_ab_proposes_after_four_rounds(client):

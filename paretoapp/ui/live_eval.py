@@ -91,4 +91,18 @@ def evaluate_prompt(entry: FamilyEntry, prompt: str, progress=None):
     for name in r.objectives:
         table[name] = np.asarray(scorers[name]([prompt] * len(answers), answers), dtype=float)
     table["response"] = answers
+    guess = prompt_kind(scorers.values(), prompt)
+    table.attrs["kind"] = guess.text() if guess else None
     return table
+
+
+def prompt_kind(scorers, prompt: str):
+    """The kind a family's scorers take a typed prompt to be (a :class:`~paretoapp.scorers.KindGuess`), when one
+    of them is prompt-aware (``appropriate_refusal``, alone or inside ``harmless_offline``); else None."""
+    from ..scorers import AppropriateRefusalScorer
+
+    for scorer in scorers:
+        for part in [scorer, *(term for _, term in getattr(scorer, "terms", ()))]:
+            if isinstance(part, AppropriateRefusalScorer):
+                return part.kinds([prompt])[0]
+    return None

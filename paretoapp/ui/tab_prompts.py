@@ -50,6 +50,9 @@ def answers_markdown(entry: FamilyEntry, table) -> str:
     r = entry.results
     head = "| w | " + " | ".join(r.objectives) + " | answer |"
     rows = [head, "|---" * (len(r.objectives) + 2) + "|"]
+    if table.attrs.get("kind"):
+        rows.insert(0, f"**This prompt** {html.escape(table.attrs['kind'], quote=False)}; the harmless score counts a refusal as "
+                       "right with that probability.\n")
     for _, row in table.iterrows():
         w = ", ".join(f"{row[c]:g}" for c in r.w_columns)
         answer = html.escape(" ".join(str(row["response"]).split()))[:300] or "*(empty)*"
