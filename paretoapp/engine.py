@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import threading
 import weakref
@@ -62,6 +63,7 @@ class Row:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     eos: frozenset[int] = frozenset()
+    repetition_penalty: float = 1.0
 
 
 @dataclass
@@ -263,6 +265,8 @@ class Engine:
                                f"{self.max_context} this engine holds; shorten the prompt or lower max_new_tokens")
         if row.do_sample and not (row.temperature > 0 and 0 < row.top_p <= 1):
             raise RequestError(where + "sampling needs temperature > 0 and top_p in (0, 1]")
+        if not (math.isfinite(row.repetition_penalty) and row.repetition_penalty > 0):
+            raise RequestError(where + "repetition_penalty must be a positive number (1 = none)")
         if row.gains is not None:
             bank_id, g = row.gains
             span = self.layout.offsets.get(bank_id)  # no lock: a step may hold it, and this is one read
@@ -378,6 +382,7 @@ class Engine:
                 done.append(i)
                 continue
             appended.append((r.index, tok))
+            r.sampler.see(tok)
             r.last, r.generated = tok, r.generated + 1
             if r.generated >= row.max_new_tokens or (row.stop and self._hit_stop(r, tok)):
                 finished.append(r.index)
@@ -415,7 +420,8 @@ class Engine:
         row = job.rows[i]
         seed = row.seed if row.seed is not None else int(torch.randint(2**62, ()))
         sampler = Sampler(row.do_sample, row.temperature, row.top_p,
-                          make_generator(seed, self.device) if row.do_sample else None)
+                          make_generator(seed, self.device) if row.do_sample else None, row.repetition_penalty,
+                          set(row.ids) if row.repetition_penalty != 1.0 else None)
         return _Live(job, i, sampler)
 
     def _union_row(self, r: _Live) -> None:

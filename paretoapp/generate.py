@@ -94,6 +94,7 @@ class GenerationSettings:
     stop: list[str] = field(default_factory=list)
     max_prompt_tokens: int | None = None  # default: the model's context minus max_new_tokens
     overflow: str = "error"               # or "truncate_left"
+    repetition_penalty: float = 1.0       # transformers' rule (a seen token's logit / p if > 0, * p if < 0); 1 = none
 
     def __post_init__(self):
         self.max_new_tokens = max_new_tokens(self.max_new_tokens)
@@ -115,9 +116,18 @@ class GenerationSettings:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p:g}; use e.g. 0.95 (1 keeps every token)")
         if self.overflow not in ("error", "truncate_left"):
             raise ValueError("overflow must be 'error' or 'truncate_left'")
+        self.repetition_penalty = real_number(self.repetition_penalty, "repetition_penalty")
+        if not self.repetition_penalty > 0:
+            raise ValueError(f"repetition_penalty must be positive, got {self.repetition_penalty:g}; 1 is none, "
+                             "1.1 to 1.3 discourages loops")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The settings as recorded (results meta, cache keys); no penalty is left out, so records and cache keys
+        made before the field existed still match."""
+        d = asdict(self)
+        if d["repetition_penalty"] == 1.0:
+            del d["repetition_penalty"]
+        return d
 
 
 class PromptFormat:
@@ -266,7 +276,8 @@ class Policy:
         eos = frozenset([self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else [])
         return [Row(ids=r, max_new_tokens=int(settings.max_new_tokens), gains=(self.bank.bank_id, g),
                     do_sample=settings.do_sample, temperature=float(settings.temperature), top_p=float(settings.top_p),
-                    seed=seed, stop=tuple(s for s in settings.stop if s), eos=eos)
+                    seed=seed, stop=tuple(s for s in settings.stop if s), eos=eos,
+                    repetition_penalty=float(settings.repetition_penalty))
                 for r, g, seed in zip(ids, gains, seeds)]
 
     def _generate_kwargs(self, settings: GenerationSettings) -> dict:
@@ -278,6 +289,8 @@ class Policy:
             kw.update(temperature=None, top_p=None, top_k=None)
         if settings.stop:
             kw.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
+        if settings.repetition_penalty != 1.0:
+            kw.update(repetition_penalty=float(settings.repetition_penalty))
         return kw
 
     def _decode(self, row_ids, settings: GenerationSettings) -> str:

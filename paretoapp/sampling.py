@@ -4,7 +4,10 @@ Each sampled row draws from its own ``torch.Generator`` seeded from the
 request, so a sampled answer depends on its seed alone, never on which other
 requests share the batch or when they joined. The top-p rule is the one of
 transformers' ``TopPLogitsWarper`` (keep the smallest set of tokens whose
-probability reaches top_p, at least one).
+probability reaches top_p, at least one). The repetition penalty is the one of
+transformers' ``RepetitionPenaltyLogitsProcessor`` (CTRL's: a token already in the
+row, prompt included, has a positive logit divided by the penalty and a negative
+one multiplied), applied before the temperature, as transformers orders them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ class Sampler:
     temperature: float = 1.0
     top_p: float = 1.0
     generator: torch.Generator | None = None  # on the logits' device; required when sampling
+    repetition_penalty: float = 1.0
+    seen: set[int] | None = None              # the row's token ids so far (kept only with a penalty)
+
+    def see(self, token: int) -> None:
+        if self.seen is not None:
+            self.seen.add(token)
 
 
 def make_generator(seed: int, device: torch.device | str) -> torch.Generator:
@@ -37,8 +46,23 @@ def top_p_filter(scores: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
     return scores.masked_fill(remove.scatter(1, order, remove), float("-inf"))
 
 
+def penalise_repetition(logits: torch.Tensor, samplers: Sequence[Sampler]) -> torch.Tensor:
+    """``logits`` with each row's already-seen tokens penalised by its ``repetition_penalty`` (a copy if any)."""
+    rows = [i for i, s in enumerate(samplers) if s.repetition_penalty != 1.0 and s.seen]
+    if not rows:
+        return logits
+    logits = logits.clone()
+    for i in rows:
+        ids = torch.tensor(sorted(samplers[i].seen), device=logits.device)
+        score = logits[i, ids]
+        p = samplers[i].repetition_penalty
+        logits[i, ids] = torch.where(score < 0, score * p, score / p)
+    return logits
+
+
 def next_tokens(logits: torch.Tensor, samplers: Sequence[Sampler]) -> list[int]:
     """One token per row of ``logits`` [batch, vocab] (float32)."""
+    logits = penalise_repetition(logits, samplers)
     tokens = logits.argmax(dim=-1)
     sampled = [i for i, s in enumerate(samplers) if s.do_sample]
     if sampled:

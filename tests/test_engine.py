@@ -306,3 +306,22 @@ def test_an_engine_does_not_keep_its_model_alive(fresh, decoder):
         threading.Event().wait(0.05)
     assert engine._driver is None
     assert ref() is None, [type(r) for r in gc.get_referrers(ref())]
+
+
+def test_repetition_penalty_is_transformers_and_stays_in_its_row(two):
+    """A row's repetition penalty gives what transformers' generate gives with it (on the merged model, the
+    prompt's tokens counted as seen), changes that row's answer, and leaves its batch-mates as they were alone."""
+    pa, _ = two
+    w = [0.6, 0.4]
+    plain = GenerationSettings(max_new_tokens=24)
+    penalised = GenerationSettings(max_new_tokens=24, repetition_penalty=1.8)
+    sampled = GenerationSettings(max_new_tokens=16, do_sample=True, temperature=0.9, seed=7, repetition_penalty=1.3)
+    alone = [pa.generate([PROMPTS[i]], [w], s)[0] for i, s in ((0, plain), (0, penalised), (4, sampled))]
+    assert alone[1] != alone[0]
+    merged = pa.bank.merged_model(w)
+    assert pa.generate([PROMPTS[0]], [w], penalised, model=merged) == [alone[1]]
+    assert run_together([(pa, PROMPTS[0], w, plain), (pa, PROMPTS[0], w, penalised),
+                         (pa, PROMPTS[4], w, sampled)]) == alone
+    with pytest.raises(ValueError, match="repetition_penalty must be positive"):
+        GenerationSettings(repetition_penalty=0)
+    assert "repetition_penalty" not in plain.to_dict() and penalised.to_dict()["repetition_penalty"] == 1.8

@@ -147,6 +147,8 @@ def test_the_lru_evicts_the_oldest_idle_adapter_and_removes_its_files(policy, tm
     ({"model": "m", "messages": []}, "'messages' must be a non-empty list"),
     ({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 3}, "temperature must be between 0 and 2"),
     ({"model": "m", "messages": [{"role": "user", "content": "hi"}], "top_p": 0}, "top_p must be in (0, 1]"),
+    ({"model": "m", "messages": [{"role": "user", "content": "hi"}], "repetition_penalty": 0},
+     "repetition_penalty must be in (0, 2]"),
     ({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stop": ["a"] * 5}, "at most 4"),
     ({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, "max_new_tokens must be at least 1"),
     ({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]}, "tool calls are not supported"),
@@ -232,6 +234,17 @@ def test_a_missing_w_is_the_default_and_stop_cuts_as_the_engine_does(engine_clie
     want = policy.generate([PROMPTS[0]], [default], GenerationSettings(max_new_tokens=12, stop=[stop]))[0]
     assert cut.choices[0].message.content == want and stop not in want and len(want) < len(full)
     assert cut.choices[0].finish_reason == "stop"
+
+
+def test_a_repetition_penalty_reaches_the_engine(engine_client, policy):
+    """vLLM's extra field: the API's answer is the engine's with the same penalty (and differs from none)."""
+    from paretoapp.preferences import PreferenceSpace
+
+    default = PreferenceSpace(policy.manifest).default_w()
+    kw = dict(model="tiny", messages=[{"role": "user", "content": PROMPTS[0]}], max_tokens=16, temperature=0)
+    got = engine_client.chat.completions.create(**kw, extra_body={"repetition_penalty": 1.8}).choices[0].message.content
+    want = policy.generate([PROMPTS[0]], [default], GenerationSettings(max_new_tokens=16, repetition_penalty=1.8))[0]
+    assert got == want != engine_client.chat.completions.create(**kw).choices[0].message.content
 
 
 def test_sampling_follows_seed_and_n(engine_client):

@@ -43,6 +43,7 @@ class ChatRequest:
     n: int = 1
     overflow: str = "error"               # or "truncate_left": keep the prompt's last tokens
     return_token_ids: bool = False        # each choice also carries its token ids (as vLLM's extension does)
+    repetition_penalty: float = 1.0       # vLLM's extension (transformers' rule); 1 = none
 
     @property
     def greedy(self) -> bool:
@@ -82,7 +83,8 @@ def parse_chat_request(body) -> ChatRequest:
 
 
 def _sampling(body: dict, req: ChatRequest) -> None:
-    """max_tokens (or max_completion_tokens), temperature, top_p, seed and stop, as OpenAI reads them."""
+    """max_tokens (or max_completion_tokens), temperature, top_p, seed and stop, as OpenAI reads them, and
+    vLLM's repetition_penalty."""
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     if limit is not None:
         req.max_tokens = max_new_tokens(limit, app_max_new_tokens())
@@ -96,6 +98,11 @@ def _sampling(body: dict, req: ChatRequest) -> None:
             raise InputError(f"top_p must be in (0, 1], got {req.top_p:g}; use e.g. 0.95 (1 keeps every token)")
     if body.get("seed") is not None:
         req.seed = whole_number(body["seed"], "seed")
+    if body.get("repetition_penalty") is not None:
+        req.repetition_penalty = real_number(body["repetition_penalty"], "repetition_penalty")
+        if not 0 < req.repetition_penalty <= 2:
+            raise InputError(f"repetition_penalty must be in (0, 2], got {req.repetition_penalty:g}; 1 is none, "
+                             "1.1 to 1.3 discourages loops")
     req.stop = _stop(body.get("stop"))
 
 

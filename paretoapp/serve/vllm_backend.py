@@ -127,6 +127,8 @@ class VllmBackend(Backend):
             body["seed"] = req.seed
         if req.stop:
             body["stop"] = list(req.stop)
+        if req.repetition_penalty != 1.0:
+            body["repetition_penalty"] = req.repetition_penalty
         run = _Run(self, adapter, replica, body, req.n)
         return Generation(w, len(ids), max_tokens, run.snapshots(), run.finish)
 
