@@ -261,7 +261,15 @@ class AppropriateRefusalScorer(Scorer):
                 "classifier": self.classifier.spec() if self.classifier else {"keywords": hash_strings(HARM_WORDS)}}
 
     def kinds(self, prompts: Sequence[str]) -> list[KindGuess]:
-        return guess_kinds(list(prompts), self.labels, self.classifier, self.lm)
+        """Each prompt's guess, every distinct prompt read once and remembered (an evaluation asks the same
+        prompts at every w; the classifier runs a forward pass per prompt)."""
+        memo = self.__dict__.setdefault("_memo", {})
+        new = list(dict.fromkeys(p for p in prompts if p not in memo))
+        if new:
+            if len(memo) > 10_000:
+                memo.clear()
+            memo.update(zip(new, guess_kinds(new, self.labels, self.classifier, self.lm)))
+        return [memo[p] for p in prompts]
 
     def _score(self, prompts, responses):
         refused = self.refusal(prompts, responses)
