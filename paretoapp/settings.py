@@ -144,6 +144,17 @@ MAX_NEW_TOKENS = _define(
     "PARETOAPP_MAX_NEW_TOKENS", DEFAULT_MAX_NEW_TOKENS,
     lambda raw, name: positive_whole_number(raw, name, DEFAULT_MAX_NEW_TOKENS), "whole number >= 1",
     "the app's cap on max_new_tokens for one answer (a bad value fails at start)")
+def repetition_penalty(raw: str, name: str) -> float:
+    value = number(raw, name)
+    if not 0 < value <= 2:
+        raise InputError(f"{name} must be in (0, 2], got {value:g}; 1 is none, 1.1 to 1.3 discourages loops")
+    return value
+
+
+REPETITION_PENALTY = _define(
+    "PARETOAPP_REPETITION_PENALTY", 1.0, repetition_penalty, "number in (0, 2]",
+    "the app's repetition penalty for every answer (transformers' rule; 1 = none, as the families were "
+    "evaluated; 1.2 ends the demo's loops: docs/demo.md)")
 MAX_PROMPT_TOKENS = _define(
     "PARETOAPP_MAX_PROMPT_TOKENS", 2048, whole_number, "whole number",
     "the most prompt tokens the app reads for one answer (past that a CPU reads for minutes)")

@@ -21,7 +21,7 @@ def test_the_docs_page_is_generated_from_the_settings():
 
 def test_each_variable_is_defined_once():
     names = [s.name for s in settings.SETTINGS]
-    assert len(names) == len(set(names)) == 25 and all(NAME.fullmatch(n) for n in names)
+    assert len(names) == len(set(names)) == 26 and all(NAME.fullmatch(n) for n in names)
 
 
 def test_every_variable_the_repository_names_is_a_setting():
@@ -95,3 +95,14 @@ def test_the_engine_reads_its_settings(monkeypatch):
     cfg = EngineConfig().resolved(torch.device("cpu"), context=64)
     assert (cfg.max_batch, cfg.max_waiting, cfg.cache_len, cfg.decoder) == (8, 256, 64, "static")
     assert EngineConfig(max_batch=3).resolved(torch.device("cpu"), context=64).max_batch == 3
+
+
+def test_the_apps_repetition_penalty_reaches_every_answer(monkeypatch):
+    from paretoapp.ui.chat import settings_from
+
+    assert settings_from(0, 32).repetition_penalty == 1.0      # none by default: as the families were evaluated
+    monkeypatch.setenv("PARETOAPP_REPETITION_PENALTY", "1.2")
+    assert settings_from(0.7, 32).repetition_penalty == 1.2
+    monkeypatch.setenv("PARETOAPP_REPETITION_PENALTY", "3")
+    with pytest.raises(InputError, match=r"PARETOAPP_REPETITION_PENALTY must be in \(0, 2\]"):
+        settings_from(0, 32)

@@ -36,7 +36,8 @@ def prompts(seed: int = 0) -> list[dict]:
             for p in sample(OOD, COUNTS, seed)]
 
 
-def answer(families: Iterable[Path], rows: Sequence[dict], threads: int = 1) -> list[dict]:
+def answer(families: Iterable[Path], rows: Sequence[dict], threads: int = 1,
+           repetition_penalty: float = 1.0) -> list[dict]:
     """Greedy answers of every family at :data:`ENDS`, one record per (family, w, prompt)."""
     import torch
 
@@ -49,7 +50,8 @@ def answer(families: Iterable[Path], rows: Sequence[dict], threads: int = 1) -> 
         ws = [list(w) for w in ENDS.values()]
         texts = [r["prompt"] for r in rows] * len(ws)
         wl = [w for w in ws for _ in rows]
-        answers = policy.generate(texts, wl, GenerationSettings(max_new_tokens=CHAT_MAX_NEW_TOKENS), batch_size=64)
+        settings = GenerationSettings(max_new_tokens=CHAT_MAX_NEW_TOKENS, repetition_penalty=repetition_penalty)
+        answers = policy.generate(texts, wl, settings, batch_size=64)
         out += [{"family": Path(fam).name, "w": w, **r, "answer": a} for r, w, a in zip(list(rows) * len(ws), wl, answers)]
         print(f"{Path(fam).name}: {len(answers)} answers", file=sys.stderr, flush=True)
     return out
@@ -153,12 +155,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="also rewrite docs/demo.md's ood-check section and each family's ood_summary (its card)")
     p.add_argument("--doc", default="docs/demo.md", help="the document --write rewrites (default: docs/demo.md)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--families", default=None, help="comma-separated family folder names (default: every "
+                   "two-objective demo family)")
+    p.add_argument("--repetition-penalty", type=float, default=1.0,
+                   help="answer with this penalty (as PARETOAPP_REPETITION_PENALTY would); use with --answers")
+    p.add_argument("--answers", default=None, help="where the answers go (default: <assets>/demo/ood/answers.jsonl)")
     args = p.parse_args(argv)
-    path = Path(args.assets) / "demo" / "ood" / "answers.jsonl"
+    path = Path(args.answers or Path(args.assets) / "demo" / "ood" / "answers.jsonl")
     if not args.report:
         fams = sorted(d for d in Path(args.assets).glob("demo-*") if (d / "family.json").is_file()
                       and not d.name.startswith("demo-k3"))
-        write(answer(fams, prompts(), args.threads), path)
+        if args.families:
+            fams = [Path(args.assets) / f.strip() for f in args.families.split(",") if f.strip()]
+        write(answer(fams, prompts(), args.threads, args.repetition_penalty), path)
     rows = read(path)
     body = markdown(rows)
     print(body)

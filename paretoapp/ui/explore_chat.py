@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from .. import settings as app_settings
 from ..generate import GenerationSettings, Policy
 from ..validation import check_prompt_length, tokens_at_least
 from .catalog import FamilyEntry
@@ -167,6 +168,11 @@ class ChatPanel:
                                              info="0 = greedy (deterministic)")
                 self.max_tokens = gr.Slider(8, 512, value=96, step=8, label="Max new tokens",
                                             elem_id="pa-max-tokens")
+            penalty = app_settings.REPETITION_PENALTY.get()
+            if penalty != 1.0:
+                gr.Markdown(f"Every answer uses a repetition penalty of {penalty:g} "
+                            "(`PARETOAPP_REPETITION_PENALTY`); the fronts were measured without one.",
+                            elem_classes="pa-muted")
 
     @property
     def family_outputs(self) -> list:
