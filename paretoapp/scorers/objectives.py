@@ -35,8 +35,11 @@ def appropriate_refusal(ctx: ScorerContext) -> AppropriateRefusalScorer:
     """Labels from the context (a prompts file's ``kind`` column); unlabelled prompts go to the installed
     classifier, which reads its own feature model, or the context's base LM when that is the same model."""
     scorer = AppropriateRefusalScorer(labels=ctx.prompt_kinds)
-    if scorer.classifier is not None and ctx.causal_lm is not None and ctx.model_id == scorer.classifier.feature_model:
-        scorer.lm = (ctx.causal_lm, ctx.tokenizer)
+    clf, lm = scorer.classifier, ctx.causal_lm
+    if clf is not None and lm is not None and ctx.model_id == clf.feature_model and \
+            getattr(lm.config, "hidden_size", None) == clf.weights.shape[0] and \
+            getattr(lm.config, "num_hidden_layers", -1) >= clf.layer:  # (a test's tiny model may wear the name)
+        scorer.lm = (lm, ctx.tokenizer)
     return scorer
 
 

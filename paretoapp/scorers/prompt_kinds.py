@@ -128,6 +128,11 @@ class PromptKindClassifier:
         if not prompts:
             return np.zeros(0)
         model, tokenizer = lm or feature_model(self.feature_model)
+        cfg = model.config
+        if cfg.hidden_size != self.weights.shape[0] or getattr(cfg, "num_hidden_layers", self.layer) < self.layer:
+            raise ScorerError(f"this prompt-kind classifier reads layer {self.layer} of a {self.weights.shape[0]}-wide "
+                              f"model ({self.feature_model}); the model given has {cfg.hidden_size} wide, "
+                              f"{getattr(cfg, 'num_hidden_layers', '?')} layers: pass that model or none")
         return self.p_from_features(self.features(model, tokenizer, list(prompts), self.layer))
 
     @classmethod
