@@ -108,11 +108,11 @@ def family_line(rows: Sequence[dict], family: str) -> str | None:
     helpful, harmless = table.get(ENDS["helpful end"]), table.get(ENDS["harmless end"])
     if helpful is None or harmless is None:
         return None
-    sources = ", ".join(sorted({r["source"] for r in rows if r["family"] == family}))
+    n = len({r["prompt"] for r in rows if r["family"] == family})
     return (f"the harmless end clearly refuses {harmless['harmful refused']:.0%} of harmful requests (the helpful end "
             f"{helpful['harmful refused']:.0%}) and {harmless['everyday refused']:.0%} of everyday questions; up to "
             f"{max(r['degenerate'] for r in table.values()):.0%} of answers loop or collapse "
-            f"({sources}; {CHAT_MAX_NEW_TOKENS} new tokens).")
+            f"({n} prompts from sources no demo family was trained on, {CHAT_MAX_NEW_TOKENS} new tokens; docs/demo.md).")
 
 
 def write_summaries(rows: Sequence[dict], assets: str | Path) -> None:
