@@ -113,9 +113,11 @@ def test_the_star_is_drawn_only_where_the_front_was_evaluated(browser, app):  # 
 def test_the_keyboard_moves_the_preference_the_chat_uses(browser, app):  # noqa: F811
     with app_page(browser, at(app[1], "tiny-random")) as page:
         rng = page.locator("#pa-w0 input[type=range]")
-        rng.focus()
-        for _ in range(10):
+        for _ in range(10):  # one press at a time, each seen by the slider (a loaded machine drops a burst)
+            before = rng.input_value()
+            rng.focus()
             rng.press("ArrowRight")
+            page.wait_for_function("v => document.querySelector('#pa-w0 input[type=range]').value !== v", arg=before)
         wait_w_text(page, "harmless 0.6")
         send(page, "Hello")
         wait_answers(page, 1)
