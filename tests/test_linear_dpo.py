@@ -70,3 +70,46 @@ def test_family_generates_per_row(ls_run):
     policy = load_policy(ls_run[1])
     out = policy.generate(["Hi.", "Hi.", "Hi."], [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]], GenerationSettings(max_new_tokens=3))
     assert len(out) == 3
+
+
+def test_each_grid_point_trains_its_weighted_sum_on_both_objectives_from_the_base(tmp_path, tiny_base, pref_jsonl,
+                                                                                 monkeypatch):
+    """The trainer itself: each point's run trains sum_i w_i DPO_i (train.beta, reference theta_0) on every
+    objective's own pairs, from theta_0; a zero weight's objective is not even evaluated."""
+    from trainer_spies import dpo_losses, nearly, pair_texts, probe_logits, record_runs
+    from transformers import AutoTokenizer
+
+    from paretoapp.trainers.config import load_config
+
+    names = list(OBJECTIVES)
+    points = {"linear-w25-75": [0.25, 0.75], "linear-w100-0": [1.0, 0.0]}
+
+    def oracle(run, model, batch, metrics):
+        each = [float(dpo_losses(model, batch[n], 0.3).mean()) for n in names]
+        w = points[run.name]
+        return {"loss": sum(a * b for a, b in zip(w, each)), "w_reversed": sum(a * b for a, b in zip(w[::-1], each))}
+
+    path = write_config(tmp_path / "ls.yaml", tiny_base, pref_jsonl, tmp_path / "run", grid=list(points.values()),
+                        train={"learning_rate": 5e-2, "max_steps": 3, "batch_size": 3, "beta": 0.3})
+    rec = record_runs(monkeypatch, oracle)
+    linear_dpo.train(load_config(linear_dpo.LinearDPOConfig, str(path)))
+    assert rec.names() == list(points)
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    base, _ = load_base(str(tiny_base))
+    for run in rec.runs:
+        w = points[run.name]
+        assert all(set(row) == set(names) for row in run.rows)
+        for n in names:
+            assert sorted((r[n]["prompt"], r[n]["chosen"].strip(), r[n]["rejected"].strip()) for r in run.rows) == \
+                sorted(PAIRS[n])
+        for step in run.steps:
+            for n in names:
+                assert set(pair_texts(tok, step.batch[n])) <= set(PAIRS[n])
+            assert nearly(step.loss, step.expected["loss"]), (run.name, step.loss, step.expected)
+        torch.testing.assert_close(run.start_logits, probe_logits(base))
+        assert {c.kwargs["beta"] for c in rec.calls_of("dpo_loss", run.name)} == {0.3}
+        kept = [v for v in w if v != 0.0]
+        scalarised = rec.calls_of("scalarise", run.name)
+        assert len(scalarised) == 3 and all(c.args[1].tolist() == kept and c.args[2] == "linear" for c in scalarised)
+        assert len(rec.calls_of("dpo_loss", run.name)) == 3 * len(kept)
+    assert max(abs(s.expected["loss"] - s.expected["w_reversed"]) for s in rec["linear-w25-75"].steps) > 1e-3
