@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from trainer_checks import adapter_delta, assert_deltas_close, family_delta
 from trainer_fixtures import *  # noqa: F401,F403
-from trainer_fixtures import write_config
+from trainer_fixtures import PAIRS, write_config
 
 from paretoapp.family import Family
 from paretoapp.trainers import paretohqd as hqd
@@ -165,3 +165,91 @@ def test_family_generates_per_row(hqd_run):
     from paretoapp.generate import GenerationSettings, load_policy
     out = load_policy(hqd_run[1]).generate(["Hi.", "Hi."], [[1.0, 0.0], [0.2, 0.8]], GenerationSettings(max_new_tokens=3))
     assert len(out) == 2
+
+
+def test_the_trainer_trains_each_direction_on_its_own_selection_from_the_right_weights(tmp_path, tiny_base,
+                                                                                     pref_jsonl, monkeypatch):
+    """The trainer itself. Stage 1: each direction's SFT (loss on the response only) from theta_0 on the data
+    points selected for it. Stage 2: every sampling preference answers with the stage-1 model of its nearest
+    direction; each direction continues its own stage-1 adapter on its own selection of those answers."""
+    import torch
+    from trainer_checks import base_state
+    from trainer_spies import probe_logits, prompt_texts, record_runs, response_texts, sft_nll
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from paretoapp.bank import PreferenceBank
+    from paretoapp.generate import Policy
+
+    def oracle(run, model, batch, metrics):
+        return {"loss": sft_nll(model, batch), "with_prompt": sft_nll(model, batch, "attention_mask")}
+
+    generated = []
+    generate = Policy.generate
+
+    def recording_generate(self, prompts, ws, *args, **kwargs):
+        out = generate(self, prompts, ws, *args, **kwargs)
+        generated.append((self.family, list(prompts), [[float(v) for v in w] for w in ws], list(out)))
+        return out
+
+    monkeypatch.setattr(Policy, "generate", recording_generate)
+    path = write_config(tmp_path / "hqd.yaml", tiny_base, pref_jsonl, tmp_path / "run", preferences=PREFS,
+                        n_per_preference=3, n_layers=2, n_stage2_prompts=2, max_new_tokens=6,
+                        stage2_per_preference=2, train={"max_steps": 2, "batch_size": 3, "learning_rate": 5e-2})
+    cfg = load_config(hqd.ParetoHqDConfig, str(path))
+    rec = record_runs(monkeypatch, oracle)
+    hqd.train(cfg, scorers=[length_scorer, vowel_scorer])
+    labels = [hqd.point_label(w) for w in PREFS]
+    assert rec.names() == [f"hqd-stage1-{x}" for x in labels] + [f"hqd-stage2-{x}" for x in labels]
+
+    # the data pool: every distinct (prompt, response) of both objectives' pairs, scored by the test
+    pool = []
+    for objective in ("helpful", "harmless"):
+        for p, c, r in PAIRS[objective]:
+            pool += [row for row in ({"prompt": p, "response": " " + c}, {"prompt": p, "response": " " + r})
+                     if row not in pool]
+
+    def scores(rows):
+        return np.array([[length_scorer([], [r["response"]])[0], vowel_scorer([], [r["response"]])[0]] for r in rows])
+
+    s1 = scores(pool)
+    lo, hi = s1.min(axis=0), s1.max(axis=0)
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    base = AutoModelForCausalLM.from_pretrained(tiny_base)
+
+    def check_sft_run(run, rows):
+        assert [(r["prompt"], r["response"]) for r in run.rows] == [(r["prompt"], r["response"]) for r in rows]
+        want = {(r["prompt"].strip(), r["response"].strip()) for r in rows}
+        for step in run.steps:
+            assert set(zip(prompt_texts(tok, step.batch), response_texts(tok, step.batch))) <= want
+            assert abs(step.loss - step.expected["loss"]) < 1e-4 * max(1.0, step.expected["loss"])
+        assert max(abs(s.expected["loss"] - s.expected["with_prompt"]) for s in run.steps) > 1e-3
+        assert run.trainable and all(".default." in n for n in run.trainable)
+
+    selected = hqd.select_for_directions(s1, PREFS, 3, 2)
+    assert len({tuple(idx) for idx in selected}) == 3  # the directions' selections differ: a swap would show
+    for label, idx in zip(labels, selected):
+        run = rec[f"hqd-stage1-{label}"]
+        check_sft_run(run, [pool[i] for i in idx])
+        torch.testing.assert_close(run.start_logits, probe_logits(base))
+
+    # stage 2's answers: each sampling preference from the stage-1 model of its nearest direction
+    stage1 = {label: adapter_delta(tiny_base, cfg.adapters_path / f"hqd-stage1-{label}" / "adapter") for label in labels}
+    rows = [(p, w, t) for family, prompts, ws, out in generated for p, w, t in zip(prompts, ws, out)]
+    assert sorted({tuple(w) for _, w, _ in rows}) == sorted(tuple(w) for w in hqd.default_sample_preferences(2))
+    theta0 = base_state(tiny_base)
+    for family, _, ws, _ in generated:
+        for w in {tuple(w) for w in ws}:
+            nearest = labels[int(np.argmin([np.linalg.norm(np.subtract(w, p)) for p in PREFS]))]
+            merged = PreferenceBank(AutoModelForCausalLM.from_pretrained(tiny_base), family).merged_state_dict(list(w))
+            assert_deltas_close({k: merged[k] - theta0[k] for k in theta0}, stage1[nearest])
+    samples = [json.loads(line) for line in (Path(cfg.output_dir) / "stage2_samples.jsonl").read_text().splitlines()]
+    assert [(s["prompt"], s["sampled_at"], s["response"]) for s in samples] == rows
+
+    selected = hqd.select_for_directions(scores(samples), PREFS, 2, 2, lo, hi)
+    assert len({tuple(idx) for idx in selected}) > 1
+    for label, idx in zip(labels, selected):
+        run = rec[f"hqd-stage2-{label}"]
+        check_sft_run(run, [samples[i] for i in idx])
+        start = AutoModelForCausalLM.from_pretrained(tiny_base)
+        start.load_state_dict({k: theta0[k] + stage1[label][k] for k in theta0})
+        torch.testing.assert_close(run.start_logits, probe_logits(start), atol=1e-4, rtol=1e-4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -9,8 +10,8 @@ import pytest
 import torch
 from trainer_checks import adapter_delta, assert_deltas_close, base_state, family_delta
 from trainer_fixtures import *  # noqa: F401,F403
-from trainer_fixtures import write_config
-from transformers import AutoModelForCausalLM
+from trainer_fixtures import PAIRS, write_config
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from paretoapp.bank import PreferenceBank
 from paretoapp.family import Family
@@ -272,3 +273,70 @@ def test_cli_with_registry_scorers(tmp_path, tiny_base, pref_jsonl, peo_run):
     m = Family.load(family_dir).manifest
     assert m.training["search"]["scorers"] == ["length_words", "refusal"]
     assert json.loads((cfg.adapters_path / "helpful-dpo" / "done.json").read_text())["step"] == 3
+
+
+@contextlib.contextmanager
+def _generalist_off(model):
+    """The phase-2 start: the experts at their gains, the generalist's correction switched off."""
+    from peft.tuners.lora import LoraLayer
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer) and "generalist" in m.scaling]
+    saved = [m.scaling["generalist"] for m in layers]
+    for m in layers:
+        m.scaling["generalist"] = 0.0
+    try:
+        yield
+    finally:
+        for m, s in zip(layers, saved):
+            m.scaling["generalist"] = s
+
+
+@pytest.mark.parametrize("reference", ["base", "init"])
+def test_the_trainer_runs_both_phases_on_the_right_data_weights_and_reference(tmp_path, tiny_base, pref_jsonl,
+                                                                             monkeypatch, reference):
+    """The trainer itself: phase 1 is DPO on each objective's pairs from theta_0; phase 2 starts at
+    theta_0 + a delta_1 + (1-a) delta_2, trains only its own correction, on both objectives' pairs, with the
+    generalist's beta, against theta_0 (or, ``generalist_reference: init``, against that start)."""
+    from trainer_spies import adapters_off, dpo_losses, nearly, pair_texts, probe_logits, record_runs
+
+    from paretoapp.trainers.lora import load_base
+
+    ref_ctx = adapters_off if reference == "base" else _generalist_off
+    other_ctx = _generalist_off if reference == "base" else adapters_off
+
+    def oracle(run, model, batch, metrics):
+        if run.name == "generalist":
+            return {"loss": float(dpo_losses(model, batch, 0.2, reference=ref_ctx).mean()),
+                    "other_reference": float(dpo_losses(model, batch, 0.2, reference=other_ctx).mean())}
+        return {"loss": float(dpo_losses(model, batch, 0.3).mean())}
+
+    fast = {"learning_rate": 5e-2, "max_steps": 3, "batch_size": 3, "beta": 0.3}
+    cfg = _config(tmp_path, tiny_base, pref_jsonl, train=fast, generalist_reference=reference,
+                  generalist_train={**fast, "beta": 0.2, "max_steps": 4, "progress": False})
+    rec = record_runs(monkeypatch, oracle)
+    peo.train(cfg, scorers=[length_scorer, vowel_scorer])
+    assert rec.names() == ["helpful-dpo", "harmless-dpo", "generalist"]
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    base, _ = load_base(str(tiny_base))
+    for name, objective in (("helpful-dpo", "helpful"), ("harmless-dpo", "harmless")):
+        run = rec[name]
+        assert sorted((r["prompt"], r["chosen"].strip(), r["rejected"].strip()) for r in run.rows) == \
+            sorted(PAIRS[objective])
+        torch.testing.assert_close(run.start_logits, probe_logits(base))
+        assert all(nearly(s.loss, s.expected["loss"]) for s in run.steps) and len(run.steps) == 3
+
+    g = rec["generalist"]
+    both = PAIRS["helpful"] + PAIRS["harmless"]
+    assert sorted((r["prompt"], r["chosen"].strip(), r["rejected"].strip()) for r in g.rows) == sorted(both)
+    seen = [t for s in g.steps for t in pair_texts(tok, s.batch)]
+    assert sorted(seen) == sorted(both)  # four steps of three pairs: the whole epoch, both objectives
+    d1 = adapter_delta(tiny_base, cfg.adapters_path / "helpful-dpo" / "adapter")
+    d2 = adapter_delta(tiny_base, cfg.adapters_path / "harmless-dpo" / "adapter")
+    theta0 = base_state(tiny_base)
+    start = AutoModelForCausalLM.from_pretrained(tiny_base)
+    start.load_state_dict({k: theta0[k] + 0.3 * d1[k] + 0.7 * d2[k] for k in theta0})
+    torch.testing.assert_close(g.start_logits, probe_logits(start), atol=1e-4, rtol=1e-4)
+    assert g.trainable and all(".generalist." in n for n in g.trainable)
+    assert {c.kwargs["beta"] for c in rec.calls_of("dpo_loss", "generalist")} == {0.2}
+    for step in g.steps:
+        assert nearly(step.loss, step.expected["loss"]), (step.loss, step.expected)
+    assert max(abs(s.expected["loss"] - s.expected["other_reference"]) for s in g.steps) > 1e-3
