@@ -199,3 +199,77 @@ def test_callable_scorers(tmp_path, tiny_base, pref_jsonl):
     cfg.train.max_steps = 1
     family = upo.train(cfg, scorers=[shortness])
     assert Family.load(family).manifest.training["scorers"] == ["length_words"]
+
+
+def words(prompts, responses):
+    return [float(len(r.split())) for r in responses]
+
+
+def vowel_cost(prompts, responses):
+    return [float(sum(ch in "aeiou" for ch in r)) for r in responses]
+
+
+vowel_cost.higher_is_better = False  # the scorer's own direction: fewer vowels is better
+
+
+def _kto(model, batch, beta):
+    """KTO (TRL's form) from the logits: z from the batch's mismatched rows, clamped at 0, no gradient."""
+    from trainer_spies import adapters_off, logps
+    policy, kl_policy = logps(model, batch), logps(model, batch["kl"])
+    with adapters_off(model):
+        ref, kl_ref = logps(model, batch), logps(model, batch["kl"])
+    z = (kl_policy - kl_ref).mean().clamp(min=0)
+    n = len(policy) // 2
+    r = policy - ref
+    return float(torch.cat([1 - torch.sigmoid(beta * (r[:n] - z)), 1 - torch.sigmoid(beta * (z - r[n:]))]).mean())
+
+
+@pytest.mark.parametrize("preference_loss", ["dpo", "kto"])
+def test_the_trainer_weighs_the_likelihood_by_oriented_auxiliary_advantages(tmp_path, tiny_base, pref_jsonl,
+                                                                           monkeypatch, preference_loss):
+    """The trainer itself, at w = (0.2, 0.5, 0.3): the preference loss (train.beta, reference theta_0) on the
+    objective's pairs minus gamma(w) * sum_b softmax_b(A_b / tau) * mean log pi(y_b | x_b), A = a . c(w), each
+    a_j z-scored over the data and oriented: a lower-is-better objective (by the config or by the scorer) is
+    negated."""
+    import numpy as np
+    from trainer_spies import dpo_losses, logps, nearly, pair_texts, probe_logits, record_runs, response_texts
+    from transformers import AutoTokenizer
+
+    responses = [" " + c for _, c, _ in PAIRS["helpful"]] + [" " + r for _, _, r in PAIRS["helpful"]]
+    raw = -np.array([words([], responses), vowel_cost([], responses)]).T  # both lower-is-better: negated
+    aux = dict(zip([r.strip() for r in responses], ((raw - raw.mean(axis=0)) / raw.std(axis=0)).tolist()))
+    gamma, c, tau = 2.0 * 0.8, [0.5 / 0.8, 0.3 / 0.8], 0.5
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+
+    def oracle(run, model, batch, metrics):
+        a = torch.tensor([aux[t] for t in response_texts(tok, batch)])
+        logp = logps(model, batch, average=True)
+
+        def awr(sign):
+            return float((torch.softmax(sign * (a @ torch.tensor(c)) / tau, dim=0) * logp).sum())
+
+        pref = float(dpo_losses(model, batch, 0.3).mean()) if preference_loss == "dpo" else _kto(model, batch, 0.3)
+        return {"loss": pref - gamma * awr(1.0), "unoriented": pref - gamma * awr(-1.0), "aux": a}
+
+    path = write_config(tmp_path / "upo.yaml", tiny_base, pref_jsonl, tmp_path / "run",
+                        objectives=[{"name": "helpful", "data": {"source": str(pref_jsonl)}}],
+                        auxiliary=[{"name": "short", "scorer": "length_words", "higher_is_better": False},
+                                   {"name": "plain", "scorer": "vowels"}],
+                        grid=[[0.2, 0.5, 0.3]], gamma=2.0, tau=tau, preference_loss=preference_loss,
+                        train={"max_steps": 3, "batch_size": 3, "learning_rate": 5e-2, "beta": 0.3})
+    rec = record_runs(monkeypatch, oracle)
+    upo.train(load_config(upo.UPOConfig, str(path)), scorers=[words, vowel_cost])
+    run = rec["upo-w20-50-30"]
+    assert sorted((r["prompt"], r["chosen"].strip(), r["rejected"].strip()) for r in run.rows) == \
+        sorted(PAIRS["helpful"])
+    for row in run.rows:
+        assert row["aux_chosen"] == pytest.approx(aux[row["chosen"].strip()])
+        assert row["aux_rejected"] == pytest.approx(aux[row["rejected"].strip()])
+    base, _ = load_base(str(tiny_base))
+    torch.testing.assert_close(run.start_logits, probe_logits(base))
+    for step in run.steps:
+        assert set(pair_texts(tok, step.batch)) <= set(PAIRS["helpful"])
+        torch.testing.assert_close(step.batch["aux"], step.expected["aux"].float(), atol=1e-5, rtol=1e-5)
+        assert nearly(step.loss, step.expected["loss"]), (step.loss, step.expected)
+    assert max(abs(s.expected["loss"] - s.expected["unoriented"]) for s in run.steps) > 1e-3
+    assert {c.kwargs["beta"] for c in rec.calls_of(f"{preference_loss}_loss", run.name)} == {0.3}
