@@ -236,6 +236,10 @@ def test_the_tchebycheff_rule_reaches_the_concave_part_of_the_front():
     assert cheb["chosen_candidate"] == [0, 0, 1, 3, 3] and cheb["anchor_rule"] == "tchebycheff"
     _, _, fine = peo.choose_anchors(scores, cands, step=0.1, extrapolate=0.0, rule="tchebycheff")
     assert set(fine["chosen_candidate"]) == {0, 1, 2, 3}
+    # the rule sees the scores min-max normalised per objective: an offset per objective changes nothing (it
+    # does under Tchebycheff if the minimum were added instead of subtracted: the ideal point would move)
+    _, _, shifted = peo.choose_anchors(scores + [100.0, -50.0], cands, step=0.1, extrapolate=0.0, rule="tchebycheff")
+    assert shifted["chosen_candidate"] == fine["chosen_candidate"]
     np.testing.assert_allclose(gains[2], cands[1])
     with pytest.raises(ConfigError, match="anchor_rule"):
         peo.anchor_choice(np.eye(2), np.array([0.5, 0.5]), "nearest")
