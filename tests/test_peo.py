@@ -28,9 +28,9 @@ def vowel_scorer(prompts, responses):
 
 
 def _config(tmp, tiny_base, pref_jsonl, **extra):
-    path = write_config(tmp / "peo.yaml", tiny_base, pref_jsonl, tmp / "run", alpha=0.3,
-                        coef_generalist=[0.0, 1.0, 2.0], coef_objective=[0.0, 1.0], n_eval_prompts=2,
-                        max_new_tokens=3, anchor_step=0.25, extrapolate=0.5, **extra)
+    settings = {"alpha": 0.3, "coef_generalist": [0.0, 1.0, 2.0], "coef_objective": [0.0, 1.0], "n_eval_prompts": 2,
+                "max_new_tokens": 3, "anchor_step": 0.25, "extrapolate": 0.5, **extra}
+    path = write_config(tmp / "peo.yaml", tiny_base, pref_jsonl, tmp / "run", **settings)
     return load_config(peo.PEOConfig, str(path))
 
 
@@ -58,6 +58,13 @@ def test_generalist_starts_at_the_interpolation(tmp_path, tiny_base, pref_jsonl,
             torch.testing.assert_close(model(input_ids=ids).logits, plain(input_ids=ids).logits, atol=1e-4, rtol=1e-4)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(".generalist." in n for n in trainable)
+    # the "init" reference switches the correction off for the reference forward only
+    from peft.tuners.lora import LoraLayer
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    before = [dict(m.scaling) for m in layers]
+    with peo.interpolated_start(model):
+        assert all(m.scaling["generalist"] == 0.0 for m in layers)
+    assert [dict(m.scaling) for m in layers] == before and before[0]["generalist"] == 2.0  # alpha / r = 4 / 2
 
 
 def test_trained_generalist_in_the_bank(peo_run, tiny_base):
@@ -344,3 +351,85 @@ def test_the_trainer_runs_both_phases_on_the_right_data_weights_and_reference(tm
     for step in g.steps:
         assert nearly(step.loss, step.expected["loss"]), (step.loss, step.expected)
     assert max(abs(s.expected["loss"] - s.expected["other_reference"]) for s in g.steps) > 1e-3
+
+
+def test_bad_settings_are_named_and_the_edges_accepted(tmp_path, tiny_base, pref_jsonl):
+    def config(**extra):
+        return _config(tmp_path, tiny_base, pref_jsonl, **extra)
+
+    three = [{"name": n, "data": {"source": str(pref_jsonl), "objective": "helpful"}} for n in ("a", "b", "c")]
+    for bad, message in ((dict(objectives=three), "PEO is bi-factorial: give exactly 2 objectives, got 3"),
+                         (dict(generalist_reference="start"), "generalist_reference must be one of ('base', 'init')"),
+                         (dict(anchor_step=0.0), "need 0 < anchor_step <= 0.5 and extrapolate >= 0"),
+                         (dict(anchor_step=0.6), "need 0 < anchor_step <= 0.5 and extrapolate >= 0"),
+                         (dict(extrapolate=-0.1), "need 0 < anchor_step <= 0.5 and extrapolate >= 0"),
+                         (dict(max_degenerate_rate=1.5), "max_degenerate_rate must be in [0, 1] or null, got 1.5"),
+                         (dict(max_degenerate_rate=-0.5), "max_degenerate_rate must be in [0, 1] or null, got -0.5"),
+                         (dict(anchor_rule="nearest"),
+                          "anchor_rule must be one of ('linear', 'tchebycheff'), got 'nearest'"),
+                         (dict(n_eval_prompts=0), "n_eval_prompts must be at least 1, got 0")):
+        with pytest.raises(ConfigError) as e:
+            config(**bad)
+        assert str(e.value) == message
+    for edge in (dict(anchor_step=0.5, extrapolate=0.0, max_degenerate_rate=0.0, n_eval_prompts=1,
+                      generalist_reference="init", anchor_rule="tchebycheff"), dict(max_degenerate_rate=1.0)):
+        cfg = config(**edge)
+        assert all(getattr(cfg, k) == v for k, v in edge.items())
+
+
+def test_phase_two_is_truncated_evaluated_reused_and_refused(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    """The generalist's run: its own truncation settings, the held-out pairs evaluated (not trained on), a
+    finished run reused with the same settings (run.json) and refused with others."""
+    from trainer_fixtures import OBJECTIVES
+    from trainer_spies import record_runs
+
+    data = {"source": str(pref_jsonl), "eval_fraction": 0.34}
+
+    def config(alpha=0.3):
+        return _config(tmp_path, tiny_base, pref_jsonl, objectives=[{"name": o, "data": data} for o in OBJECTIVES],
+                       overwrite=True, train={"max_steps": 1, "batch_size": 2}, alpha=alpha,
+                       generalist_train={"max_steps": 2, "batch_size": 2, "max_length": 9, "max_prompt_length": 4,
+                                         "progress": False, "log_every": 1, "beta": 0.2})
+
+    rec = record_runs(monkeypatch)
+    cfg = config()
+    peo.train(cfg, scorers=[length_scorer, vowel_scorer])
+    g = rec["generalist"]
+    assert len(g.rows) == 8  # four of each objective's six pairs; two of each held out
+    for step in g.steps:
+        real = step.batch["attention_mask"].sum(-1)
+        assert real.max() == 9 and (real - step.batch["completion_mask"].sum(-1)).max() == 4
+    final = [json.loads(line) for line in (g.run_dir / "metrics.jsonl").read_text().splitlines()][-1]
+    assert final["final"] and "eval_loss" in final
+    saved = json.loads((g.run_dir / "run.json").read_text())
+    assert saved["alpha"] == 0.3 and saved["reference"] == "base" and saved["base_model"] == str(tiny_base)
+    assert saved["experts"] == [str((cfg.adapters_path / f"{o}-dpo" / "adapter").resolve()) for o in OBJECTIVES]
+    assert [d["objective"] for d in saved["data"]] == list(OBJECTIVES) and saved["train"]["beta"] == 0.2
+    assert saved["lora"]["r"] == 2 and "progress" not in saved["train"]
+    n = len(rec.runs)
+    peo.train(config(), scorers=[length_scorer, vowel_scorer])
+    assert len(rec.runs) == n  # every phase reused
+    with pytest.raises(ConfigError, match=r"different settings \(alpha\)"):
+        peo.train(config(alpha=0.4), scorers=[length_scorer, vowel_scorer])
+
+
+def test_search_prompts_come_from_the_file_or_the_held_out_pairs(tmp_path, tiny_base, pref_jsonl, caplog):
+    from trainer_fixtures import OBJECTIVES, PAIRS
+
+    txt = tmp_path / "p.txt"
+    txt.write_text("First?\n\n  Second?  \nThird?\n")
+    cfg = _config(tmp_path, tiny_base, pref_jsonl, eval_prompts=str(txt))
+    assert peo.eval_prompts(cfg) == ["First?", "Second?"]
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in ("A?", "A?", "\n\nHuman: Hi\n\nAssistant:")))
+    cfg = _config(tmp_path, tiny_base, pref_jsonl, eval_prompts=str(jsonl), n_eval_prompts=5)
+    with caplog.at_level("WARNING"):
+        assert peo.eval_prompts(cfg) == ["A?", [{"role": "user", "content": "Hi"}]]  # unique, HH as a chat
+    assert "only 2 prompts for n_eval_prompts = 5" in caplog.text
+    held = {"source": str(pref_jsonl), "eval_fraction": 0.34}
+    cfg = _config(tmp_path, tiny_base, pref_jsonl, n_eval_prompts=16,
+                  objectives=[{"name": o, "data": held} for o in OBJECTIVES])
+    got = peo.eval_prompts(cfg)
+    assert len(got) == 4 and set(got) < {p for o in OBJECTIVES for p, _, _ in PAIRS[o]}  # two held out per objective
+    cfg = _config(tmp_path, tiny_base, pref_jsonl, n_eval_prompts=16)
+    assert peo.eval_prompts(cfg) == [p for o in OBJECTIVES for p, _, _ in PAIRS[o]]  # none held out: the pairs'
