@@ -273,3 +273,85 @@ def test_the_trainer_weighs_the_likelihood_by_oriented_auxiliary_advantages(tmp_
         assert nearly(step.loss, step.expected["loss"]), (step.loss, step.expected)
     assert max(abs(s.expected["loss"] - s.expected["unoriented"]) for s in run.steps) > 1e-3
     assert {c.kwargs["beta"] for c in rec.calls_of(f"{preference_loss}_loss", run.name)} == {0.3}
+
+
+def _upo(tmp_path, tiny_base, pref_jsonl, **extra):
+    settings = {"objectives": [{"name": "helpful", "data": {"source": str(pref_jsonl)}}],
+                "auxiliary": [{"name": "short", "scorer": "length_words", "higher_is_better": False}],
+                "grid": [[0.0, 1.0]], "gamma": 2.0, "train": {"max_steps": 2, "batch_size": 3}, **extra}
+    return load_config(upo.UPOConfig, str(write_config(tmp_path / "upo.yaml", tiny_base, pref_jsonl, tmp_path / "run",
+                                                       **settings)))
+
+
+def test_bad_settings_are_named_and_the_edges_accepted(tmp_path, tiny_base, pref_jsonl):
+    from paretoapp.trainers.config import ConfigError
+
+    two = [{"name": n, "data": {"source": str(pref_jsonl), "objective": n}} for n in ("helpful", "harmless")]
+    for bad, message in (
+            (dict(objectives=two), "UPO takes exactly one preference objective (with pairs) in 'objectives:'; "
+                                   "designer objectives go in 'auxiliary:' with a scorer each"),
+            (dict(auxiliary=[]), "UPO needs at least one auxiliary objective: auxiliary: [{name: ..., scorer: ...}]"),
+            (dict(likelihood="max"), "need likelihood in (mean, sum), tau > 0 and gamma >= 0"),
+            (dict(tau=0.0), "need likelihood in (mean, sum), tau > 0 and gamma >= 0"),
+            (dict(gamma=-1.0), "need likelihood in (mean, sum), tau > 0 and gamma >= 0"),
+            (dict(preference_loss="ipo"), "preference_loss must be one of ('dpo', 'kto'), got 'ipo'"),
+            (dict(gate_mode="both"), "gate_mode must be 'nearest' or 'interpolate', got 'both'"),
+            (dict(grid=[[0.5, 0.6]]), "preference points must lie on the simplex")):
+        with pytest.raises(ConfigError) as e:
+            _upo(tmp_path, tiny_base, pref_jsonl, **bad)
+        assert str(e.value).startswith(message)
+    cfg = _upo(tmp_path, tiny_base, pref_jsonl, gamma=0.0, likelihood="sum", gate_mode="nearest", grid=None,
+               grid_resolution=1)
+    assert (cfg.gamma, cfg.likelihood, cfg.k) == (0.0, "sum", 2)
+    assert upo.weights_for([1.0 - 1e-13, 1e-13], 2.0) == (0.0, [0.0])  # the plain-preference vertex, to rounding
+
+
+def test_summed_likelihood_unnormalised_scores_held_out_pairs_and_reuse(tmp_path, tiny_base, pref_jsonl,
+                                                                         monkeypatch):
+    """likelihood: sum and normalise: false reach the loss; the held-out pairs are scored with the training
+    statistics and evaluated; the family records both; a finished point is reused, a changed one refused."""
+    import numpy as np
+    from trainer_spies import dpo_losses, logps, nearly, record_runs, response_texts
+    from transformers import AutoTokenizer
+
+    from paretoapp.trainers.config import ConfigError
+
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+
+    def oracle(run, model, batch, metrics):
+        a = -torch.tensor([float(len(t.split())) for t in response_texts(tok, batch)])  # oriented, not z-scored
+        awr = float((torch.softmax(a / 0.5, dim=0) * logps(model, batch)).sum())
+        return {"loss": float(dpo_losses(model, batch, 0.1).mean()) - 2.0 * awr}
+
+    data = {"source": str(pref_jsonl), "eval_fraction": 0.34}
+    settings = dict(objectives=[{"name": "helpful", "data": data}], likelihood="sum", normalise=False, tau=0.5,
+                    train={"max_steps": 2, "batch_size": 2, "learning_rate": 5e-2}, overwrite=True)
+    rec = record_runs(monkeypatch, oracle)
+    m = Family.load(upo.train(_upo(tmp_path, tiny_base, pref_jsonl, **settings))).manifest
+    run = rec["upo-w0-100"]
+    assert len(run.rows) == 4
+    for step in run.steps:
+        assert nearly(step.loss, step.expected["loss"]), (step.loss, step.expected)
+    final = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()][-1]
+    assert final["final"] and {"eval_loss", "eval_awr_loglik", "eval_dpo_loss"} <= set(final)
+    assert m.training["aux_normalisation"] == {} and m.training["likelihood"] == "sum"
+    assert m.training["weights"] == {"w0-100": {"gamma": 2.0, "c": [1.0]}} and m.training["tau"] == 0.5
+    saved = json.loads((run.run_dir / "run.json").read_text())
+    assert (saved["w"], saved["gamma"], saved["c"], saved["tau"]) == ([0.0, 1.0], 2.0, [1.0], 0.5)
+    assert (saved["likelihood"], saved["normalise"], saved["scorers"]) == ("sum", False, ["length_words"])
+    assert "preference_loss" not in saved  # a DPO run's recipe as before the option existed
+
+    # z-scored: the held-out rows with the training rows' mean and std
+    cfg = _upo(tmp_path, tiny_base, pref_jsonl, objectives=[{"name": "helpful", "data": data}])
+    scorer = upo._Directed(lambda p, r: [float(len(x.split())) for x in r], False)
+    train_rows, eval_rows, stats = upo.scored_data(cfg, [scorer])
+    words = -np.array([len(r[k].split()) for r in train_rows for k in ("chosen", "rejected")], dtype=float)
+    assert stats == {"mean": [words.mean()], "std": [words.std()]}
+    for row in eval_rows:
+        assert row["aux_chosen"] == pytest.approx([(-len(row["chosen"].split()) - words.mean()) / words.std()])
+
+    n = len(rec.runs)
+    upo.train(_upo(tmp_path, tiny_base, pref_jsonl, **settings))
+    assert len(rec.runs) == n
+    with pytest.raises(ConfigError, match=r"different settings \(tau\)"):
+        upo.train(_upo(tmp_path, tiny_base, pref_jsonl, **{**settings, "tau": 0.7}))
