@@ -100,6 +100,17 @@ def test_anchor_family_in_sample_and_extrapolated(peo_run, tiny_base):
         assert c in search["nondominated"]
         got = m.gate.block_gains(torch.tensor([[w1, 1 - w1]], dtype=torch.float64))[0].tolist()
         assert got == pytest.approx(cands[c])
+    # the trainer's choice, recomputed from its recorded scores: the non-dominated candidates, min-max
+    # normalised per objective over them, and each anchor the argmax of w . normalised (the linear rule)
+    s = np.array(search["scores"])
+    nd = [i for i in range(len(s)) if not any(np.all(s[j] >= s[i]) and np.any(s[j] > s[i]) for j in range(len(s)))]
+    assert sorted(search["nondominated"]) == nd and search["anchor_rule"] == cfg.anchor_rule == "linear"
+    lo, hi = s[nd].min(axis=0), s[nd].max(axis=0)
+    norm = (s - lo) / np.where(hi > lo, hi - lo, 1.0)
+    assert search["in_sample_w1"] == [0.0, 0.25, 0.5, 0.75, 1.0]  # anchor_step 0.25
+    for w1, c in zip(search["in_sample_w1"], search["chosen_candidate"]):
+        w = np.array([w1, 1 - w1])
+        assert norm[c] @ w == pytest.approx(max(norm[i] @ w for i in nd))
     # beyond a vertex the gains continue along g(1) - g(0)
     def g(w1):
         return m.gate.block_gains(torch.tensor([[w1, 1 - w1]], dtype=torch.float64))[0].numpy()

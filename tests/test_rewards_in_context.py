@@ -152,6 +152,7 @@ def test_conditioning_bounds_from_the_config(tmp_path, tiny_base, pref_jsonl):
                                                "now the released code's 'linf'"),
                          (dict(mapping="l3"), "mapping must be one of ('linear', 'l2', 'linf'), got 'l3'"),
                          (dict(responses="all"), "responses must be 'both' or 'chosen'"),
+                         (dict(raw_decimals=-1), "raw_decimals must be 0 or more (or null: no rounding), got -1"),
                          (dict(tags=["<a>"]), "tags needs one value per objective (2), got ['<a>']"),
                          (dict(target_high=[1.0, 2.0, 3.0]), "target_high needs one value per objective (2), got "
                                                              "[1.0, 2.0, 3.0]")):
