@@ -133,6 +133,8 @@ def test_a_default_grid_the_interpolating_gate_and_bad_settings(tmp_path, tiny_b
         cfg(gate_mode="both")
     with pytest.raises(ConfigError, match="must lie on the simplex"):
         cfg(grid=[[0.5, 0.6]])
+    with pytest.raises(ConfigError, match=r"^grid_resolution must be at least 1, got 0$"):  # at load, not at train
+        cfg(grid_resolution=0)
     rec = record_runs(monkeypatch)
     family_dir = linear_dpo.train(cfg(gate_mode="interpolate", grid_resolution=2))
     assert rec.names() == ["linear-w100-0", "linear-w50-50", "linear-w0-100"]
