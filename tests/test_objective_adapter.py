@@ -126,3 +126,21 @@ def test_an_sft_run_trains_on_the_chosen_responses_only(tmp_path, tiny_base, pre
     torch.testing.assert_close(run.start_logits, base_logits(tiny_base))
     assert_steps_match(run, other="with_prompt")
     assert len(rec.calls_of("sft_loss", run.name)) == 3 and not rec.calls_of("dpo_loss")
+
+
+def test_an_sft_run_truncates_as_configured(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    """train.max_prompt_length keeps the prompt's last tokens and train.max_length cuts the response: every SFT
+    row is at most max_length real tokens, its prompt at most max_prompt_length, the loss on what is left of the
+    chosen answer (its start)."""
+    cfg = _cfg(tmp_path, tiny_base, pref_jsonl, max_length=9, max_prompt_length=4)
+    rec = record_runs(monkeypatch)
+    objective_adapter.train_objective_adapter(cfg, cfg.objectives[1], "sft")
+    run = rec["harmless-sft"]
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    chosen = [c for _, c, _ in PAIRS["harmless"]]
+    for step in run.steps:
+        real = step.batch["attention_mask"].sum(-1)
+        prompt = real - step.batch["completion_mask"].sum(-1)
+        assert real.max() == 9 and prompt.max() == 4 and prompt.min() >= 1
+        for response in response_texts(tok, step.batch):
+            assert response and any(c.startswith(response) and c != response for c in chosen), response

@@ -64,6 +64,65 @@ def test_hh_layout_splits_the_transcript(tmp_path):
     assert pair["prompt"][-1] == {"role": "user", "content": "help me"} and pair["chosen"] == "Sure, here is how."
 
 
+def test_data_files_layouts_and_held_out_pairs_read_as_written(tmp_path):
+    """The readers behind every trainer's pairs: .json files, line numbers in errors, HH transcripts whose
+    earlier turns differ, plain (non-chat) HH text kept as written, PKU's prompt, held-out pairs from a file
+    or a seeded fraction."""
+    from paretoapp.trainers.data import DataSpec, train_eval_pairs
+
+    rows = [{"prompt": "p", "chosen": "c", "rejected": "r"}, {"prompt": "q", "chosen": "d", "rejected": "s"}]
+    (tmp_path / "list.json").write_text(json.dumps(rows))
+    (tmp_path / "wrapped.json").write_text(json.dumps({"data": rows}))
+    assert load_pairs(str(tmp_path / "list.json")) == load_pairs(str(tmp_path / "wrapped.json")) == rows
+    (tmp_path / "bad.json").write_text(json.dumps({"rows": rows}))
+    with pytest.raises(DataError) as e:
+        load_pairs(str(tmp_path / "bad.json"))
+    assert str(e.value) == f"{tmp_path / 'bad.json'}: expected a JSON list of objects (or {{'data': [...]}})"
+    (tmp_path / "broken.jsonl").write_text(json.dumps(rows[0]) + "\n{oops\n")
+    with pytest.raises(DataError, match=r"broken\.jsonl:2: not valid JSON \(.*\); each line must be one JSON object$"):
+        load_pairs(str(tmp_path / "broken.jsonl"))
+    one = _write_jsonl(tmp_path / "one.jsonl", [{**rows[0], "objective": "helpful"}])
+    assert load_pairs(str(one), "helpful") == [rows[0]]
+    with pytest.raises(DataError) as e:
+        load_pairs(str(one), "harmless")
+    assert str(e.value) == f"{one}: no rows with objective 'harmless'; the file has ['helpful']"
+
+    # HH: the rejected transcript's earlier turns differ from the chosen one's; plain text is kept as written
+    chosen = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: help me\n\nAssistant: Sure."
+    rejected = "\n\nHuman: hi\n\nAssistant: hey you\n\nHuman: help me\n\nAssistant: No."
+    prompt, c, r = split_hh_transcript(chosen, rejected)
+    assert (prompt, c, r) == (chosen[: -len(" Sure.")], " Sure.", " No.")
+    assert split_hh_transcript("\n\nAssistant: a", "\n\nAssistant: b") == ("\n\nAssistant:", " a", " b")
+    hh = _write_jsonl(tmp_path / "hh.jsonl", [{"chosen": chosen, "rejected": rejected}])
+    assert load_pairs(str(hh), "helpful") == [{"prompt": prompt, "chosen": " Sure.", "rejected": " No."}]
+    long = "x" * 100
+    with pytest.raises(DataError) as e:
+        split_hh_transcript(long, long)
+    assert str(e.value) == f"HH-RLHF transcript without 'Assistant:': {long[:80]!r}"
+    not_hh = "\n\nRobot: a" + long
+    with pytest.raises(DataError) as e:
+        hh_to_messages(not_hh)
+    assert str(e.value) == f"HH-RLHF prompt not made of Human/Assistant turns: {not_hh[:80]!r}"
+    # an empty user turn is kept; consecutive user turns stay apart
+    assert hh_to_messages("\n\nHuman:\n\nAssistant: ok\n\nHuman: a\n\nHuman: b\n\nHuman: c\n\nAssistant:") == [
+        {"role": "user", "content": ""}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "a"},
+        {"role": "user", "content": "b"}, {"role": "user", "content": "c"}]
+
+    pku = _write_jsonl(tmp_path / "pku.jsonl", [{"prompt": "p", "response_0": "a", "response_1": "b",
+                                                 "better_response_id": 1, "safer_response_id": 0}])
+    assert load_pairs(str(pku), "helpful") == [{"prompt": "p", "chosen": "b", "rejected": "a"}]
+
+    # held-out pairs: another file (whole, whatever the training limit), or a seeded fraction (at least one)
+    many = _write_jsonl(tmp_path / "many.jsonl", [{"prompt": f"p{i}", "chosen": "c", "rejected": "r"} for i in range(5)])
+    train, held = train_eval_pairs(DataSpec(source=str(many), limit=2, eval_source=str(tmp_path / "list.json")), 0)
+    assert [p["prompt"] for p in train] == ["p0", "p1"] and held == rows
+    train, held = train_eval_pairs(DataSpec(source=str(many), eval_fraction=0.05), 0)
+    assert len(held) == 1 and len(train) == 4 and held[0] not in train
+    with pytest.raises(DataError) as e:
+        train_eval_pairs(DataSpec(source=str(many), eval_fraction=1.0), 0)
+    assert str(e.value) == f"{many}: eval_fraction 1.0 leaves no training pairs"
+
+
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_pairs(str(tmp_path / "nope.jsonl"), "helpful")

@@ -107,6 +107,18 @@ def probe_logits(model) -> torch.Tensor:
         return inner(input_ids=PROBE).logits.detach().clone()
 
 
+def assert_loss_on_real_tokens(batch) -> None:
+    """No padding under the loss: ``completion_mask`` only where ``attention_mask`` is 1, in every
+    (sub-)batch the loop hands a loss (a test's oracle reads the batch's own masks, so it cannot see this)."""
+    if not isinstance(batch, dict):
+        return
+    if "completion_mask" in batch and "attention_mask" in batch:
+        mask, attn = batch["completion_mask"].bool(), batch["attention_mask"].bool()
+        assert not (mask & ~attn).any(), "the loss covers padding: completion_mask is 1 where attention_mask is 0"
+    for value in batch.values():
+        assert_loss_on_real_tokens(value)
+
+
 class _RecordingLoss:
     """The loss the loop is given, recording every training call (and the oracle's values at the same weights)."""
 
@@ -117,6 +129,7 @@ class _RecordingLoss:
         return getattr(self.loss_fn, name)
 
     def __call__(self, model, batch):
+        assert_loss_on_real_tokens(batch)
         loss, metrics = self.loss_fn(model, batch)
         if getattr(model, "training", True):
             step = Step(_clone(batch), float(loss.detach()), dict(metrics))
