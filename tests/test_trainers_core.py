@@ -62,6 +62,7 @@ def test_hh_layout_splits_the_transcript(tmp_path):
     path = _write_jsonl(tmp_path / "hh.jsonl", [{"chosen": chosen, "rejected": rejected}])
     pair = load_pairs(str(path), "helpful", chat=True)[0]
     assert pair["prompt"][-1] == {"role": "user", "content": "help me"} and pair["chosen"] == "Sure, here is how."
+    assert pair["rejected"] == "No."
 
 
 def test_data_files_layouts_and_held_out_pairs_read_as_written(tmp_path):
@@ -111,6 +112,27 @@ def test_data_files_layouts_and_held_out_pairs_read_as_written(tmp_path):
     pku = _write_jsonl(tmp_path / "pku.jsonl", [{"prompt": "p", "response_0": "a", "response_1": "b",
                                                  "better_response_id": 1, "safer_response_id": 0}])
     assert load_pairs(str(pku), "helpful") == [{"prompt": "p", "chosen": "b", "rejected": "a"}]
+    for label, objective in (("better_response_id", "helpful"), ("safer_response_id", "harmless")):  # one label
+        one_label = _write_jsonl(tmp_path / f"{label}.jsonl", [{"prompt": "p", "response_0": "a", "response_1": "b",
+                                                               label: 1}])
+        assert load_pairs(str(one_label), objective) == [{"prompt": "p", "chosen": "b", "rejected": "a"}]
+    only_chosen = _write_jsonl(tmp_path / "only_chosen.jsonl", [{"chosen": "x"}])
+    with pytest.raises(DataError) as e:
+        load_pairs(str(only_chosen), "helpful")
+    assert str(e.value) == (
+        "cannot tell the data layout from the columns ['chosen']; expected prompt/chosen/rejected (trl), "
+        "response_0/response_1/better_response_id/safer_response_id (pku), or chosen/rejected transcripts (hh)")
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(DataError) as e:
+        load_pairs(str(tmp_path / "empty.jsonl"))
+    assert str(e.value) == f"{tmp_path / 'empty.jsonl'}: holds no rows"
+    (tmp_path / "pairs.txt").write_text("p")
+    with pytest.raises(DataError) as e:
+        load_pairs(str(tmp_path / "pairs.txt"))
+    assert str(e.value) == f"{tmp_path / 'pairs.txt'}: unsupported file type '.txt'; use .jsonl, .json or .csv"
+    # CSV: a quoted field keeps its own line break as written
+    (tmp_path / "pairs.csv").write_bytes(b'prompt,chosen,rejected\r\n"p","line 1\r\nline 2","r"\r\n')
+    assert load_pairs(str(tmp_path / "pairs.csv")) == [{"prompt": "p", "chosen": "line 1\r\nline 2", "rejected": "r"}]
 
     # held-out pairs: another file (whole, whatever the training limit), or a seeded fraction (at least one)
     many = _write_jsonl(tmp_path / "many.jsonl", [{"prompt": f"p{i}", "chosen": "c", "rejected": "r"} for i in range(5)])
@@ -138,6 +160,8 @@ def test_tokenize_pair_marks_only_response_tokens(tokenizer_dir):
     assert batch["input_ids"].shape[0] == 2  # chosen row, then rejected row
     assert batch["completion_mask"][0].sum() == len(t["chosen_ids"])
     assert batch["completion_mask"][1].sum() == len(t["rejected_ids"])
+    pretokenized = PreferenceCollator(tok)([t])  # UPO's collator hands it tokenised pairs
+    assert all(torch.equal(pretokenized[k], batch[k]) for k in batch)
     chat = tokenize_pair(tok, {"prompt": [{"role": "user", "content": "hi"}], "chosen": "hello", "rejected": "no"})
     assert "hello" in tok.decode(chat["chosen_ids"]) and "hi" in tok.decode(chat["prompt_ids"])
 
