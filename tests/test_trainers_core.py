@@ -130,6 +130,24 @@ def test_data_files_layouts_and_held_out_pairs_read_as_written(tmp_path):
     with pytest.raises(DataError) as e:
         load_pairs(str(tmp_path / "pairs.txt"))
     assert str(e.value) == f"{tmp_path / 'pairs.txt'}: unsupported file type '.txt'; use .jsonl, .json or .csv"
+    # a named layout wins over the columns; chat wraps a plain prompt as one user turn; non-string answers refused
+    both = _write_jsonl(tmp_path / "both.jsonl", [{"prompt": "p", "chosen": "c", "rejected": "r", "response_0": "a",
+                                                   "response_1": "b", "better_response_id": 1}])
+    assert load_pairs(str(both), "helpful", layout="trl") == [{"prompt": "p", "chosen": "c", "rejected": "r"}]
+    assert load_pairs(str(both), "helpful") == [{"prompt": "p", "chosen": "b", "rejected": "a"}]
+    with pytest.raises(DataError) as e:
+        load_pairs(str(both), "helpful", layout="xml")
+    assert str(e.value) == "unknown layout 'xml'; expected one of ('auto', 'trl', 'pku', 'hh')"
+    assert load_pairs(str(tmp_path / "list.json"), chat=True)[0] == {
+        "prompt": [{"role": "user", "content": "p"}], "chosen": "c", "rejected": "r"}
+    number = _write_jsonl(tmp_path / "number.jsonl", [{"prompt": "p", "chosen": 1, "rejected": "r"}])
+    with pytest.raises(DataError) as e:
+        load_pairs(str(number))
+    assert str(e.value) == f"{number}: pair 0: chosen and rejected must be strings"
+    for name in ("nope.jsonl", "nope.json", "nope.csv"):  # a local-looking name is not sent to the Hub
+        with pytest.raises(DataError) as e:
+            load_pairs(name)
+        assert str(e.value) == f"{name}: no such file; give a local .jsonl/.json/.csv path or a Hub dataset id"
     # CSV: a quoted field keeps its own line break as written
     (tmp_path / "pairs.csv").write_bytes(b'prompt,chosen,rejected\r\n"p","line 1\r\nline 2","r"\r\n')
     assert load_pairs(str(tmp_path / "pairs.csv")) == [{"prompt": "p", "chosen": "line 1\r\nline 2", "rejected": "r"}]
