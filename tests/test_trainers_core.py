@@ -163,6 +163,33 @@ def test_data_files_layouts_and_held_out_pairs_read_as_written(tmp_path):
     assert str(e.value) == f"{many}: eval_fraction 1.0 leaves no training pairs"
 
 
+def test_a_hub_source_asks_datasets_for_the_right_subset_split_and_revision(monkeypatch):
+    """No network: datasets.load_dataset is replaced, and the call it gets is what the spec says (HH's
+    subset per objective, the split, the pinned revision, a config from extra)."""
+    import datasets
+
+    from paretoapp.trainers.data import DataSpec, read_rows
+
+    calls = []
+
+    def fake_load_dataset(path, name=None, **kwargs):
+        calls.append((path, name, kwargs))
+        return [{"prompt": "p", "chosen": "c", "rejected": "r"}]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    rows = read_rows(DataSpec(source="Anthropic/hh-rlhf", objective="harmless", split="test", revision="abc"))
+    assert rows == [{"prompt": "p", "chosen": "c", "rejected": "r"}]
+    assert calls[-1] == ("Anthropic/hh-rlhf", None, {"data_dir": "harmless-base", "split": "test", "revision": "abc"})
+    read_rows(DataSpec(source="me/pairs", objective="funny", layout="hh", hh_subset="funny-base"))
+    assert calls[-1] == ("me/pairs", None, {"data_dir": "funny-base", "split": "train", "revision": None})
+    read_rows(DataSpec(source="PKU-Alignment/PKU-SafeRLHF", objective="helpful", extra={"config": "default"}))
+    assert calls[-1] == ("PKU-Alignment/PKU-SafeRLHF", "default", {"split": "train", "revision": None})
+    with pytest.raises(DataError) as e:
+        read_rows(DataSpec(source="Anthropic/hh-rlhf", objective="funny"))
+    assert str(e.value) == ("HH-RLHF needs hh_subset (e.g. 'helpful-base' or 'harmless-base') for objective "
+                            "'funny'")
+
+
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_pairs(str(tmp_path / "nope.jsonl"), "helpful")
