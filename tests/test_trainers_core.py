@@ -144,7 +144,7 @@ def test_data_files_layouts_and_held_out_pairs_read_as_written(tmp_path):
     with pytest.raises(DataError) as e:
         load_pairs(str(number))
     assert str(e.value) == f"{number}: pair 0: chosen and rejected must be strings"
-    for name in ("nope.jsonl", "nope.json", "nope.csv"):  # a local-looking name is not sent to the Hub
+    for name in ("nope.jsonl", "nope.json", "nope.csv", "./nope", "/nope/pairs", "~/nope-pairs"):  # not Hub ids
         with pytest.raises(DataError) as e:
             load_pairs(name)
         assert str(e.value) == f"{name}: no such file; give a local .jsonl/.json/.csv path or a Hub dataset id"
@@ -207,6 +207,16 @@ def test_tokenize_pair_marks_only_response_tokens(tokenizer_dir):
     assert batch["completion_mask"][1].sum() == len(t["rejected_ids"])
     pretokenized = PreferenceCollator(tok)([t])  # UPO's collator hands it tokenised pairs
     assert all(torch.equal(pretokenized[k], batch[k]) for k in batch)
+    # a prompt whose last token merges with the answer: the prompt is the tokens both texts share
+    merged = tokenize_pair(tok, {"prompt": "Human: hi\n\nAssistant: ", "chosen": "hello", "rejected": "no"})
+    assert len(merged["prompt_ids"]) == len(tok("Human: hi\n\nAssistant: ")["input_ids"]) - 1
+    assert tok.decode(merged["prompt_ids"] + merged["chosen_ids"]) == "Human: hi\n\nAssistant: hello" + tok.eos_token
+    # an answer that already ends in EOS gets no second one
+    ended = tokenize_pair(tok, {**pair, "chosen": " hello there" + tok.eos_token})
+    assert ended["chosen_ids"] == t["chosen_ids"]
+    # a prompt that fills max_length leaves no response token (the row is cut at max_length)
+    full = PreferenceCollator(tok, max_length=len(t["prompt_ids"]))([pair])
+    assert full["completion_mask"].sum() == 0 and full["attention_mask"].sum(-1).tolist() == [len(t["prompt_ids"])] * 2
     chat = tokenize_pair(tok, {"prompt": [{"role": "user", "content": "hi"}], "chosen": "hello", "rejected": "no"})
     assert "hello" in tok.decode(chat["chosen_ids"]) and "hi" in tok.decode(chat["prompt_ids"])
 
