@@ -330,6 +330,10 @@ def test_summed_likelihood_unnormalised_scores_held_out_pairs_and_reuse(tmp_path
     m = Family.load(upo.train(_upo(tmp_path, tiny_base, pref_jsonl, **settings))).manifest
     run = rec["upo-w0-100"]
     assert len(run.rows) == 4
+    from paretoapp.trainers.data import train_eval_pairs
+    seeded = _upo(tmp_path, tiny_base, pref_jsonl, **settings)
+    want, _ = train_eval_pairs(seeded.objectives[0].data, seeded.train.seed)  # the split of train.seed
+    assert sorted(r["prompt"] for r in run.rows) == sorted(p["prompt"] for p in want)
     for step in run.steps:
         assert nearly(step.loss, step.expected["loss"]), (step.loss, step.expected)
     final = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()][-1]
@@ -349,6 +353,11 @@ def test_summed_likelihood_unnormalised_scores_held_out_pairs_and_reuse(tmp_path
     assert stats == {"mean": [words.mean()], "std": [words.std()]}
     for row in eval_rows:
         assert row["aux_chosen"] == pytest.approx([(-len(row["chosen"].split()) - words.mean()) / words.std()])
+
+    cfg.objectives[0].data = None  # an objective with an adapter but no pairs gets past the config
+    with pytest.raises(ConfigError) as e:
+        upo.scored_data(cfg, [scorer])
+    assert str(e.value) == "objective 'helpful' needs preference data (UPO trains on its pairs)"
 
     n = len(rec.runs)
     upo.train(_upo(tmp_path, tiny_base, pref_jsonl, **settings))
