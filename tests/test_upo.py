@@ -354,6 +354,13 @@ def test_summed_likelihood_unnormalised_scores_held_out_pairs_and_reuse(tmp_path
     for row in eval_rows:
         assert row["aux_chosen"] == pytest.approx([(-len(row["chosen"].split()) - words.mean()) / words.std()])
 
+    # z-scores do not depend on the scorer's scale (a std under one included); a constant scorer gives zeros
+    tiny = upo._Directed(lambda p, r: [len(x.split()) / 100.0 for x in r], False)
+    const = upo._Directed(lambda p, r: [3.0] * len(r), True)
+    small_rows, _, small_stats = upo.scored_data(cfg, [tiny, const])
+    assert small_stats["std"][1] == 1.0 and small_stats["std"][0] < 1
+    assert [r["aux_chosen"][0] for r in small_rows] == pytest.approx([r["aux_chosen"][0] for r in train_rows])
+    assert {v for r in small_rows for v in (r["aux_chosen"][1], r["aux_rejected"][1])} == {0.0}
     cfg.objectives[0].data = None  # an objective with an adapter but no pairs gets past the config
     with pytest.raises(ConfigError) as e:
         upo.scored_data(cfg, [scorer])
@@ -364,3 +371,53 @@ def test_summed_likelihood_unnormalised_scores_held_out_pairs_and_reuse(tmp_path
     assert len(rec.runs) == n
     with pytest.raises(ConfigError, match=r"different settings \(tau\)"):
         upo.train(_upo(tmp_path, tiny_base, pref_jsonl, **{**settings, "tau": 0.7}))
+
+
+def test_directions_truncation_label_smoothing_the_record_and_changed_runs(tmp_path, tiny_base, pref_jsonl,
+                                                                          monkeypatch):
+    """The wiring the other tests leave open: a higher-is-better auxiliary (a plain callable, and a config's
+    True over a scorer's False) is not negated; train.max_length, max_prompt_length and label_smoothing reach
+    the run; the family names every objective with its direction, the gate mode and the weights; a finished
+    point is refused when its data or its preference loss changes."""
+    import numpy as np
+    from trainer_spies import record_runs, response_texts
+    from transformers import AutoTokenizer
+
+    from paretoapp.trainers.config import ConfigError
+
+    def plain(prompts, responses):  # no direction attribute: higher is better
+        return [float(len(r)) for r in responses]
+
+    settings = dict(auxiliary=[{"name": "long", "scorer": ""}, {"name": "vowelly", "higher_is_better": True}],
+                    grid=[[0.5, 0.25, 0.25]],
+                    train={"max_steps": 2, "batch_size": 2, "learning_rate": 5e-2, "max_length": 9,
+                           "max_prompt_length": 4, "label_smoothing": 0.2})
+    rec = record_runs(monkeypatch)
+    m = Family.load(upo.train(_upo(tmp_path, tiny_base, pref_jsonl, **settings), scorers=[plain, vowel_cost])).manifest
+    run = rec["upo-w50-25-25"]
+    responses = [p[k] for p in run.rows for k in ("chosen", "rejected")]
+    raw = np.array([plain([], responses), vowel_cost([], responses)]).T  # neither negated
+    z = (raw - raw.mean(axis=0)) / raw.std(axis=0)
+    got = np.array([a for p in run.rows for a in (p["aux_chosen"], p["aux_rejected"])])
+    np.testing.assert_allclose(got, z, atol=1e-9)
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    for step in run.steps:
+        real = step.batch["attention_mask"].sum(-1)
+        assert real.max() == 9 and (real - step.batch["completion_mask"].sum(-1)).max() == 4
+        assert all(response_texts(tok, step.batch))
+    assert {c.kwargs["label_smoothing"] for c in rec.calls_of("dpo_loss", run.name)} == {0.2}
+    assert [(o.name, o.higher_is_better) for o in m.objectives] == [("helpful", True), ("long", True),
+                                                                     ("vowelly", True)]
+    assert m.gate.mode == "interpolate"
+    assert (m.training["preference_loss"], m.training["gamma_max"], m.training["scorers"]) == \
+        ("dpo", 2.0, ["plain", "vowel_cost"])
+    assert m.description == ("UPO: DPO on helpful plus advantage-weighted likelihood of long, vowelly; one adapter "
+                             "per auxiliary weight")
+    for changed, what in (({"objectives": [{"name": "helpful", "data": {"source": str(pref_jsonl),
+                                                                          "eval_fraction": 0.34}}]}, "data"),
+                          ({"preference_loss": "kto"}, "preference_loss")):
+        with pytest.raises(ConfigError, match=rf"different settings \({what}"):
+            upo.train(_upo(tmp_path, tiny_base, pref_jsonl, **{**settings, **changed}), scorers=[plain, vowel_cost])
+    with pytest.raises(ConfigError) as e:
+        upo.train(_upo(tmp_path, tiny_base, pref_jsonl, **settings), scorers=[plain])
+    assert str(e.value) == "2 auxiliary objectives but 1 scorers"
