@@ -283,7 +283,7 @@ def _upo(tmp_path, tiny_base, pref_jsonl, **extra):
                                                        **settings)))
 
 
-def test_bad_settings_are_named_and_the_edges_accepted(tmp_path, tiny_base, pref_jsonl):
+def test_bad_settings_are_named_and_the_edges_accepted(tmp_path, tiny_base, pref_jsonl, monkeypatch):
     from paretoapp.trainers.config import ConfigError
 
     two = [{"name": n, "data": {"source": str(pref_jsonl), "objective": n}} for n in ("helpful", "harmless")]
@@ -296,13 +296,26 @@ def test_bad_settings_are_named_and_the_edges_accepted(tmp_path, tiny_base, pref
             (dict(gamma=-1.0), "need likelihood in (mean, sum), tau > 0 and gamma >= 0"),
             (dict(preference_loss="ipo"), "preference_loss must be one of ('dpo', 'kto'), got 'ipo'"),
             (dict(gate_mode="both"), "gate_mode must be 'nearest' or 'interpolate', got 'both'"),
-            (dict(grid=[[0.5, 0.6]]), "preference points must lie on the simplex")):
+            (dict(grid=[[0.5, 0.6]]), "preference points must lie on the simplex"),
+            (dict(grid=None, grid_resolution=0), "grid_resolution must be at least 1, got 0")):
         with pytest.raises(ConfigError) as e:
             _upo(tmp_path, tiny_base, pref_jsonl, **bad)
         assert str(e.value).startswith(message)
     cfg = _upo(tmp_path, tiny_base, pref_jsonl, gamma=0.0, likelihood="sum", gate_mode="nearest", grid=None,
                grid_resolution=1)
     assert (cfg.gamma, cfg.likelihood, cfg.k) == (0.0, "sum", 2)
+    # the trainer's grid is the config's resolution; the family sees the designer objectives, the config
+    # gets its own objectives back (training and writing stubbed: only the wiring runs)
+    seen = {}
+
+    def fake_write(cfg_, method, adapters, points, mode, **kwargs):
+        seen.update(points=points, mode=mode, names=[o.name for o in cfg_.objectives])
+
+    monkeypatch.setattr(upo, "train_point", lambda cfg_, w, *args: tmp_path / f"adapter-{w}")
+    monkeypatch.setattr(upo, "write_anchor_family", fake_write)
+    upo.train(cfg, scorers=[words])
+    assert seen == {"points": [[1.0, 0.0], [0.0, 1.0]], "mode": "nearest", "names": ["helpful", "short"]}
+    assert [o.name for o in cfg.objectives] == ["helpful"]
     assert upo.weights_for([1.0 - 1e-13, 1e-13], 2.0) == (0.0, [0.0])  # the plain-preference vertex, to rounding
 
 
