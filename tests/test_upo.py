@@ -309,12 +309,14 @@ def test_bad_settings_are_named_and_the_edges_accepted(tmp_path, tiny_base, pref
     seen = {}
 
     def fake_write(cfg_, method, adapters, points, mode, **kwargs):
-        seen.update(points=points, mode=mode, names=[o.name for o in cfg_.objectives])
+        seen.update(points=points, mode=mode, names=[o.name for o in cfg_.objectives],
+                    aux_higher_is_better=[o.higher_is_better for o in cfg_.objectives[1:]])
 
     monkeypatch.setattr(upo, "train_point", lambda cfg_, w, *args: tmp_path / f"adapter-{w}")
     monkeypatch.setattr(upo, "write_anchor_family", fake_write)
     upo.train(cfg, scorers=[words])
-    assert seen == {"points": [[1.0, 0.0], [0.0, 1.0]], "mode": "nearest", "names": ["helpful", "short"]}
+    assert seen == {"points": [[1.0, 0.0], [0.0, 1.0]], "mode": "nearest", "names": ["helpful", "short"],
+                    "aux_higher_is_better": [False]}  # False itself, not a falsy None
     assert [o.name for o in cfg.objectives] == ["helpful"]
     assert upo.weights_for([1.0 - 1e-13, 1e-13], 2.0) == (0.0, [0.0])  # the plain-preference vertex, to rounding
 
