@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -318,6 +319,19 @@ def test_bad_settings_are_named_and_the_edges_accepted(tmp_path, tiny_base, pref
     assert seen == {"points": [[1.0, 0.0], [0.0, 1.0]], "mode": "nearest", "names": ["helpful", "short"],
                     "aux_higher_is_better": [False]}  # False itself, not a falsy None
     assert [o.name for o in cfg.objectives] == ["helpful"]
+
+    class Named:  # a scorer object: its name is recorded when the config gives no scorer spec
+        name, higher_is_better = "named", True
+
+        def __call__(self, prompts, responses):
+            return [float(len(r)) for r in responses]
+
+    recorded = []
+    monkeypatch.setattr(upo, "write_anchor_family", lambda *a, **kw: recorded.append(kw["training"]["scorers"]))
+    unnamed = _upo(tmp_path, tiny_base, pref_jsonl, auxiliary=[{"name": "a", "scorer": ""}, {"name": "b", "scorer": ""}],
+                   grid=[[0.0, 0.5, 0.5]])
+    upo.train(unnamed, scorers=[Named(), functools.partial(words)])
+    assert recorded == [["named", "callable"]]
     assert upo.weights_for([1.0 - 1e-13, 1e-13], 2.0) == (0.0, [0.0])  # the plain-preference vertex, to rounding
 
 
