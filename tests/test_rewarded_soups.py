@@ -27,6 +27,9 @@ def test_family_loads_with_identity_gate(rs_run):
     assert [b.name for b in m.blocks] == ["helpful", "harmless"]
     assert m.gate.kind == "affine" and m.gate.matrix == [[1.0, 0.0], [0.0, 1.0]]
     assert m.on_simplex and m.is_in_sample([0.3, 0.7])
+    assert (m.w_low, m.w_high, m.in_sample_low, m.in_sample_high) == ([0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 1.0])
+    assert m.training["loss"] == "dpo"
+    assert m.description == "Rewarded Soups: theta_0 + sum_i w_i delta_i, one DPO LoRA adapter per objective"
 
 
 def test_vertex_equals_that_objectives_adapter(rs_run, tiny_base):
