@@ -23,8 +23,14 @@ if [ ${#tests[@]} -eq 0 ]; then
     paretoapp/family.py) tests=(tests/test_family.py tests/test_manifest.py) ;;
     paretoapp/pareto.py) tests=(tests/test_pareto.py) ;;
     paretoapp/conditioning.py) tests=(tests/test_family.py tests/test_rewards_in_context.py) ;;
-    paretoapp/trainers/losses.py) tests=(tests/test_losses.py tests/test_trainers_core.py) ;;
-    paretoapp/trainers/multi_objective.py) tests=(tests/test_multi_objective.py tests/test_linear_dpo.py) ;;
+    # the training loops: the unit tests and the trainer-level tests of the methods built on them
+    paretoapp/trainers/losses.py) tests=(tests/test_losses.py tests/test_trainers_core.py tests/test_objective_adapter.py) ;;
+    paretoapp/trainers/multi_objective.py) tests=(tests/test_multi_objective.py tests/test_linear_dpo.py tests/test_upo.py) ;;
+    paretoapp/trainers/data.py) tests=(tests/test_trainers_core.py tests/test_objective_adapter.py tests/test_multi_objective.py) ;;
+    paretoapp/trainers/loop.py) tests=(tests/test_trainers_core.py tests/test_objective_adapter.py tests/test_panacea.py) ;;
+    paretoapp/trainers/objective_adapter.py) tests=(tests/test_objective_adapter.py tests/test_rewarded_soups.py tests/test_preference_vector.py) ;;
+    paretoapp/trainers/lora.py) tests=(tests/test_objective_adapter.py tests/test_trainers_core.py tests/test_peo.py) ;;
+    # a method module: its own tests, which run its trainer (tests/test_<method>.py)
     paretoapp/trainers/*.py) tests=("tests/test_$(basename "$module")") ;;
     *) echo "$module: no default tests; name them (tests/test_x.py)" >&2; exit 2 ;;
   esac

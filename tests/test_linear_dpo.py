@@ -70,3 +70,125 @@ def test_family_generates_per_row(ls_run):
     policy = load_policy(ls_run[1])
     out = policy.generate(["Hi.", "Hi.", "Hi."], [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]], GenerationSettings(max_new_tokens=3))
     assert len(out) == 3
+
+
+def test_each_grid_point_trains_its_weighted_sum_on_both_objectives_from_the_base(tmp_path, tiny_base, pref_jsonl,
+                                                                                 monkeypatch):
+    """The trainer itself: each point's run trains sum_i w_i DPO_i (train.beta, reference theta_0) on every
+    objective's own pairs, from theta_0; a zero weight's objective is not even evaluated."""
+    from trainer_spies import chosen_nll_per_token, dpo_losses, nearly, pair_texts, probe_logits, record_runs
+    from transformers import AutoTokenizer
+
+    from paretoapp.trainers.config import load_config
+
+    names = list(OBJECTIVES)
+    points = {"linear-w25-75": [0.25, 0.75], "linear-w100-0": [1.0, 0.0]}
+
+    def oracle(run, model, batch, metrics):  # DPO_i + lambda NLL_i (RPO), label smoothing 0.1, lambda 0.5
+        each = [float(dpo_losses(model, batch[n], 0.3, label_smoothing=0.1).mean())
+                + 0.5 * chosen_nll_per_token(model, batch[n]) for n in names]
+        w = points[run.name]
+        return {"loss": sum(a * b for a, b in zip(w, each)), "w_reversed": sum(a * b for a, b in zip(w[::-1], each))}
+
+    path = write_config(tmp_path / "ls.yaml", tiny_base, pref_jsonl, tmp_path / "run", grid=list(points.values()),
+                        train={"learning_rate": 5e-2, "max_steps": 3, "batch_size": 3, "beta": 0.3,
+                               "label_smoothing": 0.1, "sft_weight": 0.5})
+    rec = record_runs(monkeypatch, oracle)
+    linear_dpo.train(load_config(linear_dpo.LinearDPOConfig, str(path)))
+    assert rec.names() == list(points)
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    base, _ = load_base(str(tiny_base))
+    for run in rec.runs:
+        w = points[run.name]
+        assert all(set(row) == set(names) for row in run.rows)
+        for n in names:
+            assert sorted((r[n]["prompt"], r[n]["chosen"].strip(), r[n]["rejected"].strip()) for r in run.rows) == \
+                sorted(PAIRS[n])
+        for step in run.steps:
+            for n in names:
+                assert set(pair_texts(tok, step.batch[n])) <= set(PAIRS[n])
+            assert nearly(step.loss, step.expected["loss"]), (run.name, step.loss, step.expected)
+            assert step.metrics["loss"] == pytest.approx(step.loss)
+        torch.testing.assert_close(run.start_logits, probe_logits(base))
+        assert {(c.kwargs["beta"], c.kwargs["label_smoothing"]) for c in rec.calls_of("dpo_loss", run.name)} == \
+            {(0.3, 0.1)}
+        kept = [v for v in w if v != 0.0]
+        scalarised = rec.calls_of("scalarise", run.name)
+        assert len(scalarised) == 3 and all(c.args[1].tolist() == kept and c.args[2] == "linear" for c in scalarised)
+        assert len(rec.calls_of("dpo_loss", run.name)) == 3 * len(kept)
+    assert max(abs(s.expected["loss"] - s.expected["w_reversed"]) for s in rec["linear-w25-75"].steps) > 1e-3
+
+
+def test_a_default_grid_the_interpolating_gate_and_bad_settings(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    from trainer_spies import record_runs
+
+    from paretoapp.trainers.config import ConfigError, load_config
+
+    def cfg(**extra):
+        path = write_config(tmp_path / "ls.yaml", tiny_base, pref_jsonl, tmp_path / "run",
+                            train={"max_steps": 1, "batch_size": 6}, **extra)
+        return load_config(linear_dpo.LinearDPOConfig, str(path))
+
+    with pytest.raises(ConfigError, match=r"^gate_mode must be 'nearest' or 'interpolate', got 'both'$"):
+        cfg(gate_mode="both")
+    with pytest.raises(ConfigError, match="must lie on the simplex"):
+        cfg(grid=[[0.5, 0.6]])
+    with pytest.raises(ConfigError, match=r"^grid_resolution must be at least 1, got 0$"):  # at load, not at train
+        cfg(grid_resolution=0)
+    rec = record_runs(monkeypatch)
+    family_dir = linear_dpo.train(cfg(gate_mode="interpolate", grid_resolution=2))
+    assert rec.names() == ["linear-w100-0", "linear-w50-50", "linear-w0-100"]
+    m = Family.load(family_dir).manifest
+    assert m.gate.mode == "interpolate" and m.gate.points == [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]
+    assert m.description == "Linear-scalarised DPO: one LoRA adapter per grid point (3), gate: interpolate trained point"
+
+
+def test_a_finished_point_is_reused_and_a_changed_one_refused(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    """run.json records the point's w, objectives and data: the same settings reuse the adapter, others stop."""
+    import json
+
+    from trainer_spies import record_runs
+
+    from paretoapp.trainers.config import ConfigError, load_config
+
+    def cfg(limit=None):
+        data = {"source": str(pref_jsonl), **({"limit": limit} if limit else {})}
+        path = write_config(tmp_path / "ls.yaml", tiny_base, pref_jsonl, tmp_path / "run", grid=[[0.25, 0.75]],
+                            train={"max_steps": 1, "batch_size": 6}, overwrite=True,
+                            objectives=[{"name": o, "data": data} for o in OBJECTIVES])
+        return load_config(linear_dpo.LinearDPOConfig, str(path))
+
+    linear_dpo.train(cfg())
+    saved = json.loads((tmp_path / "run" / "adapters" / "linear-w25-75" / "run.json").read_text())
+    assert saved["w"] == [0.25, 0.75] and saved["objectives"] == list(OBJECTIVES)
+    assert [d["objective"] for d in saved["data"]] == list(OBJECTIVES)
+    rec = record_runs(monkeypatch)
+    linear_dpo.train(cfg())
+    assert rec.runs == []  # reused, not retrained
+    with pytest.raises(ConfigError, match="holds a run made with different settings \\(data\\)"):
+        linear_dpo.train(cfg(limit=4))
+
+
+def test_the_trainer_truncates_as_configured_and_evaluates_the_held_out_pairs(tmp_path, tiny_base, pref_jsonl,
+                                                                              monkeypatch):
+    import json
+
+    from trainer_spies import record_runs
+
+    from paretoapp.trainers.config import load_config
+
+    data = {"source": str(pref_jsonl), "eval_fraction": 0.34}
+    path = write_config(tmp_path / "ls.yaml", tiny_base, pref_jsonl, tmp_path / "run", grid=[[0.5, 0.5]],
+                        train={"max_steps": 2, "batch_size": 2, "max_length": 9, "max_prompt_length": 4},
+                        objectives=[{"name": o, "data": data} for o in OBJECTIVES])
+    rec = record_runs(monkeypatch)
+    linear_dpo.train(load_config(linear_dpo.LinearDPOConfig, str(path)))
+    run = rec["linear-w50-50"]
+    assert len(run.rows) == 4  # six pairs per objective, two held out
+    for step in run.steps:
+        for sub in step.batch.values():
+            real = sub["attention_mask"].sum(-1)
+            prompt = real - sub["completion_mask"].sum(-1)
+            assert real.max() == 9 and prompt.max() == 4  # cut to max_length, the prompt to max_prompt_length
+    final = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()][-1]
+    assert final["final"] and {"eval_loss", "eval_helpful/loss", "eval_harmless/loss"} <= set(final)

@@ -187,6 +187,8 @@ def test_preference_grid_and_labels():
     assert mo.preference_grid(2) == mo.preference_grid(2, resolution=4)  # quarters by default
     assert mo.preference_grid(2, resolution=4) == [[1.0, 0.0], [0.75, 0.25], [0.5, 0.5], [0.25, 0.75], [0.0, 1.0]]
     assert mo.preference_grid(2, None, resolution=3)[1] == [0.666666667, 0.333333333]
+    assert mo.preference_grid(2, None, resolution=1) == [[1.0, 0.0], [0.0, 1.0]]  # the vertices alone
+    assert message_of(mo.preference_grid, 2, None, 0) == "grid_resolution must be at least 1, got 0"
     assert mo.preference_grid(2, [[0.5, 0.5 + 5e-7]]) == [[0.5, 0.5 + 5e-7]]  # float slack on the sum
     assert message_of(mo.preference_grid, 2, [[1.0, 0.0, 0.0]]) == (
         "every preference point needs 2 values (one per objective), got [[1.0, 0.0, 0.0]]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 
@@ -268,3 +269,67 @@ def test_fresh_layer_is_the_base_and_family_generates_per_row(panacea_run, tiny_
     out = policy.generate(["Name a colour.", "Name a colour."], [[1.0, 0.0], [0.0, 1.0]],
                           GenerationSettings(max_new_tokens=4))
     assert len(out) == 2 and all(isinstance(t, str) for t in out)
+
+
+@contextlib.contextmanager
+def _layers_off(model):
+    layers = [m for m in model.modules() if isinstance(m, panacea.SVDLoRALinear)]
+    for m in layers:
+        m.enabled = False
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.enabled = True
+
+
+@pytest.mark.parametrize("aggregation, ideal", [("linear", None), ("tchebycheff", [0.05, 0.1])])
+def test_the_trainer_trains_each_batch_at_its_sampled_w(tmp_path, tiny_base, pref_jsonl, monkeypatch, aggregation,
+                                                        ideal):
+    """The trainer itself: each batch's loss is the aggregation, at the w the batch sampled, of DPO (train.beta,
+    reference theta_0) on each objective's own pairs; the adapter starts at theta_0."""
+    from trainer_spies import dpo_losses, nearly, pair_texts, probe_logits, record_runs
+
+    from paretoapp.trainers.config import load_config
+
+    names = list(OBJECTIVES)
+
+    def aggregate(w, each):
+        z = ideal or [0.0, 0.0]
+        terms = [a * (b - c) for a, b, c in zip(w, each, z)]
+        return sum(terms) if aggregation == "linear" else max(terms)
+
+    def oracle(run, model, batch, metrics):
+        w = [metrics[f"w_{n}"] for n in names]
+        layers = [m for m in model.modules() if isinstance(m, panacea.SVDLoRALinear)]
+        written = [m.w for m in layers]
+        for m in layers:
+            m.w = torch.tensor(w, dtype=m.w.dtype)
+        each = [float(dpo_losses(model, batch[n], 0.3, reference=_layers_off).mean()) for n in names]
+        for m, old in zip(layers, written):
+            m.w = old
+        return {"loss": aggregate(w, each), "w_reversed": aggregate(w[::-1], each), "w": w}
+
+    extra = {"ideal": ideal} if ideal else {}
+    path = write_config(tmp_path / "p.yaml", tiny_base, pref_jsonl, tmp_path / "run", aggregation=aggregation,
+                        vertex_prob=0.25, train={"learning_rate": 5e-2, "max_steps": 4, "batch_size": 3, "beta": 0.3},
+                        **extra)
+    rec = record_runs(monkeypatch, oracle)
+    panacea.train(load_config(panacea.PanaceaConfig, str(path)))
+    run = rec["panacea"]
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    for n in names:
+        assert sorted((r[n]["prompt"], r[n]["chosen"].strip(), r[n]["rejected"].strip()) for r in run.rows) == \
+            sorted(PAIRS[n])
+    base = AutoModelForCausalLM.from_pretrained(tiny_base)
+    torch.testing.assert_close(run.start_logits, probe_logits(base))
+    scalarised = rec.calls_of("scalarise", "panacea")
+    assert len(run.steps) == len(scalarised) == 4
+    for step, call in zip(run.steps, scalarised):
+        for n in names:
+            assert set(pair_texts(tok, step.batch[n])) <= set(PAIRS[n])
+        assert call.args[1].tolist() == pytest.approx(step.expected["w"]) and call.args[2] == aggregation
+        assert nearly(step.loss, step.expected["loss"]), (step.loss, step.expected)
+    assert {c.kwargs["beta"] for c in rec.calls_of("dpo_loss", "panacea")} == {0.3}
+    assert len({tuple(s.expected["w"]) for s in run.steps}) > 1  # w changes from batch to batch
+    assert max(abs(s.expected["loss"] - s.expected["w_reversed"]) for s in run.steps) > 1e-3

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from trainer_checks import adapter_delta, assert_deltas_close, family_delta
 from trainer_fixtures import *  # noqa: F401,F403
-from trainer_fixtures import write_config
+from trainer_fixtures import PAIRS, write_config
 
 from paretoapp.family import Family
 from paretoapp.trainers import paretohqd as hqd
@@ -165,3 +165,168 @@ def test_family_generates_per_row(hqd_run):
     from paretoapp.generate import GenerationSettings, load_policy
     out = load_policy(hqd_run[1]).generate(["Hi.", "Hi."], [[1.0, 0.0], [0.2, 0.8]], GenerationSettings(max_new_tokens=3))
     assert len(out) == 2
+
+
+def test_the_trainer_trains_each_direction_on_its_own_selection_from_the_right_weights(tmp_path, tiny_base,
+                                                                                     pref_jsonl, monkeypatch):
+    """The trainer itself. Stage 1: each direction's SFT (loss on the response only) from theta_0 on the data
+    points selected for it. Stage 2: every sampling preference answers with the stage-1 model of its nearest
+    direction; each direction continues its own stage-1 adapter on its own selection of those answers."""
+    import torch
+    from trainer_checks import base_state
+    from trainer_spies import probe_logits, prompt_texts, record_runs, response_texts, sft_nll
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from paretoapp.bank import PreferenceBank
+    from paretoapp.generate import Policy
+
+    def oracle(run, model, batch, metrics):
+        return {"loss": sft_nll(model, batch), "with_prompt": sft_nll(model, batch, "attention_mask")}
+
+    generated = []
+    generate = Policy.generate
+
+    def recording_generate(self, prompts, ws, *args, **kwargs):
+        out = generate(self, prompts, ws, *args, **kwargs)
+        generated.append((self.family, list(prompts), [[float(v) for v in w] for w in ws], list(out)))
+        return out
+
+    monkeypatch.setattr(Policy, "generate", recording_generate)
+    path = write_config(tmp_path / "hqd.yaml", tiny_base, pref_jsonl, tmp_path / "run", preferences=PREFS,
+                        n_per_preference=3, n_layers=2, n_stage2_prompts=2, max_new_tokens=6,
+                        stage2_per_preference=2, train={"max_steps": 2, "batch_size": 3, "learning_rate": 5e-2})
+    cfg = load_config(hqd.ParetoHqDConfig, str(path))
+    rec = record_runs(monkeypatch, oracle)
+    hqd.train(cfg, scorers=[length_scorer, vowel_scorer])
+    labels = [hqd.point_label(w) for w in PREFS]
+    assert rec.names() == [f"hqd-stage1-{x}" for x in labels] + [f"hqd-stage2-{x}" for x in labels]
+
+    # the data pool: every distinct (prompt, response) of both objectives' pairs, scored by the test
+    pool = []
+    for objective in ("helpful", "harmless"):
+        for p, c, r in PAIRS[objective]:
+            pool += [row for row in ({"prompt": p, "response": " " + c}, {"prompt": p, "response": " " + r})
+                     if row not in pool]
+
+    def scores(rows):
+        return np.array([[length_scorer([], [r["response"]])[0], vowel_scorer([], [r["response"]])[0]] for r in rows])
+
+    s1 = scores(pool)
+    lo, hi = s1.min(axis=0), s1.max(axis=0)
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    base = AutoModelForCausalLM.from_pretrained(tiny_base)
+
+    def check_sft_run(run, rows):
+        assert [(r["prompt"], r["response"]) for r in run.rows] == [(r["prompt"], r["response"]) for r in rows]
+        want = {(r["prompt"].strip(), r["response"].strip()) for r in rows}
+        for step in run.steps:
+            assert set(zip(prompt_texts(tok, step.batch), response_texts(tok, step.batch))) <= want
+            assert abs(step.loss - step.expected["loss"]) < 1e-4 * max(1.0, step.expected["loss"])
+        assert max(abs(s.expected["loss"] - s.expected["with_prompt"]) for s in run.steps) > 1e-3
+        assert run.trainable and all(".default." in n for n in run.trainable)
+
+    selected = hqd.select_for_directions(s1, PREFS, 3, 2)
+    assert len({tuple(idx) for idx in selected}) == 3  # the directions' selections differ: a swap would show
+    for label, idx in zip(labels, selected):
+        run = rec[f"hqd-stage1-{label}"]
+        check_sft_run(run, [pool[i] for i in idx])
+        torch.testing.assert_close(run.start_logits, probe_logits(base))
+
+    # stage 2's answers: each sampling preference from the stage-1 model of its nearest direction
+    stage1 = {label: adapter_delta(tiny_base, cfg.adapters_path / f"hqd-stage1-{label}" / "adapter") for label in labels}
+    rows = [(p, w, t) for family, prompts, ws, out in generated for p, w, t in zip(prompts, ws, out)]
+    assert sorted({tuple(w) for _, w, _ in rows}) == sorted(tuple(w) for w in hqd.default_sample_preferences(2))
+    theta0 = base_state(tiny_base)
+    for family, _, ws, _ in generated:
+        for w in {tuple(w) for w in ws}:
+            nearest = labels[int(np.argmin([np.linalg.norm(np.subtract(w, p)) for p in PREFS]))]
+            merged = PreferenceBank(AutoModelForCausalLM.from_pretrained(tiny_base), family).merged_state_dict(list(w))
+            assert_deltas_close({k: merged[k] - theta0[k] for k in theta0}, stage1[nearest])
+    samples = [json.loads(line) for line in (Path(cfg.output_dir) / "stage2_samples.jsonl").read_text().splitlines()]
+    assert [(s["prompt"], s["sampled_at"], s["response"]) for s in samples] == rows
+
+    selected = hqd.select_for_directions(scores(samples), PREFS, 2, 2, lo, hi)
+    assert len({tuple(idx) for idx in selected}) > 1
+    for label, idx in zip(labels, selected):
+        run = rec[f"hqd-stage2-{label}"]
+        check_sft_run(run, [samples[i] for i in idx])
+        start = AutoModelForCausalLM.from_pretrained(tiny_base)
+        start.load_state_dict({k: theta0[k] + stage1[label][k] for k in theta0})
+        torch.testing.assert_close(run.start_logits, probe_logits(start), atol=1e-4, rtol=1e-4)
+
+
+def _hqd_config(tmp_path, tiny_base, pref_jsonl, **extra):
+    settings = {"preferences": PREFS, "n_per_preference": 3, "n_layers": 2, "n_stage2_prompts": 2,
+                "max_new_tokens": 4, "stage2_per_preference": 2, "train": {"max_steps": 1, "batch_size": 3}, **extra}
+    return load_config(hqd.ParetoHqDConfig, str(write_config(tmp_path / "hqd.yaml", tiny_base, pref_jsonl,
+                                                             tmp_path / "run", **settings)))
+
+
+def test_bad_settings_are_named_and_the_edges_accepted(tmp_path, tiny_base, pref_jsonl):
+    from paretoapp.trainers.config import ConfigError
+
+    for bad, message in ((dict(n_layers=0), "need n_layers >= 1 and n_per_preference >= 1"),
+                         (dict(n_per_preference=0), "need n_layers >= 1 and n_per_preference >= 1"),
+                         (dict(gate_mode="both"), "gate_mode must be 'nearest' or 'interpolate', got 'both'"),
+                         (dict(preferences=[[0.5, 0.6]]), "preference points must lie on the simplex"),
+                         (dict(stage2_sample_preferences=[[1.0]]), "every preference point needs 2 values")):
+        with pytest.raises(ConfigError) as e:
+            _hqd_config(tmp_path, tiny_base, pref_jsonl, **bad)
+        assert str(e.value).startswith(message)
+    cfg = _hqd_config(tmp_path, tiny_base, pref_jsonl, n_layers=1, n_per_preference=1, gate_mode="nearest",
+                      preferences=None, grid_resolution=2)
+    assert (cfg.n_layers, cfg.n_per_preference, cfg.gate_mode) == (1, 1, "nearest")
+
+
+def test_one_stage_a_prompt_file_samples_per_prompt_and_reuse(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    import json
+
+    from trainer_spies import record_runs
+
+    from paretoapp.trainers.config import ConfigError
+
+    rec = record_runs(monkeypatch)
+    one = _hqd_config(tmp_path, tiny_base, pref_jsonl, stage2=False, gate_mode="nearest")
+    m = Family.load(hqd.train(one, scorers=[length_scorer, vowel_scorer])).manifest
+    assert rec.names() == [f"hqd-stage1-{hqd.point_label(w)}" for w in PREFS]
+    assert "stage2" not in m.training and m.gate.mode == "nearest"
+    assert m.description == "ParetoHqD: one one-stage SFT adapter per preference direction (3), gate: nearest"
+    assert m.training["n_layers"] == 2 and m.training["n_responses"] == 24
+    assert m.training["scorers"] == ["length_scorer", "vowel_scorer"]
+
+    prompts = tmp_path / "fresh.txt"
+    prompts.write_text("Fresh one?\n\nFresh two?\nFresh three?\n")
+    two = _hqd_config(tmp_path, tiny_base, pref_jsonl, stage2_prompts=str(prompts), samples_per_prompt=2,
+                      stage2_sample_preferences=[[0.8, 0.2]], overwrite=True,
+                      stage2_train={"max_steps": 2, "batch_size": 1, "progress": False})
+    n = len(rec.runs)
+    m = Family.load(hqd.train(two, scorers=[length_scorer, vowel_scorer])).manifest
+    assert rec.names()[n:] == [f"hqd-stage2-{hqd.point_label(w)}" for w in PREFS]  # stage 1 reused
+    assert all(r.cfg.max_steps == 2 and r.cfg.batch_size == 1 for r in rec.runs[n:])  # stage2_train
+    samples = [json.loads(line) for line in (tmp_path / "run" / "stage2_samples.jsonl").read_text().splitlines()]
+    assert [(s["prompt"], s["sampled_at"]) for s in samples] == [(p, [0.8, 0.2]) for p in ("Fresh one?", "Fresh two?")
+                                                                 for _ in range(2)]
+    s2 = m.training["stage2"]
+    assert (s2["n_prompts"], s2["n_samples"], s2["sample_preferences"]) == (2, 4, [[0.8, 0.2]])
+    assert all(len(v) == 2 for v in s2["selected"].values())
+    n = len(rec.runs)
+    hqd.train(two, scorers=[length_scorer, vowel_scorer])
+    assert len(rec.runs) == n  # everything reused, the samples from their cache
+    with pytest.raises(ConfigError, match="different settings"):
+        hqd.train(dataclasses.replace(two, n_per_preference=2), scorers=[length_scorer, vowel_scorer])
+
+
+def test_fresh_prompts_and_the_collapse_report(tmp_path, tiny_base, pref_jsonl):
+    cfg = _hqd_config(tmp_path, tiny_base, pref_jsonl, n_stage2_prompts=3)
+    rows = [{"prompt": p} for p in ("a", "b", "a", "c", "d")]
+    assert hqd.fresh_prompts(cfg, [], rows) == ["a", "b", "c"]          # the data's prompts, unique, cut
+    assert hqd.fresh_prompts(cfg, ["h1", "h1", "h2"], rows) == ["h1", "h2"]  # held-out prompts first
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text('{"prompt": "j1"}\n{"prompt": "j2"}\n')
+    cfg.stage2_prompts = str(jsonl)
+    assert hqd.fresh_prompts(cfg, ["h1"], rows) == ["j1", "j2"]
+    samples = [{"response": "ok then fine", "sampled_at": [1.0, 0.0]}, {"response": "no", "sampled_at": [1.0, 0.0]},
+               {"response": "a fine long answer here", "sampled_at": [0.5, 0.5]}]
+    assert hqd.collapse_report(samples) == {"collapse_rate": pytest.approx(1 / 3),
+                                            "per_preference": {"w100-0": 0.5, "w50-50": 0.0}, "n": 3}
+    assert hqd.collapse_report([]) == {"collapse_rate": 0.0, "per_preference": {}, "n": 0}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -9,8 +10,8 @@ import pytest
 import torch
 from trainer_checks import adapter_delta, assert_deltas_close, base_state, family_delta
 from trainer_fixtures import *  # noqa: F401,F403
-from trainer_fixtures import write_config
-from transformers import AutoModelForCausalLM
+from trainer_fixtures import PAIRS, write_config
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from paretoapp.bank import PreferenceBank
 from paretoapp.family import Family
@@ -27,9 +28,9 @@ def vowel_scorer(prompts, responses):
 
 
 def _config(tmp, tiny_base, pref_jsonl, **extra):
-    path = write_config(tmp / "peo.yaml", tiny_base, pref_jsonl, tmp / "run", alpha=0.3,
-                        coef_generalist=[0.0, 1.0, 2.0], coef_objective=[0.0, 1.0], n_eval_prompts=2,
-                        max_new_tokens=3, anchor_step=0.25, extrapolate=0.5, **extra)
+    settings = {"alpha": 0.3, "coef_generalist": [0.0, 1.0, 2.0], "coef_objective": [0.0, 1.0], "n_eval_prompts": 2,
+                "max_new_tokens": 3, "anchor_step": 0.25, "extrapolate": 0.5, **extra}
+    path = write_config(tmp / "peo.yaml", tiny_base, pref_jsonl, tmp / "run", **settings)
     return load_config(peo.PEOConfig, str(path))
 
 
@@ -57,6 +58,13 @@ def test_generalist_starts_at_the_interpolation(tmp_path, tiny_base, pref_jsonl,
             torch.testing.assert_close(model(input_ids=ids).logits, plain(input_ids=ids).logits, atol=1e-4, rtol=1e-4)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(".generalist." in n for n in trainable)
+    # the "init" reference switches the correction off for the reference forward only
+    from peft.tuners.lora import LoraLayer
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    before = [dict(m.scaling) for m in layers]
+    with peo.interpolated_start(model):
+        assert all(m.scaling["generalist"] == 0.0 for m in layers)
+    assert [dict(m.scaling) for m in layers] == before and before[0]["generalist"] == 2.0  # alpha / r = 4 / 2
 
 
 def test_trained_generalist_in_the_bank(peo_run, tiny_base):
@@ -92,6 +100,17 @@ def test_anchor_family_in_sample_and_extrapolated(peo_run, tiny_base):
         assert c in search["nondominated"]
         got = m.gate.block_gains(torch.tensor([[w1, 1 - w1]], dtype=torch.float64))[0].tolist()
         assert got == pytest.approx(cands[c])
+    # the trainer's choice, recomputed from its recorded scores: the non-dominated candidates, min-max
+    # normalised per objective over them, and each anchor the argmax of w . normalised (the linear rule)
+    s = np.array(search["scores"])
+    nd = [i for i in range(len(s)) if not any(np.all(s[j] >= s[i]) and np.any(s[j] > s[i]) for j in range(len(s)))]
+    assert sorted(search["nondominated"]) == nd and search["anchor_rule"] == cfg.anchor_rule == "linear"
+    lo, hi = s[nd].min(axis=0), s[nd].max(axis=0)
+    norm = (s - lo) / np.where(hi > lo, hi - lo, 1.0)
+    assert search["in_sample_w1"] == [0.0, 0.25, 0.5, 0.75, 1.0]  # anchor_step 0.25
+    for w1, c in zip(search["in_sample_w1"], search["chosen_candidate"]):
+        w = np.array([w1, 1 - w1])
+        assert norm[c] @ w == pytest.approx(max(norm[i] @ w for i in nd))
     # beyond a vertex the gains continue along g(1) - g(0)
     def g(w1):
         return m.gate.block_gains(torch.tensor([[w1, 1 - w1]], dtype=torch.float64))[0].numpy()
@@ -235,6 +254,10 @@ def test_the_tchebycheff_rule_reaches_the_concave_part_of_the_front():
     assert cheb["chosen_candidate"] == [0, 0, 1, 3, 3] and cheb["anchor_rule"] == "tchebycheff"
     _, _, fine = peo.choose_anchors(scores, cands, step=0.1, extrapolate=0.0, rule="tchebycheff")
     assert set(fine["chosen_candidate"]) == {0, 1, 2, 3}
+    # the rule sees the scores min-max normalised per objective: an offset per objective changes nothing (it
+    # does under Tchebycheff if the minimum were added instead of subtracted: the ideal point would move)
+    _, _, shifted = peo.choose_anchors(scores + [100.0, -50.0], cands, step=0.1, extrapolate=0.0, rule="tchebycheff")
+    assert shifted["chosen_candidate"] == fine["chosen_candidate"]
     np.testing.assert_allclose(gains[2], cands[1])
     with pytest.raises(ConfigError, match="anchor_rule"):
         peo.anchor_choice(np.eye(2), np.array([0.5, 0.5]), "nearest")
@@ -272,3 +295,152 @@ def test_cli_with_registry_scorers(tmp_path, tiny_base, pref_jsonl, peo_run):
     m = Family.load(family_dir).manifest
     assert m.training["search"]["scorers"] == ["length_words", "refusal"]
     assert json.loads((cfg.adapters_path / "helpful-dpo" / "done.json").read_text())["step"] == 3
+
+
+@contextlib.contextmanager
+def _generalist_off(model):
+    """The phase-2 start: the experts at their gains, the generalist's correction switched off."""
+    from peft.tuners.lora import LoraLayer
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer) and "generalist" in m.scaling]
+    saved = [m.scaling["generalist"] for m in layers]
+    for m in layers:
+        m.scaling["generalist"] = 0.0
+    try:
+        yield
+    finally:
+        for m, s in zip(layers, saved):
+            m.scaling["generalist"] = s
+
+
+@pytest.mark.parametrize("reference", ["base", "init"])
+def test_the_trainer_runs_both_phases_on_the_right_data_weights_and_reference(tmp_path, tiny_base, pref_jsonl,
+                                                                             monkeypatch, reference):
+    """The trainer itself: phase 1 is DPO on each objective's pairs from theta_0; phase 2 starts at
+    theta_0 + a delta_1 + (1-a) delta_2, trains only its own correction, on both objectives' pairs, with the
+    generalist's beta, against theta_0 (or, ``generalist_reference: init``, against that start)."""
+    from trainer_spies import adapters_off, dpo_losses, nearly, pair_texts, probe_logits, record_runs
+
+    from paretoapp.trainers.lora import load_base
+
+    ref_ctx = adapters_off if reference == "base" else _generalist_off
+    other_ctx = _generalist_off if reference == "base" else adapters_off
+
+    def oracle(run, model, batch, metrics):
+        if run.name == "generalist":
+            return {"loss": float(dpo_losses(model, batch, 0.2, reference=ref_ctx).mean()),
+                    "other_reference": float(dpo_losses(model, batch, 0.2, reference=other_ctx).mean())}
+        return {"loss": float(dpo_losses(model, batch, 0.3).mean())}
+
+    fast = {"learning_rate": 5e-2, "max_steps": 3, "batch_size": 3, "beta": 0.3}
+    cfg = _config(tmp_path, tiny_base, pref_jsonl, train=fast, generalist_reference=reference,
+                  generalist_train={**fast, "beta": 0.2, "max_steps": 4, "progress": False})
+    rec = record_runs(monkeypatch, oracle)
+    peo.train(cfg, scorers=[length_scorer, vowel_scorer])
+    assert rec.names() == ["helpful-dpo", "harmless-dpo", "generalist"]
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    base, _ = load_base(str(tiny_base))
+    for name, objective in (("helpful-dpo", "helpful"), ("harmless-dpo", "harmless")):
+        run = rec[name]
+        assert sorted((r["prompt"], r["chosen"].strip(), r["rejected"].strip()) for r in run.rows) == \
+            sorted(PAIRS[objective])
+        torch.testing.assert_close(run.start_logits, probe_logits(base))
+        assert all(nearly(s.loss, s.expected["loss"]) for s in run.steps) and len(run.steps) == 3
+
+    g = rec["generalist"]
+    both = PAIRS["helpful"] + PAIRS["harmless"]
+    assert sorted((r["prompt"], r["chosen"].strip(), r["rejected"].strip()) for r in g.rows) == sorted(both)
+    seen = [t for s in g.steps for t in pair_texts(tok, s.batch)]
+    assert sorted(seen) == sorted(both)  # four steps of three pairs: the whole epoch, both objectives
+    d1 = adapter_delta(tiny_base, cfg.adapters_path / "helpful-dpo" / "adapter")
+    d2 = adapter_delta(tiny_base, cfg.adapters_path / "harmless-dpo" / "adapter")
+    theta0 = base_state(tiny_base)
+    start = AutoModelForCausalLM.from_pretrained(tiny_base)
+    start.load_state_dict({k: theta0[k] + 0.3 * d1[k] + 0.7 * d2[k] for k in theta0})
+    torch.testing.assert_close(g.start_logits, probe_logits(start), atol=1e-4, rtol=1e-4)
+    assert g.trainable and all(".generalist." in n for n in g.trainable)
+    assert {c.kwargs["beta"] for c in rec.calls_of("dpo_loss", "generalist")} == {0.2}
+    for step in g.steps:
+        assert nearly(step.loss, step.expected["loss"]), (step.loss, step.expected)
+    assert max(abs(s.expected["loss"] - s.expected["other_reference"]) for s in g.steps) > 1e-3
+
+
+def test_bad_settings_are_named_and_the_edges_accepted(tmp_path, tiny_base, pref_jsonl):
+    def config(**extra):
+        return _config(tmp_path, tiny_base, pref_jsonl, **extra)
+
+    three = [{"name": n, "data": {"source": str(pref_jsonl), "objective": "helpful"}} for n in ("a", "b", "c")]
+    for bad, message in ((dict(objectives=three), "PEO is bi-factorial: give exactly 2 objectives, got 3"),
+                         (dict(generalist_reference="start"), "generalist_reference must be one of ('base', 'init')"),
+                         (dict(anchor_step=0.0), "need 0 < anchor_step <= 0.5 and extrapolate >= 0"),
+                         (dict(anchor_step=0.6), "need 0 < anchor_step <= 0.5 and extrapolate >= 0"),
+                         (dict(extrapolate=-0.1), "need 0 < anchor_step <= 0.5 and extrapolate >= 0"),
+                         (dict(max_degenerate_rate=1.5), "max_degenerate_rate must be in [0, 1] or null, got 1.5"),
+                         (dict(max_degenerate_rate=-0.5), "max_degenerate_rate must be in [0, 1] or null, got -0.5"),
+                         (dict(anchor_rule="nearest"),
+                          "anchor_rule must be one of ('linear', 'tchebycheff'), got 'nearest'"),
+                         (dict(n_eval_prompts=0), "n_eval_prompts must be at least 1, got 0")):
+        with pytest.raises(ConfigError) as e:
+            config(**bad)
+        assert str(e.value) == message
+    for edge in (dict(anchor_step=0.5, extrapolate=0.0, max_degenerate_rate=0.0, n_eval_prompts=1,
+                      generalist_reference="init", anchor_rule="tchebycheff"), dict(max_degenerate_rate=1.0)):
+        cfg = config(**edge)
+        assert all(getattr(cfg, k) == v for k, v in edge.items())
+
+
+def test_phase_two_is_truncated_evaluated_reused_and_refused(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    """The generalist's run: its own truncation settings, the held-out pairs evaluated (not trained on), a
+    finished run reused with the same settings (run.json) and refused with others."""
+    from trainer_fixtures import OBJECTIVES
+    from trainer_spies import record_runs
+
+    data = {"source": str(pref_jsonl), "eval_fraction": 0.34}
+
+    def config(alpha=0.3):
+        return _config(tmp_path, tiny_base, pref_jsonl, objectives=[{"name": o, "data": data} for o in OBJECTIVES],
+                       overwrite=True, train={"max_steps": 1, "batch_size": 2}, alpha=alpha,
+                       generalist_train={"max_steps": 2, "batch_size": 2, "max_length": 9, "max_prompt_length": 4,
+                                         "progress": False, "log_every": 1, "beta": 0.2})
+
+    rec = record_runs(monkeypatch)
+    cfg = config()
+    peo.train(cfg, scorers=[length_scorer, vowel_scorer])
+    g = rec["generalist"]
+    assert len(g.rows) == 8  # four of each objective's six pairs; two of each held out
+    for step in g.steps:
+        real = step.batch["attention_mask"].sum(-1)
+        assert real.max() == 9 and (real - step.batch["completion_mask"].sum(-1)).max() == 4
+    final = [json.loads(line) for line in (g.run_dir / "metrics.jsonl").read_text().splitlines()][-1]
+    assert final["final"] and "eval_loss" in final
+    saved = json.loads((g.run_dir / "run.json").read_text())
+    assert saved["alpha"] == 0.3 and saved["reference"] == "base" and saved["base_model"] == str(tiny_base)
+    assert saved["experts"] == [str((cfg.adapters_path / f"{o}-dpo" / "adapter").resolve()) for o in OBJECTIVES]
+    assert [d["objective"] for d in saved["data"]] == list(OBJECTIVES) and saved["train"]["beta"] == 0.2
+    assert saved["lora"]["r"] == 2 and "progress" not in saved["train"]
+    n = len(rec.runs)
+    peo.train(config(), scorers=[length_scorer, vowel_scorer])
+    assert len(rec.runs) == n  # every phase reused
+    with pytest.raises(ConfigError, match=r"different settings \(alpha\)"):
+        peo.train(config(alpha=0.4), scorers=[length_scorer, vowel_scorer])
+
+
+def test_search_prompts_come_from_the_file_or_the_held_out_pairs(tmp_path, tiny_base, pref_jsonl, caplog):
+    from trainer_fixtures import OBJECTIVES, PAIRS
+
+    txt = tmp_path / "p.txt"
+    txt.write_text("First?\n\n  Second?  \nThird?\n")
+    cfg = _config(tmp_path, tiny_base, pref_jsonl, eval_prompts=str(txt))
+    assert peo.eval_prompts(cfg) == ["First?", "Second?"]
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in ("A?", "A?", "\n\nHuman: Hi\n\nAssistant:")))
+    cfg = _config(tmp_path, tiny_base, pref_jsonl, eval_prompts=str(jsonl), n_eval_prompts=5)
+    with caplog.at_level("WARNING"):
+        assert peo.eval_prompts(cfg) == ["A?", [{"role": "user", "content": "Hi"}]]  # unique, HH as a chat
+    assert "only 2 prompts for n_eval_prompts = 5" in caplog.text
+    held = {"source": str(pref_jsonl), "eval_fraction": 0.34}
+    cfg = _config(tmp_path, tiny_base, pref_jsonl, n_eval_prompts=16,
+                  objectives=[{"name": o, "data": held} for o in OBJECTIVES])
+    got = peo.eval_prompts(cfg)
+    assert len(got) == 4 and set(got) < {p for o in OBJECTIVES for p, _, _ in PAIRS[o]}  # two held out per objective
+    cfg = _config(tmp_path, tiny_base, pref_jsonl, n_eval_prompts=16)
+    assert peo.eval_prompts(cfg) == [p for o in OBJECTIVES for p, _, _ in PAIRS[o]]  # none held out: the pairs'

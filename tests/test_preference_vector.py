@@ -47,3 +47,44 @@ def test_vector_is_theta_pos_minus_theta_neg(pv_run, tiny_base):
     eta = [-0.5, 1.5]
     assert_deltas_close(family_delta(tiny_base, family_dir, eta),
                         {k: eta[0] * phi_help[k] + eta[1] * phi_harm[k] for k in phi_help})
+
+
+@pytest.mark.parametrize("positive_only", [False, True])
+def test_the_trainer_trains_each_objective_and_its_opposite_from_the_base(tmp_path, tiny_base, pref_jsonl,
+                                                                         monkeypatch, positive_only):
+    """The trainer itself: per objective a DPO run on its pairs and one on the same pairs swapped, both from
+    theta_0 and against theta_0 at train.beta; the opposite run with ``negative_sft_weight`` (plain DPO here)
+    while the positive one keeps train.sft_weight's NLL; the ablation trains no opposite run."""
+    import torch
+    from trainer_fixtures import PAIRS
+    from trainer_spies import chosen_nll_per_token, dpo_losses, nearly, pair_texts, probe_logits, record_runs
+    from transformers import AutoTokenizer
+
+    from paretoapp.trainers.config import load_config
+    from paretoapp.trainers.lora import load_base
+
+    def oracle(run, model, batch, metrics):
+        dpo = float(dpo_losses(model, batch, 0.3).mean())
+        return {"loss": dpo + (0.0 if run.name.endswith("-neg") else 0.5 * chosen_nll_per_token(model, batch)),
+                "dpo": dpo}
+
+    path = write_config(tmp_path / "pv.yaml", tiny_base, pref_jsonl, tmp_path / "run", positive_only=positive_only,
+                        negative_sft_weight=0.0,
+                        train={"max_steps": 3, "batch_size": 3, "learning_rate": 5e-2, "beta": 0.3, "sft_weight": 0.5})
+    rec = record_runs(monkeypatch, oracle)
+    preference_vector.train(load_config(preference_vector.PreferenceVectorConfig, str(path)))
+    want = {f"{o}-dpo": PAIRS[o] for o in ("helpful", "harmless")}
+    if not positive_only:
+        want.update({f"{o}-dpo-neg": [(p, r, c) for p, c, r in PAIRS[o]] for o in ("helpful", "harmless")})
+    assert sorted(rec.names()) == sorted(want)
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    base, _ = load_base(str(tiny_base))
+    for name, pairs in want.items():
+        run = rec[name]
+        seen = [t for s in run.steps for t in pair_texts(tok, s.batch)]
+        assert set(seen) <= set(pairs) and len(set(seen)) == 6
+        for step in run.steps:
+            assert nearly(step.loss, step.expected["loss"]), (name, step.loss, step.expected)
+        torch.testing.assert_close(run.start_logits, probe_logits(base))
+        nll = [s.loss - s.expected["dpo"] for s in run.steps]
+        assert all(v > 0.1 for v in nll) if not name.endswith("-neg") else all(abs(v) < 1e-5 for v in nll)

@@ -27,6 +27,9 @@ def test_family_loads_with_identity_gate(rs_run):
     assert [b.name for b in m.blocks] == ["helpful", "harmless"]
     assert m.gate.kind == "affine" and m.gate.matrix == [[1.0, 0.0], [0.0, 1.0]]
     assert m.on_simplex and m.is_in_sample([0.3, 0.7])
+    assert (m.w_low, m.w_high, m.in_sample_low, m.in_sample_high) == ([0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 1.0])
+    assert m.training["loss"] == "dpo"
+    assert m.description == "Rewarded Soups: theta_0 + sum_i w_i delta_i, one DPO LoRA adapter per objective"
 
 
 def test_vertex_equals_that_objectives_adapter(rs_run, tiny_base):
@@ -60,3 +63,53 @@ def test_sft_variant_and_reused_adapters(tmp_path, tiny_base, pref_jsonl, rs_run
     assert not (tmp_path / "run" / "adapters" / "helpful-sft").exists()
     assert (tmp_path / "run" / "adapters" / "harmless-sft" / "done.json").is_file()
     assert_deltas_close(family_delta(tiny_base, family_dir, [1.0, 0.0]), adapter_delta(tiny_base, given))
+
+
+@pytest.mark.parametrize("loss", ["dpo", "sft"])
+def test_the_trainer_trains_one_adapter_per_objective_on_its_own_data_from_the_base(tmp_path, tiny_base, pref_jsonl,
+                                                                                   monkeypatch, loss):
+    """The trainer itself: one run per objective from the same theta_0, each on its own objective's pairs,
+    DPO at train.beta against theta_0, or SFT on the chosen answers with the loss on the response only."""
+    import torch
+    from trainer_fixtures import PAIRS
+    from trainer_spies import (
+        dpo_losses,
+        nearly,
+        pair_texts,
+        probe_logits,
+        prompt_texts,
+        record_runs,
+        response_texts,
+        sft_nll,
+    )
+    from transformers import AutoTokenizer
+
+    from paretoapp.trainers.config import load_config
+    from paretoapp.trainers.lora import load_base
+
+    def oracle(run, model, batch, metrics):
+        if loss == "sft":
+            return {"loss": sft_nll(model, batch), "other": sft_nll(model, batch, "attention_mask")}
+        return {"loss": float(dpo_losses(model, batch, 0.3).mean()),
+                "other": float(dpo_losses(model, batch, 0.1).mean())}
+
+    path = write_config(tmp_path / "rs.yaml", tiny_base, pref_jsonl, tmp_path / "run", loss=loss,
+                        train={"max_steps": 3, "batch_size": 3, "learning_rate": 5e-2, "beta": 0.3})
+    rec = record_runs(monkeypatch, oracle)
+    rewarded_soups.train(load_config(rewarded_soups.RewardedSoupsConfig, str(path)))
+    assert rec.names() == [f"helpful-{loss}", f"harmless-{loss}"]
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    base, _ = load_base(str(tiny_base))
+    for objective in ("helpful", "harmless"):
+        run = rec[f"{objective}-{loss}"]
+        assert sorted((r["prompt"], r["chosen"].strip(), r["rejected"].strip()) for r in run.rows) == \
+            sorted(PAIRS[objective])
+        for step in run.steps:
+            if loss == "dpo":
+                assert set(pair_texts(tok, step.batch)) <= set(PAIRS[objective])
+            else:
+                assert set(zip(prompt_texts(tok, step.batch), response_texts(tok, step.batch))) <= \
+                    {(p, c) for p, c, _ in PAIRS[objective]}
+            assert nearly(step.loss, step.expected["loss"]), (step.loss, step.expected)
+        assert max(abs(s.expected["loss"] - s.expected["other"]) for s in run.steps) > 1e-3
+        torch.testing.assert_close(run.start_logits, probe_logits(base))

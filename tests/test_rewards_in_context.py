@@ -152,6 +152,7 @@ def test_conditioning_bounds_from_the_config(tmp_path, tiny_base, pref_jsonl):
                                                "now the released code's 'linf'"),
                          (dict(mapping="l3"), "mapping must be one of ('linear', 'l2', 'linf'), got 'l3'"),
                          (dict(responses="all"), "responses must be 'both' or 'chosen'"),
+                         (dict(raw_decimals=-1), "raw_decimals must be 0 or more (or null: no rounding), got -1"),
                          (dict(tags=["<a>"]), "tags needs one value per objective (2), got ['<a>']"),
                          (dict(target_high=[1.0, 2.0, 3.0]), "target_high needs one value per objective (2), got "
                                                              "[1.0, 2.0, 3.0]")):
@@ -198,3 +199,63 @@ def test_family_is_one_constant_block_and_generates_per_row(ric_run):
     assert (cfg.adapters_path / "ric-sft" / "done.json").is_file()
     out = load_policy(family_dir).generate(["Hi.", "Hi."], [[1.0, 0.0], [0.0, 1.0]], GenerationSettings(max_new_tokens=3))
     assert len(out) == 2
+
+
+def third_length(prompts, responses):
+    return [len(r) / 3.0 for r in responses]
+
+
+@pytest.mark.parametrize("raw_decimals", [None, 1])
+def test_the_trainer_sfts_every_response_under_its_own_scores(tmp_path, tiny_base, pref_jsonl, monkeypatch,
+                                                             raw_decimals):
+    """The trainer itself: one SFT run from theta_0 on every distinct response of every objective's pairs
+    (chosen and rejected), each prompt carrying that response's own z-scored scores rounded to 0.1 (with
+    ``raw_decimals: 1`` the raw scores rounded to 0.1 first, as the released code does), the loss on the
+    response tokens only."""
+    import numpy as np
+    import torch
+    from trainer_fixtures import PAIRS
+    from trainer_spies import probe_logits, prompt_texts, record_runs, response_texts, sft_nll
+    from transformers import AutoTokenizer
+
+    def oracle(run, model, batch, metrics):
+        return {"loss": sft_nll(model, batch), "with_prompt": sft_nll(model, batch, "attention_mask")}
+
+    pool = []
+    for objective in ("helpful", "harmless"):
+        for p, c, r in PAIRS[objective]:
+            pool += [(p, " " + x) for x in (c, r) if (p, " " + x) not in pool]
+    raw = np.array([third_length([], [r for _, r in pool]), vowel_scorer([], [r for _, r in pool])]).T
+
+    def written(raw):
+        z = (raw - raw.mean(axis=0)) / raw.std(axis=0)
+        return {key: [round(v + 0.0, 1) for v in row] for key, row in zip(pool, z)}
+
+    want = written(raw if raw_decimals is None else np.round(raw, raw_decimals))
+    assert (want == written(raw)) == (raw_decimals is None)  # the released rounding changes some written score
+
+    extra = {} if raw_decimals is None else {"raw_decimals": raw_decimals}
+    path = write_config(tmp_path / "ric.yaml", tiny_base, pref_jsonl, tmp_path / "run",
+                        train={"max_steps": 3, "batch_size": 4, "learning_rate": 5e-2, "max_length": 256},
+                        **extra)
+    cfg = load_config(ric.RiCConfig, str(path))
+    rec = record_runs(monkeypatch, oracle)
+    cond = Family.load(ric.train(cfg, scorers=[third_length, vowel_scorer])).manifest.conditioning
+    run = rec["ric-sft"]
+    assert len(run.rows) == len(pool) == 24
+    got = {}
+    for row in run.rows:
+        text, scores = cond.parse(row["prompt"][-1]["content"])
+        got[(text, row["response"])] = scores
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key] == pytest.approx(want[key], abs=1e-9), key
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    rendered = {r.strip(): cond.render(p, want[(p, r)]) for p, r in pool}
+    for step in run.steps:
+        for prompt, response in zip(prompt_texts(tok, step.batch), response_texts(tok, step.batch)):
+            assert rendered[response] in prompt  # the response under its own scores, the prompt as context only
+        assert abs(step.loss - step.expected["loss"]) < 1e-4 * max(1.0, step.expected["loss"])
+    assert max(abs(s.expected["loss"] - s.expected["with_prompt"]) for s in run.steps) > 1e-3
+    model, _ = load_base(str(tiny_base))
+    torch.testing.assert_close(run.start_logits, probe_logits(model))

@@ -62,6 +62,132 @@ def test_hh_layout_splits_the_transcript(tmp_path):
     path = _write_jsonl(tmp_path / "hh.jsonl", [{"chosen": chosen, "rejected": rejected}])
     pair = load_pairs(str(path), "helpful", chat=True)[0]
     assert pair["prompt"][-1] == {"role": "user", "content": "help me"} and pair["chosen"] == "Sure, here is how."
+    assert pair["rejected"] == "No."
+
+
+def test_data_files_layouts_and_held_out_pairs_read_as_written(tmp_path):
+    """The readers behind every trainer's pairs: .json files, line numbers in errors, HH transcripts whose
+    earlier turns differ, plain (non-chat) HH text kept as written, PKU's prompt, held-out pairs from a file
+    or a seeded fraction."""
+    from paretoapp.trainers.data import DataSpec, train_eval_pairs
+
+    rows = [{"prompt": "p", "chosen": "c", "rejected": "r"}, {"prompt": "q", "chosen": "d", "rejected": "s"}]
+    (tmp_path / "list.json").write_text(json.dumps(rows))
+    (tmp_path / "wrapped.json").write_text(json.dumps({"data": rows}))
+    assert load_pairs(str(tmp_path / "list.json")) == load_pairs(str(tmp_path / "wrapped.json")) == rows
+    (tmp_path / "bad.json").write_text(json.dumps({"rows": rows}))
+    with pytest.raises(DataError) as e:
+        load_pairs(str(tmp_path / "bad.json"))
+    assert str(e.value) == f"{tmp_path / 'bad.json'}: expected a JSON list of objects (or {{'data': [...]}})"
+    (tmp_path / "broken.jsonl").write_text(json.dumps(rows[0]) + "\n{oops\n")
+    with pytest.raises(DataError, match=r"broken\.jsonl:2: not valid JSON \(.*\); each line must be one JSON object$"):
+        load_pairs(str(tmp_path / "broken.jsonl"))
+    one = _write_jsonl(tmp_path / "one.jsonl", [{**rows[0], "objective": "helpful"}])
+    assert load_pairs(str(one), "helpful") == [rows[0]]
+    with pytest.raises(DataError) as e:
+        load_pairs(str(one), "harmless")
+    assert str(e.value) == f"{one}: no rows with objective 'harmless'; the file has ['helpful']"
+
+    # HH: the rejected transcript's earlier turns differ from the chosen one's; plain text is kept as written
+    chosen = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: help me\n\nAssistant: Sure."
+    rejected = "\n\nHuman: hi\n\nAssistant: hey you\n\nHuman: help me\n\nAssistant: No."
+    prompt, c, r = split_hh_transcript(chosen, rejected)
+    assert (prompt, c, r) == (chosen[: -len(" Sure.")], " Sure.", " No.")
+    assert split_hh_transcript("\n\nAssistant: a", "\n\nAssistant: b") == ("\n\nAssistant:", " a", " b")
+    hh = _write_jsonl(tmp_path / "hh.jsonl", [{"chosen": chosen, "rejected": rejected}])
+    assert load_pairs(str(hh), "helpful") == [{"prompt": prompt, "chosen": " Sure.", "rejected": " No."}]
+    long = "x" * 100
+    with pytest.raises(DataError) as e:
+        split_hh_transcript(long, long)
+    assert str(e.value) == f"HH-RLHF transcript without 'Assistant:': {long[:80]!r}"
+    not_hh = "\n\nRobot: a" + long
+    with pytest.raises(DataError) as e:
+        hh_to_messages(not_hh)
+    assert str(e.value) == f"HH-RLHF prompt not made of Human/Assistant turns: {not_hh[:80]!r}"
+    # an empty user turn is kept; consecutive user turns stay apart
+    assert hh_to_messages("\n\nHuman:\n\nAssistant: ok\n\nHuman: a\n\nHuman: b\n\nHuman: c\n\nAssistant:") == [
+        {"role": "user", "content": ""}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "a"},
+        {"role": "user", "content": "b"}, {"role": "user", "content": "c"}]
+
+    pku = _write_jsonl(tmp_path / "pku.jsonl", [{"prompt": "p", "response_0": "a", "response_1": "b",
+                                                 "better_response_id": 1, "safer_response_id": 0}])
+    assert load_pairs(str(pku), "helpful") == [{"prompt": "p", "chosen": "b", "rejected": "a"}]
+    for label, objective in (("better_response_id", "helpful"), ("safer_response_id", "harmless")):  # one label
+        one_label = _write_jsonl(tmp_path / f"{label}.jsonl", [{"prompt": "p", "response_0": "a", "response_1": "b",
+                                                               label: 1}])
+        assert load_pairs(str(one_label), objective) == [{"prompt": "p", "chosen": "b", "rejected": "a"}]
+    only_chosen = _write_jsonl(tmp_path / "only_chosen.jsonl", [{"chosen": "x"}])
+    with pytest.raises(DataError) as e:
+        load_pairs(str(only_chosen), "helpful")
+    assert str(e.value) == (
+        "cannot tell the data layout from the columns ['chosen']; expected prompt/chosen/rejected (trl), "
+        "response_0/response_1/better_response_id/safer_response_id (pku), or chosen/rejected transcripts (hh)")
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(DataError) as e:
+        load_pairs(str(tmp_path / "empty.jsonl"))
+    assert str(e.value) == f"{tmp_path / 'empty.jsonl'}: holds no rows"
+    (tmp_path / "pairs.txt").write_text("p")
+    with pytest.raises(DataError) as e:
+        load_pairs(str(tmp_path / "pairs.txt"))
+    assert str(e.value) == f"{tmp_path / 'pairs.txt'}: unsupported file type '.txt'; use .jsonl, .json or .csv"
+    # a named layout wins over the columns; chat wraps a plain prompt as one user turn; non-string answers refused
+    both = _write_jsonl(tmp_path / "both.jsonl", [{"prompt": "p", "chosen": "c", "rejected": "r", "response_0": "a",
+                                                   "response_1": "b", "better_response_id": 1}])
+    assert load_pairs(str(both), "helpful", layout="trl") == [{"prompt": "p", "chosen": "c", "rejected": "r"}]
+    assert load_pairs(str(both), "helpful") == [{"prompt": "p", "chosen": "b", "rejected": "a"}]
+    with pytest.raises(DataError) as e:
+        load_pairs(str(both), "helpful", layout="xml")
+    assert str(e.value) == "unknown layout 'xml'; expected one of ('auto', 'trl', 'pku', 'hh')"
+    assert load_pairs(str(tmp_path / "list.json"), chat=True)[0] == {
+        "prompt": [{"role": "user", "content": "p"}], "chosen": "c", "rejected": "r"}
+    number = _write_jsonl(tmp_path / "number.jsonl", [{"prompt": "p", "chosen": 1, "rejected": "r"}])
+    with pytest.raises(DataError) as e:
+        load_pairs(str(number))
+    assert str(e.value) == f"{number}: pair 0: chosen and rejected must be strings"
+    for name in ("nope.jsonl", "nope.json", "nope.csv", "./nope", "/nope/pairs", "~/nope-pairs"):  # not Hub ids
+        with pytest.raises(DataError) as e:
+            load_pairs(name)
+        assert str(e.value) == f"{name}: no such file; give a local .jsonl/.json/.csv path or a Hub dataset id"
+    # CSV: a quoted field keeps its own line break as written
+    (tmp_path / "pairs.csv").write_bytes(b'prompt,chosen,rejected\r\n"p","line 1\r\nline 2","r"\r\n')
+    assert load_pairs(str(tmp_path / "pairs.csv")) == [{"prompt": "p", "chosen": "line 1\r\nline 2", "rejected": "r"}]
+
+    # held-out pairs: another file (whole, whatever the training limit), or a seeded fraction (at least one)
+    many = _write_jsonl(tmp_path / "many.jsonl", [{"prompt": f"p{i}", "chosen": "c", "rejected": "r"} for i in range(5)])
+    train, held = train_eval_pairs(DataSpec(source=str(many), limit=2, eval_source=str(tmp_path / "list.json")), 0)
+    assert [p["prompt"] for p in train] == ["p0", "p1"] and held == rows
+    train, held = train_eval_pairs(DataSpec(source=str(many), eval_fraction=0.05), 0)
+    assert len(held) == 1 and len(train) == 4 and held[0] not in train
+    with pytest.raises(DataError) as e:
+        train_eval_pairs(DataSpec(source=str(many), eval_fraction=1.0), 0)
+    assert str(e.value) == f"{many}: eval_fraction 1.0 leaves no training pairs"
+
+
+def test_a_hub_source_asks_datasets_for_the_right_subset_split_and_revision(monkeypatch):
+    """No network: datasets.load_dataset is replaced, and the call it gets is what the spec says (HH's
+    subset per objective, the split, the pinned revision, a config from extra)."""
+    import datasets
+
+    from paretoapp.trainers.data import DataSpec, read_rows
+
+    calls = []
+
+    def fake_load_dataset(path, name=None, **kwargs):
+        calls.append((path, name, kwargs))
+        return [{"prompt": "p", "chosen": "c", "rejected": "r"}]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    rows = read_rows(DataSpec(source="Anthropic/hh-rlhf", objective="harmless", split="test", revision="abc"))
+    assert rows == [{"prompt": "p", "chosen": "c", "rejected": "r"}]
+    assert calls[-1] == ("Anthropic/hh-rlhf", None, {"data_dir": "harmless-base", "split": "test", "revision": "abc"})
+    read_rows(DataSpec(source="me/pairs", objective="funny", layout="hh", hh_subset="funny-base"))
+    assert calls[-1] == ("me/pairs", None, {"data_dir": "funny-base", "split": "train", "revision": None})
+    read_rows(DataSpec(source="PKU-Alignment/PKU-SafeRLHF", objective="helpful", extra={"config": "default"}))
+    assert calls[-1] == ("PKU-Alignment/PKU-SafeRLHF", "default", {"split": "train", "revision": None})
+    with pytest.raises(DataError) as e:
+        read_rows(DataSpec(source="Anthropic/hh-rlhf", objective="funny"))
+    assert str(e.value) == ("HH-RLHF needs hh_subset (e.g. 'helpful-base' or 'harmless-base') for objective "
+                            "'funny'")
 
 
 def test_missing_file_is_a_clear_error(tmp_path):
@@ -79,6 +205,18 @@ def test_tokenize_pair_marks_only_response_tokens(tokenizer_dir):
     assert batch["input_ids"].shape[0] == 2  # chosen row, then rejected row
     assert batch["completion_mask"][0].sum() == len(t["chosen_ids"])
     assert batch["completion_mask"][1].sum() == len(t["rejected_ids"])
+    pretokenized = PreferenceCollator(tok)([t])  # UPO's collator hands it tokenised pairs
+    assert all(torch.equal(pretokenized[k], batch[k]) for k in batch)
+    # a prompt whose last token merges with the answer: the prompt is the tokens both texts share
+    merged = tokenize_pair(tok, {"prompt": "Human: hi\n\nAssistant: ", "chosen": "hello", "rejected": "no"})
+    assert len(merged["prompt_ids"]) == len(tok("Human: hi\n\nAssistant: ")["input_ids"]) - 1
+    assert tok.decode(merged["prompt_ids"] + merged["chosen_ids"]) == "Human: hi\n\nAssistant: hello" + tok.eos_token
+    # an answer that already ends in EOS gets no second one
+    ended = tokenize_pair(tok, {**pair, "chosen": " hello there" + tok.eos_token})
+    assert ended["chosen_ids"] == t["chosen_ids"]
+    # a prompt that fills max_length leaves no response token (the row is cut at max_length)
+    full = PreferenceCollator(tok, max_length=len(t["prompt_ids"]))([pair])
+    assert full["completion_mask"].sum() == 0 and full["attention_mask"].sum(-1).tolist() == [len(t["prompt_ids"])] * 2
     chat = tokenize_pair(tok, {"prompt": [{"role": "user", "content": "hi"}], "chosen": "hello", "rejected": "no"})
     assert "hello" in tok.decode(chat["chosen_ids"]) and "hi" in tok.decode(chat["prompt_ids"])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -199,3 +200,253 @@ def test_callable_scorers(tmp_path, tiny_base, pref_jsonl):
     cfg.train.max_steps = 1
     family = upo.train(cfg, scorers=[shortness])
     assert Family.load(family).manifest.training["scorers"] == ["length_words"]
+
+
+def words(prompts, responses):
+    return [float(len(r.split())) for r in responses]
+
+
+def vowel_cost(prompts, responses):
+    return [float(sum(ch in "aeiou" for ch in r)) for r in responses]
+
+
+vowel_cost.higher_is_better = False  # the scorer's own direction: fewer vowels is better
+
+
+def _kto(model, batch, beta):
+    """KTO (TRL's form) from the logits: z from the batch's mismatched rows, clamped at 0, no gradient."""
+    from trainer_spies import adapters_off, logps
+    policy, kl_policy = logps(model, batch), logps(model, batch["kl"])
+    with adapters_off(model):
+        ref, kl_ref = logps(model, batch), logps(model, batch["kl"])
+    z = (kl_policy - kl_ref).mean().clamp(min=0)
+    n = len(policy) // 2
+    r = policy - ref
+    return float(torch.cat([1 - torch.sigmoid(beta * (r[:n] - z)), 1 - torch.sigmoid(beta * (z - r[n:]))]).mean())
+
+
+@pytest.mark.parametrize("preference_loss", ["dpo", "kto"])
+def test_the_trainer_weighs_the_likelihood_by_oriented_auxiliary_advantages(tmp_path, tiny_base, pref_jsonl,
+                                                                           monkeypatch, preference_loss):
+    """The trainer itself, at w = (0.2, 0.5, 0.3): the preference loss (train.beta, reference theta_0) on the
+    objective's pairs minus gamma(w) * sum_b softmax_b(A_b / tau) * mean log pi(y_b | x_b), A = a . c(w), each
+    a_j z-scored over the data and oriented: a lower-is-better objective (by the config or by the scorer) is
+    negated."""
+    import numpy as np
+    from trainer_spies import dpo_losses, logps, nearly, pair_texts, probe_logits, record_runs, response_texts
+    from transformers import AutoTokenizer
+
+    responses = [" " + c for _, c, _ in PAIRS["helpful"]] + [" " + r for _, _, r in PAIRS["helpful"]]
+    raw = -np.array([words([], responses), vowel_cost([], responses)]).T  # both lower-is-better: negated
+    aux = dict(zip([r.strip() for r in responses], ((raw - raw.mean(axis=0)) / raw.std(axis=0)).tolist()))
+    gamma, c, tau = 2.0 * 0.8, [0.5 / 0.8, 0.3 / 0.8], 0.5
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+
+    def oracle(run, model, batch, metrics):
+        a = torch.tensor([aux[t] for t in response_texts(tok, batch)])
+        logp = logps(model, batch, average=True)
+
+        def awr(sign):
+            return float((torch.softmax(sign * (a @ torch.tensor(c)) / tau, dim=0) * logp).sum())
+
+        pref = float(dpo_losses(model, batch, 0.3).mean()) if preference_loss == "dpo" else _kto(model, batch, 0.3)
+        return {"loss": pref - gamma * awr(1.0), "unoriented": pref - gamma * awr(-1.0), "aux": a}
+
+    path = write_config(tmp_path / "upo.yaml", tiny_base, pref_jsonl, tmp_path / "run",
+                        objectives=[{"name": "helpful", "data": {"source": str(pref_jsonl)}}],
+                        auxiliary=[{"name": "short", "scorer": "length_words", "higher_is_better": False},
+                                   {"name": "plain", "scorer": "vowels"}],
+                        grid=[[0.2, 0.5, 0.3]], gamma=2.0, tau=tau, preference_loss=preference_loss,
+                        train={"max_steps": 3, "batch_size": 3, "learning_rate": 5e-2, "beta": 0.3})
+    rec = record_runs(monkeypatch, oracle)
+    upo.train(load_config(upo.UPOConfig, str(path)), scorers=[words, vowel_cost])
+    run = rec["upo-w20-50-30"]
+    assert sorted((r["prompt"], r["chosen"].strip(), r["rejected"].strip()) for r in run.rows) == \
+        sorted(PAIRS["helpful"])
+    for row in run.rows:
+        assert row["aux_chosen"] == pytest.approx(aux[row["chosen"].strip()])
+        assert row["aux_rejected"] == pytest.approx(aux[row["rejected"].strip()])
+    base, _ = load_base(str(tiny_base))
+    torch.testing.assert_close(run.start_logits, probe_logits(base))
+    for step in run.steps:
+        assert set(pair_texts(tok, step.batch)) <= set(PAIRS["helpful"])
+        torch.testing.assert_close(step.batch["aux"], step.expected["aux"].float(), atol=1e-5, rtol=1e-5)
+        assert nearly(step.loss, step.expected["loss"]), (step.loss, step.expected)
+    assert max(abs(s.expected["loss"] - s.expected["unoriented"]) for s in run.steps) > 1e-3
+    assert {c.kwargs["beta"] for c in rec.calls_of(f"{preference_loss}_loss", run.name)} == {0.3}
+
+
+def _upo(tmp_path, tiny_base, pref_jsonl, **extra):
+    settings = {"objectives": [{"name": "helpful", "data": {"source": str(pref_jsonl)}}],
+                "auxiliary": [{"name": "short", "scorer": "length_words", "higher_is_better": False}],
+                "grid": [[0.0, 1.0]], "gamma": 2.0, "train": {"max_steps": 2, "batch_size": 3}, **extra}
+    return load_config(upo.UPOConfig, str(write_config(tmp_path / "upo.yaml", tiny_base, pref_jsonl, tmp_path / "run",
+                                                       **settings)))
+
+
+def test_bad_settings_are_named_and_the_edges_accepted(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    from paretoapp.trainers.config import ConfigError
+
+    two = [{"name": n, "data": {"source": str(pref_jsonl), "objective": n}} for n in ("helpful", "harmless")]
+    for bad, message in (
+            (dict(objectives=two), "UPO takes exactly one preference objective (with pairs) in 'objectives:'; "
+                                   "designer objectives go in 'auxiliary:' with a scorer each"),
+            (dict(auxiliary=[]), "UPO needs at least one auxiliary objective: auxiliary: [{name: ..., scorer: ...}]"),
+            (dict(likelihood="max"), "need likelihood in (mean, sum), tau > 0 and gamma >= 0"),
+            (dict(tau=0.0), "need likelihood in (mean, sum), tau > 0 and gamma >= 0"),
+            (dict(gamma=-1.0), "need likelihood in (mean, sum), tau > 0 and gamma >= 0"),
+            (dict(preference_loss="ipo"), "preference_loss must be one of ('dpo', 'kto'), got 'ipo'"),
+            (dict(gate_mode="both"), "gate_mode must be 'nearest' or 'interpolate', got 'both'"),
+            (dict(grid=[[0.5, 0.6]]), "preference points must lie on the simplex"),
+            (dict(grid=None, grid_resolution=0), "grid_resolution must be at least 1, got 0")):
+        with pytest.raises(ConfigError) as e:
+            _upo(tmp_path, tiny_base, pref_jsonl, **bad)
+        assert str(e.value).startswith(message)
+    cfg = _upo(tmp_path, tiny_base, pref_jsonl, gamma=0.0, likelihood="sum", gate_mode="nearest", grid=None,
+               grid_resolution=1)
+    assert (cfg.gamma, cfg.likelihood, cfg.k) == (0.0, "sum", 2)
+    # the trainer's grid is the config's resolution; the family sees the designer objectives, the config
+    # gets its own objectives back (training and writing stubbed: only the wiring runs)
+    seen = {}
+
+    def fake_write(cfg_, method, adapters, points, mode, **kwargs):
+        seen.update(points=points, mode=mode, names=[o.name for o in cfg_.objectives],
+                    aux_higher_is_better=[o.higher_is_better for o in cfg_.objectives[1:]])
+
+    monkeypatch.setattr(upo, "train_point", lambda cfg_, w, *args: tmp_path / f"adapter-{w}")
+    monkeypatch.setattr(upo, "write_anchor_family", fake_write)
+    upo.train(cfg, scorers=[words])
+    assert seen == {"points": [[1.0, 0.0], [0.0, 1.0]], "mode": "nearest", "names": ["helpful", "short"],
+                    "aux_higher_is_better": [False]}  # False itself, not a falsy None
+    assert [o.name for o in cfg.objectives] == ["helpful"]
+
+    class Named:  # a scorer object: its name is recorded when the config gives no scorer spec
+        name, higher_is_better = "named", True
+
+        def __call__(self, prompts, responses):
+            return [float(len(r)) for r in responses]
+
+    recorded = []
+    monkeypatch.setattr(upo, "write_anchor_family", lambda *a, **kw: recorded.append(kw["training"]["scorers"]))
+    unnamed = _upo(tmp_path, tiny_base, pref_jsonl, auxiliary=[{"name": "a", "scorer": ""}, {"name": "b", "scorer": ""}],
+                   grid=[[0.0, 0.5, 0.5]])
+    upo.train(unnamed, scorers=[Named(), functools.partial(words)])
+    assert recorded == [["named", "callable"]]
+    assert upo.weights_for([1.0 - 1e-13, 1e-13], 2.0) == (0.0, [0.0])  # the plain-preference vertex, to rounding
+
+
+def test_summed_likelihood_unnormalised_scores_held_out_pairs_and_reuse(tmp_path, tiny_base, pref_jsonl,
+                                                                         monkeypatch):
+    """likelihood: sum and normalise: false reach the loss; the held-out pairs are scored with the training
+    statistics and evaluated; the family records both; a finished point is reused, a changed one refused."""
+    import numpy as np
+    from trainer_spies import dpo_losses, logps, nearly, record_runs, response_texts
+    from transformers import AutoTokenizer
+
+    from paretoapp.trainers.config import ConfigError
+
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+
+    def oracle(run, model, batch, metrics):
+        a = -torch.tensor([float(len(t.split())) for t in response_texts(tok, batch)])  # oriented, not z-scored
+        awr = float((torch.softmax(a / 0.5, dim=0) * logps(model, batch)).sum())
+        return {"loss": float(dpo_losses(model, batch, 0.1).mean()) - 2.0 * awr}
+
+    data = {"source": str(pref_jsonl), "eval_fraction": 0.34}
+    settings = dict(objectives=[{"name": "helpful", "data": data}], likelihood="sum", normalise=False, tau=0.5,
+                    train={"max_steps": 2, "batch_size": 2, "learning_rate": 5e-2}, overwrite=True)
+    rec = record_runs(monkeypatch, oracle)
+    m = Family.load(upo.train(_upo(tmp_path, tiny_base, pref_jsonl, **settings))).manifest
+    run = rec["upo-w0-100"]
+    assert len(run.rows) == 4
+    from paretoapp.trainers.data import train_eval_pairs
+    seeded = _upo(tmp_path, tiny_base, pref_jsonl, **settings)
+    want, _ = train_eval_pairs(seeded.objectives[0].data, seeded.train.seed)  # the split of train.seed
+    assert sorted(r["prompt"] for r in run.rows) == sorted(p["prompt"] for p in want)
+    for step in run.steps:
+        assert nearly(step.loss, step.expected["loss"]), (step.loss, step.expected)
+    final = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()][-1]
+    assert final["final"] and {"eval_loss", "eval_awr_loglik", "eval_dpo_loss"} <= set(final)
+    assert m.training["aux_normalisation"] == {} and m.training["likelihood"] == "sum"
+    assert m.training["weights"] == {"w0-100": {"gamma": 2.0, "c": [1.0]}} and m.training["tau"] == 0.5
+    saved = json.loads((run.run_dir / "run.json").read_text())
+    assert (saved["w"], saved["gamma"], saved["c"], saved["tau"]) == ([0.0, 1.0], 2.0, [1.0], 0.5)
+    assert (saved["likelihood"], saved["normalise"], saved["scorers"]) == ("sum", False, ["length_words"])
+    assert "preference_loss" not in saved  # a DPO run's recipe as before the option existed
+
+    # z-scored: the held-out rows with the training rows' mean and std
+    cfg = _upo(tmp_path, tiny_base, pref_jsonl, objectives=[{"name": "helpful", "data": data}])
+    scorer = upo._Directed(lambda p, r: [float(len(x.split())) for x in r], False)
+    train_rows, eval_rows, stats = upo.scored_data(cfg, [scorer])
+    words = -np.array([len(r[k].split()) for r in train_rows for k in ("chosen", "rejected")], dtype=float)
+    assert stats == {"mean": [words.mean()], "std": [words.std()]}
+    for row in eval_rows:
+        assert row["aux_chosen"] == pytest.approx([(-len(row["chosen"].split()) - words.mean()) / words.std()])
+
+    # z-scores do not depend on the scorer's scale (a std under one included); a constant scorer gives zeros
+    tiny = upo._Directed(lambda p, r: [len(x.split()) / 100.0 for x in r], False)
+    const = upo._Directed(lambda p, r: [3.0] * len(r), True)
+    small_rows, _, small_stats = upo.scored_data(cfg, [tiny, const])
+    assert small_stats["std"][1] == 1.0 and small_stats["std"][0] < 1
+    assert [r["aux_chosen"][0] for r in small_rows] == pytest.approx([r["aux_chosen"][0] for r in train_rows])
+    assert {v for r in small_rows for v in (r["aux_chosen"][1], r["aux_rejected"][1])} == {0.0}
+    cfg.objectives[0].data = None  # an objective with an adapter but no pairs gets past the config
+    with pytest.raises(ConfigError) as e:
+        upo.scored_data(cfg, [scorer])
+    assert str(e.value) == "objective 'helpful' needs preference data (UPO trains on its pairs)"
+
+    n = len(rec.runs)
+    upo.train(_upo(tmp_path, tiny_base, pref_jsonl, **settings))
+    assert len(rec.runs) == n
+    with pytest.raises(ConfigError, match=r"different settings \(tau\)"):
+        upo.train(_upo(tmp_path, tiny_base, pref_jsonl, **{**settings, "tau": 0.7}))
+
+
+def test_directions_truncation_label_smoothing_the_record_and_changed_runs(tmp_path, tiny_base, pref_jsonl,
+                                                                          monkeypatch):
+    """The wiring the other tests leave open: a higher-is-better auxiliary (a plain callable, and a config's
+    True over a scorer's False) is not negated; train.max_length, max_prompt_length and label_smoothing reach
+    the run; the family names every objective with its direction, the gate mode and the weights; a finished
+    point is refused when its data or its preference loss changes."""
+    import numpy as np
+    from trainer_spies import record_runs, response_texts
+    from transformers import AutoTokenizer
+
+    from paretoapp.trainers.config import ConfigError
+
+    def plain(prompts, responses):  # no direction attribute: higher is better
+        return [float(len(r)) for r in responses]
+
+    settings = dict(auxiliary=[{"name": "long", "scorer": ""}, {"name": "vowelly", "higher_is_better": True}],
+                    grid=[[0.5, 0.25, 0.25]],
+                    train={"max_steps": 2, "batch_size": 2, "learning_rate": 5e-2, "max_length": 9,
+                           "max_prompt_length": 4, "label_smoothing": 0.2})
+    rec = record_runs(monkeypatch)
+    m = Family.load(upo.train(_upo(tmp_path, tiny_base, pref_jsonl, **settings), scorers=[plain, vowel_cost])).manifest
+    run = rec["upo-w50-25-25"]
+    responses = [p[k] for p in run.rows for k in ("chosen", "rejected")]
+    raw = np.array([plain([], responses), vowel_cost([], responses)]).T  # neither negated
+    z = (raw - raw.mean(axis=0)) / raw.std(axis=0)
+    got = np.array([a for p in run.rows for a in (p["aux_chosen"], p["aux_rejected"])])
+    np.testing.assert_allclose(got, z, atol=1e-9)
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    for step in run.steps:
+        real = step.batch["attention_mask"].sum(-1)
+        assert real.max() == 9 and (real - step.batch["completion_mask"].sum(-1)).max() == 4
+        assert all(response_texts(tok, step.batch))
+    assert {c.kwargs["label_smoothing"] for c in rec.calls_of("dpo_loss", run.name)} == {0.2}
+    assert [(o.name, o.higher_is_better) for o in m.objectives] == [("helpful", True), ("long", True),
+                                                                     ("vowelly", True)]
+    assert m.gate.mode == "interpolate"
+    assert (m.training["preference_loss"], m.training["gamma_max"], m.training["scorers"]) == \
+        ("dpo", 2.0, ["plain", "vowel_cost"])
+    assert m.description == ("UPO: DPO on helpful plus advantage-weighted likelihood of long, vowelly; one adapter "
+                             "per auxiliary weight")
+    for changed, what in (({"objectives": [{"name": "helpful", "data": {"source": str(pref_jsonl),
+                                                                          "eval_fraction": 0.34}}]}, "data"),
+                          ({"preference_loss": "kto"}, "preference_loss")):
+        with pytest.raises(ConfigError, match=rf"different settings \({what}"):
+            upo.train(_upo(tmp_path, tiny_base, pref_jsonl, **{**settings, **changed}), scorers=[plain, vowel_cost])
+    with pytest.raises(ConfigError) as e:
+        upo.train(_upo(tmp_path, tiny_base, pref_jsonl, **settings), scorers=[plain])
+    assert str(e.value) == "2 auxiliary objectives but 1 scorers"

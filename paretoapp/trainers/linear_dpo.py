@@ -64,7 +64,7 @@ def linear_dpo_loss(model, batch: dict, w, names, beta: float, label_smoothing: 
                     sft_weight: float = 0.0):
     """sum_i w_i L_i over the objectives with w_i != 0, L_i = L_DPO,i (+ sft_weight * NLL_i);
     returns (loss, {name: DPOResult})."""
-    w = torch.as_tensor(w, dtype=torch.float32)
+    w = torch.as_tensor(w)  # scalarise casts it to the losses' dtype
     keep = [i for i, v in enumerate(w.tolist()) if v != 0.0]
     results = per_objective_dpo(model, batch, [names[i] for i in keep], beta, label_smoothing,
                                 sft_weight=sft_weight)

@@ -181,6 +181,8 @@ def preference_grid(k: int, points: list[list[float]] | None = None, resolution:
         if any(min(p) < 0 or abs(sum(p) - 1.0) > 1e-6 for p in grid):
             raise ConfigError(f"preference points must lie on the simplex (non-negative, sum 1), got {points}")
         return grid
+    if resolution < 1:
+        raise ConfigError(f"grid_resolution must be at least 1, got {resolution}")
     from paretoapp.evaluate import simplex_grid
     return [[round(float(v), 9) for v in row] for row in simplex_grid(k, resolution)]
 

@@ -10,7 +10,8 @@ paper's released code averages A and B separately, which is not the weighted
 sum of deltas; the bank stacks the adapters instead, so the family is exact.
 
 Each delta_i is DPO (default) or SFT on objective i's data, from the base
-(``trainers.objective_adapter``); a trained adapter can be passed per
+(``trainers.objective_adapter``). That is a departure: the paper fine-tunes
+each expert with RL (PPO on one reward model). A trained adapter can be passed per
 objective instead (``objectives[i].adapter``), e.g. the phase-1 adapters that
 Preference Vector and PEO share.
 

@@ -9,6 +9,11 @@ As in the paper and its released code (docs/methods.md, "Baselines"):
    carries them rounded to 0.1: ``{prompt} <rm1_score> {s1} <rm2_score> {s2}``
    (``paretoapp.conditioning.Conditioning.render``, the same renderer the
    runtime uses, so training and inference text are identical).
+   Departure from the released code, which rounds every raw reward to 0.1
+   *before* z-scoring (``get_rewards`` in ``ric/utils.py``): here the raw
+   scores are z-scored unrounded unless ``raw_decimals`` is set (``1`` is the
+   released behaviour; off by default because a scorer with outputs in [0, 1]
+   would lose most of its resolution).
 3. SFT (loss on the response tokens only) of one LoRA adapter on those rows.
 4. Inference: a preference w becomes target scores written into the prompt,
    c(w), with the released code's mappings (``paretoapp.conditioning``):
@@ -72,6 +77,7 @@ class RiCConfig(MethodConfig):
     normalise: bool = True                  # z-score each objective over the training set
     decimals: int = 1                       # rounding of the scores in the prompt (paper: 0.1)
     responses: str = "both"                 # "both" (chosen and rejected, the paper) or "chosen"
+    raw_decimals: int | None = None         # round the raw scores before z-scoring (released code: 1); None: off
 
     def check(self) -> None:
         super().check()
@@ -85,6 +91,8 @@ class RiCConfig(MethodConfig):
             raise ConfigError(f"bounds_draws must be at least 2, got {self.bounds_draws}")
         if self.responses not in ("both", "chosen"):
             raise ConfigError("responses must be 'both' or 'chosen'")
+        if self.raw_decimals is not None and self.raw_decimals < 0:
+            raise ConfigError(f"raw_decimals must be 0 or more (or null: no rounding), got {self.raw_decimals}")
         for name in ("tags", "target_low", "target_high"):
             v = getattr(self, name)
             if v is not None and len(v) != k:
@@ -155,7 +163,12 @@ def conditioning_for(cfg: RiCConfig, z: np.ndarray) -> Conditioning:
 def build_rows(cfg: RiCConfig, tokenizer, scorers: Sequence):
     """SFT rows with conditioned prompts, the conditioning, and the normalisation record."""
     train, held = responses_of(cfg)
-    raw = score_responses(scorers, [r["prompt"] for r in train], [r["response"] for r in train])
+
+    def scores_of(items):
+        raw = score_responses(scorers, [r["prompt"] for r in items], [r["response"] for r in items])
+        return raw if cfg.raw_decimals is None else np.round(raw, cfg.raw_decimals)
+
+    raw = scores_of(train)
     mean = raw.mean(axis=0) if cfg.normalise else np.zeros(raw.shape[1])
     std = raw.std(axis=0) if cfg.normalise else np.ones(raw.shape[1])
     std = np.where(std > 0, std, 1.0)
@@ -168,10 +181,12 @@ def build_rows(cfg: RiCConfig, tokenizer, scorers: Sequence):
 
     held_rows = []
     if held:
-        zh = (score_responses(scorers, [r["prompt"] for r in held], [r["response"] for r in held]) - mean) / std
+        zh = (scores_of(held) - mean) / std
         held_rows = rows(held, zh)
     record = {"mean": mean.tolist(), "std": std.tolist(), "n_train": len(train),
               "z_min": z.min(axis=0).tolist(), "z_max": z.max(axis=0).tolist()}
+    if cfg.raw_decimals is not None:
+        record["raw_decimals"] = cfg.raw_decimals
     return rows(train, z), held_rows, cond, record
 
 

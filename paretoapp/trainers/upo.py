@@ -16,12 +16,17 @@ What is the paper's (abstract and v1 introduction, docs/methods.md "UPO"):
 What is this project's (the method section could not be read), all settings:
 
 * ``preference_loss: dpo`` is the **default** (the same pairs through DPO);
-* the exact weighting: a softmax over the batch of the advantages, with the
-  batch mean as the baseline, a temperature ``tau`` and the sum over the batch::
+* the exact weighting: a softmax over the batch of the advantages, a
+  temperature ``tau`` and the sum over the batch::
 
       L = L_pref - gamma * sum_{(x,y) in batch} softmax_batch(A(x,y) / tau) * log pi(y|x)
-      A(x, y) = sum_j c_j a_j(x, y) - b,   b = mean over the batch of sum_j c_j a_j
+      A(x, y) = sum_j c_j a_j(x, y)
 
+  The softmax weights sum to 1, so the sum is already a weighted *mean* of the
+  log-likelihoods (no further division by the batch size). There is no
+  baseline: a softmax over the batch is unchanged by subtracting a constant, so
+  a batch-mean baseline would change nothing, and a per-prompt baseline b(x) (a
+  value function, as in AWR) is not estimated.
   The batch is every response of the preference batch (chosen and rejected);
   the softmax weights are constants (no gradient through them). With gamma = 0
   the loss *is* the preference loss (a test checks it). ``likelihood: mean``
@@ -177,7 +182,6 @@ def upo_loss(model, batch: dict, c: Sequence[float], gamma: float, tau: float = 
         pref = dpo_loss(*total.chunk(2), *ref.chunk(2), beta=beta, label_smoothing=label_smoothing)
     logp = total / batch["completion_mask"][:, 1:].sum(-1).clamp(min=1) if likelihood == "mean" else total
     adv = batch["aux"].to(total) @ torch.as_tensor(list(c), dtype=total.dtype, device=total.device)
-    adv = adv - adv.mean()
     weights = torch.softmax(adv / tau, dim=0).detach()
     awr = (weights * logp).sum()
     loss = pref.loss - gamma * awr
