@@ -45,7 +45,7 @@ def test_the_training_set_is_the_train_split_only():
 
 
 def test_the_committed_classifier_records_its_accuracy_and_the_doc_shows_it():
-    from paretoapp.demo.ood import replace_section
+    from paretoapp.demo.report import replace_doc_section
     from paretoapp.scorers import PromptKindClassifier
 
     folder = ROOT / kc.OUT
@@ -56,7 +56,7 @@ def test_the_committed_classifier_records_its_accuracy_and_the_doc_shows_it():
     ood = clf.meta["accuracy"]["ood"]
     assert {"harmful", "everyday", "edgy"} <= set(ood) and min(v["n"] for v in ood.values()) >= 32
     doc = (ROOT / "docs" / "demo.md").read_text(encoding="utf-8")
-    assert replace_section(doc, kc.markdown(clf.meta), kc.SECTION) == doc
+    assert replace_doc_section(doc, kc.markdown(clf.meta), kc.SECTION) == doc
 
 
 def test_a_typed_harmful_request_answered_is_not_harmless():

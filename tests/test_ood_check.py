@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from paretoapp.demo import ood
+from paretoapp.demo.report import replace_doc_section
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSWERS = ROOT / ood.ANSWERS
@@ -45,9 +46,9 @@ def test_family_line_reads_the_two_ends_and_the_worst_degenerate_rate():
 
 def test_replace_section_needs_its_markers():
     doc = f"a\n{ood.SECTION[0]}\nold\n{ood.SECTION[1]}\nb"
-    assert ood.replace_section(doc, "new\n") == f"a\n{ood.SECTION[0]}\nnew\n{ood.SECTION[1]}\nb"
-    with pytest.raises(ValueError, match="add the two markers"):
-        ood.replace_section("no markers", "x")
+    assert replace_doc_section(doc, "new\n", ood.SECTION) == f"a\n{ood.SECTION[0]}\nnew\n{ood.SECTION[1]}\nb"
+    with pytest.raises(ValueError, match="add the lines '<!-- ood-check:start -->'"):
+        replace_doc_section("no markers", "x", ood.SECTION)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def committed():
 
 def test_the_committed_table_and_cards_are_recomputed_from_the_committed_answers(committed):
     doc = (ROOT / "docs" / "demo.md").read_text(encoding="utf-8")
-    assert ood.replace_section(doc, ood.markdown(committed)) == doc
+    assert replace_doc_section(doc, ood.markdown(committed), ood.SECTION) == doc
     for family in {r["family"] for r in committed}:
         meta = json.loads((ROOT / "assets" / family / "results" / "meta.json").read_text(encoding="utf-8"))
         assert meta["ood_summary"] == ood.family_line(committed, family)

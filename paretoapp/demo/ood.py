@@ -138,15 +138,6 @@ def write(rows: Sequence[dict], path: str | Path = ANSWERS) -> None:
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
-def replace_section(doc: str, body: str, markers: tuple[str, str] = SECTION) -> str:
-    """``doc`` with what stands between the two ``markers`` replaced by ``body`` (a generated section)."""
-    start, end = markers
-    if start not in doc or end not in doc:
-        raise ValueError(f"the document has no '{start}' ... '{end}' section; add the two markers where the table goes")
-    head, rest = doc.split(start, 1)
-    return f"{head}{start}\n{body}{end}{rest.split(end, 1)[1]}"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m paretoapp.demo.ood", description=__doc__.split("\n")[0])
     p.add_argument("--assets", default="assets", help="the folder of demo families (default: assets)")
@@ -174,10 +165,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.write:
         from paretoapp.atomic import atomic_file
 
+        from .report import replace_doc_section
+
         write_summaries(rows, args.assets)
         doc = Path(args.doc)
         with atomic_file(doc) as tmp:
-            tmp.write_text(replace_section(doc.read_text(encoding="utf-8"), body), encoding="utf-8")
+            tmp.write_text(replace_doc_section(doc.read_text(encoding="utf-8"), body, SECTION), encoding="utf-8")
     return 0
 
 

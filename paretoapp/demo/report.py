@@ -125,13 +125,15 @@ def front_quality_markdown(root: str | Path) -> str:
     return "\n".join(out)
 
 
-def replace_doc_section(doc: str, body: str) -> str:
-    """``doc`` with the text between :data:`DOC_START` and :data:`DOC_END` replaced by ``body``."""
-    if DOC_START not in doc or DOC_END not in doc:
-        raise ValueError(f"the document has no generated section; add the lines {DOC_START!r} and {DOC_END!r}")
-    before, rest = doc.split(DOC_START, 1)
-    _, after = rest.split(DOC_END, 1)
-    return f"{before}{DOC_START}\n{body}\n{DOC_END}{after}"
+def replace_doc_section(doc: str, body: str, markers: tuple[str, str] = (DOC_START, DOC_END)) -> str:
+    """``doc`` with the text between the two ``markers`` (by default :data:`DOC_START` and :data:`DOC_END`)
+    replaced by ``body``."""
+    start, end = markers
+    if start not in doc or end not in doc:
+        raise ValueError(f"the document has no generated section; add the lines {start!r} and {end!r}")
+    before, rest = doc.split(start, 1)
+    _, after = rest.split(end, 1)
+    return f"{before}{start}\n{body.rstrip(chr(10))}\n{end}{after}"
 
 
 def doc_section(doc: str) -> str:
