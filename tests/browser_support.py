@@ -42,6 +42,7 @@ def open_app(browser, url, width: int = 1440, height: int = 1000):
     page.goto(url)
     page.wait_for_selector("#pa-front .scatterlayer .point")
     page.wait_for_function("() => { const b = document.querySelector('#pa-front .pa-plot'); return b && b._paBound; }")
+    page.wait_for_function("() => document.body.dataset.paOpened === '1'")  # the link's w is in place
     return ctx, page
 
 

@@ -63,7 +63,11 @@ def build_app(catalog: Catalog) -> gr.Blocks:
             tab.wire(shared)
         _wire_family_change(ctx, shared, banner, tabs)
         _wire_sliders(ctx, shared, tabs)
-        demo.load(_open_link(ctx, shared), [*shared.view, shared.session], shared.move_outputs, api_name=False)
+        opened = demo.load(_open_link(ctx, shared), [*shared.view, shared.session], shared.move_outputs,
+                           api_name=False)
+        # a mark on the page once the link's family and w are in place: until then a move the visitor makes
+        # can be undone by the link's (browser tests wait for it before they touch a control)
+        opened.then(None, None, None, js="() => { document.body.dataset.paOpened = '1'; }", api_name=False)
         add_api(ctx)
 
     demo.queue(default_concurrency_limit=16)
