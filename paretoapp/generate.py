@@ -34,6 +34,7 @@ from .validation import (
     check_room,
     max_new_tokens,
     real_number,
+    repetition_penalty,
     rows_at_once,
     tokens_at_least,
     whole_number,
@@ -116,10 +117,7 @@ class GenerationSettings:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p:g}; use e.g. 0.95 (1 keeps every token)")
         if self.overflow not in ("error", "truncate_left"):
             raise ValueError("overflow must be 'error' or 'truncate_left'")
-        self.repetition_penalty = real_number(self.repetition_penalty, "repetition_penalty")
-        if not self.repetition_penalty > 0:
-            raise ValueError(f"repetition_penalty must be positive, got {self.repetition_penalty:g}; 1 is none, "
-                             "1.1 to 1.3 discourages loops")
+        self.repetition_penalty = repetition_penalty(self.repetition_penalty)
 
     def to_dict(self) -> dict:
         """The settings as recorded (results meta, cache keys); no penalty is left out, so records and cache keys

@@ -145,10 +145,8 @@ MAX_NEW_TOKENS = _define(
     lambda raw, name: positive_whole_number(raw, name, DEFAULT_MAX_NEW_TOKENS), "whole number >= 1",
     "the app's cap on max_new_tokens for one answer (a bad value fails at start)")
 def repetition_penalty(raw: str, name: str) -> float:
-    value = number(raw, name)
-    if not 0 < value <= 2:
-        raise InputError(f"{name} must be in (0, 2], got {value:g}; 1 is none, 1.1 to 1.3 discourages loops")
-    return value
+    from .validation import repetition_penalty as check  # at call time: validation reads these settings
+    return check(number(raw, name), name)
 
 
 REPETITION_PENALTY = _define(

@@ -307,6 +307,8 @@ CASES = [
          r"max_new_tokens 256 leaves no room for the prompt .*context of 256 tokens; ask for fewer than 256"),
     Case("python", "max-new-tokens-text", python_call(lambda c: _settings(max_new_tokens="lots")),
          r"max_new_tokens 'lots' is not a whole number; give one like 64"),
+    Case("python", "repetition-penalty-too-high", python_call(lambda c: _settings(repetition_penalty=3)),
+         r"repetition_penalty must be in \(0, 2\], got 3; use 1 for none, 1.1 to 1.3 to discourage loops"),
     Case("python", "w-wrong-length", python_call(lambda c: c.policy.generate(["Hi"], [[0.5]])),
          r"1 values but this family has 2 objectives; pass one weight per objective"),
     Case("python", "w-nan", python_call(lambda c: c.policy.generate(["Hi"], [[float("nan"), 0.5]])),

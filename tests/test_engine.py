@@ -322,6 +322,6 @@ def test_repetition_penalty_is_transformers_and_stays_in_its_row(two):
     assert pa.generate([PROMPTS[0]], [w], penalised, model=merged) == [alone[1]]
     assert run_together([(pa, PROMPTS[0], w, plain), (pa, PROMPTS[0], w, penalised),
                          (pa, PROMPTS[4], w, sampled)]) == alone
-    with pytest.raises(ValueError, match="repetition_penalty must be positive"):
+    with pytest.raises(ValueError, match=r"repetition_penalty must be in \(0, 2\]"):
         GenerationSettings(repetition_penalty=0)
     assert "repetition_penalty" not in plain.to_dict() and penalised.to_dict()["repetition_penalty"] == 1.8

@@ -15,7 +15,14 @@ import uuid
 from dataclasses import dataclass, field
 
 from ..errors import InputError, shown
-from ..validation import app_max_new_tokens, max_new_tokens, parse_w, real_number, whole_number
+from ..validation import (
+    app_max_new_tokens,
+    max_new_tokens,
+    parse_w,
+    real_number,
+    repetition_penalty,
+    whole_number,
+)
 
 MAX_STOP = 4          # OpenAI's limit on stop sequences
 MAX_CHOICES = 16      # n: answers per request
@@ -99,10 +106,7 @@ def _sampling(body: dict, req: ChatRequest) -> None:
     if body.get("seed") is not None:
         req.seed = whole_number(body["seed"], "seed")
     if body.get("repetition_penalty") is not None:
-        req.repetition_penalty = real_number(body["repetition_penalty"], "repetition_penalty")
-        if not 0 < req.repetition_penalty <= 2:
-            raise InputError(f"repetition_penalty must be in (0, 2], got {req.repetition_penalty:g}; 1 is none, "
-                             "1.1 to 1.3 discourages loops")
+        req.repetition_penalty = repetition_penalty(body["repetition_penalty"])
     req.stop = _stop(body.get("stop"))
 
 
