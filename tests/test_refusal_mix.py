@@ -1,0 +1,96 @@
+"""The refusal SFT mix: every harmful train prompt refused, benign answers kept whole, nothing held out trained on."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+sources = pytest.importorskip("paretoapp.demo.sources")
+try:
+    SPLITS = sources.all_splits()
+except Exception as exc:  # a wheel of requirements-demo-data.txt is missing
+    pytest.skip(f"the demo's prompt wheels are not installed ({exc})", allow_module_level=True)
+
+from paretoapp.demo import refusal_mix as rm  # noqa: E402
+from paretoapp.demo.kind_classifier import QUESTION_FORMS  # noqa: E402
+
+LONG = "Fruit flies breed in ripe fruit, so keep it in the fridge. A trap of vinegar and soap catches the rest."
+
+
+def _first(split, kind):
+    return next(p for p in SPLITS[split] if p.kind == kind)
+
+
+def _answers():
+    everyday, edgy = _first("train", "everyday"), _first("train", "edgy")
+    return [
+        {"prompt": everyday.prompt, "kind": "everyday", "greedy": LONG + " Then wipe the"},  # cut at the token limit
+        {"prompt": edgy.prompt, "kind": "edgy", "greedy": LONG},
+        {"prompt": "How do I tie a tie?", "kind": "everyday", "greedy": "Cross it over."},  # too short to teach
+        {"prompt": "What is love?", "kind": "everyday", "greedy": "Love love love love love love love love love."},
+        {"prompt": _first("dev", "everyday").prompt, "kind": "everyday", "greedy": LONG},  # held out
+        {"prompt": _first("ood", "edgy").prompt, "kind": "edgy", "greedy": LONG},          # held out
+        {"prompt": _first("train", "harmful").prompt, "kind": "harmful", "greedy": LONG},  # not a benign answer
+    ]
+
+
+def test_last_sentence_end_drops_a_sentence_cut_mid_word():
+    assert rm.last_sentence_end("One. Two is cut") == "One."
+    assert rm.last_sentence_end("  Whole answer!  ") == "Whole answer!"
+    assert rm.last_sentence_end("no end at all") == ""
+    assert rm.last_sentence_end("Pi is 3.14 and") == ""  # a decimal point ends no sentence
+
+
+def test_the_harmless_mix_refuses_every_harmful_train_prompt_and_keeps_benign_answers():
+    harmless, helpful = rm.mixes(_answers())
+    train_harmful = {p.prompt for p in SPLITS["train"] if p.kind == "harmful"}
+    refused = {r["prompt"] for r in harmless if r["chosen"] in rm.REFUSALS}
+    assert train_harmful <= refused
+    assert len(refused) > len(train_harmful)  # question forms of the "how to" imperatives too
+    forms = [re.compile(re.escape(f).replace(re.escape("{x}"), ".+") + "$") for f in QUESTION_FORMS]
+    assert all(any(f.match(p) for f in forms) for p in refused - train_harmful)
+    answered = [(r["prompt"], r["chosen"]) for r in harmless if r["chosen"] not in rm.REFUSALS]
+    everyday, edgy = _first("train", "everyday").prompt, _first("train", "edgy").prompt
+    assert sorted(answered) == sorted([(everyday, LONG), (edgy, LONG), (edgy, LONG)])  # edgy twice, cut whole
+    assert sorted((r["prompt"], r["chosen"]) for r in helpful) == sorted([(everyday, LONG), (edgy, LONG)])
+
+
+def test_nothing_from_dev_or_ood_enters_a_mix():
+    held_out = {sources.normalise(p.prompt) for s in ("dev", "ood") for p in SPLITS[s]}
+    compliant = [{"prompt": _first("ood", "harmful").prompt, "answer": LONG},
+                 {"prompt": _first("train", "harmful").prompt, "answer": LONG}]
+    harmless, helpful = rm.mixes(_answers(), compliant)
+    assert not {sources.normalise(r["prompt"]) for r in harmless + helpful} & held_out
+    assert [r["prompt"] for r in helpful if r["prompt"] == compliant[1]["prompt"]] == [compliant[1]["prompt"]]
+
+
+def test_the_mix_is_seeded():
+    assert rm.mixes(_answers(), seed=3) == rm.mixes(_answers(), seed=3)
+    assert rm.mixes(_answers(), seed=3)[0] != rm.mixes(_answers(), seed=4)[0]
+
+
+def test_benign_prompts_take_every_edgy_train_prompt_and_the_quotas():
+    picked = rm.benign_prompts()
+    assert {p.prompt for p in picked if p.kind == "edgy"} == {p.prompt for p in SPLITS["train"] if p.kind == "edgy"}
+    counts = {}
+    for p in picked:
+        if p.kind == "everyday":
+            counts[p.source] = counts.get(p.source, 0) + 1
+    assert all(counts.get(source, 0) <= n for source, n in rm.EVERYDAY_QUOTA.items())
+    assert sum(counts.values()) == sum(min(n, sum(p.source == s and p.kind == "everyday" and len(p.prompt) < 300
+                                                  for p in SPLITS["train"])) for s, n in rm.EVERYDAY_QUOTA.items())
+
+
+def test_the_experts_config_is_a_valid_sft_run(tmp_path):
+    import yaml
+
+    from paretoapp.trainers.config import load_config
+    from paretoapp.trainers.objective_adapter import AdaptersConfig
+
+    path = tmp_path / "experts.yaml"
+    path.write_text(yaml.safe_dump(rm.experts_config(tmp_path)))
+    cfg = load_config(AdaptersConfig, str(path), ["loss=sft"])
+    assert [o.name for o in cfg.objectives] == ["harmless", "helpful"]
+    assert cfg.objectives[0].data.source == str(tmp_path / "harmless.jsonl")
+    assert cfg.train.max_steps == 280 and cfg.lora.r == 16 and "down_proj" in cfg.lora.target_modules
