@@ -389,8 +389,9 @@ def test_bad_settings_are_named_and_the_edges_accepted(tmp_path, tiny_base, pref
 
 
 def test_phase_two_is_truncated_evaluated_reused_and_refused(tmp_path, tiny_base, pref_jsonl, monkeypatch):
-    """The generalist's run: its own truncation settings, the held-out pairs evaluated (not trained on), a
-    finished run reused with the same settings (run.json) and refused with others."""
+    """The generalist's run: its own truncation settings, phase 1's split of the pairs (its own seed does not
+    re-split them: it trains on both experts' training pairs and evaluates both held-out sets), a finished run
+    reused with the same settings (run.json, without the logging settings) and refused with others."""
     from trainer_fixtures import OBJECTIVES
     from trainer_spies import record_runs
 
@@ -400,13 +401,20 @@ def test_phase_two_is_truncated_evaluated_reused_and_refused(tmp_path, tiny_base
         return _config(tmp_path, tiny_base, pref_jsonl, objectives=[{"name": o, "data": data} for o in OBJECTIVES],
                        overwrite=True, train={"max_steps": 1, "batch_size": 2}, alpha=alpha,
                        generalist_train={"max_steps": 2, "batch_size": 2, "max_length": 9, "max_prompt_length": 4,
-                                         "progress": False, "log_every": 1, "beta": 0.2})
+                                         "progress": False, "log_every": 1, "beta": 0.2, "seed": 1})
 
     rec = record_runs(monkeypatch)
     cfg = config()
     peo.train(cfg, scorers=[length_scorer, vowel_scorer])
     g = rec["generalist"]
     assert len(g.rows) == 8  # four of each objective's six pairs; two of each held out
+
+    def pairs(rows):
+        return sorted((r["prompt"], r["chosen"], r["rejected"]) for r in rows)
+
+    experts = [rec[f"{o}-dpo"] for o in OBJECTIVES]
+    assert pairs(g.rows) == pairs(experts[0].rows + experts[1].rows)
+    assert pairs(g.eval_rows) == pairs(experts[0].eval_rows + experts[1].eval_rows) and len(g.eval_rows) == 4
     for step in g.steps:
         real = step.batch["attention_mask"].sum(-1)
         assert real.max() == 9 and (real - step.batch["completion_mask"].sum(-1)).max() == 4
@@ -416,7 +424,8 @@ def test_phase_two_is_truncated_evaluated_reused_and_refused(tmp_path, tiny_base
     assert saved["alpha"] == 0.3 and saved["reference"] == "base" and saved["base_model"] == str(tiny_base)
     assert saved["experts"] == [str((cfg.adapters_path / f"{o}-dpo" / "adapter").resolve()) for o in OBJECTIVES]
     assert [d["objective"] for d in saved["data"]] == list(OBJECTIVES) and saved["train"]["beta"] == 0.2
-    assert saved["lora"]["r"] == 2 and "progress" not in saved["train"]
+    assert saved["lora"]["r"] == 2 and saved["train"]["seed"] == 1
+    assert not {"progress", "log_every", "eval_every", "save_every", "keep_checkpoints"} & set(saved["train"])
     n = len(rec.runs)
     peo.train(config(), scorers=[length_scorer, vowel_scorer])
     assert len(rec.runs) == n  # every phase reused
