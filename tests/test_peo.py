@@ -453,3 +453,30 @@ def test_search_prompts_come_from_the_file_or_the_held_out_pairs(tmp_path, tiny_
     assert len(got) == 4 and set(got) < {p for o in OBJECTIVES for p, _, _ in PAIRS[o]}  # two held out per objective
     cfg = _config(tmp_path, tiny_base, pref_jsonl, n_eval_prompts=16)
     assert peo.eval_prompts(cfg) == [p for o in OBJECTIVES for p, _, _ in PAIRS[o]]  # none held out: the pairs'
+
+
+def test_the_search_scorers_are_built_with_the_run_context(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    """The scorers named in the config get the run's model, tokenizer, model id, system prompt and progress
+    setting (a judge scorer reads them); a count other than two is refused before any is built."""
+    import paretoapp.scorers
+
+    built = {}
+
+    def fake_build(specs, context):
+        built.update(specs=specs, context=context)
+        return ["helpful scorer", "harmless scorer"]
+
+    monkeypatch.setattr(paretoapp.scorers, "build_scorers", fake_build)
+    model, tokenizer = object(), object()
+    cfg = _config(tmp_path, tiny_base, pref_jsonl, scorers=["length_words", "refusal"], system_prompt="Be brief.")
+    assert peo.build_scorers(cfg, model, tokenizer) == ["helpful scorer", "harmless scorer"]
+    ctx = built["context"]
+    assert built["specs"] == ["length_words", "refusal"]
+    assert ctx.causal_lm is model and ctx.tokenizer is tokenizer and ctx.model_id == str(tiny_base)
+    assert ctx.system_prompt == "Be brief." and ctx.show_progress is False
+    built.clear()
+    with pytest.raises(ConfigError) as e:
+        peo.build_scorers(_config(tmp_path, tiny_base, pref_jsonl, scorers=["length_words"]), model, tokenizer)
+    assert str(e.value) == ("PEO's search needs one scorer per objective: set scorers: [<helpful>, <harmless>] "
+                            "(e.g. ray-helpful, ray-harmless; offline: helpful_offline, harmless_offline)")
+    assert not built
