@@ -44,7 +44,10 @@ def test_vertex_reduces_to_stated_form(panacea_run, tiny_base):
     """At w = e_i the bank's delta is c (U_r diag(sigma) V_r^T + s u_{r+i} v_{r+i}^T), by hand from the saved layers."""
     run, family_dir = panacea_run
     layers, meta = panacea.load_svd_lora(run / "panacea" / "adapter")
-    r, c = meta["r"], meta["scaling"]
+    # the config's LoRA (r = 2, alpha = 4), not the saved meta alone: the family takes its c from the meta
+    assert meta == {"r": 2, "k": 2, "alpha": 4, "scaling": 2.0, "objectives": list(OBJECTIVES),
+                    "target_modules": ["q_proj", "v_proj"]}
+    r, c = 2, 4 / 2
     assert any(p["sigma"].abs().max() > 0 for p in layers.values()), "sigma did not train"
     assert any(p["s"].abs() > 0 for p in layers.values()), "the preference scale s did not train"
     for i, w in enumerate(([1.0, 0.0], [0.0, 1.0])):
@@ -55,7 +58,7 @@ def test_vertex_reduces_to_stated_form(panacea_run, tiny_base):
             torch.testing.assert_close(got[f"{module}.weight"], want, atol=1e-6, rtol=1e-5)
     # the training layer computes the same model as the bank at an interior w
     model = AutoModelForCausalLM.from_pretrained(tiny_base)
-    panacea.inject_svd_lora(model, ["q_proj", "v_proj"], r, 2, meta["alpha"])
+    panacea.inject_svd_lora(model, ["q_proj", "v_proj"], r, 2, 4.0)
     with torch.no_grad():
         for name, layer in panacea.svd_layers(model).items():
             for key in ("U", "V", "sigma", "s"):
