@@ -38,6 +38,13 @@ def test_family_is_one_svd_adapter_with_a_preference_block(panacea_run):
     assert g == pytest.approx([1.0, 1.0, 0.3, 0.7])
     log = (run / "panacea" / "metrics.jsonl").read_text()
     assert '"vertex"' in log and '"w_helpful"' in log
+    assert m.on_simplex is True and (m.w_low, m.w_high) == ([0.0, 0.0], [1.0, 1.0])
+    assert (m.in_sample_low, m.in_sample_high) == ([0.0, 0.0], [1.0, 1.0])
+    assert {k: v for k, v in m.training.items() if k != "config"} == {"adapter": str((run / "panacea" / "adapter").resolve()), "r": 2, "k": 2, "alpha": 4,
+                          "scaling": 2.0, "objectives": ["helpful", "harmless"], "target_modules": ["q_proj", "v_proj"],
+                          "aggregation": "tchebycheff", "ideal": None}
+    assert m.description == ("Panacea: one SVD-LoRA (r=2) with a preference block s*w, tchebycheff aggregation of "
+                             "per-objective DPO losses")
 
 
 def test_vertex_reduces_to_stated_form(panacea_run, tiny_base):
@@ -336,3 +343,52 @@ def test_the_trainer_trains_each_batch_at_its_sampled_w(tmp_path, tiny_base, pre
     assert {c.kwargs["beta"] for c in rec.calls_of("dpo_loss", "panacea")} == {0.3}
     assert len({tuple(s.expected["w"]) for s in run.steps}) > 1  # w changes from batch to batch
     assert max(abs(s.expected["loss"] - s.expected["w_reversed"]) for s in run.steps) > 1e-3
+
+
+def test_truncation_held_out_pairs_init_std_and_a_changed_run_refused(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    """The run: the configured truncation on every objective's pairs, the held-out pairs evaluated (not trained
+    on), U and V drawn at ``init_std``; a finished run is reused with the same settings and refused with any
+    setting of its recipe changed (``ideal_margin`` only under the adaptive ideal); ``use_rslora`` refused."""
+    from trainer_spies import record_runs
+
+    from paretoapp.trainers.config import ConfigError, load_config
+    from paretoapp.trainers.data import DataSpec, train_eval_pairs
+
+    held = {"source": str(pref_jsonl), "eval_fraction": 0.34}
+
+    def config(out="run", **extra):
+        settings = {"aggregation": "tchebycheff", "ideal": "adaptive", "init_std": 0.5, "overwrite": True,
+                    "objectives": [{"name": o, "data": held} for o in OBJECTIVES],
+                    "train": {"max_steps": 2, "batch_size": 2, "max_length": 9, "max_prompt_length": 4,
+                              "learning_rate": 1e-4}, **extra}
+        path = write_config(tmp_path / "p.yaml", tiny_base, pref_jsonl, tmp_path / out, **settings)
+        return load_config(panacea.PanaceaConfig, str(path))
+
+    rec = record_runs(monkeypatch)
+    panacea.train(config())
+    run = rec["panacea"]
+    batches = [s.batch[n] for s in run.steps for n in OBJECTIVES]
+    real = torch.cat([b["attention_mask"].sum(-1) for b in batches])
+    prompt = real - torch.cat([b["completion_mask"].sum(-1) for b in batches])
+    assert real.max() == 9 and prompt.max() == 4
+    want = [train_eval_pairs(DataSpec(source=str(pref_jsonl), eval_fraction=0.34, objective=o), 0) for o in OBJECTIVES]
+    for o, (train_pairs, held_out) in zip(OBJECTIVES, want):
+        assert [r[o]["prompt"] for r in run.eval_rows] == [p["prompt"] for p in held_out]
+        assert sorted(r[o]["prompt"] for r in run.rows) == sorted(p["prompt"] for p in train_pairs)
+    layers, _ = panacea.load_svd_lora(tmp_path / "run" / "panacea" / "adapter")
+    assert 0.4 < float(torch.cat([p["U"].flatten() for p in layers.values()]).std()) < 0.6
+
+    panacea.train(config())
+    assert len(rec.runs) == 1  # reused
+    other_data = [{"name": o, "data": {**held, "eval_fraction": 0.5}} for o in OBJECTIVES]
+    for changed in (dict(aggregation="linear"), dict(ideal=[0.1, 0.1]), dict(vertex_prob=0.3),
+                    dict(dirichlet_alpha=2.0), dict(init_std=0.1), dict(ideal_margin=0.05), dict(objectives=other_data)):
+        with pytest.raises(ConfigError, match=r"different settings"):
+            panacea.train(config(**changed))
+    fixed = dict(out="fixed", ideal=[0.05, 0.1], train={"max_steps": 1})
+    panacea.train(config(**fixed))
+    panacea.train(config(**fixed, ideal_margin=0.05))  # the margin is no setting of a run with a fixed ideal
+    assert len(rec.runs) == 2
+    with pytest.raises(ConfigError) as e:
+        panacea.train(config(out="rs", lora={"use_rslora": True}))
+    assert str(e.value) == "Panacea's SVD-LoRA uses c = alpha / r; set lora.use_rslora: false"
