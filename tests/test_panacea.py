@@ -325,7 +325,7 @@ def test_the_trainer_trains_each_batch_at_its_sampled_w(tmp_path, tiny_base, pre
                         vertex_prob=0.25, train={"learning_rate": 5e-2, "max_steps": 4, "batch_size": 3, "beta": 0.3},
                         **extra)
     rec = record_runs(monkeypatch, oracle)
-    panacea.train(load_config(panacea.PanaceaConfig, str(path)))
+    family_dir = panacea.train(load_config(panacea.PanaceaConfig, str(path)))
     run = rec["panacea"]
     tok = AutoTokenizer.from_pretrained(tiny_base)
     for n in names:
@@ -343,6 +343,8 @@ def test_the_trainer_trains_each_batch_at_its_sampled_w(tmp_path, tiny_base, pre
     assert {c.kwargs["beta"] for c in rec.calls_of("dpo_loss", "panacea")} == {0.3}
     assert len({tuple(s.expected["w"]) for s in run.steps}) > 1  # w changes from batch to batch
     assert max(abs(s.expected["loss"] - s.expected["w_reversed"]) for s in run.steps) > 1e-3
+    recorded = Family.load(family_dir).manifest.training  # the ideal point is a setting of Tchebycheff only
+    assert recorded["aggregation"] == aggregation and recorded.get("ideal", "none") == (ideal or "none")
 
 
 def test_truncation_held_out_pairs_init_std_and_a_changed_run_refused(tmp_path, tiny_base, pref_jsonl, monkeypatch):
@@ -392,3 +394,44 @@ def test_truncation_held_out_pairs_init_std_and_a_changed_run_refused(tmp_path, 
     with pytest.raises(ConfigError) as e:
         panacea.train(config(out="rs", lora={"use_rslora": True}))
     assert str(e.value) == "Panacea's SVD-LoRA uses c = alpha / r; set lora.use_rslora: false"
+
+
+def test_the_loss_monitors_only_tchebycheff_training_batches_and_bad_settings_are_named(tmp_path, tiny_base,
+                                                                                        pref_jsonl):
+    """The monitor exists for Tchebycheff only, with the configured margin, and an evaluation batch never
+    moves the adaptive ideal point; each bad setting is refused with its message and the edges accepted."""
+    from paretoapp.trainers.config import ConfigError, load_config
+
+    def config(**extra):
+        return load_config(panacea.PanaceaConfig, str(write_config(tmp_path / "p.yaml", tiny_base, pref_jsonl,
+                                                                   tmp_path / "run", **extra)))
+
+    names = list(OBJECTIVES)
+    assert panacea.PanaceaLoss(config(aggregation="linear"), names).monitor is None
+    loss_fn = panacea.PanaceaLoss(config(aggregation="tchebycheff", ideal="adaptive", ideal_margin=0.2), names)
+    assert loss_fn.monitor.margin == 0.2
+    model, batch, _ = _nonzero_model_and_batch(tiny_base)
+    model.eval()
+    with torch.no_grad():
+        loss_fn(model, batch)
+    assert loss_fn.monitor.running_min is None  # an evaluation batch: z from its losses, the minimum untouched
+    model.train()
+    _, metrics = loss_fn(model, batch)
+    assert loss_fn.monitor.running_min == pytest.approx([metrics[f"{n}/loss"] for n in names], abs=1e-6)
+
+    for bad, message in ((dict(aggregation="sum"), "aggregation must be one of ('linear', 'tchebycheff'), got 'sum'"),
+                         (dict(ideal="lowest"), "ideal must be a list (one value per objective) or 'adaptive', "
+                                                "got 'lowest'"),
+                         (dict(ideal=[0.1]), "ideal needs one value per objective (2), got [0.1]"),
+                         (dict(ideal_margin=-0.1), "ideal_margin must be >= 0, got -0.1"),
+                         (dict(vertex_prob=1.5), "need 0 <= vertex_prob <= 1 and dirichlet_alpha > 0"),
+                         (dict(dirichlet_alpha=0.0), "need 0 <= vertex_prob <= 1 and dirichlet_alpha > 0")):
+        with pytest.raises(ConfigError) as e:
+            config(**bad)
+        assert str(e.value) == message
+    edge = dict(ideal_margin=0.0, vertex_prob=1.0)
+    assert all(getattr(config(**edge), k) == v for k, v in edge.items())
+    assert config(vertex_prob=0.0).vertex_prob == 0.0
+    with pytest.raises(FileNotFoundError) as e:
+        panacea.load_svd_lora(tmp_path)
+    assert str(e.value) == f"{tmp_path}: no {panacea.WEIGHTS_FILE}; pass the 'adapter' folder of a Panacea run"
