@@ -259,3 +259,55 @@ def test_the_trainer_sfts_every_response_under_its_own_scores(tmp_path, tiny_bas
     assert max(abs(s.expected["loss"] - s.expected["with_prompt"]) for s in run.steps) > 1e-3
     model, _ = load_base(str(tiny_base))
     torch.testing.assert_close(run.start_logits, probe_logits(model))
+
+
+def test_chosen_only_held_out_pairs_truncation_and_config_scorers(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    """``responses: chosen`` trains on the chosen answers of each objective's training pairs only, the held-out
+    pairs (the run's split, per objective) are evaluated, the SFT run is truncated as configured, and the
+    config's scorers are built for the run."""
+    import torch
+    from trainer_fixtures import OBJECTIVES
+    from trainer_spies import record_runs
+
+    from paretoapp.trainers.data import DataSpec, train_eval_pairs
+
+    built = []
+
+    def build_scorers(specs, cfg, k, what):
+        built.append((specs, cfg, k, what))
+        return [length_scorer, vowel_scorer]
+
+    monkeypatch.setattr(ric, "build_objective_scorers", build_scorers)
+    held = {"source": str(pref_jsonl), "eval_fraction": 0.34}
+    path = write_config(tmp_path / "ric.yaml", tiny_base, pref_jsonl, tmp_path / "run", responses="chosen",
+                        scorers=["length_words", "refusal"], objectives=[{"name": o, "data": held} for o in OBJECTIVES],
+                        train={"max_steps": 2, "batch_size": 4, "max_length": 9, "max_prompt_length": 4})
+    cfg = load_config(ric.RiCConfig, str(path))
+    rec = record_runs(monkeypatch)
+    m = Family.load(ric.train(cfg)).manifest
+    assert built == [(["length_words", "refusal"], cfg, 2, "Rewards-in-Context")]
+    run = rec["ric-sft"]
+    split = [train_eval_pairs(DataSpec(source=str(pref_jsonl), eval_fraction=0.34, objective=o), 0) for o in OBJECTIVES]
+    cond = m.conditioning
+    for rows, pairs in ((run.rows, [p for t, _ in split for p in t]), (run.eval_rows, [p for _, e in split for p in e])):
+        assert [(cond.parse(r["prompt"][-1]["content"])[0], r["response"]) for r in rows] == \
+            [(p["prompt"], p["chosen"]) for p in pairs]
+    real = torch.cat([s.batch["attention_mask"].sum(-1) for s in run.steps])
+    prompt = real - torch.cat([s.batch["completion_mask"].sum(-1) for s in run.steps])
+    assert real.max() == 9 and prompt.max() == 4
+    assert m.training["scorers"] == ["length_words", "refusal"] and m.training["responses"] == "chosen"
+
+
+def test_a_response_in_two_objectives_pairs_is_trained_once(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    from trainer_fixtures import PAIRS
+    from trainer_spies import record_runs
+
+    same = {"source": str(pref_jsonl), "objective": "helpful"}
+    path = write_config(tmp_path / "ric.yaml", tiny_base, pref_jsonl, tmp_path / "run",
+                        objectives=[{"name": "helpful", "data": same}, {"name": "again", "data": same}],
+                        train={"max_steps": 1, "batch_size": 4})
+    rec = record_runs(monkeypatch)
+    ric.train(load_config(ric.RiCConfig, str(path)), scorers=[length_scorer, vowel_scorer])
+    got = sorted((r["prompt"][-1]["content"].split("\n")[0], r["response"]) for r in rec["ric-sft"].rows)
+    assert len(got) == 12 and len(set(got)) == 12  # helpful's six pairs once, chosen and rejected
+    assert {r.strip() for _, r in got} == {x.strip() for _, c, r in PAIRS["helpful"] for x in (c, r)}
