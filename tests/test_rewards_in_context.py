@@ -240,7 +240,9 @@ def test_the_trainer_sfts_every_response_under_its_own_scores(tmp_path, tiny_bas
                         **extra)
     cfg = load_config(ric.RiCConfig, str(path))
     rec = record_runs(monkeypatch, oracle)
-    cond = Family.load(ric.train(cfg, scorers=[third_length, vowel_scorer])).manifest.conditioning
+    manifest = Family.load(ric.train(cfg, scorers=[third_length, vowel_scorer])).manifest
+    cond = manifest.conditioning
+    assert manifest.training["normalisation"].get("raw_decimals") == raw_decimals
     run = rec["ric-sft"]
     assert len(run.rows) == len(pool) == 24
     got = {}
@@ -265,6 +267,7 @@ def test_chosen_only_held_out_pairs_truncation_and_config_scorers(tmp_path, tiny
     """``responses: chosen`` trains on the chosen answers of each objective's training pairs only, the held-out
     pairs (the run's split, per objective) are evaluated, the SFT run is truncated as configured, and the
     config's scorers are built for the run."""
+    import numpy as np
     import torch
     from trainer_fixtures import OBJECTIVES
     from trainer_spies import record_runs
@@ -273,18 +276,26 @@ def test_chosen_only_held_out_pairs_truncation_and_config_scorers(tmp_path, tiny
 
     built = []
 
+    def hundredths(prompts, responses):  # a standard deviation below 1
+        return [len(r) / 100 for r in responses]
+
+    def constant(prompts, responses):  # no spread at all: z = 0
+        return [3.0 for _ in responses]
+
     def build_scorers(specs, cfg, k, what):
         built.append((specs, cfg, k, what))
-        return [length_scorer, vowel_scorer]
+        return [hundredths, constant]
 
     monkeypatch.setattr(ric, "build_objective_scorers", build_scorers)
     held = {"source": str(pref_jsonl), "eval_fraction": 0.34}
     path = write_config(tmp_path / "ric.yaml", tiny_base, pref_jsonl, tmp_path / "run", responses="chosen",
                         scorers=["length_words", "refusal"], objectives=[{"name": o, "data": held} for o in OBJECTIVES],
+                        system_prompt="Be brief.",
                         train={"max_steps": 2, "batch_size": 4, "max_length": 9, "max_prompt_length": 4})
     cfg = load_config(ric.RiCConfig, str(path))
     rec = record_runs(monkeypatch)
     m = Family.load(ric.train(cfg)).manifest
+    assert all(r["prompt"][0] == {"role": "system", "content": "Be brief."} for r in rec["ric-sft"].rows)
     assert built == [(["length_words", "refusal"], cfg, 2, "Rewards-in-Context")]
     run = rec["ric-sft"]
     split = [train_eval_pairs(DataSpec(source=str(pref_jsonl), eval_fraction=0.34, objective=o), 0) for o in OBJECTIVES]
@@ -296,6 +307,18 @@ def test_chosen_only_held_out_pairs_truncation_and_config_scorers(tmp_path, tiny
     prompt = real - torch.cat([s.batch["completion_mask"].sum(-1) for s in run.steps])
     assert real.max() == 9 and prompt.max() == 4
     assert m.training["scorers"] == ["length_words", "refusal"] and m.training["responses"] == "chosen"
+    # every prompt, held-out ones included, carries z-scores over the training answers (a zero spread left at 0)
+    train_answers = [p["chosen"] for t, _ in split for p in t]
+    lengths = np.array([len(a) / 100 for a in train_answers])
+    mean, std = lengths.mean(), lengths.std()
+    assert 0 < std < 1
+    for rows in (run.rows, run.eval_rows):
+        for r in rows:
+            scores = cond.parse(r["prompt"][-1]["content"])[1]
+            assert scores == pytest.approx([round((len(r["response"]) / 100 - mean) / std + 0.0, 1), 0.0], abs=1e-9)
+    assert m.training["normalisation"] == {"mean": pytest.approx([mean, 3.0]), "std": pytest.approx([std, 1.0]),
+                                           "n_train": 8, "z_min": pytest.approx([min((lengths - mean) / std), 0.0]),
+                                           "z_max": pytest.approx([max((lengths - mean) / std), 0.0])}
 
 
 def test_a_response_in_two_objectives_pairs_is_trained_once(tmp_path, tiny_base, pref_jsonl, monkeypatch):
@@ -303,11 +326,15 @@ def test_a_response_in_two_objectives_pairs_is_trained_once(tmp_path, tiny_base,
     from trainer_spies import record_runs
 
     same = {"source": str(pref_jsonl), "objective": "helpful"}
-    path = write_config(tmp_path / "ric.yaml", tiny_base, pref_jsonl, tmp_path / "run",
+    path = write_config(tmp_path / "ric.yaml", tiny_base, pref_jsonl, tmp_path / "run", normalise=False,
                         objectives=[{"name": "helpful", "data": same}, {"name": "again", "data": same}],
                         train={"max_steps": 1, "batch_size": 4})
     rec = record_runs(monkeypatch)
-    ric.train(load_config(ric.RiCConfig, str(path)), scorers=[length_scorer, vowel_scorer])
-    got = sorted((r["prompt"][-1]["content"].split("\n")[0], r["response"]) for r in rec["ric-sft"].rows)
+    cond = Family.load(ric.train(load_config(ric.RiCConfig, str(path)), scorers=[length_scorer, vowel_scorer])
+                       ).manifest.conditioning
+    parsed = [(cond.parse(r["prompt"][-1]["content"]), r["response"]) for r in rec["ric-sft"].rows]
+    got = sorted((text, response) for (text, _), response in parsed)
     assert len(got) == 12 and len(set(got)) == 12  # helpful's six pairs once, chosen and rejected
+    for (_, scores), response in parsed:  # normalise: false: the raw scores
+        assert scores == pytest.approx([length_scorer([], [response])[0], vowel_scorer([], [response])[0]])
     assert {r.strip() for _, r in got} == {x.strip() for _, c, r in PAIRS["helpful"] for x in (c, r)}
