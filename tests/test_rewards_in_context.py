@@ -322,19 +322,26 @@ def test_chosen_only_held_out_pairs_truncation_and_config_scorers(tmp_path, tiny
 
 
 def test_a_response_in_two_objectives_pairs_is_trained_once(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    import functools
+
     from trainer_fixtures import PAIRS
     from trainer_spies import record_runs
 
     same = {"source": str(pref_jsonl), "objective": "helpful"}
     path = write_config(tmp_path / "ric.yaml", tiny_base, pref_jsonl, tmp_path / "run", normalise=False,
-                        objectives=[{"name": "helpful", "data": same}, {"name": "again", "data": same}],
+                        objectives=[{"name": n, "data": same} for n in ("helpful", "again", "third")],
                         train={"max_steps": 1, "batch_size": 4})
     rec = record_runs(monkeypatch)
-    cond = Family.load(ric.train(load_config(ric.RiCConfig, str(path)), scorers=[length_scorer, vowel_scorer])
-                       ).manifest.conditioning
+    named = functools.partial(vowel_scorer)
+    named.name = "vowels"
+    scorers = [length_scorer, named, functools.partial(length_scorer)]  # a name, a .name, neither
+    manifest = Family.load(ric.train(load_config(ric.RiCConfig, str(path)), scorers=scorers)).manifest
+    assert manifest.training["scorers"] == ["length_scorer", "vowels", "callable"]
+    cond = manifest.conditioning
     parsed = [(cond.parse(r["prompt"][-1]["content"]), r["response"]) for r in rec["ric-sft"].rows]
     got = sorted((text, response) for (text, _), response in parsed)
     assert len(got) == 12 and len(set(got)) == 12  # helpful's six pairs once, chosen and rejected
     for (_, scores), response in parsed:  # normalise: false: the raw scores
-        assert scores == pytest.approx([length_scorer([], [response])[0], vowel_scorer([], [response])[0]])
+        assert scores == pytest.approx([length_scorer([], [response])[0], vowel_scorer([], [response])[0],
+                                        length_scorer([], [response])[0]])
     assert {r.strip() for _, r in got} == {x.strip() for _, c, r in PAIRS["helpful"] for x in (c, r)}
