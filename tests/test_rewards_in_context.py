@@ -345,3 +345,31 @@ def test_a_response_in_two_objectives_pairs_is_trained_once(tmp_path, tiny_base,
         assert scores == pytest.approx([length_scorer([], [response])[0], vowel_scorer([], [response])[0],
                                         length_scorer([], [response])[0]])
     assert {r.strip() for _, r in got} == {x.strip() for _, c, r in PAIRS["helpful"] for x in (c, r)}
+
+
+def test_a_finished_run_is_reused_and_a_changed_one_refused(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    """Reused with the same settings; refused when any one of them changes: with normal bounds, normalise
+    changes the record alone, the mapping the conditioning alone, a renamed scorer the scorers alone."""
+    from trainer_spies import record_runs
+
+    from paretoapp.trainers.config import ConfigError
+
+    def config(**extra):
+        path = write_config(tmp_path / "ric.yaml", tiny_base, pref_jsonl, tmp_path / "run", overwrite=True,
+                            train={"max_steps": 1, "batch_size": 4}, bounds="normal", **extra)
+        return load_config(ric.RiCConfig, str(path))
+
+    def length_again(prompts, responses):  # the same scores under another name
+        return length_scorer(prompts, responses)
+
+    rec = record_runs(monkeypatch)
+    ric.train(config(), scorers=[length_scorer, vowel_scorer])
+    ric.train(config(), scorers=[length_scorer, vowel_scorer])
+    assert len(rec.runs) == 1  # reused
+    held = [{"name": o, "data": {"source": str(pref_jsonl), "eval_fraction": 0.5}} for o in ("helpful", "harmless")]
+    for changed, scorers in ((dict(responses="chosen"), None), (dict(system_prompt="Be brief."), None),
+                             (dict(objectives=held), None), (dict(mapping="l2"), None), (dict(normalise=False), None),
+                             ({}, [length_again, vowel_scorer])):
+        with pytest.raises(ConfigError, match="different settings"):
+            ric.train(config(**changed), scorers=scorers or [length_scorer, vowel_scorer])
+    assert len(rec.runs) == 1
