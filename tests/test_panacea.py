@@ -38,13 +38,23 @@ def test_family_is_one_svd_adapter_with_a_preference_block(panacea_run):
     assert g == pytest.approx([1.0, 1.0, 0.3, 0.7])
     log = (run / "panacea" / "metrics.jsonl").read_text()
     assert '"vertex"' in log and '"w_helpful"' in log
+    assert m.on_simplex is True and (m.w_low, m.w_high) == ([0.0, 0.0], [1.0, 1.0])
+    assert (m.in_sample_low, m.in_sample_high) == ([0.0, 0.0], [1.0, 1.0])
+    assert {k: v for k, v in m.training.items() if k != "config"} == {"adapter": str((run / "panacea" / "adapter").resolve()), "r": 2, "k": 2, "alpha": 4,
+                          "scaling": 2.0, "objectives": ["helpful", "harmless"], "target_modules": ["q_proj", "v_proj"],
+                          "aggregation": "tchebycheff", "ideal": None}
+    assert m.description == ("Panacea: one SVD-LoRA (r=2) with a preference block s*w, tchebycheff aggregation of "
+                             "per-objective DPO losses")
 
 
 def test_vertex_reduces_to_stated_form(panacea_run, tiny_base):
     """At w = e_i the bank's delta is c (U_r diag(sigma) V_r^T + s u_{r+i} v_{r+i}^T), by hand from the saved layers."""
     run, family_dir = panacea_run
     layers, meta = panacea.load_svd_lora(run / "panacea" / "adapter")
-    r, c = meta["r"], meta["scaling"]
+    # the config's LoRA (r = 2, alpha = 4), not the saved meta alone: the family takes its c from the meta
+    assert meta == {"r": 2, "k": 2, "alpha": 4, "scaling": 2.0, "objectives": list(OBJECTIVES),
+                    "target_modules": ["q_proj", "v_proj"]}
+    r, c = 2, 4 / 2
     assert any(p["sigma"].abs().max() > 0 for p in layers.values()), "sigma did not train"
     assert any(p["s"].abs() > 0 for p in layers.values()), "the preference scale s did not train"
     for i, w in enumerate(([1.0, 0.0], [0.0, 1.0])):
@@ -55,7 +65,7 @@ def test_vertex_reduces_to_stated_form(panacea_run, tiny_base):
             torch.testing.assert_close(got[f"{module}.weight"], want, atol=1e-6, rtol=1e-5)
     # the training layer computes the same model as the bank at an interior w
     model = AutoModelForCausalLM.from_pretrained(tiny_base)
-    panacea.inject_svd_lora(model, ["q_proj", "v_proj"], r, 2, meta["alpha"])
+    panacea.inject_svd_lora(model, ["q_proj", "v_proj"], r, 2, 4.0)
     with torch.no_grad():
         for name, layer in panacea.svd_layers(model).items():
             for key in ("U", "V", "sigma", "s"):
@@ -315,7 +325,7 @@ def test_the_trainer_trains_each_batch_at_its_sampled_w(tmp_path, tiny_base, pre
                         vertex_prob=0.25, train={"learning_rate": 5e-2, "max_steps": 4, "batch_size": 3, "beta": 0.3},
                         **extra)
     rec = record_runs(monkeypatch, oracle)
-    panacea.train(load_config(panacea.PanaceaConfig, str(path)))
+    family_dir = panacea.train(load_config(panacea.PanaceaConfig, str(path)))
     run = rec["panacea"]
     tok = AutoTokenizer.from_pretrained(tiny_base)
     for n in names:
@@ -333,3 +343,95 @@ def test_the_trainer_trains_each_batch_at_its_sampled_w(tmp_path, tiny_base, pre
     assert {c.kwargs["beta"] for c in rec.calls_of("dpo_loss", "panacea")} == {0.3}
     assert len({tuple(s.expected["w"]) for s in run.steps}) > 1  # w changes from batch to batch
     assert max(abs(s.expected["loss"] - s.expected["w_reversed"]) for s in run.steps) > 1e-3
+    recorded = Family.load(family_dir).manifest.training  # the ideal point is a setting of Tchebycheff only
+    assert recorded["aggregation"] == aggregation and recorded.get("ideal", "none") == (ideal or "none")
+
+
+def test_truncation_held_out_pairs_init_std_and_a_changed_run_refused(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    """The run: the configured truncation on every objective's pairs, the held-out pairs evaluated (not trained
+    on), U and V drawn at ``init_std``; a finished run is reused with the same settings and refused with any
+    setting of its recipe changed (``ideal_margin`` only under the adaptive ideal); ``use_rslora`` refused."""
+    from trainer_spies import record_runs
+
+    from paretoapp.trainers.config import ConfigError, load_config
+    from paretoapp.trainers.data import DataSpec, train_eval_pairs
+
+    held = {"source": str(pref_jsonl), "eval_fraction": 0.34}
+
+    def config(out="run", **extra):
+        settings = {"aggregation": "tchebycheff", "ideal": "adaptive", "init_std": 0.5, "overwrite": True,
+                    "objectives": [{"name": o, "data": held} for o in OBJECTIVES],
+                    "train": {"max_steps": 2, "batch_size": 2, "max_length": 9, "max_prompt_length": 4,
+                              "learning_rate": 1e-4}, **extra}
+        path = write_config(tmp_path / "p.yaml", tiny_base, pref_jsonl, tmp_path / out, **settings)
+        return load_config(panacea.PanaceaConfig, str(path))
+
+    rec = record_runs(monkeypatch)
+    panacea.train(config())
+    run = rec["panacea"]
+    batches = [s.batch[n] for s in run.steps for n in OBJECTIVES]
+    real = torch.cat([b["attention_mask"].sum(-1) for b in batches])
+    prompt = real - torch.cat([b["completion_mask"].sum(-1) for b in batches])
+    assert real.max() == 9 and prompt.max() == 4
+    want = [train_eval_pairs(DataSpec(source=str(pref_jsonl), eval_fraction=0.34, objective=o), 0) for o in OBJECTIVES]
+    for o, (train_pairs, held_out) in zip(OBJECTIVES, want):
+        assert [r[o]["prompt"] for r in run.eval_rows] == [p["prompt"] for p in held_out]
+        assert sorted(r[o]["prompt"] for r in run.rows) == sorted(p["prompt"] for p in train_pairs)
+    layers, _ = panacea.load_svd_lora(tmp_path / "run" / "panacea" / "adapter")
+    assert 0.4 < float(torch.cat([p["U"].flatten() for p in layers.values()]).std()) < 0.6
+
+    panacea.train(config())
+    assert len(rec.runs) == 1  # reused
+    other_data = [{"name": o, "data": {**held, "eval_fraction": 0.5}} for o in OBJECTIVES]
+    for changed in (dict(aggregation="linear"), dict(ideal=[0.1, 0.1]), dict(vertex_prob=0.3),
+                    dict(dirichlet_alpha=2.0), dict(init_std=0.1), dict(ideal_margin=0.05), dict(objectives=other_data)):
+        with pytest.raises(ConfigError, match=r"different settings"):
+            panacea.train(config(**changed))
+    fixed = dict(out="fixed", ideal=[0.05, 0.1], train={"max_steps": 1})
+    panacea.train(config(**fixed))
+    panacea.train(config(**fixed, ideal_margin=0.05))  # the margin is no setting of a run with a fixed ideal
+    assert len(rec.runs) == 2
+    with pytest.raises(ConfigError) as e:
+        panacea.train(config(out="rs", lora={"use_rslora": True}))
+    assert str(e.value) == "Panacea's SVD-LoRA uses c = alpha / r; set lora.use_rslora: false"
+
+
+def test_the_loss_monitors_only_tchebycheff_training_batches_and_bad_settings_are_named(tmp_path, tiny_base,
+                                                                                        pref_jsonl):
+    """The monitor exists for Tchebycheff only, with the configured margin, and an evaluation batch never
+    moves the adaptive ideal point; each bad setting is refused with its message and the edges accepted."""
+    from paretoapp.trainers.config import ConfigError, load_config
+
+    def config(**extra):
+        return load_config(panacea.PanaceaConfig, str(write_config(tmp_path / "p.yaml", tiny_base, pref_jsonl,
+                                                                   tmp_path / "run", **extra)))
+
+    names = list(OBJECTIVES)
+    assert panacea.PanaceaLoss(config(aggregation="linear"), names).monitor is None
+    loss_fn = panacea.PanaceaLoss(config(aggregation="tchebycheff", ideal="adaptive", ideal_margin=0.2), names)
+    assert loss_fn.monitor.margin == 0.2
+    model, batch, _ = _nonzero_model_and_batch(tiny_base)
+    model.eval()
+    with torch.no_grad():
+        loss_fn(model, batch)
+    assert loss_fn.monitor.running_min is None  # an evaluation batch: z from its losses, the minimum untouched
+    model.train()
+    _, metrics = loss_fn(model, batch)
+    assert loss_fn.monitor.running_min == pytest.approx([metrics[f"{n}/loss"] for n in names], abs=1e-6)
+
+    for bad, message in ((dict(aggregation="sum"), "aggregation must be one of ('linear', 'tchebycheff'), got 'sum'"),
+                         (dict(ideal="lowest"), "ideal must be a list (one value per objective) or 'adaptive', "
+                                                "got 'lowest'"),
+                         (dict(ideal=[0.1]), "ideal needs one value per objective (2), got [0.1]"),
+                         (dict(ideal_margin=-0.1), "ideal_margin must be >= 0, got -0.1"),
+                         (dict(vertex_prob=1.5), "need 0 <= vertex_prob <= 1 and dirichlet_alpha > 0"),
+                         (dict(dirichlet_alpha=0.0), "need 0 <= vertex_prob <= 1 and dirichlet_alpha > 0")):
+        with pytest.raises(ConfigError) as e:
+            config(**bad)
+        assert str(e.value) == message
+    edge = dict(ideal_margin=0.0, vertex_prob=1.0)
+    assert all(getattr(config(**edge), k) == v for k, v in edge.items())
+    assert config(vertex_prob=0.0).vertex_prob == 0.0
+    with pytest.raises(FileNotFoundError) as e:
+        panacea.load_svd_lora(tmp_path)
+    assert str(e.value) == f"{tmp_path}: no {panacea.WEIGHTS_FILE}; pass the 'adapter' folder of a Panacea run"

@@ -29,6 +29,7 @@ TABLE = np.array([
     [0.8, 0.1],   # 7  layer 2 (dominated by 3)
 ])
 PREFS = [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]
+SAMPLE_PREFS = [[1.0, 0.0], [0.7, 0.3], [0.2, 0.8]]  # 0.7 is nearest 0.5, 0.2 nearest 0: off the trained points
 
 
 def test_pareto_layers_by_hand():
@@ -171,7 +172,8 @@ def test_the_trainer_trains_each_direction_on_its_own_selection_from_the_right_w
                                                                                      pref_jsonl, monkeypatch):
     """The trainer itself. Stage 1: each direction's SFT (loss on the response only) from theta_0 on the data
     points selected for it. Stage 2: every sampling preference answers with the stage-1 model of its nearest
-    direction; each direction continues its own stage-1 adapter on its own selection of those answers."""
+    direction (sampled at the configured temperature and seed, in chunks of ``generation_batch_size``, all
+    kept); each direction continues its own stage-1 adapter on its own selection of those answers."""
     import torch
     from trainer_checks import base_state
     from trainer_spies import probe_logits, prompt_texts, record_runs, response_texts, sft_nll
@@ -186,15 +188,19 @@ def test_the_trainer_trains_each_direction_on_its_own_selection_from_the_right_w
     generated = []
     generate = Policy.generate
 
-    def recording_generate(self, prompts, ws, *args, **kwargs):
-        out = generate(self, prompts, ws, *args, **kwargs)
+    settings_used = []
+
+    def recording_generate(self, prompts, ws, settings=None, *args, **kwargs):
+        out = generate(self, prompts, ws, settings, *args, **kwargs)
         generated.append((self.family, list(prompts), [[float(v) for v in w] for w in ws], list(out)))
+        settings_used.append(settings)
         return out
 
     monkeypatch.setattr(Policy, "generate", recording_generate)
     path = write_config(tmp_path / "hqd.yaml", tiny_base, pref_jsonl, tmp_path / "run", preferences=PREFS,
                         n_per_preference=3, n_layers=2, n_stage2_prompts=2, max_new_tokens=6,
-                        stage2_per_preference=2, train={"max_steps": 2, "batch_size": 3, "learning_rate": 5e-2})
+                        stage2_per_preference=2, train={"max_steps": 2, "batch_size": 3, "learning_rate": 5e-2},
+                        stage2_sample_preferences=SAMPLE_PREFS, temperature=0.9, generation_batch_size=4)
     cfg = load_config(hqd.ParetoHqDConfig, str(path))
     rec = record_runs(monkeypatch, oracle)
     hqd.train(cfg, scorers=[length_scorer, vowel_scorer])
@@ -213,6 +219,8 @@ def test_the_trainer_trains_each_direction_on_its_own_selection_from_the_right_w
 
     s1 = scores(pool)
     lo, hi = s1.min(axis=0), s1.max(axis=0)
+    normalisation = Family.load(cfg.family_path).manifest.training["normalisation"]
+    assert normalisation == {"lo": pytest.approx(lo.tolist()), "hi": pytest.approx(hi.tolist())}
     tok = AutoTokenizer.from_pretrained(tiny_base)
     base = AutoModelForCausalLM.from_pretrained(tiny_base)
 
@@ -232,10 +240,14 @@ def test_the_trainer_trains_each_direction_on_its_own_selection_from_the_right_w
         check_sft_run(run, [pool[i] for i in idx])
         torch.testing.assert_close(run.start_logits, probe_logits(base))
 
-    # stage 2's answers: each sampling preference from the stage-1 model of its nearest direction
+    # stage 2's answers: each sampling preference (two of them between trained directions) from the stage-1
+    # model of its nearest direction, sampled as configured, 3 x 2 answers in chunks of 4, every chunk kept
     stage1 = {label: adapter_delta(tiny_base, cfg.adapters_path / f"hqd-stage1-{label}" / "adapter") for label in labels}
     rows = [(p, w, t) for family, prompts, ws, out in generated for p, w, t in zip(prompts, ws, out)]
-    assert sorted({tuple(w) for _, w, _ in rows}) == sorted(tuple(w) for w in hqd.default_sample_preferences(2))
+    assert sorted({tuple(w) for _, w, _ in rows}) == sorted(tuple(w) for w in SAMPLE_PREFS)
+    assert [len(prompts) for _, prompts, _, _ in generated] == [4, 2]
+    assert all((s.do_sample, s.temperature, s.seed, s.max_new_tokens, s.overflow) == (True, 0.9, 0, 6, "truncate_left")
+               for s in settings_used)
     theta0 = base_state(tiny_base)
     for family, _, ws, _ in generated:
         for w in {tuple(w) for w in ws}:
@@ -269,7 +281,8 @@ def test_bad_settings_are_named_and_the_edges_accepted(tmp_path, tiny_base, pref
                          (dict(n_per_preference=0), "need n_layers >= 1 and n_per_preference >= 1"),
                          (dict(gate_mode="both"), "gate_mode must be 'nearest' or 'interpolate', got 'both'"),
                          (dict(preferences=[[0.5, 0.6]]), "preference points must lie on the simplex"),
-                         (dict(stage2_sample_preferences=[[1.0]]), "every preference point needs 2 values")):
+                         (dict(stage2_sample_preferences=[[1.0]]), "every preference point needs 2 values"),
+                         (dict(preferences=None, grid_resolution=0), "grid_resolution must be at least 1, got 0")):
         with pytest.raises(ConfigError) as e:
             _hqd_config(tmp_path, tiny_base, pref_jsonl, **bad)
         assert str(e.value).startswith(message)
@@ -281,26 +294,50 @@ def test_bad_settings_are_named_and_the_edges_accepted(tmp_path, tiny_base, pref
 def test_one_stage_a_prompt_file_samples_per_prompt_and_reuse(tmp_path, tiny_base, pref_jsonl, monkeypatch):
     import json
 
+    import torch
     from trainer_spies import record_runs
 
     from paretoapp.trainers.config import ConfigError
 
     rec = record_runs(monkeypatch)
-    one = _hqd_config(tmp_path, tiny_base, pref_jsonl, stage2=False, gate_mode="nearest")
-    m = Family.load(hqd.train(one, scorers=[length_scorer, vowel_scorer])).manifest
-    assert rec.names() == [f"hqd-stage1-{hqd.point_label(w)}" for w in PREFS]
+    built = []
+
+    def build_scorers(specs, cfg, k, what):  # the config's scorer names, built as any method builds them
+        built.append((specs, cfg, k, what))
+        return [length_scorer, vowel_scorer]
+
+    monkeypatch.setattr(hqd, "build_objective_scorers", build_scorers)
+    truncated = {"max_steps": 1, "batch_size": 3, "max_length": 9, "max_prompt_length": 4}
+    one = _hqd_config(tmp_path, tiny_base, pref_jsonl, stage2=False, gate_mode="nearest", train=truncated,
+                      preferences=None, grid_resolution=2, scorers=["length_words", "refusal"])
+    m = Family.load(hqd.train(one)).manifest
+    assert built == [(["length_words", "refusal"], one, 2, "ParetoHqD")]
+    assert rec.names() == [f"hqd-stage1-{hqd.point_label(w)}" for w in PREFS]  # the grid of step 1/2
+    batches = [s.batch for r in rec.runs for s in r.steps]  # the configured truncation reaches the SFT runs
+    real = torch.cat([b["attention_mask"].sum(-1) for b in batches])
+    prompt = real - torch.cat([b["completion_mask"].sum(-1) for b in batches])
+    assert real.max() == 9 and prompt.max() == 4
     assert "stage2" not in m.training and m.gate.mode == "nearest"
     assert m.description == "ParetoHqD: one one-stage SFT adapter per preference direction (3), gate: nearest"
     assert m.training["n_layers"] == 2 and m.training["n_responses"] == 24
-    assert m.training["scorers"] == ["length_scorer", "vowel_scorer"]
+    assert m.training["scorers"] == ["length_words", "refusal"]
+    recipe = json.loads((one.adapters_path / "hqd-stage1-w100-0" / "run.json").read_text())
+    assert {k: recipe[k] for k in ("stage", "base_model", "revision", "w", "scorers")} == \
+        {"stage": 1, "base_model": str(tiny_base), "revision": None, "w": [1.0, 0.0], "scorers": ["length_words", "refusal"]}
+    assert recipe["lora"]["r"] == 2 and recipe["train"]["max_length"] == 9
+    assert recipe["rows"] == hqd.recipe_hash(rec.runs[0].rows)
 
     prompts = tmp_path / "fresh.txt"
     prompts.write_text("Fresh one?\n\nFresh two?\nFresh three?\n")
     two = _hqd_config(tmp_path, tiny_base, pref_jsonl, stage2_prompts=str(prompts), samples_per_prompt=2,
-                      stage2_sample_preferences=[[0.8, 0.2]], overwrite=True,
+                      stage2_sample_preferences=[[0.8, 0.2]], overwrite=True, train=truncated,
+                      scorers=["length_words", "refusal"], stage2_per_preference=None,
                       stage2_train={"max_steps": 2, "batch_size": 1, "progress": False})
     n = len(rec.runs)
-    m = Family.load(hqd.train(two, scorers=[length_scorer, vowel_scorer])).manifest
+    with monkeypatch.context() as other_process:  # as a process other than the main one: the samples from the cache
+        other_process.setattr(hqd, "on_main_process", lambda fn: (fn(), None)[1])
+        hqd.train(two)
+    m = Family.load(two.family_path).manifest
     assert rec.names()[n:] == [f"hqd-stage2-{hqd.point_label(w)}" for w in PREFS]  # stage 1 reused
     assert all(r.cfg.max_steps == 2 and r.cfg.batch_size == 1 for r in rec.runs[n:])  # stage2_train
     samples = [json.loads(line) for line in (tmp_path / "run" / "stage2_samples.jsonl").read_text().splitlines()]
@@ -308,12 +345,36 @@ def test_one_stage_a_prompt_file_samples_per_prompt_and_reuse(tmp_path, tiny_bas
                                                                  for _ in range(2)]
     s2 = m.training["stage2"]
     assert (s2["n_prompts"], s2["n_samples"], s2["sample_preferences"]) == (2, 4, [[0.8, 0.2]])
-    assert all(len(v) == 2 for v in s2["selected"].values())
+    assert all(len(v) == 1 for v in s2["selected"].values())  # stage2_per_preference unset: n_per_preference // 2
     n = len(rec.runs)
-    hqd.train(two, scorers=[length_scorer, vowel_scorer])
+    hqd.train(two)
     assert len(rec.runs) == n  # everything reused, the samples from their cache
     with pytest.raises(ConfigError, match="different settings"):
-        hqd.train(dataclasses.replace(two, n_per_preference=2), scorers=[length_scorer, vowel_scorer])
+        hqd.train(dataclasses.replace(two, n_per_preference=2))
+
+
+def test_stage2_answers_the_held_out_prompts_and_stage1_scores_the_training_pairs(tmp_path, tiny_base, pref_jsonl,
+                                                                                 monkeypatch):
+    from trainer_fixtures import OBJECTIVES
+
+    from paretoapp.trainers.data import DataSpec, train_eval_pairs
+
+    held_out = {"source": str(pref_jsonl), "eval_fraction": 0.34}
+    cfg = _hqd_config(tmp_path, tiny_base, pref_jsonl, objectives=[{"name": o, "data": held_out} for o in OBJECTIVES],
+                      n_stage2_prompts=16, max_new_tokens=2)
+    asked = []
+    sample = hqd.sample_stage1
+
+    def recording_sample(cfg, adapters, points, prompts, sample_prefs):
+        asked.extend(prompts)
+        return sample(cfg, adapters, points, prompts, sample_prefs)
+
+    monkeypatch.setattr(hqd, "sample_stage1", recording_sample)
+    m = Family.load(hqd.train(cfg, scorers=[length_scorer, vowel_scorer])).manifest
+    split = [train_eval_pairs(DataSpec(source=str(pref_jsonl), eval_fraction=0.34, objective=o), 0) for o in OBJECTIVES]
+    assert asked == list(dict.fromkeys(p["prompt"] for _, held in split for p in held))  # held out, unique
+    responses = {(p["prompt"], p[key]) for train, _ in split for p in train for key in ("chosen", "rejected")}
+    assert m.training["n_responses"] == len(responses)
 
 
 def test_fresh_prompts_and_the_collapse_report(tmp_path, tiny_base, pref_jsonl):

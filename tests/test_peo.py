@@ -389,8 +389,9 @@ def test_bad_settings_are_named_and_the_edges_accepted(tmp_path, tiny_base, pref
 
 
 def test_phase_two_is_truncated_evaluated_reused_and_refused(tmp_path, tiny_base, pref_jsonl, monkeypatch):
-    """The generalist's run: its own truncation settings, the held-out pairs evaluated (not trained on), a
-    finished run reused with the same settings (run.json) and refused with others."""
+    """The generalist's run: its own truncation settings, phase 1's split of the pairs (its own seed does not
+    re-split them: it trains on both experts' training pairs and evaluates both held-out sets), a finished run
+    reused with the same settings (run.json, without the logging settings) and refused with others."""
     from trainer_fixtures import OBJECTIVES
     from trainer_spies import record_runs
 
@@ -400,13 +401,20 @@ def test_phase_two_is_truncated_evaluated_reused_and_refused(tmp_path, tiny_base
         return _config(tmp_path, tiny_base, pref_jsonl, objectives=[{"name": o, "data": data} for o in OBJECTIVES],
                        overwrite=True, train={"max_steps": 1, "batch_size": 2}, alpha=alpha,
                        generalist_train={"max_steps": 2, "batch_size": 2, "max_length": 9, "max_prompt_length": 4,
-                                         "progress": False, "log_every": 1, "beta": 0.2})
+                                         "progress": False, "log_every": 1, "beta": 0.2, "seed": 1})
 
     rec = record_runs(monkeypatch)
     cfg = config()
     peo.train(cfg, scorers=[length_scorer, vowel_scorer])
     g = rec["generalist"]
     assert len(g.rows) == 8  # four of each objective's six pairs; two of each held out
+
+    def pairs(rows):
+        return sorted((r["prompt"], r["chosen"], r["rejected"]) for r in rows)
+
+    experts = [rec[f"{o}-dpo"] for o in OBJECTIVES]
+    assert pairs(g.rows) == pairs(experts[0].rows + experts[1].rows)
+    assert pairs(g.eval_rows) == pairs(experts[0].eval_rows + experts[1].eval_rows) and len(g.eval_rows) == 4
     for step in g.steps:
         real = step.batch["attention_mask"].sum(-1)
         assert real.max() == 9 and (real - step.batch["completion_mask"].sum(-1)).max() == 4
@@ -416,7 +424,8 @@ def test_phase_two_is_truncated_evaluated_reused_and_refused(tmp_path, tiny_base
     assert saved["alpha"] == 0.3 and saved["reference"] == "base" and saved["base_model"] == str(tiny_base)
     assert saved["experts"] == [str((cfg.adapters_path / f"{o}-dpo" / "adapter").resolve()) for o in OBJECTIVES]
     assert [d["objective"] for d in saved["data"]] == list(OBJECTIVES) and saved["train"]["beta"] == 0.2
-    assert saved["lora"]["r"] == 2 and "progress" not in saved["train"]
+    assert saved["lora"]["r"] == 2 and saved["train"]["seed"] == 1
+    assert not {"progress", "log_every", "eval_every", "save_every", "keep_checkpoints"} & set(saved["train"])
     n = len(rec.runs)
     peo.train(config(), scorers=[length_scorer, vowel_scorer])
     assert len(rec.runs) == n  # every phase reused
@@ -444,3 +453,30 @@ def test_search_prompts_come_from_the_file_or_the_held_out_pairs(tmp_path, tiny_
     assert len(got) == 4 and set(got) < {p for o in OBJECTIVES for p, _, _ in PAIRS[o]}  # two held out per objective
     cfg = _config(tmp_path, tiny_base, pref_jsonl, n_eval_prompts=16)
     assert peo.eval_prompts(cfg) == [p for o in OBJECTIVES for p, _, _ in PAIRS[o]]  # none held out: the pairs'
+
+
+def test_the_search_scorers_are_built_with_the_run_context(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    """The scorers named in the config get the run's model, tokenizer, model id, system prompt and progress
+    setting (a judge scorer reads them); a count other than two is refused before any is built."""
+    import paretoapp.scorers
+
+    built = {}
+
+    def fake_build(specs, context):
+        built.update(specs=specs, context=context)
+        return ["helpful scorer", "harmless scorer"]
+
+    monkeypatch.setattr(paretoapp.scorers, "build_scorers", fake_build)
+    model, tokenizer = object(), object()
+    cfg = _config(tmp_path, tiny_base, pref_jsonl, scorers=["length_words", "refusal"], system_prompt="Be brief.")
+    assert peo.build_scorers(cfg, model, tokenizer) == ["helpful scorer", "harmless scorer"]
+    ctx = built["context"]
+    assert built["specs"] == ["length_words", "refusal"]
+    assert ctx.causal_lm is model and ctx.tokenizer is tokenizer and ctx.model_id == str(tiny_base)
+    assert ctx.system_prompt == "Be brief." and ctx.show_progress is False
+    built.clear()
+    with pytest.raises(ConfigError) as e:
+        peo.build_scorers(_config(tmp_path, tiny_base, pref_jsonl, scorers=["length_words"]), model, tokenizer)
+    assert str(e.value) == ("PEO's search needs one scorer per objective: set scorers: [<helpful>, <harmless>] "
+                            "(e.g. ray-helpful, ray-harmless; offline: helpful_offline, harmless_offline)")
+    assert not built

@@ -240,7 +240,9 @@ def test_the_trainer_sfts_every_response_under_its_own_scores(tmp_path, tiny_bas
                         **extra)
     cfg = load_config(ric.RiCConfig, str(path))
     rec = record_runs(monkeypatch, oracle)
-    cond = Family.load(ric.train(cfg, scorers=[third_length, vowel_scorer])).manifest.conditioning
+    manifest = Family.load(ric.train(cfg, scorers=[third_length, vowel_scorer])).manifest
+    cond = manifest.conditioning
+    assert manifest.training["normalisation"].get("raw_decimals") == raw_decimals
     run = rec["ric-sft"]
     assert len(run.rows) == len(pool) == 24
     got = {}
@@ -259,3 +261,115 @@ def test_the_trainer_sfts_every_response_under_its_own_scores(tmp_path, tiny_bas
     assert max(abs(s.expected["loss"] - s.expected["with_prompt"]) for s in run.steps) > 1e-3
     model, _ = load_base(str(tiny_base))
     torch.testing.assert_close(run.start_logits, probe_logits(model))
+
+
+def test_chosen_only_held_out_pairs_truncation_and_config_scorers(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    """``responses: chosen`` trains on the chosen answers of each objective's training pairs only, the held-out
+    pairs (the run's split, per objective) are evaluated, the SFT run is truncated as configured, and the
+    config's scorers are built for the run."""
+    import numpy as np
+    import torch
+    from trainer_fixtures import OBJECTIVES
+    from trainer_spies import record_runs
+
+    from paretoapp.trainers.data import DataSpec, train_eval_pairs
+
+    built = []
+
+    def hundredths(prompts, responses):  # a standard deviation below 1
+        return [len(r) / 100 for r in responses]
+
+    def constant(prompts, responses):  # no spread at all: z = 0
+        return [3.0 for _ in responses]
+
+    def build_scorers(specs, cfg, k, what):
+        built.append((specs, cfg, k, what))
+        return [hundredths, constant]
+
+    monkeypatch.setattr(ric, "build_objective_scorers", build_scorers)
+    held = {"source": str(pref_jsonl), "eval_fraction": 0.34}
+    path = write_config(tmp_path / "ric.yaml", tiny_base, pref_jsonl, tmp_path / "run", responses="chosen",
+                        scorers=["length_words", "refusal"], objectives=[{"name": o, "data": held} for o in OBJECTIVES],
+                        system_prompt="Be brief.",
+                        train={"max_steps": 2, "batch_size": 4, "max_length": 9, "max_prompt_length": 4})
+    cfg = load_config(ric.RiCConfig, str(path))
+    rec = record_runs(monkeypatch)
+    m = Family.load(ric.train(cfg)).manifest
+    assert all(r["prompt"][0] == {"role": "system", "content": "Be brief."} for r in rec["ric-sft"].rows)
+    assert built == [(["length_words", "refusal"], cfg, 2, "Rewards-in-Context")]
+    run = rec["ric-sft"]
+    split = [train_eval_pairs(DataSpec(source=str(pref_jsonl), eval_fraction=0.34, objective=o), 0) for o in OBJECTIVES]
+    cond = m.conditioning
+    for rows, pairs in ((run.rows, [p for t, _ in split for p in t]), (run.eval_rows, [p for _, e in split for p in e])):
+        assert [(cond.parse(r["prompt"][-1]["content"])[0], r["response"]) for r in rows] == \
+            [(p["prompt"], p["chosen"]) for p in pairs]
+    real = torch.cat([s.batch["attention_mask"].sum(-1) for s in run.steps])
+    prompt = real - torch.cat([s.batch["completion_mask"].sum(-1) for s in run.steps])
+    assert real.max() == 9 and prompt.max() == 4
+    assert m.training["scorers"] == ["length_words", "refusal"] and m.training["responses"] == "chosen"
+    # every prompt, held-out ones included, carries z-scores over the training answers (a zero spread left at 0)
+    train_answers = [p["chosen"] for t, _ in split for p in t]
+    lengths = np.array([len(a) / 100 for a in train_answers])
+    mean, std = lengths.mean(), lengths.std()
+    assert 0 < std < 1
+    for rows in (run.rows, run.eval_rows):
+        for r in rows:
+            scores = cond.parse(r["prompt"][-1]["content"])[1]
+            assert scores == pytest.approx([round((len(r["response"]) / 100 - mean) / std + 0.0, 1), 0.0], abs=1e-9)
+    assert m.training["normalisation"] == {"mean": pytest.approx([mean, 3.0]), "std": pytest.approx([std, 1.0]),
+                                           "n_train": 8, "z_min": pytest.approx([min((lengths - mean) / std), 0.0]),
+                                           "z_max": pytest.approx([max((lengths - mean) / std), 0.0])}
+
+
+def test_a_response_in_two_objectives_pairs_is_trained_once(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    import functools
+
+    from trainer_fixtures import PAIRS
+    from trainer_spies import record_runs
+
+    same = {"source": str(pref_jsonl), "objective": "helpful"}
+    path = write_config(tmp_path / "ric.yaml", tiny_base, pref_jsonl, tmp_path / "run", normalise=False,
+                        objectives=[{"name": n, "data": same} for n in ("helpful", "again", "third")],
+                        train={"max_steps": 1, "batch_size": 4})
+    rec = record_runs(monkeypatch)
+    named = functools.partial(vowel_scorer)
+    named.name = "vowels"
+    scorers = [length_scorer, named, functools.partial(length_scorer)]  # a name, a .name, neither
+    manifest = Family.load(ric.train(load_config(ric.RiCConfig, str(path)), scorers=scorers)).manifest
+    assert manifest.training["scorers"] == ["length_scorer", "vowels", "callable"]
+    cond = manifest.conditioning
+    parsed = [(cond.parse(r["prompt"][-1]["content"]), r["response"]) for r in rec["ric-sft"].rows]
+    got = sorted((text, response) for (text, _), response in parsed)
+    assert len(got) == 12 and len(set(got)) == 12  # helpful's six pairs once, chosen and rejected
+    for (_, scores), response in parsed:  # normalise: false: the raw scores
+        assert scores == pytest.approx([length_scorer([], [response])[0], vowel_scorer([], [response])[0],
+                                        length_scorer([], [response])[0]])
+    assert {r.strip() for _, r in got} == {x.strip() for _, c, r in PAIRS["helpful"] for x in (c, r)}
+
+
+def test_a_finished_run_is_reused_and_a_changed_one_refused(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    """Reused with the same settings; refused when any one of them changes: with normal bounds, normalise
+    changes the record alone, the mapping the conditioning alone, a renamed scorer the scorers alone."""
+    from trainer_spies import record_runs
+
+    from paretoapp.trainers.config import ConfigError
+
+    def config(**extra):
+        path = write_config(tmp_path / "ric.yaml", tiny_base, pref_jsonl, tmp_path / "run", overwrite=True,
+                            train={"max_steps": 1, "batch_size": 4}, bounds="normal", **extra)
+        return load_config(ric.RiCConfig, str(path))
+
+    def length_again(prompts, responses):  # the same scores under another name
+        return length_scorer(prompts, responses)
+
+    rec = record_runs(monkeypatch)
+    ric.train(config(), scorers=[length_scorer, vowel_scorer])
+    ric.train(config(), scorers=[length_scorer, vowel_scorer])
+    assert len(rec.runs) == 1  # reused
+    held = [{"name": o, "data": {"source": str(pref_jsonl), "eval_fraction": 0.5}} for o in ("helpful", "harmless")]
+    for changed, scorers in ((dict(responses="chosen"), None), (dict(system_prompt="Be brief."), None),
+                             (dict(objectives=held), None), (dict(mapping="l2"), None), (dict(normalise=False), None),
+                             ({}, [length_again, vowel_scorer])):
+        with pytest.raises(ConfigError, match="different settings"):
+            ric.train(config(**changed), scorers=scorers or [length_scorer, vowel_scorer])
+    assert len(rec.runs) == 1

@@ -61,6 +61,7 @@ class Run:
     trainable: list[str]
     start_logits: torch.Tensor
     steps: list[Step] = field(default_factory=list)
+    eval_rows: list = field(default_factory=list)  # the held-out rows the run evaluates (never trains on)
 
     @property
     def name(self) -> str:
@@ -151,7 +152,7 @@ def record_runs(monkeypatch, oracle: Callable | None = None) -> Recorder:
 
     def recording_start(cls, model, train_rows, collate, loss_fn, cfg, run_dir, eval_rows):
         trainable = sorted(n for n, p in model.named_parameters() if p.requires_grad)
-        run = Run(Path(run_dir), list(train_rows), cfg, trainable, probe_logits(model))
+        run = Run(Path(run_dir), list(train_rows), cfg, trainable, probe_logits(model), eval_rows=list(eval_rows))
         recorder.runs.append(run)
         recorder.active = run
         return start(cls, model, train_rows, collate, _RecordingLoss(loss_fn, run, recorder), cfg, run_dir, eval_rows)

@@ -161,8 +161,8 @@ def train_generalist(cfg: PEOConfig, delta_1: Path, delta_2: Path) -> Path:
         return run_dir / "adapter"
     model, tokenizer = generalist_model(cfg, delta_1, delta_2)
     train_rows, eval_rows = [], []
-    for spec in specs:
-        t, e = train_eval_pairs(spec, seed=train.seed)
+    for spec in specs:  # phase 1's split (and the search's): the generalist never trains on their held-out pairs
+        t, e = train_eval_pairs(spec, seed=cfg.train.seed)
         train_rows += t
         eval_rows += e
     write_recipe(run_dir, recipe)
