@@ -80,3 +80,13 @@ def test_every_two_objective_demo_family_was_asked_prompts_it_never_saw(committe
         trained |= {json.loads(line).get("prompt") for line in pairs.read_text(encoding="utf-8").splitlines() if line}
     assert not trained & {r["prompt"] for r in committed}
     assert {r["source"] for r in committed} >= {"strongreject", "healthsearchqa"}
+
+
+def test_experiment_bs_table_is_recomputed_from_its_answers():
+    """docs/demo.md's experiment B (refusal_mix experts, not yet a demo family): its table is its answers'."""
+    rows = ood.read(ROOT / "assets" / "demo" / "ood" / "experiment_b.jsonl")
+    assert {tuple(r["w"]) for r in rows} == set(ood.ENDS.values())
+    assert sorted(r["prompt"] for r in rows if tuple(r["w"]) == (0.0, 1.0)) == sorted(r["prompt"] for r in ood.prompts())
+    table = "\n".join(line for line in ood.markdown(rows).splitlines() if line.startswith("|"))
+    doc = (ROOT / "docs" / "demo.md").read_text(encoding="utf-8")
+    assert replace_doc_section(doc, table, ("<!-- experiment-b:start -->", "<!-- experiment-b:end -->")) == doc
