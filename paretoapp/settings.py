@@ -144,9 +144,16 @@ MAX_NEW_TOKENS = _define(
     "PARETOAPP_MAX_NEW_TOKENS", DEFAULT_MAX_NEW_TOKENS,
     lambda raw, name: positive_whole_number(raw, name, DEFAULT_MAX_NEW_TOKENS), "whole number >= 1",
     "the app's cap on max_new_tokens for one answer (a bad value fails at start)")
+def penalty_in_range(value: float, name: str) -> float:
+    """transformers' repetition penalty: 1 is none, above 1 discourages loops, past 2 answers fall apart. The
+    one range check this setting, the Python API and the OpenAI API share (``validation.repetition_penalty``)."""
+    if not 0 < value <= 2:
+        raise InputError(f"{name} must be in (0, 2], got {value:g}; use 1 for none, 1.1 to 1.3 to discourage loops")
+    return value
+
+
 def repetition_penalty(raw: str, name: str) -> float:
-    from .validation import repetition_penalty as check  # at call time: validation reads these settings
-    return check(number(raw, name), name)
+    return penalty_in_range(number(raw, name), name)
 
 
 REPETITION_PENALTY = _define(

@@ -152,11 +152,8 @@ def max_new_tokens(value, cap: int | None = None) -> int:
 
 
 def repetition_penalty(value, name: str = "repetition_penalty") -> float:
-    """transformers' repetition penalty: 1 is none, above 1 discourages loops; past 2 answers fall apart."""
-    penalty = real_number(value, name)
-    if not 0 < penalty <= 2:
-        raise InputError(f"{name} must be in (0, 2], got {penalty:g}; use 1 for none, 1.1 to 1.3 to discourage loops")
-    return penalty
+    """A repetition penalty from any caller, in the range the app's setting takes (:func:`settings.penalty_in_range`)."""
+    return settings.penalty_in_range(real_number(value, name), name)
 
 
 def rows_at_once(value, name: str = "batch_size") -> int | None:
