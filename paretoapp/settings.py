@@ -144,6 +144,8 @@ MAX_NEW_TOKENS = _define(
     "PARETOAPP_MAX_NEW_TOKENS", DEFAULT_MAX_NEW_TOKENS,
     lambda raw, name: positive_whole_number(raw, name, DEFAULT_MAX_NEW_TOKENS), "whole number >= 1",
     "the app's cap on max_new_tokens for one answer (a bad value fails at start)")
+
+
 def penalty_in_range(value: float, name: str) -> float:
     """transformers' repetition penalty: 1 is none, above 1 discourages loops, past 2 answers fall apart. The
     one range check this setting, the Python API and the OpenAI API share (``validation.repetition_penalty``)."""

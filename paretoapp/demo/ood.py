@@ -21,6 +21,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .data import read_jsonl, write_jsonl
 from .sources import EDGY, EVERYDAY, HARMFUL, KINDS, OOD, sample
 
 CHAT_MAX_NEW_TOKENS = 96  # the chat's default "Max new tokens"
@@ -128,14 +129,11 @@ def write_summaries(rows: Sequence[dict], assets: str | Path) -> None:
 
 
 def read(path: str | Path = ANSWERS) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_jsonl(Path(path))
 
 
 def write(rows: Sequence[dict], path: str | Path = ANSWERS) -> None:
-    from paretoapp.atomic import atomic_file
-
-    with atomic_file(path) as tmp:
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    write_jsonl(Path(path), rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,14 +17,13 @@ help ("I'm sorry, but here are the steps"), and the expert learns whatever its r
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .data import write_jsonl
+from .data import read_jsonl, write_jsonl
 from .kind_classifier import as_question
 from .sources import DEV, EDGY, EVERYDAY, HARMFUL, OOD, TRAIN, Prompt, all_splits, normalise
 
@@ -145,8 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     answers_path = out / "benign_answers.jsonl"
     if not answers_path.is_file():  # the slow step, kept: a second run only remixes
         write_jsonl(answers_path, answer_prompts(benign_prompts()))
-    read = lambda path: [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]  # noqa: E731
-    harmless, helpful = mixes(read(answers_path), read(args.compliant) if args.compliant else ())
+    harmless, helpful = mixes(read_jsonl(answers_path), read_jsonl(Path(args.compliant)) if args.compliant else ())
     write_jsonl(out / "harmless.jsonl", harmless)
     write_jsonl(out / "helpful.jsonl", helpful)
     import yaml

@@ -36,9 +36,8 @@ def appropriate_refusal(ctx: ScorerContext) -> AppropriateRefusalScorer:
     classifier, which reads its own feature model, or the context's base LM when that is the same model."""
     scorer = AppropriateRefusalScorer(labels=ctx.prompt_kinds)
     clf, lm = scorer.classifier, ctx.causal_lm
-    if clf is not None and lm is not None and ctx.model_id == clf.feature_model and \
-            getattr(lm.config, "hidden_size", None) == clf.weights.shape[0] and \
-            getattr(lm.config, "num_hidden_layers", -1) >= clf.layer:  # (a test's tiny model may wear the name)
+    # shape checked too: a test's tiny model may wear the feature model's name
+    if clf is not None and lm is not None and ctx.model_id == clf.feature_model and clf.reads_from(lm):
         scorer.lm = (lm, ctx.tokenizer)
     return scorer
 

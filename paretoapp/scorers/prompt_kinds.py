@@ -123,13 +123,19 @@ class PromptKindClassifier:
         z = ((np.asarray(x, dtype=np.float64) - self.mean) / self.scale) @ self.weights + self.bias
         return 1.0 / (1.0 + np.exp(-z))
 
+    def reads_from(self, model) -> bool:
+        """Whether ``model`` is shaped like the feature model: as wide, and with the layer this classifier reads."""
+        cfg = model.config
+        return (getattr(cfg, "hidden_size", None) == self.weights.shape[0]
+                and getattr(cfg, "num_hidden_layers", -1) >= self.layer)
+
     def p_harmful(self, prompts: Sequence[str], lm=None) -> np.ndarray:
         """p(harmful) per prompt; ``lm`` = (model, tokenizer) of the feature model if one is loaded already."""
         if not prompts:
             return np.zeros(0)
         model, tokenizer = lm or feature_model(self.feature_model)
         cfg = model.config
-        if cfg.hidden_size != self.weights.shape[0] or getattr(cfg, "num_hidden_layers", self.layer) < self.layer:
+        if not self.reads_from(model):
             raise ScorerError(f"this prompt-kind classifier reads layer {self.layer} of a {self.weights.shape[0]}-wide "
                               f"model ({self.feature_model}); the model given has {cfg.hidden_size} wide, "
                               f"{getattr(cfg, 'num_hidden_layers', '?')} layers: pass that model or none")
