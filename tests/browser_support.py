@@ -85,6 +85,33 @@ def wait_w_text(page, text: str):
     page.locator("#pa-w-text").get_by_text(text, exact=False).wait_for()
 
 
+def press_slider_to(page, elem_id: str, target: str, caption: str, presses: int = 40):
+    """Move slider ``#elem_id`` with the arrow keys, one press at a time, until its range reads ``target``
+    and the w caption shows ``caption``.
+
+    A press can be lost on a loaded machine: the browser-side clamp writes each keyed value back, and a
+    late write-back of the previous press can land after the next press and undo it (CI, 2026-12-06).
+    So the test presses again until the state holds rather than counting presses.
+    """
+    rng = page.locator(f"#{elem_id} input[type=range]")
+    moved = f"v => document.querySelector('#{elem_id} input[type=range]').value !== v"
+    for _ in range(presses):
+        before = rng.input_value()
+        if before == target:
+            try:
+                page.locator("#pa-w-text").get_by_text(caption, exact=False).wait_for(timeout=20_000)
+            except sync_api.TimeoutError:  # undone before the server saw it: the loop presses again
+                continue
+            if rng.input_value() == target:
+                return
+            continue
+        rng.focus()
+        rng.press("ArrowRight" if float(before) < float(target) else "ArrowLeft")
+        with contextlib.suppress(sync_api.TimeoutError):  # a lost press: the loop presses again
+            page.wait_for_function(moved, arg=before, timeout=10_000)
+    raise AssertionError(f"slider {elem_id} never settled at {target} (it reads {rng.input_value()})")
+
+
 def point_locator(page, w0: float):
     """The marker of the evaluated point with w_harmless == w0."""
     trace, index = page.evaluate(

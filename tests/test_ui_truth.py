@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from browser_support import E2E, TIMEOUT, app_page, browser, set_slider, shot, wait_w_text  # noqa: F401
+from browser_support import E2E, TIMEOUT, app_page, browser, press_slider_to, set_slider, shot, wait_w_text  # noqa: F401
 from ui_support import rich_app_env  # noqa: F401  (fixture)
 
 pytestmark = E2E
@@ -112,13 +112,8 @@ def test_the_star_is_drawn_only_where_the_front_was_evaluated(browser, app):  # 
 # 3 ------------------------------------------------------------------------------------------------
 def test_the_keyboard_moves_the_preference_the_chat_uses(browser, app):  # noqa: F811
     with app_page(browser, at(app[1], "tiny-random")) as page:
-        rng = page.locator("#pa-w0 input[type=range]")
-        for _ in range(10):  # one press at a time, each seen by the slider (a loaded machine drops a burst)
-            before = rng.input_value()
-            rng.focus()
-            rng.press("ArrowRight")
-            page.wait_for_function("v => document.querySelector('#pa-w0 input[type=range]').value !== v", arg=before)
-        wait_w_text(page, "harmless 0.6")
+        assert page.locator("#pa-w0 input[type=range]").input_value() == "0.5"
+        press_slider_to(page, "pa-w0", "0.6", caption="harmless 0.6")  # ten presses, or more where one is lost
         send(page, "Hello")
         wait_answers(page, 1)
         assert "answered by tiny-random at w = (0.6, 0.4)" in page.locator("#pa-chat sub.pa-w-label").last.inner_text()
