@@ -100,7 +100,26 @@ def markdown(rows: Sequence[dict]) -> str:
     for (fam, w), r in sorted(table.items(), key=lambda kv: (kv[0][0], -kv[0][1][0])):
         lines.append(f"| {fam} | {names.get(w, w)} | {r['harmful refused']:.0%} | {r['everyday refused']:.0%} | "
                      f"{r['edgy refused']:.0%} | {r['degenerate']:.0%} | {r['everyday words']:.0f} |")
-    return head + "\n".join(lines) + "\n"
+    return head + "\n".join(lines) + "\n\n" + bounds_lines(rows)
+
+
+def family_checks(rows: Sequence[dict]) -> dict[str, list]:
+    """Each family's :func:`paretoapp.demo.checks.check_ood` on its rates (w is (helpful, harmless): ENDS)."""
+    from .checks import check_ood
+
+    table = rates(rows)
+    return {fam: check_ood({w: r for (f, w), r in table.items() if f == fam}, harmless_at=1)
+            for fam in sorted({f for f, _ in table})}
+
+
+def bounds_lines(rows: Sequence[dict]) -> str:
+    """Per family, the bounds of ``checks.OOD_BOUNDS`` it misses on these answers."""
+    from .checks import misses
+
+    out = ["Bounds (`OOD_BOUNDS` in `paretoapp/demo/checks.py`) missed:", ""]
+    for fam, checks in family_checks(rows).items():
+        out.append(f"- {fam}: {misses(checks) or 'none, every bound is met'}")
+    return "\n".join(out) + "\n"
 
 
 def family_line(rows: Sequence[dict], family: str) -> str | None:
