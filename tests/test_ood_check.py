@@ -51,6 +51,19 @@ def test_replace_section_needs_its_markers():
         replace_doc_section("no markers", "x", ood.SECTION)
 
 
+def test_rewrite_doc_section_changes_the_file_only_between_its_markers(tmp_path):
+    from paretoapp.demo.report import rewrite_doc_section
+
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"a\n{ood.SECTION[0]}\nold\n{ood.SECTION[1]}\nb")
+    rewrite_doc_section(doc, "new", ood.SECTION)
+    assert doc.read_text() == f"a\n{ood.SECTION[0]}\nnew\n{ood.SECTION[1]}\nb"
+    doc.write_text("no markers")
+    with pytest.raises(ValueError):
+        rewrite_doc_section(doc, "new", ood.SECTION)
+    assert doc.read_text() == "no markers" and [f.name for f in tmp_path.iterdir()] == ["doc.md"]
+
+
 @pytest.fixture(scope="module")
 def committed():
     if not ANSWERS.is_file():

@@ -116,13 +116,9 @@ SECTION = ("<!-- kind-classifier:start -->", "<!-- kind-classifier:end -->")
 
 def write_doc(meta: dict, doc: str | Path = Path("docs") / "demo.md") -> None:
     """Rewrite ``doc``'s kind-classifier section with :func:`markdown` of the classifier's recorded accuracy."""
-    from paretoapp.atomic import atomic_file
+    from .report import rewrite_doc_section
 
-    from .report import replace_doc_section
-
-    doc = Path(doc)
-    with atomic_file(doc) as tmp:
-        tmp.write_text(replace_doc_section(doc.read_text(encoding="utf-8"), markdown(meta), SECTION), encoding="utf-8")
+    rewrite_doc_section(doc, markdown(meta), SECTION)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

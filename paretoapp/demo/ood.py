@@ -180,14 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     body = markdown(rows)
     print(body)
     if args.write:
-        from paretoapp.atomic import atomic_file
-
-        from .report import replace_doc_section
+        from .report import rewrite_doc_section
 
         write_summaries(rows, args.assets)
-        doc = Path(args.doc)
-        with atomic_file(doc) as tmp:
-            tmp.write_text(replace_doc_section(doc.read_text(encoding="utf-8"), body, SECTION), encoding="utf-8")
+        rewrite_doc_section(args.doc, body, SECTION)
     return 0
 
 

@@ -136,6 +136,16 @@ def replace_doc_section(doc: str, body: str, markers: tuple[str, str] = (DOC_STA
     return f"{before}{start}\n{body.rstrip(chr(10))}\n{end}{after}"
 
 
+def rewrite_doc_section(path: str | Path, body: str, markers: tuple[str, str] = (DOC_START, DOC_END)) -> None:
+    """Replace the section of the document at ``path`` between ``markers`` by ``body``, atomically."""
+    from paretoapp.atomic import atomic_file
+
+    path = Path(path)
+    text = replace_doc_section(path.read_text(encoding="utf-8"), body, markers)
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 def doc_section(doc: str) -> str:
     """The generated section of ``doc`` (what :func:`replace_doc_section` wrote)."""
     return doc.split(DOC_START, 1)[1].split(DOC_END, 1)[0].strip("\n")
@@ -158,13 +168,9 @@ def write_summaries(root: str | Path, kinds: Mapping[str, str]) -> None:
 def write_tables(root: str | Path, doc: str | Path, kinds: Mapping[str, str] | None = None) -> None:
     """Rewrite the generated section of ``doc`` from the families under ``root`` and each family's
     ``behaviour_summary`` (what ``--write`` does; the demo build calls it last)."""
-    from paretoapp.atomic import atomic_file
-
-    root, doc = Path(root), Path(doc)
+    root = Path(root)
     kinds = kinds if kinds is not None else read_kinds(root / "demo" / "data" / "eval_prompts.jsonl")
-    text = replace_doc_section(doc.read_text(encoding="utf-8"), behaviour_markdown(root, kinds))
-    with atomic_file(doc) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    rewrite_doc_section(doc, behaviour_markdown(root, kinds))
     write_summaries(root, kinds)
 
 
