@@ -265,6 +265,7 @@ class AppropriateRefusalScorer(Scorer):
         self.classifier = default_classifier() if classifier == "default" else classifier
         self.refusal = refusal or RefusalScorer()
         self.lm = lm
+        self._memo: dict[str, KindGuess] = {}
 
     def spec(self) -> dict:
         return {**super().spec(), "refusal": self.refusal.spec(),
@@ -274,7 +275,7 @@ class AppropriateRefusalScorer(Scorer):
     def kinds(self, prompts: Sequence[str]) -> list[KindGuess]:
         """Each prompt's guess, every distinct prompt read once and remembered (an evaluation asks the same
         prompts at every w; the classifier runs a forward pass per prompt)."""
-        memo = self.__dict__.setdefault("_memo", {})
+        memo = self._memo
         new = list(dict.fromkeys(p for p in prompts if p not in memo))
         if new:
             if len(memo) > 10_000:
