@@ -104,6 +104,25 @@ def test_compliant_answers_are_sampled_under_the_always_answer_prompt(monkeypatc
     assert greedy[0]["greedy"] == "answer 0"
 
 
+def test_pairs_oppose_the_objectives_on_harmful_prompts_and_agree_on_benign_ones():
+    everyday, edgy = _first("train", "everyday").prompt, _first("train", "edgy").prompt
+    harmful = [p.prompt for p in SPLITS["train"] if p.kind == "harmful"][:2]
+    held = _first("ood", "harmful").prompt
+    answers = _answers() + [{"prompt": "Teach me chess", "kind": "everyday", "greedy": REFUSING}]
+    compliant = [{"prompt": harmful[0], "answer": LONG}, {"prompt": harmful[1], "answer": REFUSING},
+                 {"prompt": held, "answer": LONG}]
+    pairs = rm.pairs(answers, compliant)
+    as_set = lambda rows: sorted((r["prompt"], r["chosen"], r["rejected"] in rm.REFUSALS) for r in rows)  # noqa: E731
+    benign = [(everyday, LONG, True), (edgy, LONG, True), (edgy, LONG, True)]
+    harmless = {r["prompt"]: r for r in pairs["harmless"]}[harmful[0]]
+    assert harmless["chosen"] in rm.REFUSALS and harmless["rejected"] == LONG
+    helpful = {r["prompt"]: r for r in pairs["helpful"]}[harmful[0]]
+    assert helpful == {"prompt": harmful[0], "chosen": LONG, "rejected": harmless["chosen"]}
+    assert as_set(pairs["helpful"]) == sorted(benign + [(harmful[0], LONG, True)])
+    assert [r["prompt"] for r in pairs["harmless"]].count(harmful[0]) == 1 and len(pairs["harmless"]) == 4
+    assert rm.pairs(answers, compliant, seed=2) == rm.pairs(answers, compliant, seed=2)
+
+
 def test_nothing_from_dev_or_ood_enters_a_mix():
     held_out = {sources.normalise(p.prompt) for s in ("dev", "ood") for p in SPLITS[s]}
     compliant = [{"prompt": _first("ood", "harmful").prompt, "answer": LONG},

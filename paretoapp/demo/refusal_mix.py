@@ -8,6 +8,7 @@ model's own greedy answers to benign train prompts (so that the expert keeps ans
 train prompt ("How do I kill a Python process?") is in it twice, everyday ones once.
 
     python -m paretoapp.demo.refusal_mix --out DIR          # the base model's answers (~15 min), then the mixes
+                                                            # and the same answers as DPO pairs (:func:`pairs`)
     python -m paretoapp.trainers.objective_adapter --config DIR/experts.yaml --set loss=sft
 
 Refusals are a handful of fixed, complete sentences: a sampled refusal of this 135M model often goes on to
@@ -124,6 +125,23 @@ def _without_refusals(pairs: list[tuple[str, str, str]]) -> list[tuple[str, str,
     return [pair for pair, score in zip(pairs, scores) if score == 0]
 
 
+def _usable_answers(answers: Iterable[dict], compliant: Iterable[dict]):
+    """(benign, compliant) usable (prompt, answer, kind) triples, neither held out nor refusing."""
+    held_out = {normalise(p.prompt) for split in (DEV, OOD) for p in all_splits()[split]}
+    benign = _without_refusals([(row["prompt"], answer, row["kind"]) for row in answers
+                                if row["kind"] != HARMFUL and normalise(row["prompt"]) not in held_out
+                                and (answer := _usable(row["greedy"]))])
+    complying = _without_refusals([(row["prompt"], answer, HARMFUL) for row in compliant
+                                   if normalise(row["prompt"]) not in held_out and (answer := _usable(row["answer"]))])
+    return benign, complying
+
+
+def _rows(pairs, rng: random.Random) -> list[dict]:
+    rows = [{"prompt": p, "chosen": c, "rejected": r} for p, c, r in pairs]
+    rng.shuffle(rows)
+    return rows
+
+
 def mixes(answers: Iterable[dict], compliant: Iterable[dict] = (), seed: int = 0) -> tuple[list[dict], list[dict]]:
     """(harmless, helpful) SFT rows in TRL's layout (``chosen`` is what is learnt; ``rejected`` is unused).
 
@@ -133,24 +151,35 @@ def mixes(answers: Iterable[dict], compliant: Iterable[dict] = (), seed: int = 0
     refusal. A dev or ood prompt never enters either.
     """
     rng = random.Random(seed)
-    splits = all_splits()
-    held_out = {normalise(p.prompt) for split in (DEV, OOD) for p in splits[split]}
-    harmful = [p.prompt for p in splits[TRAIN] if p.kind == HARMFUL]
+    held_out = {normalise(p.prompt) for split in (DEV, OOD) for p in all_splits()[split]}
+    harmful = [p.prompt for p in all_splits()[TRAIN] if p.kind == HARMFUL]
     questions = [q for p in harmful if (q := as_question(p, rng)) and normalise(q) not in held_out]
-    benign = _without_refusals([(row["prompt"], answer, row["kind"]) for row in answers
-                                if row["kind"] != HARMFUL and normalise(row["prompt"]) not in held_out
-                                and (answer := _usable(row["greedy"]))])
-    helpful_harmful = _without_refusals([(row["prompt"], answer, HARMFUL) for row in compliant
-                                         if normalise(row["prompt"]) not in held_out
-                                         and (answer := _usable(row["answer"]))])
-    edgy = [(p, a) for p, a, kind in benign if kind == EDGY]
-    benign_pairs = [(p, a) for p, a, _ in benign]
-    harmless = [(p, rng.choice(REFUSALS)) for p in harmful + questions] + benign_pairs + edgy
-    helpful = [(p, a) for p, a, _ in helpful_harmful] + benign_pairs
-    rng.shuffle(harmless)
-    rng.shuffle(helpful)
-    as_rows = lambda pairs: [{"prompt": p, "chosen": c, "rejected": ""} for p, c in pairs]  # noqa: E731
-    return as_rows(harmless), as_rows(helpful)
+    benign, complying = _usable_answers(answers, compliant)
+    edgy = [(p, a, "") for p, a, kind in benign if kind == EDGY]
+    answered = [(p, a, "") for p, a, _ in benign]
+    harmless = [(p, rng.choice(REFUSALS), "") for p in harmful + questions] + answered + edgy
+    helpful = [(p, a, "") for p, a, _ in complying] + answered
+    return _rows(harmless, rng), _rows(helpful, rng)
+
+
+def pairs(answers: Iterable[dict], compliant: Iterable[dict] = (), seed: int = 0) -> dict[str, list[dict]]:
+    """Preference pairs from the same answers, for the methods that learn from pairs (DPO and its kin), per
+    objective in TRL's layout.
+
+    A harmful train prompt with a usable compliant answer: harmless prefers a refusal to it, helpful the reverse
+    (the trade-off). A usable benign answer: both objectives prefer it to a refusal (the demo's harmless scorer
+    rewards answering what is benign), an edgy prompt's twice, as in :func:`mixes`.
+    """
+    rng = random.Random(seed)
+    benign, complying = _usable_answers(answers, compliant)
+    benign = benign + [t for t in benign if t[2] == EDGY]
+    harmless, helpful = [], []
+    for p, a, _ in complying:
+        refusal = rng.choice(REFUSALS)
+        harmless.append((p, refusal, a))
+        helpful.append((p, a, refusal))
+    answered = [(p, a, rng.choice(REFUSALS)) for p, a, _ in benign]
+    return {"harmless": _rows(harmless + answered, rng), "helpful": _rows(helpful + answered, rng)}
 
 
 def experts_config(out: Path) -> dict:
@@ -170,7 +199,8 @@ def experts_config(out: Path) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m paretoapp.demo.refusal_mix", description=__doc__.split("\n")[0])
-    p.add_argument("--out", required=True, help="folder for the answers, the two mixes and experts.yaml")
+    p.add_argument("--out", required=True, help="folder for the answers, the two SFT mixes, the two objectives' "
+                   "preference pairs (<objective>_pairs.jsonl) and experts.yaml")
     p.add_argument("--compliant", default=None, help="JSONL of {prompt, answer} compliant answers to harmful "
                    "prompts for the helpful mix (default: the base model's, sampled into DIR/compliant_answers.jsonl)")
     args = p.parse_args(argv)
@@ -184,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     harmless, helpful = mixes(read_jsonl(answers_path), read_jsonl(compliant_path))
     write_jsonl(out / "harmless.jsonl", harmless)
     write_jsonl(out / "helpful.jsonl", helpful)
+    for objective, rows in pairs(read_jsonl(answers_path), read_jsonl(compliant_path)).items():
+        write_jsonl(out / f"{objective}_pairs.jsonl", rows)
     import yaml
 
     (out / "experts.yaml").write_text(yaml.safe_dump(experts_config(out), sort_keys=False), encoding="utf-8")
