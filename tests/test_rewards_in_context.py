@@ -373,3 +373,14 @@ def test_a_finished_run_is_reused_and_a_changed_one_refused(tmp_path, tiny_base,
         with pytest.raises(ConfigError, match="different settings"):
             ric.train(config(**changed), scorers=scorers or [length_scorer, vowel_scorer])
     assert len(rec.runs) == 1
+
+
+def test_an_objective_without_data_does_not_hide_the_next_ones(ric_run):
+    """RiC's check lets an objective bring no data (only another must): its pairs are skipped, not the rest."""
+    import dataclasses
+
+    cfg, _ = ric_run
+    first, *rest = cfg.objectives
+    no_data = dataclasses.replace(cfg, objectives=[dataclasses.replace(first, data=None), *rest])
+    train, held = ric.responses_of(no_data)
+    assert train and (train, held) == ric.responses_of(dataclasses.replace(cfg, objectives=rest))
