@@ -29,7 +29,7 @@ if [ ${#tests[@]} -eq 0 ]; then
     paretoapp/trainers/data.py) tests=(tests/test_trainers_core.py tests/test_objective_adapter.py tests/test_multi_objective.py) ;;
     paretoapp/trainers/loop.py) tests=(tests/test_trainers_core.py tests/test_objective_adapter.py tests/test_panacea.py) ;;
     paretoapp/trainers/objective_adapter.py) tests=(tests/test_objective_adapter.py tests/test_rewarded_soups.py tests/test_preference_vector.py) ;;
-    paretoapp/trainers/lora.py) tests=(tests/test_objective_adapter.py tests/test_trainers_core.py tests/test_peo.py) ;;
+    paretoapp/trainers/lora.py) tests=(tests/test_lora.py tests/test_objective_adapter.py tests/test_trainers_core.py tests/test_peo.py) ;;
     # a method module: its own tests, which run its trainer (tests/test_<method>.py)
     paretoapp/trainers/*.py) tests=("tests/test_$(basename "$module")") ;;
     *) echo "$module: no default tests; name them (tests/test_x.py)" >&2; exit 2 ;;
