@@ -140,3 +140,54 @@ def test_loading_a_folder_that_is_not_an_adapter_says_so(base, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(Exception, match="adapter 'x'"):
         lora.load_adapters(base, {"x": tmp_path / "empty"})
+
+
+def test_load_base_asks_the_runtime_loader_for_a_private_cpu_copy_without_remote_code(monkeypatch, tiny_base):  # noqa: F811
+    """Remote code stays off unless asked (security), and a training run never shares the app's cached model."""
+    import paretoapp.models
+
+    calls = []
+    real = paretoapp.models.load_base
+
+    def spy(name, **kwargs):
+        calls.append((name, kwargs))
+        return real(name, **kwargs)
+
+    monkeypatch.setattr(paretoapp.models, "load_base", spy)
+    lora.load_base(str(tiny_base))
+    assert calls[-1] == (str(tiny_base), {"revision": None, "device": "cpu", "dtype": "float32",
+                                          "trust_remote_code": False, "shared": False, "allow_pickle": None})
+    monkeypatch.setattr(paretoapp.models, "load_base", lambda name, **kw: calls.append((name, kw)) or real(str(tiny_base)))
+    lora.load_base("org/model", revision="abc", dtype="bfloat16", trust_remote_code=True, device="meta",
+                   allow_pickle=True)
+    assert calls[-1] == ("org/model", {"revision": "abc", "device": "meta", "dtype": "bfloat16",
+                                       "trust_remote_code": True, "shared": False, "allow_pickle": True})
+
+
+def test_load_run_base_passes_the_runs_model_settings(monkeypatch):
+    from types import SimpleNamespace
+
+    seen = []
+    monkeypatch.setattr(lora, "load_base", lambda *args, **kwargs: seen.append((args, kwargs)) or ("m", "t"))
+    cfg = SimpleNamespace(base_model="org/m", revision="r1", dtype="bfloat16", trust_remote_code=True,
+                          allow_pickle=False)
+    assert lora.load_run_base(cfg) == ("m", "t")
+    assert seen == [(("org/m", "r1", "bfloat16", True), {"allow_pickle": False})]
+
+
+def test_saving_one_of_two_adapters_writes_only_that_one_and_default_saves_flat(base, tmp_path):
+    model = lora.attach_lora(base, SETTINGS)  # "default"
+    lora.attach_lora(model, SETTINGS, adapter_name="other")
+    nudge(model, "default", 4)
+    nudge(model, "other", 5)
+    for name in ("default", "other"):
+        path = lora.save_adapter(model, name, tmp_path / name)
+        files = {p.name for p in path.iterdir()}  # PEFT adds a README for the default adapter
+        assert {"adapter_config.json", "adapter_model.safetensors"} <= files and all(
+            (path / f).is_file() for f in files)
+        from safetensors.torch import load_file
+
+        saved = load_file(str(path / "adapter_model.safetensors"))
+        mine = {n: p for n, p in model.named_parameters() if f".{name}." in n and "lora_B" in n}
+        assert len(saved) == 2 * len(mine)  # A and B of this adapter only
+        assert any(torch.equal(t, p.detach()) for t in saved.values() for p in mine.values())
