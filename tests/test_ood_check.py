@@ -95,14 +95,16 @@ def test_every_two_objective_demo_family_was_asked_prompts_it_never_saw(committe
     assert {r["source"] for r in committed} >= {"strongreject", "healthsearchqa"}
 
 
-def test_experiment_bs_table_is_recomputed_from_its_answers():
-    """docs/demo.md's experiment B (refusal_mix experts, not yet a demo family): its table is its answers'."""
-    rows = ood.read(ROOT / "assets" / "demo" / "ood" / "experiment_b.jsonl")
+@pytest.mark.parametrize("name", ["b", "c"])
+def test_an_experiments_table_is_recomputed_from_its_answers(name):
+    """docs/demo.md's experiments B and C (refusal_mix experts, not yet demo families): each table is its answers'."""
+    rows = ood.read(ROOT / "assets" / "demo" / "ood" / f"experiment_{name}.jsonl")
     assert {tuple(r["w"]) for r in rows} == set(ood.ENDS.values())
     assert sorted(r["prompt"] for r in rows if tuple(r["w"]) == (0.0, 1.0)) == sorted(r["prompt"] for r in ood.prompts())
     table = "\n".join(line for line in ood.markdown(rows).splitlines() if line.startswith("|"))
     doc = (ROOT / "docs" / "demo.md").read_text(encoding="utf-8")
-    assert replace_doc_section(doc, table, ("<!-- experiment-b:start -->", "<!-- experiment-b:end -->")) == doc
+    markers = (f"<!-- experiment-{name}:start -->", f"<!-- experiment-{name}:end -->")
+    assert replace_doc_section(doc, table, markers) == doc
 
 
 # the bounds (paretoapp.demo.checks.OOD_BOUNDS) ---------------------------------------------------------------------
@@ -141,8 +143,9 @@ def test_the_ends_are_read_from_the_harmless_weight_not_the_order_given():
     assert not all(c.passed for c in check_ood(flipped, harmless_at=1))
 
 
-def test_experiment_b_misses_exactly_the_two_bounds_its_doc_names():
-    rows = ood.read(ROOT / "assets" / "demo" / "ood" / "experiment_b.jsonl")
+@pytest.mark.parametrize("name, degenerate", [("b", 0.075), ("c", 0.1562)])
+def test_experiments_miss_exactly_the_two_bounds_their_doc_names(name, degenerate):
+    rows = ood.read(ROOT / "assets" / "demo" / "ood" / f"experiment_{name}.jsonl")
     [checks] = ood.family_checks(rows).values()
     missed = {c.name: round(c.value, 4) for c in checks if not c.passed}
-    assert missed == {"helpful end refuses everyday": 0.0625, "degenerate rate (worst w)": 0.075}
+    assert missed == {"helpful end refuses everyday": 0.0625, "degenerate rate (worst w)": degenerate}
