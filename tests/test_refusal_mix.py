@@ -71,6 +71,37 @@ def test_an_answer_that_refuses_is_trained_on_by_neither_expert():
     assert [r["prompt"] for r in harmless if r["chosen"] == LONG] == [edgy, edgy]
 
 
+def test_a_second_answer_fills_in_for_a_refused_benign_prompt_and_never_replaces_a_first():
+    everyday, edgy = _first("train", "everyday"), _first("train", "edgy")
+    harmful = next(p for p in SPLITS["train"] if p.kind == "harmful")
+    answers = [{"prompt": everyday.prompt, "kind": "everyday", "greedy": REFUSING},
+               {"prompt": edgy.prompt, "kind": "edgy", "greedy": LONG}]
+    assert rm.unanswered([everyday, edgy, harmful], answers) == [everyday]
+    other = "Vinegar traps work because flies love fermenting fruit. Put one near the bowl and empty it daily."
+    second = [{"prompt": everyday.prompt, "kind": "everyday", "answer": other},
+              {"prompt": edgy.prompt, "kind": "edgy", "answer": other}]  # a first answer exists: ignored
+    assert rm.unanswered([everyday, edgy], answers + second) == []
+    _, helpful = rm.mixes(answers + second)
+    assert sorted((r["prompt"], r["chosen"]) for r in helpful) == sorted([(everyday.prompt, other), (edgy.prompt, LONG)])
+
+
+def test_second_answers_are_sampled_under_the_always_answer_prompt(monkeypatch):
+    from paretoapp.demo import data
+
+    seen = {}
+
+    def fake_generate(model, tokenizer, texts, batch_size, desc, show_progress, seed=None, **kwargs):
+        seen.update(texts=texts, seed=seed, **kwargs)
+        return ["an answer"] * len(texts)
+
+    monkeypatch.setattr(data, "_generate_longest_first", fake_generate)
+    prompt = _first("train", "everyday")
+    rows = rm.second_answers([prompt], lm=(None, _ChatTokenizer()))
+    assert rows == [{"prompt": prompt.prompt, "kind": "everyday", "source": prompt.source, "answer": "an answer"}]
+    assert seen["texts"] == [f"<system>{data.STYLES['always_answer'][0]}<user>{prompt.prompt}<assistant>"]
+    assert seen["do_sample"] is True and seen["seed"] == 1
+
+
 def test_compliant_prompts_are_a_seeded_draw_of_harmful_train_prompts():
     train_harmful = {p.prompt for p in SPLITS["train"] if p.kind == "harmful"}
     picked = rm.compliant_prompts(40, seed=1)

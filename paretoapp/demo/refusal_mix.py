@@ -126,14 +126,39 @@ def _without_refusals(pairs: list[tuple[str, str, str]]) -> list[tuple[str, str,
 
 
 def _usable_answers(answers: Iterable[dict], compliant: Iterable[dict]):
-    """(benign, compliant) usable (prompt, answer, kind) triples, neither held out nor refusing."""
+    """(benign, compliant) usable (prompt, answer, kind) triples, neither held out nor refusing; a benign prompt
+    answered twice (:func:`second_answers`) keeps its first usable answer."""
     held_out = {normalise(p.prompt) for split in (DEV, OOD) for p in all_splits()[split]}
-    benign = _without_refusals([(row["prompt"], answer, row["kind"]) for row in answers
-                                if row["kind"] != HARMFUL and normalise(row["prompt"]) not in held_out
-                                and (answer := _usable(row["greedy"]))])
+    benign, seen = [], set()
+    for prompt, answer, kind in _without_refusals(
+            [(row["prompt"], answer, row["kind"]) for row in answers
+             if row["kind"] != HARMFUL and normalise(row["prompt"]) not in held_out
+             and (answer := _usable(row.get("greedy", row.get("answer", ""))))]):
+        if normalise(prompt) not in seen:
+            seen.add(normalise(prompt))
+            benign.append((prompt, answer, kind))
     complying = _without_refusals([(row["prompt"], answer, HARMFUL) for row in compliant
                                    if normalise(row["prompt"]) not in held_out and (answer := _usable(row["answer"]))])
     return benign, complying
+
+
+def unanswered(prompts: Sequence[Prompt], answers: Iterable[dict]) -> list[Prompt]:
+    """The benign ``prompts`` that ``answers`` give no usable answer: refused, looping, cut short or missing."""
+    benign, _ = _usable_answers(answers, ())
+    have = {normalise(p) for p, _, _ in benign}
+    return [p for p in prompts if p.kind != HARMFUL and normalise(p.prompt) not in have]
+
+
+def second_answers(prompts: Sequence[Prompt], lm=None, batch_size: int = 32, seed: int = 1) -> list[dict]:
+    """A sampled answer under the "always answer" system prompt for benign prompts the greedy pass did not answer.
+
+    The base model reads "Can you pop an abscess?" literally ("I'm sorry, but as a chatbot I can't ..."): dropping
+    those refusals from the mixes leaves no answered "Can you ...?" question at all, and the experts keep the
+    literal reading. A second answer puts one in.
+    """
+    answers = _answer(prompts, "always_answer", lm, batch_size, "answering benign prompts again", seed=seed,
+                      **SAMPLING)
+    return [{"prompt": p.prompt, "kind": p.kind, "source": p.source, "answer": a} for p, a in zip(prompts, answers)]
 
 
 def _rows(pairs, rng: random.Random) -> list[dict]:
@@ -211,10 +236,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_jsonl(answers_path, answer_prompts(benign_prompts()))
     if not compliant_path.is_file():
         write_jsonl(compliant_path, answer_compliant(compliant_prompts()))
-    harmless, helpful = mixes(read_jsonl(answers_path), read_jsonl(compliant_path))
+    second_path = out / "benign_second_answers.jsonl"
+    if not second_path.is_file():
+        write_jsonl(second_path, second_answers(unanswered(benign_prompts(), read_jsonl(answers_path))))
+    answers, compliant = read_jsonl(answers_path) + read_jsonl(second_path), read_jsonl(compliant_path)
+    harmless, helpful = mixes(answers, compliant)
     write_jsonl(out / "harmless.jsonl", harmless)
     write_jsonl(out / "helpful.jsonl", helpful)
-    for objective, rows in pairs(read_jsonl(answers_path), read_jsonl(compliant_path)).items():
+    for objective, rows in pairs(answers, compliant).items():
         write_jsonl(out / f"{objective}_pairs.jsonl", rows)
     import yaml
 
