@@ -90,8 +90,9 @@ def press_slider_to(page, elem_id: str, target: str, caption: str, presses: int 
     and the w caption shows ``caption``.
 
     A press can be lost on a loaded machine: the browser-side clamp writes each keyed value back, and a
-    late write-back of the previous press can land after the next press and undo it (CI, 2026-12-06).
-    So the test presses again until the state holds rather than counting presses.
+    late write-back of the previous press can land after the next press and undo it (CI, 2026-12-06; the
+    app leaves it so: reading the range's live value instead broke the number box's clamp when Tab moved
+    the focus onto the range). So the test presses again until the state holds rather than counting presses.
     """
     rng = page.locator(f"#{elem_id} input[type=range]")
     moved = f"v => document.querySelector('#{elem_id} input[type=range]').value !== v"

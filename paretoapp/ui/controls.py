@@ -48,11 +48,8 @@ def end_w(entry: FamilyEntry, which: int) -> list[float]:
         return space.default_w()
 
 
-# The keyed value is read from the range itself while it has focus: the event's own ``v`` can be a press
-# behind, and writing it back would undo the newer press (seen on a loaded machine, CI 2026-12-06).
 _CLAMP = ("const el = document.querySelector(`#{prefix}${{i}} input[type=range]`);"
-          " const x = (el && document.activeElement === el) ? +el.value : v;"
-          " return (el && typeof x === 'number') ? Math.min(Math.max(x, +el.min), +el.max) : v;")
+          " return (el && typeof v === 'number') ? Math.min(Math.max(v, +el.min), +el.max) : v;")
 
 
 def clamp_js(prefix: str, index: int) -> str:
