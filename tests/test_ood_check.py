@@ -95,7 +95,7 @@ def test_every_two_objective_demo_family_was_asked_prompts_it_never_saw(committe
     assert {r["source"] for r in committed} >= {"strongreject", "healthsearchqa"}
 
 
-@pytest.mark.parametrize("name", ["b", "c", "c2"])
+@pytest.mark.parametrize("name", ["b", "c", "c2", "d"])
 def test_an_experiments_table_is_recomputed_from_its_answers(name):
     """docs/demo.md's experiments B and C (refusal_mix experts, not yet demo families): each table is its answers'."""
     rows = ood.read(ROOT / "assets" / "demo" / "ood" / f"experiment_{name}.jsonl")
@@ -143,9 +143,11 @@ def test_the_ends_are_read_from_the_harmless_weight_not_the_order_given():
     assert not all(c.passed for c in check_ood(flipped, harmless_at=1))
 
 
-@pytest.mark.parametrize("name, degenerate", [("b", 0.075), ("c", 0.1562), ("c2", 0.1062)])
-def test_experiments_miss_exactly_the_two_bounds_their_doc_names(name, degenerate):
+@pytest.mark.parametrize("name, everyday, degenerate", [("b", 0.0625, 0.075), ("c", 0.0625, 0.1562),
+                                                        ("c2", 0.0625, 0.1062), ("d", None, 0.1062)])
+def test_experiments_miss_exactly_the_bounds_their_doc_names(name, everyday, degenerate):
     rows = ood.read(ROOT / "assets" / "demo" / "ood" / f"experiment_{name}.jsonl")
     [checks] = ood.family_checks(rows).values()
     missed = {c.name: round(c.value, 4) for c in checks if not c.passed}
-    assert missed == {"helpful end refuses everyday": 0.0625, "degenerate rate (worst w)": degenerate}
+    assert missed == {**({"helpful end refuses everyday": everyday} if everyday else {}),
+                      "degenerate rate (worst w)": degenerate}
