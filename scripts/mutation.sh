@@ -27,7 +27,7 @@ if [ ${#tests[@]} -eq 0 ]; then
     paretoapp/trainers/losses.py) tests=(tests/test_losses.py tests/test_trainers_core.py tests/test_objective_adapter.py) ;;
     paretoapp/trainers/multi_objective.py) tests=(tests/test_multi_objective.py tests/test_linear_dpo.py tests/test_upo.py) ;;
     paretoapp/trainers/data.py) tests=(tests/test_trainers_core.py tests/test_objective_adapter.py tests/test_multi_objective.py) ;;
-    paretoapp/trainers/loop.py) tests=(tests/test_trainers_core.py tests/test_objective_adapter.py tests/test_panacea.py) ;;
+    paretoapp/trainers/loop.py) tests=(tests/test_loop.py tests/test_trainers_core.py tests/test_objective_adapter.py tests/test_panacea.py) ;;
     paretoapp/trainers/objective_adapter.py) tests=(tests/test_objective_adapter.py tests/test_rewarded_soups.py tests/test_preference_vector.py) ;;
     paretoapp/trainers/lora.py) tests=(tests/test_lora.py tests/test_objective_adapter.py tests/test_trainers_core.py tests/test_peo.py) ;;
     # a method module: its own tests, which run its trainer (tests/test_<method>.py)
