@@ -7,6 +7,9 @@ these tests run ``train_objective_adapter`` itself and check what the loop was g
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 import torch
 from trainer_fixtures import *  # noqa: F401,F403
@@ -144,3 +147,164 @@ def test_an_sft_run_truncates_as_configured(tmp_path, tiny_base, pref_jsonl, mon
         assert real.max() == 9 and prompt.max() == 4 and prompt.min() >= 1
         for response in response_texts(tok, step.batch):
             assert response and any(c.startswith(response) and c != response for c in chosen), response
+
+
+# ------------------------------------------------------------------ the run's folder, recipe and reuse (no training)
+class Handed:
+    """Stands in for the loop: records what ``train_objective_adapter`` handed it and trains nothing."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, model, name, train_rows, collate, loss_fn, train, run_dir, eval_rows=()):
+        self.calls.append({"name": name, "rows": train_rows, "eval": eval_rows, "collate": collate,
+                           "loss_fn": loss_fn, "train": train, "run_dir": run_dir, "model": model})
+        return run_dir / "adapter"
+
+
+@pytest.fixture()
+def handed(monkeypatch):
+    spy = Handed()
+    monkeypatch.setattr(objective_adapter, "train_adapter", spy)
+    return spy
+
+
+def test_run_folders_are_named_by_objective_loss_and_sign(tmp_path, tiny_base, pref_jsonl):
+    cfg = _cfg(tmp_path, tiny_base, pref_jsonl)
+    assert objective_adapter.run_dir_for(cfg, "helpful") == cfg.adapters_path / "helpful-dpo"
+    assert objective_adapter.run_dir_for(cfg, "harmless", "sft", negative=True) == cfg.adapters_path / "harmless-sft-neg"
+
+
+def test_the_recipe_holds_what_makes_the_weights_and_leaves_out_only_logging(tmp_path, tiny_base, pref_jsonl):
+    cfg = _cfg(tmp_path, tiny_base, pref_jsonl, sft_weight=0.25)
+    recipe = objective_adapter.run_recipe(cfg, loss="dpo")
+    assert recipe["base_model"] == str(tiny_base) and recipe["lora"]["r"] == 2 and recipe["loss"] == "dpo"
+    assert {"revision", "dtype"} <= set(recipe)
+    train = recipe["train"]
+    assert train["sft_weight"] == 0.25 and train["learning_rate"] == FAST["learning_rate"]
+    assert not {"progress", "log_every", "eval_every", "save_every", "keep_checkpoints"} & set(train)
+    assert {"seed", "beta", "max_steps", "batch_size", "max_length", "scheduler"} <= set(train)
+    other = objective_adapter.run_recipe(cfg, dataclasses.replace(cfg.train, beta=0.5), loss="dpo")
+    assert other["train"]["beta"] == 0.5 and other != recipe
+
+
+def test_a_run_made_with_other_settings_is_refused_and_named(tmp_path, tiny_base, pref_jsonl):
+    cfg = _cfg(tmp_path, tiny_base, pref_jsonl)
+    run_dir = tmp_path / "r"
+    recipe = objective_adapter.run_recipe(cfg, loss="dpo", data={"source": "a"})
+    objective_adapter.check_recipe(run_dir, recipe)  # nothing saved yet: anything goes
+    objective_adapter.write_recipe(run_dir, recipe)
+    objective_adapter.check_recipe(run_dir, recipe)
+    changed = {**recipe, "base_model": "other", "data": {"source": "b"}}
+    with pytest.raises(objective_adapter.ConfigError, match=r"r holds a run made with different settings "
+                                                            r"\(base_model, data\); delete that folder"):
+        objective_adapter.check_recipe(run_dir, changed)
+    with pytest.raises(objective_adapter.ConfigError, match=r"different settings \(train\)"):
+        objective_adapter.check_recipe(run_dir, {**recipe, "train": {**recipe["train"], "seed": 9}})
+
+
+def test_a_run_saved_before_a_setting_existed_counts_as_made_with_its_default(tmp_path, tiny_base, pref_jsonl):
+    cfg = _cfg(tmp_path, tiny_base, pref_jsonl)
+    recipe = objective_adapter.run_recipe(cfg, loss="dpo")
+    old = {**recipe, "train": {k: v for k, v in recipe["train"].items() if k != "sft_weight"}}
+    objective_adapter.write_recipe(tmp_path / "old", old)
+    objective_adapter.check_recipe(tmp_path / "old", recipe)  # sft_weight 0.0 is the default: the same run
+    with pytest.raises(objective_adapter.ConfigError, match=r"\(train\)"):
+        objective_adapter.check_recipe(tmp_path / "old", {**recipe, "train": {**recipe["train"], "sft_weight": 0.5}})
+
+
+def test_finished_run_is_the_adapter_of_a_finished_matching_run_only(tmp_path, tiny_base, pref_jsonl):
+    cfg = _cfg(tmp_path, tiny_base, pref_jsonl)
+    recipe = objective_adapter.run_recipe(cfg, loss="dpo")
+    run_dir = tmp_path / "r"
+    objective_adapter.write_recipe(run_dir, recipe)
+    assert objective_adapter.finished_run(run_dir, recipe) is None
+    (run_dir / "adapter").mkdir()
+    (run_dir / "done.json").write_text("{}")
+    assert objective_adapter.finished_run(run_dir, recipe) == run_dir / "adapter"
+    with pytest.raises(objective_adapter.ConfigError):
+        objective_adapter.finished_run(run_dir, {**recipe, "loss": "sft"})
+
+
+def test_an_unknown_loss_is_a_clear_error():
+    with pytest.raises(objective_adapter.ConfigError, match=r"unknown loss 'ppo'; expected one of \('dpo', 'sft'\)"):
+        objective_adapter.make_loss_fn("ppo", objective_adapter.TrainConfig())
+
+
+def test_a_given_adapter_is_used_as_is_and_no_data_is_a_clear_error(tmp_path, tiny_base, pref_jsonl, handed):
+    from paretoapp.trainers.config import ObjectiveSpec
+
+    cfg = _cfg(tmp_path, tiny_base, pref_jsonl)
+    given = ObjectiveSpec(name="helpful", adapter="/given/pos", neg_adapter="/given/neg")
+    assert str(objective_adapter.train_objective_adapter(cfg, given)) == "/given/pos"
+    assert str(objective_adapter.train_objective_adapter(cfg, given, negative=True)) == "/given/neg"
+    only_pos = ObjectiveSpec(name="helpful", adapter="/given/pos")
+    with pytest.raises(objective_adapter.ConfigError, match="'helpful': no data to train the negative adapter"):
+        objective_adapter.train_objective_adapter(cfg, only_pos, negative=True)
+    with pytest.raises(objective_adapter.ConfigError, match="'harmless': no data to train the adapter from"):
+        objective_adapter.train_objective_adapter(cfg, ObjectiveSpec(name="harmless"))
+    assert handed.calls == []
+
+
+@pytest.mark.parametrize("swap, negative, flipped", [(False, False, False), (False, True, True),
+                                                     (True, False, True), (True, True, False)])
+def test_the_negative_run_flips_whatever_the_data_says(tmp_path, tiny_base, pref_jsonl, handed, swap, negative,
+                                                      flipped):
+    cfg = _cfg(tmp_path, tiny_base, pref_jsonl)
+    objective = cfg.objectives[0]
+    objective = dataclasses.replace(objective, data=dataclasses.replace(objective.data, swap=swap))
+    out = objective_adapter.train_objective_adapter(cfg, objective, "dpo", negative=negative)
+    call = handed.calls[0]
+    want = {(p, " " + r, " " + c) if flipped else (p, " " + c, " " + r) for p, c, r in PAIRS["helpful"]}
+    assert {(r["prompt"], r["chosen"], r["rejected"]) for r in call["rows"]} == want
+    assert out == call["run_dir"] / "adapter" and call["run_dir"].name == "helpful-dpo" + ("-neg" if negative else "")
+    saved = json.loads((call["run_dir"] / "run.json").read_text())
+    assert saved["data"]["swap"] is flipped and saved["data"]["objective"] == "helpful" and saved["loss"] == "dpo"
+
+
+def test_the_run_gets_the_config_its_loss_and_collator_from_the_loss_name(tmp_path, tiny_base, pref_jsonl, handed):
+    from paretoapp.trainers.data import PreferenceCollator, SFTCollator
+
+    cfg = _cfg(tmp_path, tiny_base, pref_jsonl, max_length=40, max_prompt_length=12, eval_every=0)
+    objective_adapter.train_objective_adapter(cfg, cfg.objectives[1], "sft")
+    objective_adapter.train_objective_adapter(cfg, cfg.objectives[1], "dpo")
+    sft, dpo = handed.calls
+    assert isinstance(sft["collate"], SFTCollator) and isinstance(dpo["collate"], PreferenceCollator)
+    assert (sft["collate"].max_length, sft["collate"].max_prompt_length) == (40, 12)
+    assert sft["train"] is cfg.train and sft["name"] == "default"
+    assert sft["loss_fn"].__name__ == "sft" and dpo["loss_fn"].__name__ == "dpo"
+    assert {r["prompt"] for r in sft["rows"]} == {p for p, _, _ in PAIRS["harmless"]}
+    trainable = [n for n, p in sft["model"].named_parameters() if p.requires_grad]
+    assert trainable and all(".default." in n for n in trainable)
+
+
+def test_a_finished_run_is_reused_without_loading_the_base(tmp_path, tiny_base, pref_jsonl, handed, monkeypatch):
+    cfg = _cfg(tmp_path, tiny_base, pref_jsonl)
+    objective_adapter.train_objective_adapter(cfg, cfg.objectives[0], "dpo")
+    run_dir = handed.calls[0]["run_dir"]
+    (run_dir / "adapter").mkdir()
+    (run_dir / "done.json").write_text("{}")
+    monkeypatch.setattr(objective_adapter, "load_run_base", lambda c: pytest.fail("the base was loaded"))
+    assert objective_adapter.train_objective_adapter(cfg, cfg.objectives[0], "dpo") == run_dir / "adapter"
+    assert len(handed.calls) == 1
+
+
+def test_the_command_trains_each_objective_and_its_opposite_when_asked(tmp_path, tiny_base, pref_jsonl,
+                                                                      monkeypatch, capsys):
+    asked = []
+
+    def fake(cfg, objective, loss="dpo", negative=False, train=None):
+        asked.append((objective.name, loss, negative))
+        return tmp_path / f"{objective.name}-{negative}"
+
+    monkeypatch.setattr(objective_adapter, "train_objective_adapter", fake)
+    path = write_config(tmp_path / "cfg.yaml", tiny_base, pref_jsonl, tmp_path / "run")
+    out = objective_adapter.main(["--config", str(path), "--set", "negatives=true", "--set", "loss=sft"])
+    assert asked == [("helpful", "sft", False), ("helpful", "sft", True), ("harmless", "sft", False),
+                     ("harmless", "sft", True)]
+    assert out == [tmp_path / f"{n}-{neg}" for n, _, neg in asked]
+    assert capsys.readouterr().out.split() == [str(p) for p in out]
+    assert (tmp_path / "run" / "adapters" / "adapters-config.yaml").is_file()
+    asked.clear()
+    objective_adapter.main(["--config", str(path)])
+    assert asked == [("helpful", "dpo", False), ("harmless", "dpo", False)]
