@@ -52,3 +52,20 @@ counts = collections.Counter(m.group(1) for line in open("results.txt") if (m :=
 total = sum(counts.values())
 print(f"{total} mutants: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
 PY
+# mutmut runs a mutant against the tests its stats run saw calling the mutated function; a module-scoped
+# fixture (a trained family shared by a file's tests) is credited to the first test that built it only, so
+# the tests that read that fixture are never run against the mutant. Re-run each survivor against every
+# test named above, with the mutant switched on the way mutmut does it (MUTANT_UNDER_TEST); recheck.txt
+# holds the verdicts. MUTATION_RECHECK=0 skips this.
+[ "${MUTATION_RECHECK:-1}" = 1 ] || exit 0
+: > recheck.txt
+for mutant in $(grep -E ': survived$' results.txt | sed -E 's/^ *//; s/: survived$//'); do
+  if (cd mutants && MUTANT_UNDER_TEST=$mutant timeout "${MUTATION_RECHECK_TIMEOUT:-600}" \
+      python -m pytest -x -q -p no:cacheprovider "${tests[@]}" > /dev/null 2>&1); then
+    echo "$mutant: survived every test" >> recheck.txt
+  else
+    echo "$mutant: killed on recheck" >> recheck.txt
+  fi
+done
+grep -c 'killed on recheck' recheck.txt | xargs -I{} echo "recheck: {} of $(wc -l < recheck.txt) survivors killed by a test mutmut had not run (see $dir/recheck.txt)"
+grep 'survived every test' recheck.txt || true

@@ -12,6 +12,7 @@ import json
 
 import pytest
 import torch
+from trainer_fixtures import tiny_base  # noqa: F401  (fixture)
 
 from paretoapp.trainers import loop
 from paretoapp.trainers.checkpoint import list_checkpoints
@@ -21,7 +22,8 @@ ROWS = [{"i": i, "x": torch.tensor([1.0, float(i)])} for i in range(8)]
 
 
 def collate(rows):
-    return {"i": torch.tensor([r["i"] for r in rows]), "x": torch.stack([r["x"] for r in rows])}
+    """The run's own collator (marked, so a loader that dropped it for torch's default would be caught)."""
+    return {"i": torch.tensor([r["i"] for r in rows]), "x": torch.stack([r["x"] for r in rows]), "collated": True}
 
 
 class Recorder:
@@ -30,21 +32,33 @@ class Recorder:
     def __init__(self, fail_at: int | None = None):
         self.batches: list[list[int]] = []
         self.modes: list[bool] = []
+        self.dtypes: list[torch.dtype] = []
         self.fail_at = fail_at
 
     def __call__(self, model, batch):
         if self.fail_at is not None and len(self.batches) + 1 == self.fail_at:
             raise KeyboardInterrupt("interrupted on purpose")
+        assert batch["collated"] is True
         self.batches.append(batch["i"].tolist())
         self.modes.append(model.training)
         out = model(batch["x"]).squeeze(-1)
+        self.dtypes.append(getattr(model, "module", model).computed_in)
         loss = ((out - 1.0) ** 2).mean()
         return loss, {"loss": loss.item(), "call": float(len(self.batches))}
 
 
+class Linear(torch.nn.Linear):
+    """A linear layer that notes the dtype it computed in (accelerate casts a model's outputs back to float32)."""
+
+    def forward(self, x):
+        out = super().forward(x)
+        self.computed_in = out.dtype
+        return out
+
+
 def tiny_model():
     torch.manual_seed(0)
-    model = torch.nn.Linear(2, 1, bias=False)
+    model = Linear(2, 1, bias=False)
     with torch.no_grad():
         model.weight.copy_(torch.tensor([[0.3, -0.2]]))
     return model
@@ -78,11 +92,11 @@ def permutation(seed: int, n: int = 8) -> list[int]:
 
 
 def test_each_epoch_sees_every_row_once_in_a_permutation_seeded_by_seed_plus_epoch(tmp_path):
-    loss, _, _ = run(tmp_path, cfg(epochs=2))
+    loss, _, _ = run(tmp_path, cfg(epochs=3))
     seen = [i for b in loss.batches for i in b]
-    assert seen[:8] == permutation(3 + 0) and seen[8:] == permutation(3 + 1)
-    assert [len(b) for b in loss.batches] == [2] * 8
-    assert permutation(3) != permutation(4)  # the test would not tell the epochs apart otherwise
+    assert [seen[e * 8:(e + 1) * 8] for e in range(3)] == [permutation(3 + e) for e in range(3)]
+    assert [len(b) for b in loss.batches] == [2] * 12
+    assert len({tuple(permutation(3 + e)) for e in range(3)}) == 3  # the test tells the epochs apart
 
 
 @pytest.mark.parametrize("kw, calls, steps", [
@@ -98,6 +112,9 @@ def test_the_run_takes_the_steps_its_config_asks_for(tmp_path, kw, calls, steps)
     assert json.loads((tmp_path / "run" / loop.DONE_FILE).read_text())["step"] == steps
     assert out == tmp_path / "run" / "adapter" and (out / "w.json").is_file()
     assert records(tmp_path)[-1] == {"step": steps, "final": True}
+    done = json.loads((tmp_path / "run" / loop.DONE_FILE).read_text())
+    assert set(done) == {"step", "elapsed_s"} and isinstance(done["elapsed_s"], float) and 0 <= done["elapsed_s"] < 600
+    assert done["elapsed_s"] == round(done["elapsed_s"], 2)
 
 
 def test_the_weights_move_with_the_learning_rate_and_the_model_trains_in_train_mode(tmp_path):
@@ -141,7 +158,8 @@ def test_logs_fall_on_every_log_every_steps_with_the_mean_of_the_batches_since(t
     assert [(r["epoch"], r["batch"]) for r in logs] == [(0, 4), (1, 4)]
     # linear warmup over half of the 4 steps, then linear decay to 0: the lr after steps 2 and 4
     assert [r["lr"] for r in logs] == pytest.approx([0.05, 0.0])
-    assert all(r["elapsed_s"] >= 0 for r in logs)
+    assert all(isinstance(r["elapsed_s"], float) and 0 <= r["elapsed_s"] < 600 for r in logs)
+    assert all(r["elapsed_s"] == round(r["elapsed_s"], 2) for r in logs)
 
 
 def test_warmup_is_a_share_of_the_total_steps(tmp_path):
@@ -165,14 +183,21 @@ def test_evals_fall_on_every_eval_every_steps_and_once_at_the_end_in_eval_mode(t
     assert set(evals[0]) >= {"eval_loss", "eval_call", "step", "epoch", "batch"}
 
 
+def test_an_eval_on_the_last_step_is_the_final_one_only(tmp_path):
+    run(tmp_path, cfg(epochs=1, eval_every=2, max_steps=4), eval_rows=ROWS[:2])
+    assert [r["step"] for r in records(tmp_path) if "eval_loss" in r] == [2, 4]
+
+
 def test_no_eval_without_eval_rows(tmp_path):
     loss, _, _ = run(tmp_path, cfg(eval_every=1))
-    assert len(loss.batches) == 4 and not any(k.startswith("eval_") for r in records(tmp_path) for k in r)
+    assert len(loss.batches) == 4 and records(tmp_path) == [{"step": 4, "final": True}]
 
 
 def test_checkpoints_fall_on_every_save_every_steps_and_only_the_newest_are_kept(tmp_path):
-    run(tmp_path, cfg(epochs=2, save_every=2, keep_checkpoints=2, max_steps=7))
-    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-000004", "step-000006"]
+    run(tmp_path, cfg(epochs=2, save_every=2, keep_checkpoints=3, max_steps=7))
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-000002", "step-000004", "step-000006"]
+    run(tmp_path, cfg(epochs=2, save_every=2, keep_checkpoints=1, max_steps=7), name="one")
+    assert [p.name for p in list_checkpoints(tmp_path / "one")] == ["step-000006"]
     run(tmp_path, cfg(epochs=2, save_every=4, keep_checkpoints=5, max_steps=8), name="at-end")
     assert [p.name for p in list_checkpoints(tmp_path / "at-end")] == ["step-000004"]  # none at the last step
 
@@ -259,8 +284,57 @@ def test_start_run_writes_the_config_and_on_main_process_returns_the_result(tmp_
     import paretoapp.trainers.config as config_module
 
     saved = []
-    monkeypatch.setattr(config_module, "save_config", lambda c, path: saved.append(path))
+    monkeypatch.setattr(config_module, "save_config", lambda c, path: saved.append((c, path)))
     config = type("Cfg", (), {"output_dir": str(tmp_path / "new" / "run")})()
     out = loop.start_run(config)
-    assert out == tmp_path / "new" / "run" and out.is_dir() and saved == [out / "config.yaml"]
+    assert out == tmp_path / "new" / "run" and out.is_dir() and saved == [(config, out / "config.yaml")]
+    assert loop.start_run(config) == out  # a run folder that exists already is fine (a resumed run)
     assert loop.on_main_process(lambda: 7) == 7
+
+
+@pytest.fixture()
+def fresh_accelerate_state():
+    """accelerate keeps one process-wide state whose mixed precision cannot change; start and leave it clean."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_mixed_precision_reaches_the_forward_pass(tmp_path, fresh_accelerate_state):
+    plain, _, _ = run(tmp_path, cfg(max_steps=1), name="fp32")
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    bf16, _, _ = run(tmp_path, cfg(max_steps=1, mixed_precision="bf16"), name="bf16")
+    assert plain.dtypes == [torch.float32] and bf16.dtypes == [torch.bfloat16]
+
+
+def test_a_run_folder_is_made_with_its_parents(tmp_path):
+    run(tmp_path, cfg(max_steps=1), name="a/b/run")
+    assert loop.is_finished(tmp_path / "a" / "b" / "run")
+
+
+def test_without_save_fn_the_named_peft_adapter_is_saved_as_trained(tmp_path, tiny_base):  # noqa: F811
+    from safetensors.torch import load_file
+
+    from paretoapp.trainers import lora
+
+    model, _ = lora.load_base(str(tiny_base))
+    model = lora.attach_lora(model, lora.LoraSettings(r=2, alpha=4.0, target_modules=["q_proj"]), adapter_name="mine")
+
+    def lm_loss(m, batch):
+        ids = torch.tensor([[1, 5, 9, 14, 3]])
+        loss = m(input_ids=ids, labels=ids).loss
+        return loss, {"loss": loss.item()}
+
+    rows = [{"i": i} for i in range(4)]
+    out = loop.train_adapter(model, "mine", rows, lambda r: {"collated": True}, lm_loss, cfg(max_steps=2, learning_rate=0.1),
+                             tmp_path / "run")
+    saved = load_file(str(out / "adapter_model.safetensors"))
+    trained = {n: p for n, p in model.named_parameters() if "lora_B" in n}
+    assert saved and (out / "adapter_config.json").is_file()
+    b = next(v for k, v in saved.items() if "lora_B" in k)
+    assert b.abs().max() > 0  # trained weights, not a fresh adapter's zeros
+    assert any(torch.equal(b, p.detach()) for p in trained.values())
