@@ -125,10 +125,15 @@ def _without_refusals(pairs: list[tuple[str, str, str]]) -> list[tuple[str, str,
     return [pair for pair, score in zip(pairs, scores) if score == 0]
 
 
+def _held_out() -> set[str]:
+    """The dev and ood prompts, normalised: none of them may enter a training mix."""
+    return {normalise(p.prompt) for split in (DEV, OOD) for p in all_splits()[split]}
+
+
 def _usable_answers(answers: Iterable[dict], compliant: Iterable[dict]):
     """(benign, compliant) usable (prompt, answer, kind) triples, neither held out nor refusing; a benign prompt
     answered twice (:func:`second_answers`) keeps its first usable answer."""
-    held_out = {normalise(p.prompt) for split in (DEV, OOD) for p in all_splits()[split]}
+    held_out = _held_out()
     benign, seen = [], set()
     for prompt, answer, kind in _without_refusals(
             [(row["prompt"], answer, row["kind"]) for row in answers
@@ -176,7 +181,7 @@ def mixes(answers: Iterable[dict], compliant: Iterable[dict] = (), seed: int = 0
     refusal. A dev or ood prompt never enters either.
     """
     rng = random.Random(seed)
-    held_out = {normalise(p.prompt) for split in (DEV, OOD) for p in all_splits()[split]}
+    held_out = _held_out()
     harmful = [p.prompt for p in all_splits()[TRAIN] if p.kind == HARMFUL]
     questions = [q for p in harmful if (q := as_question(p, rng)) and normalise(q) not in held_out]
     benign, complying = _usable_answers(answers, compliant)
