@@ -33,6 +33,7 @@ class Recorder:
         self.batches: list[list[int]] = []
         self.modes: list[bool] = []
         self.dtypes: list[torch.dtype] = []
+        self.losses: list[float] = []
         self.fail_at = fail_at
 
     def __call__(self, model, batch):
@@ -44,6 +45,7 @@ class Recorder:
         out = model(batch["x"]).squeeze(-1)
         self.dtypes.append(getattr(model, "module", model).computed_in)
         loss = ((out - 1.0) ** 2).mean()
+        self.losses.append(loss.item())
         return loss, {"loss": loss.item(), "call": float(len(self.batches))}
 
 
@@ -338,3 +340,18 @@ def test_without_save_fn_the_named_peft_adapter_is_saved_as_trained(tmp_path, ti
     b = next(v for k, v in saved.items() if "lora_B" in k)
     assert b.abs().max() > 0  # trained weights, not a fresh adapter's zeros
     assert any(torch.equal(b, p.detach()) for p in trained.values())
+
+
+def test_the_progress_bar_counts_optimizer_steps_from_where_the_run_resumes(tmp_path, capsys):
+    config = cfg(epochs=2, save_every=2, max_steps=8, progress=True)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, config, loss=Recorder(fail_at=6), name="bar")  # checkpoint at step 4 of 8
+    first = capsys.readouterr().err.replace("\r", "\n")
+    assert "bar:   0%" in first and "4/8" in first
+    resumed, _, _ = run(tmp_path, config, name="bar", model=tiny_model())
+    shown = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()
+    assert shown[0].startswith("bar:  50%") and "4/8" in shown[0], shown[0]  # starts at the checkpoint's step
+    assert shown[-1].startswith("bar: 100%") and "8/8" in shown[-1], shown[-1]
+    assert f"loss={resumed.losses[-1]:.4f}]" in shown[-1]  # the last batch's loss, 4 decimals
+    run(tmp_path, cfg(max_steps=1, progress=False), name="quiet")
+    assert capsys.readouterr().err == ""
