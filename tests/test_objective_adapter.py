@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -308,3 +309,113 @@ def test_the_command_trains_each_objective_and_its_opposite_when_asked(tmp_path,
     asked.clear()
     objective_adapter.main(["--config", str(path)])
     assert asked == [("helpful", "dpo", False), ("harmless", "dpo", False)]
+
+
+def test_a_recipe_without_a_train_section_or_with_a_new_key_is_refused_by_name(tmp_path, tiny_base, pref_jsonl):
+    cfg = _cfg(tmp_path, tiny_base, pref_jsonl)
+    recipe = objective_adapter.run_recipe(cfg, loss="dpo")
+    objective_adapter.write_recipe(tmp_path / "r", {k: v for k, v in recipe.items() if k not in ("train", "loss")})
+    with pytest.raises(objective_adapter.ConfigError, match=r"different settings \(loss, train\)"):
+        objective_adapter.check_recipe(tmp_path / "r", recipe)
+
+
+def test_the_default_loss_is_dpo_and_an_own_train_config_is_what_runs_and_is_recorded(tmp_path, tiny_base,
+                                                                                     pref_jsonl, handed):
+    cfg = _cfg(tmp_path, tiny_base, pref_jsonl)
+    own = dataclasses.replace(cfg.train, beta=0.7, seed=5)
+    objective_adapter.train_objective_adapter(cfg, cfg.objectives[0], train=own)
+    call = handed.calls[0]
+    assert call["run_dir"].name == "helpful-dpo" and call["loss_fn"].__name__ == "dpo" and call["train"] is own
+    saved = json.loads((call["run_dir"] / "run.json").read_text())
+    assert (saved["train"]["beta"], saved["train"]["seed"]) == (0.7, 5)
+
+
+def test_the_held_out_pairs_are_split_with_the_runs_seed_and_reach_the_loop(tmp_path, tiny_base, pref_jsonl, handed):
+    from paretoapp.trainers.data import train_eval_pairs
+
+    cfg = _cfg(tmp_path, tiny_base, pref_jsonl, seed=4)
+    objective = cfg.objectives[0]
+    objective = dataclasses.replace(objective, data=dataclasses.replace(objective.data, eval_fraction=0.5))
+    objective_adapter.train_objective_adapter(cfg, objective, "dpo")
+    call = handed.calls[0]
+    want_train, want_eval = train_eval_pairs(dataclasses.replace(objective.data, objective="helpful"), seed=4)
+    assert call["rows"] == want_train and call["eval"] == want_eval and len(want_eval) == 3
+    other_train, _ = train_eval_pairs(dataclasses.replace(objective.data, objective="helpful"), seed=0)
+    assert other_train != want_train  # the seed tells the splits apart
+
+
+def test_an_objective_named_in_the_data_wins_over_the_spec_name(tmp_path, tiny_base, pref_jsonl, handed):
+    from paretoapp.trainers.config import ObjectiveSpec
+
+    cfg = _cfg(tmp_path, tiny_base, pref_jsonl)
+    data = dataclasses.replace(cfg.objectives[0].data, objective="harmless")
+    objective_adapter.train_objective_adapter(cfg, ObjectiveSpec(name="safety", data=data), "sft")
+    call = handed.calls[0]
+    assert call["run_dir"].name == "safety-sft"
+    assert {r["prompt"] for r in call["rows"]} == {p for p, _, _ in PAIRS["harmless"]}
+
+
+@pytest.fixture()
+def adapted(tiny_base):
+    """The tiny base with a LoRA adapter moved off zero (so the policy and the reference differ), and a batch."""
+    from paretoapp.trainers.data import PreferenceCollator
+    from paretoapp.trainers.lora import LoraSettings, attach_lora
+
+    model, tokenizer = load_base(str(tiny_base))
+    model = attach_lora(model, LoraSettings(r=2, alpha=4.0, target_modules=["q_proj", "v_proj"]))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.copy_(torch.randn(p.shape, generator=g))
+    rows = [{"prompt": p, "chosen": " " + c, "rejected": " " + r} for p, c, r in PAIRS["helpful"][:3]]
+    return model, PreferenceCollator(tokenizer, max_length=64)(rows)
+
+
+def test_the_dpo_losses_report_their_parts_and_use_the_given_reference_and_smoothing(adapted):
+    import contextlib
+
+    from paretoapp.trainers.lora import reference
+
+    model, batch = adapted
+    entered = []
+
+    @contextlib.contextmanager
+    def counted(m):
+        entered.append(m)
+        with reference(m):
+            yield
+
+    smooth = objective_adapter.TrainConfig(beta=0.2, label_smoothing=0.3)
+    plain = objective_adapter.make_loss_fn("dpo", smooth, reference_context=counted)
+    loss, metrics = plain(model, batch)
+    assert entered and metrics["loss"] == pytest.approx(loss.item())
+    unsmoothed, _ = objective_adapter.make_loss_fn("dpo", dataclasses.replace(smooth, label_smoothing=0.0))(model, batch)
+    assert abs(loss.item() - unsmoothed.item()) > 1e-3
+    entered.clear()
+    rpo = objective_adapter.make_loss_fn("dpo", dataclasses.replace(smooth, sft_weight=0.5), reference_context=counted)
+    total, parts = rpo(model, batch)
+    assert entered and parts["dpo_loss"] == pytest.approx(loss.item(), abs=1e-6)
+    assert parts["loss"] == pytest.approx(total.item()) == pytest.approx(parts["dpo_loss"] + 0.5 * parts["chosen_nll"])
+    assert parts["chosen_nll"] > 0
+    value, sft_metrics = objective_adapter.make_loss_fn("sft", smooth)(model, batch)
+    assert sft_metrics == {"loss": pytest.approx(value.item())}
+
+
+def test_the_command_says_what_it_does_and_passes_its_config_on(tmp_path, tiny_base, pref_jsonl, monkeypatch, capsys):
+    with pytest.raises(SystemExit):
+        objective_adapter.main(["--help"])
+    assert "Train one LoRA adapter on one objective's data (DPO or SFT) from the frozen base." in \
+        " ".join(capsys.readouterr().out.split())
+    got = []
+    monkeypatch.setattr(objective_adapter, "train_objective_adapter",
+                        lambda cfg, objective, loss="dpo", negative=False, train=None: got.append(cfg) or Path("x"))
+    path = write_config(tmp_path / "cfg.yaml", tiny_base, pref_jsonl, tmp_path / "run")
+    objective_adapter.main(["--config", str(path), "--set", "negatives=true"])
+    assert len(got) == 4 and all(isinstance(c, objective_adapter.AdaptersConfig) and c.negatives for c in got)
+
+
+def test_writing_a_recipe_twice_keeps_the_last(tmp_path):
+    objective_adapter.write_recipe(tmp_path / "a" / "r", {"x": 1})
+    objective_adapter.write_recipe(tmp_path / "a" / "r", {"x": 2})
+    assert json.loads((tmp_path / "a" / "r" / "run.json").read_text()) == {"x": 2}
