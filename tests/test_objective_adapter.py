@@ -419,3 +419,15 @@ def test_writing_a_recipe_twice_keeps_the_last(tmp_path):
     objective_adapter.write_recipe(tmp_path / "a" / "r", {"x": 1})
     objective_adapter.write_recipe(tmp_path / "a" / "r", {"x": 2})
     assert json.loads((tmp_path / "a" / "r" / "run.json").read_text()) == {"x": 2}
+
+
+def test_a_spec_built_in_code_trains_the_rows_of_its_own_name(tmp_path, tiny_base, pref_jsonl, handed):
+    """A config file fills data.objective from the name; a spec built in Python relies on the trainer doing it."""
+    from paretoapp.trainers.config import ObjectiveSpec
+    from paretoapp.trainers.data import DataSpec
+
+    cfg = _cfg(tmp_path, tiny_base, pref_jsonl)
+    objective_adapter.train_objective_adapter(cfg, ObjectiveSpec(name="harmless", data=DataSpec(str(pref_jsonl))), "sft")
+    call = handed.calls[0]
+    assert {r["prompt"] for r in call["rows"]} == {p for p, _, _ in PAIRS["harmless"]}
+    assert json.loads((call["run_dir"] / "run.json").read_text())["data"]["objective"] == "harmless"
