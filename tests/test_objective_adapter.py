@@ -405,8 +405,9 @@ def test_the_dpo_losses_report_their_parts_and_use_the_given_reference_and_smoot
 def test_the_command_says_what_it_does_and_passes_its_config_on(tmp_path, tiny_base, pref_jsonl, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         objective_adapter.main(["--help"])
-    assert "Train one LoRA adapter on one objective's data (DPO or SFT) from the frozen base." in \
-        " ".join(capsys.readouterr().out.split())
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "Train one LoRA adapter on one objective's data (DPO or SFT) from the frozen base." in shown
+    assert "Run alone" not in shown  # the docstring's first line, not all of it
     got = []
     monkeypatch.setattr(objective_adapter, "train_objective_adapter",
                         lambda cfg, objective, loss="dpo", negative=False, train=None: got.append(cfg) or Path("x"))
