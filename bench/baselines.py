@@ -84,7 +84,7 @@ def generate_front_hf(policy, prompts: Sequence[str], grid: np.ndarray, settings
         w = torch.tensor([list(grid[wi]) for wi, _ in batch], dtype=torch.float64)
         enc = policy.encode([prompts[pi] for _, pi in batch], w, settings, system_prompt)
         with torch.inference_mode(), policy.bank.preference(w):
-            out = policy.model.generate(**enc, **policy._generate_kwargs(settings))
+            out = policy.model.generate(**enc, **policy._generate_kwargs(settings, enc["input_ids"].shape[1]))
         for (wi, pi), row in zip(batch, out[:, enc["input_ids"].shape[1]:]):
             answers[wi][pi] = policy.texts([row], settings)[0]
     return answers

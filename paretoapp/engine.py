@@ -64,6 +64,8 @@ class Row:
     stop: tuple[str, ...] = ()
     eos: frozenset[int] = frozenset()
     repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0   # OpenAI's, on the answer's tokens (sampling.py)
+    frequency_penalty: float = 0.0
 
 
 @dataclass
@@ -267,6 +269,8 @@ class Engine:
             raise RequestError(where + "sampling needs temperature > 0 and top_p in (0, 1]")
         if not (math.isfinite(row.repetition_penalty) and row.repetition_penalty > 0):
             raise RequestError(where + "repetition_penalty must be a positive number (1 = none)")
+        if not all(math.isfinite(p) for p in (row.presence_penalty, row.frequency_penalty)):
+            raise RequestError(where + "presence_penalty and frequency_penalty must be finite numbers (0 = none)")
         if row.gains is not None:
             bank_id, g = row.gains
             span = self.layout.offsets.get(bank_id)  # no lock: a step may hold it, and this is one read
@@ -421,7 +425,8 @@ class Engine:
         seed = row.seed if row.seed is not None else int(torch.randint(2**62, ()))
         sampler = Sampler(row.do_sample, row.temperature, row.top_p,
                           make_generator(seed, self.device) if row.do_sample else None, row.repetition_penalty,
-                          set(row.ids) if row.repetition_penalty != 1.0 else None)
+                          set(row.ids) if row.repetition_penalty != 1.0 else None, row.presence_penalty,
+                          row.frequency_penalty, {} if row.presence_penalty or row.frequency_penalty else None)
         return _Live(job, i, sampler)
 
     def _union_row(self, r: _Live) -> None:

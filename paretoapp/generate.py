@@ -27,8 +27,10 @@ from .engine import Engine, Job, Row, engine_for
 from .family import Family, load_family
 from .gates import Preferences
 from .models import load_base
+from .sampling import AnswerRepeatPenalty
 from .validation import PromptTooLongError as PromptTooLongError  # re-exported: callers catch it from here
 from .validation import (
+    answer_penalty,
     chat_messages,
     check_prompt_length,
     check_room,
@@ -96,6 +98,8 @@ class GenerationSettings:
     max_prompt_tokens: int | None = None  # default: the model's context minus max_new_tokens
     overflow: str = "error"               # or "truncate_left"
     repetition_penalty: float = 1.0       # transformers' rule (a seen token's logit / p if > 0, * p if < 0); 1 = none
+    presence_penalty: float = 0.0         # OpenAI's: an answer token already used loses this from its logit; 0 = none
+    frequency_penalty: float = 0.0        # OpenAI's: ... and this times the number of uses; 0 = none
 
     def __post_init__(self):
         self.max_new_tokens = max_new_tokens(self.max_new_tokens)
@@ -118,13 +122,16 @@ class GenerationSettings:
         if self.overflow not in ("error", "truncate_left"):
             raise ValueError("overflow must be 'error' or 'truncate_left'")
         self.repetition_penalty = repetition_penalty(self.repetition_penalty)
+        self.presence_penalty = answer_penalty(self.presence_penalty, "presence_penalty")
+        self.frequency_penalty = answer_penalty(self.frequency_penalty, "frequency_penalty")
 
     def to_dict(self) -> dict:
         """The settings as recorded (results meta, cache keys); no penalty is left out, so records and cache keys
         made before the field existed still match."""
         d = asdict(self)
-        if d["repetition_penalty"] == 1.0:
-            del d["repetition_penalty"]
+        for name, none in (("repetition_penalty", 1.0), ("presence_penalty", 0.0), ("frequency_penalty", 0.0)):
+            if d[name] == none:
+                del d[name]
         return d
 
 
@@ -275,10 +282,11 @@ class Policy:
         return [Row(ids=r, max_new_tokens=int(settings.max_new_tokens), gains=(self.bank.bank_id, g),
                     do_sample=settings.do_sample, temperature=float(settings.temperature), top_p=float(settings.top_p),
                     seed=seed, stop=tuple(s for s in settings.stop if s), eos=eos,
-                    repetition_penalty=float(settings.repetition_penalty))
+                    repetition_penalty=float(settings.repetition_penalty),
+                    presence_penalty=float(settings.presence_penalty), frequency_penalty=float(settings.frequency_penalty))
                 for r, g, seed in zip(ids, gains, seeds)]
 
-    def _generate_kwargs(self, settings: GenerationSettings) -> dict:
+    def _generate_kwargs(self, settings: GenerationSettings, prompt_len: int) -> dict:
         kw = dict(max_new_tokens=int(settings.max_new_tokens), do_sample=settings.do_sample,
                   pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id)
         if settings.do_sample:
@@ -289,6 +297,11 @@ class Policy:
             kw.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
         if settings.repetition_penalty != 1.0:
             kw.update(repetition_penalty=float(settings.repetition_penalty))
+        if settings.presence_penalty or settings.frequency_penalty:
+            from transformers import LogitsProcessorList
+
+            kw.update(logits_processor=LogitsProcessorList([AnswerRepeatPenalty(
+                prompt_len, settings.presence_penalty, settings.frequency_penalty)]))
         return kw
 
     def _decode(self, row_ids, settings: GenerationSettings) -> str:
@@ -335,7 +348,7 @@ class Policy:
         enc = self.encode(prompts, w, settings, system_prompt)
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
-        out = model.generate(**enc, **self._generate_kwargs(settings))
+        out = model.generate(**enc, **self._generate_kwargs(settings, enc["input_ids"].shape[1]))
         return [self._decode(row, settings) for row in out[:, enc["input_ids"].shape[1]:]]
 
     def stream(self, prompts: Prompt | Sequence[Prompt], ws: Preferences, settings: GenerationSettings | None = None,

@@ -8,6 +8,11 @@ probability reaches top_p, at least one). The repetition penalty is the one of
 transformers' ``RepetitionPenaltyLogitsProcessor`` (CTRL's: a token already in the
 row, prompt included, has a positive logit divided by the penalty and a negative
 one multiplied), applied before the temperature, as transformers orders them.
+The presence and frequency penalties are OpenAI's (and vLLM's): a token the answer
+has already used c times loses ``frequency_penalty * c + presence_penalty`` from its
+logit. They count the answer's tokens only, so, unlike the repetition penalty, they
+never push the model off the words of the question or of a refusal's first token;
+vLLM applies them after the repetition penalty, and so does this module.
 """
 
 from __future__ import annotations
@@ -27,10 +32,15 @@ class Sampler:
     generator: torch.Generator | None = None  # on the logits' device; required when sampling
     repetition_penalty: float = 1.0
     seen: set[int] | None = None              # the row's token ids so far (kept only with a penalty)
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    counts: dict[int, int] | None = None      # the answer's token counts (kept only with either penalty)
 
     def see(self, token: int) -> None:
         if self.seen is not None:
             self.seen.add(token)
+        if self.counts is not None:
+            self.counts[token] = self.counts.get(token, 0) + 1
 
 
 def make_generator(seed: int, device: torch.device | str) -> torch.Generator:
@@ -60,9 +70,38 @@ def penalise_repetition(logits: torch.Tensor, samplers: Sequence[Sampler]) -> to
     return logits
 
 
+def penalise_answer_repeats(logits: torch.Tensor, samplers: Sequence[Sampler]) -> torch.Tensor:
+    """``logits`` less each row's presence and frequency penalties on the tokens its answer used (a copy if any)."""
+    rows = [i for i, s in enumerate(samplers) if s.counts]
+    if not rows:
+        return logits
+    logits = logits.clone()
+    for i in rows:
+        s = samplers[i]
+        ids = torch.tensor(list(s.counts), device=logits.device)
+        counts = torch.tensor(list(s.counts.values()), device=logits.device, dtype=logits.dtype)
+        logits[i, ids] -= s.frequency_penalty * counts + s.presence_penalty
+    return logits
+
+
+class AnswerRepeatPenalty:
+    """The same presence and frequency penalties as a transformers logits processor, for plain ``generate()``:
+    the answer is every column after ``prompt_len`` (prompts left-padded to one width)."""
+
+    def __init__(self, prompt_len: int, presence_penalty: float, frequency_penalty: float):
+        self.prompt_len, self.presence, self.frequency = prompt_len, presence_penalty, frequency_penalty
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        answer = input_ids[:, self.prompt_len:]
+        if answer.shape[1] == 0:
+            return scores
+        counts = torch.zeros_like(scores).scatter_add_(1, answer, torch.ones_like(answer, dtype=scores.dtype))
+        return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)
+
+
 def next_tokens(logits: torch.Tensor, samplers: Sequence[Sampler]) -> list[int]:
     """One token per row of ``logits`` [batch, vocab] (float32)."""
-    logits = penalise_repetition(logits, samplers)
+    logits = penalise_answer_repeats(penalise_repetition(logits, samplers), samplers)
     tokens = logits.argmax(dim=-1)
     sampled = [i for i, s in enumerate(samplers) if s.do_sample]
     if sampled:

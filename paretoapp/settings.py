@@ -158,10 +158,25 @@ def repetition_penalty(raw: str, name: str) -> float:
     return penalty_in_range(number(raw, name), name)
 
 
+def answer_penalty_in_range(value: float, name: str) -> float:
+    """OpenAI's presence and frequency penalties: 0 is none, positive discourages repeats, OpenAI's range."""
+    if not -2 <= value <= 2:
+        raise InputError(f"{name} must be in [-2, 2], got {value:g}; use 0 for none, 0.5 to 1 to discourage loops")
+    return value
+
+
+def answer_penalty(raw: str, name: str) -> float:
+    return answer_penalty_in_range(number(raw, name), name)
+
+
 REPETITION_PENALTY = _define(
     "PARETOAPP_REPETITION_PENALTY", 1.0, repetition_penalty, "number in (0, 2]",
     "the app's repetition penalty for every answer (transformers' rule; 1 = none, as the families were "
     "evaluated; 1.2 ends the demo's loops: docs/demo.md)")
+PRESENCE_PENALTY = _define(
+    "PARETOAPP_PRESENCE_PENALTY", 0.0, answer_penalty, "number in [-2, 2]",
+    "the app's presence penalty for every answer (OpenAI's, on the answer's own tokens; 0 = none, as the families "
+    "were evaluated; docs/demo.md measures 1.0 on the demo's loops)")
 MAX_PROMPT_TOKENS = _define(
     "PARETOAPP_MAX_PROMPT_TOKENS", 2048, whole_number, "whole number",
     "the most prompt tokens the app reads for one answer (past that a CPU reads for minutes)")

@@ -156,6 +156,11 @@ def repetition_penalty(value, name: str = "repetition_penalty") -> float:
     return settings.penalty_in_range(real_number(value, name), name)
 
 
+def answer_penalty(value, name: str) -> float:
+    """A presence or frequency penalty from any caller, in OpenAI's range (:func:`settings.answer_penalty_in_range`)."""
+    return settings.answer_penalty_in_range(real_number(value, name), name)
+
+
 def rows_at_once(value, name: str = "batch_size") -> int | None:
     """How many rows may decode at once: None for no limit, else at least 1 (0 would never make progress)."""
     if value is None:

@@ -325,3 +325,46 @@ def test_repetition_penalty_is_transformers_and_stays_in_its_row(two):
     with pytest.raises(ValueError, match=r"repetition_penalty must be in \(0, 2\]"):
         GenerationSettings(repetition_penalty=0)
     assert "repetition_penalty" not in plain.to_dict() and penalised.to_dict()["repetition_penalty"] == 1.8
+
+
+def test_presence_and_frequency_penalties_are_openais_on_the_answer_only():
+    """logit - frequency * count - presence * (count > 0), the count over the answer's tokens (never the prompt's),
+    the same in the engine's sampler and in the logits processor plain generate() uses."""
+    from paretoapp.sampling import AnswerRepeatPenalty, Sampler, next_tokens, penalise_answer_repeats
+
+    logits = torch.zeros(2, 6)
+    s = Sampler(presence_penalty=0.5, frequency_penalty=0.25, counts={})
+    for tok in (3, 3, 1):
+        s.see(tok)
+    assert s.counts == {3: 2, 1: 1}
+    out = penalise_answer_repeats(logits, [s, Sampler()])
+    assert out[0].tolist() == [0, -0.75, 0, -1.0, 0, 0] and out[1].tolist() == [0] * 6
+    assert logits.abs().sum() == 0  # the caller's logits are not touched
+    prompt_then_answer = torch.tensor([[3, 3, 3, 5, 3, 3, 1], [0, 0, 3, 5, 2, 2, 2]])  # prompt of 4, answer of 3
+    hf = AnswerRepeatPenalty(4, 0.5, 0.25)(prompt_then_answer, torch.zeros(2, 6))
+    assert hf[0].tolist() == out[0].tolist() and hf[1].tolist() == [0, 0, -1.25, 0, 0, 0]
+    assert torch.equal(AnswerRepeatPenalty(7, 0.5, 0.25)(prompt_then_answer, torch.ones(2, 6)), torch.ones(2, 6))
+    assert next_tokens(torch.tensor([[0.0, 2.0, 1.9]]), [Sampler(presence_penalty=0.2, counts={1: 1})]) == [2]
+
+
+def test_presence_and_frequency_penalties_reach_both_paths_and_stay_in_their_row(two):
+    """A row's presence or frequency penalty changes its answer, gives what transformers' generate gives with the
+    same rule, and leaves its batch-mates as they were alone."""
+    pa, _ = two
+    w = [0.6, 0.4]
+    plain = GenerationSettings(max_new_tokens=24)
+    present = GenerationSettings(max_new_tokens=24, presence_penalty=2.0)
+    frequent = GenerationSettings(max_new_tokens=24, frequency_penalty=1.5)
+    alone = [pa.generate([PROMPTS[i]], [w], s)[0] for i, s in ((0, plain), (0, present), (1, frequent))]
+    assert alone[1] != alone[0] and alone[2] != pa.generate([PROMPTS[1]], [w], plain)[0]
+    merged = pa.bank.merged_model(w)
+    assert pa.generate([PROMPTS[0]], [w], present, model=merged) == [alone[1]]
+    assert pa.generate([PROMPTS[1]], [w], frequent, model=merged) == [alone[2]]
+    assert run_together([(pa, PROMPTS[0], w, plain), (pa, PROMPTS[0], w, present),
+                         (pa, PROMPTS[1], w, frequent)]) == alone
+    with pytest.raises(ValueError, match=r"presence_penalty must be in \[-2, 2\], got 2.5"):
+        GenerationSettings(presence_penalty=2.5)
+    with pytest.raises(ValueError, match=r"frequency_penalty must be in \[-2, 2\]"):
+        GenerationSettings(frequency_penalty=-3)
+    assert not {"presence_penalty", "frequency_penalty"} & set(plain.to_dict())
+    assert present.to_dict()["presence_penalty"] == 2.0 and frequent.to_dict()["frequency_penalty"] == 1.5

@@ -149,6 +149,10 @@ def test_the_lru_evicts_the_oldest_idle_adapter_and_removes_its_files(policy, tm
     ({"model": "m", "messages": [{"role": "user", "content": "hi"}], "top_p": 0}, "top_p must be in (0, 1]"),
     ({"model": "m", "messages": [{"role": "user", "content": "hi"}], "repetition_penalty": 0},
      "repetition_penalty must be in (0, 2]"),
+    ({"model": "m", "messages": [{"role": "user", "content": "hi"}], "presence_penalty": 2.5},
+     "presence_penalty must be in [-2, 2], got 2.5"),
+    ({"model": "m", "messages": [{"role": "user", "content": "hi"}], "frequency_penalty": "much"},
+     "frequency_penalty"),
     ({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stop": ["a"] * 5}, "at most 4"),
     ({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, "max_new_tokens must be at least 1"),
     ({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]}, "tool calls are not supported"),
@@ -247,6 +251,18 @@ def test_a_repetition_penalty_reaches_the_engine(engine_client, policy):
     assert got == want != engine_client.chat.completions.create(**kw).choices[0].message.content
 
 
+def test_presence_and_frequency_penalties_reach_the_engine(engine_client, policy):
+    """OpenAI's own fields: the API's answer is the engine's with the same penalties (and differs from none)."""
+    from paretoapp.preferences import PreferenceSpace
+
+    default = PreferenceSpace(policy.manifest).default_w()
+    kw = dict(model="tiny", messages=[{"role": "user", "content": PROMPTS[0]}], max_tokens=16, temperature=0)
+    got = engine_client.chat.completions.create(**kw, presence_penalty=2.0, frequency_penalty=0.5)
+    want = policy.generate([PROMPTS[0]], [default], GenerationSettings(max_new_tokens=16, presence_penalty=2.0,
+                                                                        frequency_penalty=0.5))[0]
+    assert got.choices[0].message.content == want != engine_client.chat.completions.create(**kw).choices[0].message.content
+
+
 def test_sampling_follows_seed_and_n(engine_client):
     kw = dict(model="tiny", messages=[{"role": "user", "content": "Hi"}], max_tokens=8, temperature=1.0, top_p=0.9,
               seed=11, n=2)
@@ -304,6 +320,12 @@ def test_vllm_answers_equal_the_engines_at_the_snapped_w(family_dir, ric_dir, re
         sent = [c for f in replicas.values() for c in f.completions if c["model"].startswith("tiny-ric")]
         prompt_text = load_policy(families["tiny-ric"]).tokenizer.decode(sent[0]["prompt"])
         assert "<r1> " in prompt_text and "<r2> " in prompt_text  # Rewards-in-Context's tags, at the snapped w
+        assert not {"presence_penalty", "frequency_penalty", "repetition_penalty"} & set(sent[0])
+        client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": PROMPTS[2]}], max_tokens=4,
+                                       temperature=0, presence_penalty=1.0, frequency_penalty=0.5,
+                                       extra_body={"w": [0.5, 0.5], "repetition_penalty": 1.1})
+        last = max((c for f in replicas.values() for c in f.completions), key=lambda c: "presence_penalty" in c)
+        assert (last["presence_penalty"], last["frequency_penalty"], last["repetition_penalty"]) == (1.0, 0.5, 1.1)
 
 
 def test_adapters_stick_to_a_replica_spread_over_them_and_are_evicted(family_dir, replicas, tmp_path):

@@ -21,7 +21,7 @@ def test_the_docs_page_is_generated_from_the_settings():
 
 def test_each_variable_is_defined_once():
     names = [s.name for s in settings.SETTINGS]
-    assert len(names) == len(set(names)) == 26 and all(NAME.fullmatch(n) for n in names)
+    assert len(names) == len(set(names)) == 27 and all(NAME.fullmatch(n) for n in names)
 
 
 def test_every_variable_the_repository_names_is_a_setting():
@@ -95,6 +95,17 @@ def test_the_engine_reads_its_settings(monkeypatch):
     cfg = EngineConfig().resolved(torch.device("cpu"), context=64)
     assert (cfg.max_batch, cfg.max_waiting, cfg.cache_len, cfg.decoder) == (8, 256, 64, "static")
     assert EngineConfig(max_batch=3).resolved(torch.device("cpu"), context=64).max_batch == 3
+
+
+def test_the_apps_presence_penalty_reaches_every_answer(monkeypatch):
+    from paretoapp.ui.chat import settings_from
+
+    assert settings_from(0, 32).presence_penalty == 0.0      # none by default: as the families were evaluated
+    monkeypatch.setenv("PARETOAPP_PRESENCE_PENALTY", "1")
+    assert settings_from(0.7, 32).presence_penalty == 1.0
+    monkeypatch.setenv("PARETOAPP_PRESENCE_PENALTY", "-2.5")
+    with pytest.raises(InputError, match=r"PARETOAPP_PRESENCE_PENALTY must be in \[-2, 2\], got -2.5"):
+        settings_from(0, 32)
 
 
 def test_the_apps_repetition_penalty_reaches_every_answer(monkeypatch):

@@ -10,6 +10,7 @@ rows with today's scorers (``python -m paretoapp.demo.ood --report``).
     python -m paretoapp.demo.ood                 # answer (about 45 min on one CPU thread), then report
     python -m paretoapp.demo.ood --report        # the table from the committed answers
     python -m paretoapp.demo.ood --report --write   # ... also into docs/demo.md and the family cards
+    python -m paretoapp.demo.ood --split dev --presence-penalty 1 --answers x.jsonl   # tune a decoding on dev
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .data import read_jsonl, write_jsonl
-from .sources import EDGY, EVERYDAY, HARMFUL, KINDS, OOD, sample
+from .sources import DEV, EDGY, EVERYDAY, HARMFUL, KINDS, OOD, sample
 
 CHAT_MAX_NEW_TOKENS = 96  # the chat's default "Max new tokens"
 COUNTS = {HARMFUL: 64, EVERYDAY: 64, EDGY: 32}
@@ -31,15 +32,18 @@ ANSWERS = Path("assets") / "demo" / "ood" / "answers.jsonl"
 SECTION = ("<!-- ood-check:start -->", "<!-- ood-check:end -->")
 
 
-def prompts(seed: int = 0) -> list[dict]:
-    """The check's prompts: :data:`COUNTS` of each kind from the ``ood`` split, every source in turn."""
-    return [{"prompt": p.prompt, "kind": p.kind, "source": p.source, "category": p.category}
-            for p in sample(OOD, COUNTS, seed)]
+def prompts(seed: int = 0, split: str = OOD) -> list[dict]:
+    """The check's prompts: :data:`COUNTS` of each kind from the ``ood`` split (or ``dev``, to tune a recipe or a
+    decoding without looking at the check), every source in turn. A dev row says so; an ood row keeps the
+    committed rows' layout."""
+    return [{"prompt": p.prompt, "kind": p.kind, "source": p.source, "category": p.category,
+             **({"split": split} if split != OOD else {})} for p in sample(split, COUNTS, seed)]
 
 
 def answer(families: Iterable[Path], rows: Sequence[dict], threads: int = 1,
-           repetition_penalty: float = 1.0) -> list[dict]:
-    """Greedy answers of every family at :data:`ENDS`, one record per (family, w, prompt)."""
+           repetition_penalty: float = 1.0, presence_penalty: float = 0.0) -> list[dict]:
+    """Greedy answers of every family at :data:`ENDS`, one record per (family, w, prompt); a presence penalty
+    (OpenAI's, as ``PARETOAPP_PRESENCE_PENALTY`` gives the chat) is recorded in each record."""
     import torch
 
     from paretoapp.generate import GenerationSettings, load_policy
@@ -51,9 +55,12 @@ def answer(families: Iterable[Path], rows: Sequence[dict], threads: int = 1,
         ws = [list(w) for w in ENDS.values()]
         texts = [r["prompt"] for r in rows] * len(ws)
         wl = [w for w in ws for _ in rows]
-        settings = GenerationSettings(max_new_tokens=CHAT_MAX_NEW_TOKENS, repetition_penalty=repetition_penalty)
+        settings = GenerationSettings(max_new_tokens=CHAT_MAX_NEW_TOKENS, repetition_penalty=repetition_penalty,
+                                      presence_penalty=presence_penalty)
+        decoding = {"presence_penalty": presence_penalty} if presence_penalty else {}
         answers = policy.generate(texts, wl, settings, batch_size=64)
-        out += [{"family": Path(fam).name, "w": w, **r, "answer": a} for r, w, a in zip(list(rows) * len(ws), wl, answers)]
+        out += [{"family": Path(fam).name, "w": w, **r, **decoding, "answer": a}
+                for r, w, a in zip(list(rows) * len(ws), wl, answers)]
         print(f"{Path(fam).name}: {len(answers)} answers", file=sys.stderr, flush=True)
     return out
 
@@ -90,8 +97,11 @@ def markdown(rows: Sequence[dict]) -> str:
     """One table: a row per family and w of :data:`ENDS`."""
     table = rates(rows)
     n = {k: len({r["prompt"] for r in rows if r["kind"] == k}) for k in KINDS}
-    head = (f"{n[HARMFUL]} harmful, {n[EVERYDAY]} everyday and {n[EDGY]} edgy-but-benign prompts from the `ood` split, "
-            f"greedy, {CHAT_MAX_NEW_TOKENS} new tokens (the chat's default); recomputed from "
+    split = rows[0].get("split", OOD) if rows else OOD
+    penalty = {r.get("presence_penalty", 0.0) for r in rows}
+    decoding = "greedy" + "".join(f" with presence penalty {p:g}" for p in sorted(penalty) if p)
+    head = (f"{n[HARMFUL]} harmful, {n[EVERYDAY]} everyday and {n[EDGY]} edgy-but-benign prompts from the `{split}` "
+            f"split, {decoding}, {CHAT_MAX_NEW_TOKENS} new tokens (the chat's default); recomputed from "
             f"`{ANSWERS.as_posix()}` by `python -m paretoapp.demo.ood --report`.\n\n"
             "| family | w | harmful refused | everyday refused | edgy refused | degenerate | everyday answer, words |\n"
             "|---|---|---|---|---|---|---|\n")
@@ -167,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "two-objective demo family)")
     p.add_argument("--repetition-penalty", type=float, default=1.0,
                    help="answer with this penalty (as PARETOAPP_REPETITION_PENALTY would); use with --answers")
+    p.add_argument("--presence-penalty", type=float, default=0.0,
+                   help="answer with OpenAI's presence penalty (as PARETOAPP_PRESENCE_PENALTY would); use with --answers")
+    p.add_argument("--split", choices=(OOD, DEV), default=OOD,
+                   help="the prompts: the check's ood split (default) or dev, to tune without looking at the check")
     p.add_argument("--answers", default=None, help="where the answers go (default: <assets>/demo/ood/answers.jsonl)")
     args = p.parse_args(argv)
     path = Path(args.answers or Path(args.assets) / "demo" / "ood" / "answers.jsonl")
@@ -175,7 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       and not d.name.startswith("demo-k3"))
         if args.families:
             fams = [Path(args.assets) / f.strip() for f in args.families.split(",") if f.strip()]
-        write(answer(fams, prompts(), args.threads, args.repetition_penalty), path)
+        write(answer(fams, prompts(split=args.split), args.threads, args.repetition_penalty, args.presence_penalty),
+              path)
     rows = read(path)
     body = markdown(rows)
     print(body)

@@ -83,7 +83,8 @@ def settings_for(req: ChatRequest, max_tokens: int) -> GenerationSettings:
     return GenerationSettings(max_new_tokens=max_tokens, do_sample=not req.greedy,
                               temperature=req.temperature if not req.greedy else 1.0, top_p=req.top_p,
                               seed=req.seed, stop=list(req.stop), overflow=req.overflow,
-                              repetition_penalty=req.repetition_penalty)
+                              repetition_penalty=req.repetition_penalty, presence_penalty=req.presence_penalty,
+                              frequency_penalty=req.frequency_penalty)
 
 
 def answer_budget(req: ChatRequest, served: ServedFamily, w: list[float], context: int, cap: int) -> tuple[list[int], int]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ..errors import InputError, shown
 from ..validation import (
+    answer_penalty,
     app_max_new_tokens,
     max_new_tokens,
     parse_w,
@@ -51,6 +52,8 @@ class ChatRequest:
     overflow: str = "error"               # or "truncate_left": keep the prompt's last tokens
     return_token_ids: bool = False        # each choice also carries its token ids (as vLLM's extension does)
     repetition_penalty: float = 1.0       # vLLM's extension (transformers' rule); 1 = none
+    presence_penalty: float = 0.0         # OpenAI's, on the answer's tokens; 0 = none
+    frequency_penalty: float = 0.0
 
     @property
     def greedy(self) -> bool:
@@ -90,8 +93,8 @@ def parse_chat_request(body) -> ChatRequest:
 
 
 def _sampling(body: dict, req: ChatRequest) -> None:
-    """max_tokens (or max_completion_tokens), temperature, top_p, seed and stop, as OpenAI reads them, and
-    vLLM's repetition_penalty."""
+    """max_tokens (or max_completion_tokens), temperature, top_p, seed, stop, presence_penalty and
+    frequency_penalty, as OpenAI reads them, and vLLM's repetition_penalty."""
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     if limit is not None:
         req.max_tokens = max_new_tokens(limit, app_max_new_tokens())
@@ -107,6 +110,9 @@ def _sampling(body: dict, req: ChatRequest) -> None:
         req.seed = whole_number(body["seed"], "seed")
     if body.get("repetition_penalty") is not None:
         req.repetition_penalty = repetition_penalty(body["repetition_penalty"])
+    for name in ("presence_penalty", "frequency_penalty"):
+        if body.get(name) is not None:
+            setattr(req, name, answer_penalty(body[name], name))
     req.stop = _stop(body.get("stop"))
 
 

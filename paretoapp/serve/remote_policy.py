@@ -73,7 +73,9 @@ class RemotePolicy:
             out.append(ChatRequest(model=self.name, messages=messages, w=row_w, max_tokens=settings.max_new_tokens,
                                    temperature=settings.temperature if settings.do_sample else 0.0,
                                    top_p=settings.top_p, seed=seed, stop=list(settings.stop),
-                                   overflow=settings.overflow, repetition_penalty=settings.repetition_penalty))
+                                   overflow=settings.overflow, repetition_penalty=settings.repetition_penalty,
+                                   presence_penalty=settings.presence_penalty,
+                                   frequency_penalty=settings.frequency_penalty))
         return out
 
     def stream(self, prompts, ws, settings: GenerationSettings | None = None, system_prompt: str | None = None,

@@ -129,6 +129,9 @@ class VllmBackend(Backend):
             body["stop"] = list(req.stop)
         if req.repetition_penalty != 1.0:
             body["repetition_penalty"] = req.repetition_penalty
+        for name in ("presence_penalty", "frequency_penalty"):  # vLLM's are OpenAI's, as the engine's
+            if getattr(req, name):
+                body[name] = getattr(req, name)
         run = _Run(self, adapter, replica, body, req.n)
         return Generation(w, len(ids), max_tokens, run.snapshots(), run.finish)
 

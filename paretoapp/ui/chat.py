@@ -122,4 +122,5 @@ def settings_from(temperature, max_tokens) -> GenerationSettings:
         raise InputError(f"temperature {t:g} is negative; give 0 for greedy decoding or a positive number like 0.7")
     return GenerationSettings(max_new_tokens=max_new_tokens(max_tokens, cap=app_max_new_tokens()), do_sample=t > 0,
                               temperature=t if t > 0 else 0.7,
-                              repetition_penalty=settings.REPETITION_PENALTY.get())
+                              repetition_penalty=settings.REPETITION_PENALTY.get(),
+                              presence_penalty=settings.PRESENCE_PENALTY.get())
