@@ -117,3 +117,15 @@ def test_the_apps_repetition_penalty_reaches_every_answer(monkeypatch):
     monkeypatch.setenv("PARETOAPP_REPETITION_PENALTY", "3")
     with pytest.raises(InputError, match=r"PARETOAPP_REPETITION_PENALTY must be in \(0, 2\]"):
         settings_from(0, 32)
+
+
+def test_the_chat_says_which_penalties_change_every_answer(monkeypatch):
+    from paretoapp.ui.explore_chat import decoding_note
+
+    assert decoding_note() == ""
+    monkeypatch.setenv("PARETOAPP_PRESENCE_PENALTY", "1")
+    assert decoding_note() == ("Every answer uses a presence penalty of 1 (`PARETOAPP_PRESENCE_PENALTY`); the fronts "
+                               "were measured without it.")
+    monkeypatch.setenv("PARETOAPP_REPETITION_PENALTY", "1.2")
+    assert decoding_note().startswith("Every answer uses a repetition penalty of 1.2 (`PARETOAPP_REPETITION_PENALTY`) "
+                                      "and a presence penalty of 1") and decoding_note().endswith("without them.")

@@ -142,6 +142,19 @@ def stream_answer(ctx: AppContext, turn: Turn, history: list, sid: str):
         ctx.cancels.finish(sid, "chat", cancel)
 
 
+def decoding_note() -> str:
+    """The app's penalties that change every answer, said beside the chat's controls (the fronts and cards were
+    measured without them); empty when there are none."""
+    parts = []
+    if (repetition := app_settings.REPETITION_PENALTY.get()) != 1.0:
+        parts.append(f"a repetition penalty of {repetition:g} (`PARETOAPP_REPETITION_PENALTY`)")
+    if presence := app_settings.PRESENCE_PENALTY.get():
+        parts.append(f"a presence penalty of {presence:g} (`PARETOAPP_PRESENCE_PENALTY`)")
+    if not parts:
+        return ""
+    return f"Every answer uses {' and '.join(parts)}; the fronts were measured without {'them' if len(parts) > 1 else 'it'}."
+
+
 class ChatPanel:
     """The components of the chat column, its own events, and its part of a family change."""
 
@@ -168,11 +181,8 @@ class ChatPanel:
                                              info="0 = greedy (deterministic)")
                 self.max_tokens = gr.Slider(8, 512, value=96, step=8, label="Max new tokens",
                                             elem_id="pa-max-tokens")
-            penalty = app_settings.REPETITION_PENALTY.get()
-            if penalty != 1.0:
-                gr.Markdown(f"Every answer uses a repetition penalty of {penalty:g} "
-                            "(`PARETOAPP_REPETITION_PENALTY`); the fronts were measured without one.",
-                            elem_classes="pa-muted")
+            if decoding_note():
+                gr.Markdown(decoding_note(), elem_classes="pa-muted")
 
     @property
     def family_outputs(self) -> list:
