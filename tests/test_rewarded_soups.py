@@ -113,3 +113,11 @@ def test_the_trainer_trains_one_adapter_per_objective_on_its_own_data_from_the_b
             assert nearly(step.loss, step.expected["loss"]), (step.loss, step.expected)
         assert max(abs(s.expected["loss"] - s.expected["other"]) for s in run.steps) > 1e-3
         torch.testing.assert_close(run.start_logits, probe_logits(base))
+
+
+def test_an_unknown_loss_is_one_line(tmp_path, tiny_base, pref_jsonl):
+    from paretoapp.trainers.config import ConfigError, load_config
+
+    path = write_config(tmp_path / "rs.yaml", tiny_base, pref_jsonl, tmp_path / "run", loss="ppo")
+    with pytest.raises(ConfigError, match=r"loss must be one of \('dpo', 'sft'\), got 'ppo'"):
+        load_config(rewarded_soups.RewardedSoupsConfig, str(path))
