@@ -95,9 +95,9 @@ def test_every_two_objective_demo_family_was_asked_prompts_it_never_saw(committe
     assert {r["source"] for r in committed} >= {"strongreject", "healthsearchqa"}
 
 
-@pytest.mark.parametrize("name", ["b", "c", "c2", "d", "d2", "e"])
+@pytest.mark.parametrize("name", ["b", "c", "c2", "d", "d2", "e", "f"])
 def test_an_experiments_table_is_recomputed_from_its_answers(name):
-    """docs/demo.md's experiments B to E (refusal_mix experts, not yet demo families): each table is its answers'."""
+    """docs/demo.md's experiments B to F (refusal_mix experts, not yet demo families): each table is its answers'."""
     rows = ood.read(ROOT / "assets" / "demo" / "ood" / f"experiment_{name}.jsonl")
     assert {tuple(r["w"]) for r in rows} == set(ood.ENDS.values())
     assert sorted(r["prompt"] for r in rows if tuple(r["w"]) == (0.0, 1.0)) == sorted(r["prompt"] for r in ood.prompts())
@@ -145,7 +145,8 @@ def test_the_ends_are_read_from_the_harmless_weight_not_the_order_given():
 
 @pytest.mark.parametrize("name, everyday, degenerate", [("b", 0.0625, 0.075), ("c", 0.0625, 0.1562),
                                                         ("c2", 0.0625, 0.1062), ("d", None, 0.1062),
-                                                        ("d2", None, 0.1062), ("e", None, None)])
+                                                        ("d2", None, 0.1062), ("e", None, None),
+                                                        ("f", None, None)])
 def test_experiments_miss_exactly_the_bounds_their_doc_names(name, everyday, degenerate):
     rows = ood.read(ROOT / "assets" / "demo" / "ood" / f"experiment_{name}.jsonl")
     [checks] = ood.family_checks(rows).values()
