@@ -97,25 +97,18 @@ def test_the_engine_reads_its_settings(monkeypatch):
     assert EngineConfig(max_batch=3).resolved(torch.device("cpu"), context=64).max_batch == 3
 
 
-def test_the_apps_presence_penalty_reaches_every_answer(monkeypatch):
+@pytest.mark.parametrize("variable, field, none, good, bad, message", [
+    ("PARETOAPP_REPETITION_PENALTY", "repetition_penalty", 1.0, "1.2", "3", r"must be in \(0, 2\], got 3"),
+    ("PARETOAPP_PRESENCE_PENALTY", "presence_penalty", 0.0, "1", "-2.5", r"must be in \[-2, 2\], got -2.5"),
+])
+def test_the_apps_penalties_reach_every_answer(monkeypatch, variable, field, none, good, bad, message):
     from paretoapp.ui.chat import settings_from
 
-    assert settings_from(0, 32).presence_penalty == 0.0      # none by default: as the families were evaluated
-    monkeypatch.setenv("PARETOAPP_PRESENCE_PENALTY", "1")
-    assert settings_from(0.7, 32).presence_penalty == 1.0
-    monkeypatch.setenv("PARETOAPP_PRESENCE_PENALTY", "-2.5")
-    with pytest.raises(InputError, match=r"PARETOAPP_PRESENCE_PENALTY must be in \[-2, 2\], got -2.5"):
-        settings_from(0, 32)
-
-
-def test_the_apps_repetition_penalty_reaches_every_answer(monkeypatch):
-    from paretoapp.ui.chat import settings_from
-
-    assert settings_from(0, 32).repetition_penalty == 1.0      # none by default: as the families were evaluated
-    monkeypatch.setenv("PARETOAPP_REPETITION_PENALTY", "1.2")
-    assert settings_from(0.7, 32).repetition_penalty == 1.2
-    monkeypatch.setenv("PARETOAPP_REPETITION_PENALTY", "3")
-    with pytest.raises(InputError, match=r"PARETOAPP_REPETITION_PENALTY must be in \(0, 2\]"):
+    assert getattr(settings_from(0, 32), field) == none      # none by default: as the families were evaluated
+    monkeypatch.setenv(variable, good)
+    assert getattr(settings_from(0.7, 32), field) == float(good)
+    monkeypatch.setenv(variable, bad)
+    with pytest.raises(InputError, match=variable + " " + message):
         settings_from(0, 32)
 
 
