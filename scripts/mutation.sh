@@ -67,5 +67,6 @@ for mutant in $(grep -E ': survived$' results.txt | sed -E 's/^ *//; s/: survive
     echo "$mutant: killed on recheck" >> recheck.txt
   fi
 done
-grep -c 'killed on recheck' recheck.txt | xargs -I{} echo "recheck: {} of $(wc -l < recheck.txt) survivors killed by a test mutmut had not run (see $dir/recheck.txt)"
+killed=$(grep -c 'killed on recheck' recheck.txt || true)  # grep -c exits 1 on a count of 0 (set -e, pipefail)
+echo "recheck: $killed of $(wc -l < recheck.txt) survivors killed by a test mutmut had not run (see $dir/recheck.txt)"
 grep 'survived every test' recheck.txt || true
