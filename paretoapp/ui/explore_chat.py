@@ -181,8 +181,8 @@ class ChatPanel:
                                              info="0 = greedy (deterministic)")
                 self.max_tokens = gr.Slider(8, 512, value=96, step=8, label="Max new tokens",
                                             elem_id="pa-max-tokens")
-            if decoding_note():
-                gr.Markdown(decoding_note(), elem_classes="pa-muted")
+            if note := decoding_note():
+                gr.Markdown(note, elem_classes="pa-muted")
 
     @property
     def family_outputs(self) -> list:
