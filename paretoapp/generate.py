@@ -87,6 +87,10 @@ def answer_text(tokenizer, ids: Sequence[int], stop: Sequence[str] = ()) -> str:
     return text.strip()
 
 
+# each decoding penalty and the value that turns it off (a record leaves a penalty out when it is off)
+PENALTY_NONE = {"repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
+
+
 @dataclass
 class GenerationSettings:
     max_new_tokens: int = 128
@@ -126,10 +130,10 @@ class GenerationSettings:
         self.frequency_penalty = answer_penalty(self.frequency_penalty, "frequency_penalty")
 
     def to_dict(self) -> dict:
-        """The settings as recorded (results meta, cache keys); no penalty is left out, so records and cache keys
-        made before the field existed still match."""
+        """The settings as recorded (results meta, cache keys); a penalty that is off is left out, so records and
+        cache keys made before the field existed still match."""
         d = asdict(self)
-        for name, none in (("repetition_penalty", 1.0), ("presence_penalty", 0.0), ("frequency_penalty", 0.0)):
+        for name, none in PENALTY_NONE.items():
             if d[name] == none:
                 del d[name]
         return d

@@ -83,6 +83,10 @@ class Setting:
     doc: str                              # what it does, one line
     default_doc: str = ""                 # the default as the docs say it (when repr(default) would not)
 
+    def is_set(self) -> bool:
+        """Whether the environment gives a value (an empty one counts as unset, as in ``get``)."""
+        return bool(os.environ.get(self.name))
+
     def get(self) -> Any:
         raw = os.environ.get(self.name)
         if not raw:
@@ -171,12 +175,12 @@ def answer_penalty(raw: str, name: str) -> float:
 
 REPETITION_PENALTY = _define(
     "PARETOAPP_REPETITION_PENALTY", 1.0, repetition_penalty, "number in (0, 2]",
-    "the app's repetition penalty for every answer (transformers' rule; 1 = none, as the families were "
-    "evaluated; 1.2 ends the demo's loops: docs/demo.md)")
+    "the app's repetition penalty for every answer (transformers' rule; 1 = none); unset, each family answers "
+    "with the one its front was measured with", "the family's (1 = none for most)")
 PRESENCE_PENALTY = _define(
     "PARETOAPP_PRESENCE_PENALTY", 0.0, answer_penalty, "number in [-2, 2]",
-    "the app's presence penalty for every answer (OpenAI's, on the answer's own tokens; 0 = none, as the families "
-    "were evaluated; docs/demo.md measures 1.0 on the demo's loops)")
+    "the app's presence penalty for every answer (OpenAI's, on the answer's own tokens; 0 = none); unset, each "
+    "family answers with the one its front was measured with", "the family's (0 = none for most)")
 MAX_PROMPT_TOKENS = _define(
     "PARETOAPP_MAX_PROMPT_TOKENS", 2048, whole_number, "whole number",
     "the most prompt tokens the app reads for one answer (past that a CPU reads for minutes)")

@@ -113,12 +113,41 @@ def test_the_apps_penalties_reach_every_answer(monkeypatch, variable, field, non
 
 
 def test_the_chat_says_which_penalties_change_every_answer(monkeypatch):
+    from types import SimpleNamespace
+
     from paretoapp.ui.explore_chat import decoding_note
 
-    assert decoding_note() == ""
+    plain, measured = SimpleNamespace(measured_penalties={}), SimpleNamespace(measured_penalties={"presence_penalty": 1.0})
+    assert decoding_note(plain) == ""
+    assert decoding_note(measured) == "This family answers with a presence penalty of 1, as its front was measured."
     monkeypatch.setenv("PARETOAPP_PRESENCE_PENALTY", "1")
-    assert decoding_note() == ("Every answer uses a presence penalty of 1 (`PARETOAPP_PRESENCE_PENALTY`); the fronts "
-                               "were measured without it.")
+    assert decoding_note(plain) == ("This family answers with a presence penalty of 1 (`PARETOAPP_PRESENCE_PENALTY`); "
+                                    "its front was measured with none.")
+    assert decoding_note(measured) == "This family answers with a presence penalty of 1, as its front was measured."
+    monkeypatch.setenv("PARETOAPP_PRESENCE_PENALTY", "0")
+    assert decoding_note(measured) == ("This family answers with no presence penalty (`PARETOAPP_PRESENCE_PENALTY`), "
+                                       "though its front was measured with 1.")
     monkeypatch.setenv("PARETOAPP_REPETITION_PENALTY", "1.2")
-    assert decoding_note().startswith("Every answer uses a repetition penalty of 1.2 (`PARETOAPP_REPETITION_PENALTY`) "
-                                      "and a presence penalty of 1") and decoding_note().endswith("without them.")
+    assert decoding_note(plain) == ("This family answers with a repetition penalty of 1.2 "
+                                    "(`PARETOAPP_REPETITION_PENALTY`); its front was measured with none.")
+
+
+def test_a_family_answers_with_the_penalties_its_front_was_measured_with(monkeypatch):
+    from types import SimpleNamespace
+
+    from paretoapp.ui.catalog import FamilyEntry
+    from paretoapp.ui.chat import settings_from
+
+    def entry(settings):
+        return FamilyEntry("f", None, None, results=SimpleNamespace(meta={"settings": settings}))
+
+    assert entry({"max_new_tokens": 48}).measured_penalties == {}                      # off: left out of the record
+    assert FamilyEntry("f", None, None).measured_penalties == {}                        # no results: nothing measured
+    fam = entry({"max_new_tokens": 48, "presence_penalty": 1, "frequency_penalty": 0.5})
+    assert fam.measured_penalties == {"presence_penalty": 1.0, "frequency_penalty": 0.5}
+    got = settings_from(0, 32, fam.measured_penalties)
+    assert (got.presence_penalty, got.frequency_penalty, got.repetition_penalty) == (1.0, 0.5, 1.0)
+    monkeypatch.setenv("PARETOAPP_PRESENCE_PENALTY", "0.25")                              # the environment wins
+    assert settings_from(0, 32, fam.measured_penalties).presence_penalty == 0.25
+    monkeypatch.setenv("PARETOAPP_PRESENCE_PENALTY", "")                                  # empty is unset
+    assert settings_from(0, 32, fam.measured_penalties).presence_penalty == 1.0

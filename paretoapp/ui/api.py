@@ -43,7 +43,7 @@ def add_api(ctx: AppContext) -> None:
         """
         try:
             entry = ctx.entry(family or ctx.catalog.keys[0])
-            settings = settings_from(temperature, max_new_tokens)
+            settings = settings_from(temperature, max_new_tokens, entry.measured_penalties)
             system = prompt_text(system_prompt, "the system prompt") if system_prompt else None
             answer = None
             for texts in entry.policy().stream([prompt_text(prompt)], [parse_w(w)], settings, system_prompt=system,

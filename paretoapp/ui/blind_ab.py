@@ -126,7 +126,7 @@ class BlindAB:
                 raise gr.Error("Type a prompt to compare answers on.")
             try:
                 st = BlindRound.start(entry, prompt)
-                one, two = st.next_answers(entry, settings_from(temp, max_new))
+                one, two = st.next_answers(entry, settings_from(temp, max_new, entry.measured_penalties))
             except USER_ERRORS as exc:
                 raise user_error(exc) from None
             return one, two, status_text(entry, st), gr.update(visible=False), st
@@ -145,7 +145,7 @@ class BlindAB:
                 if st.search.rounds >= MAX_ROUNDS:
                     return "", "", status_text(entry, st), gr.update(visible=True), st
                 try:
-                    one, two = st.next_answers(entry, settings_from(temp, max_new))
+                    one, two = st.next_answers(entry, settings_from(temp, max_new, entry.measured_penalties))
                 except USER_ERRORS as exc:
                     raise user_error(exc) from None
                 ready = st.search.rounds >= MIN_ROUNDS

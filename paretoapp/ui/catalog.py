@@ -26,6 +26,7 @@ from pathlib import Path
 from .. import settings
 from ..evaluate import EvalResult, EvaluationError, load_results
 from ..family import MANIFEST_FILE, Family, FamilyError, FamilyManifest
+from ..generate import PENALTY_NONE
 from ..methods import method_names
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,13 @@ class FamilyEntry:
     @property
     def objective_names(self) -> list[str]:
         return [o.name for o in self.manifest.objectives]
+
+    @property
+    def measured_penalties(self) -> dict[str, float]:
+        """The decoding penalties the family's front was measured with (its results' generation settings; a
+        penalty left out there was off), so the chat can answer as the card says. Empty without results."""
+        settings = (self.results.meta.get("settings") or {}) if self.results is not None else {}
+        return {k: float(settings[k]) for k in PENALTY_NONE if k in settings}
 
     _scorers: list | None = field(default=None, init=False, repr=False)
     _scorer_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)

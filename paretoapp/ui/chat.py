@@ -8,11 +8,12 @@ strips the labels again before the conversation goes back to the model.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from urllib.parse import quote
 
 from .. import settings
 from ..errors import InputError
-from ..generate import GenerationSettings
+from ..generate import PENALTY_NONE, GenerationSettings
 from ..validation import app_max_new_tokens, max_new_tokens, real_number
 
 LABEL_START = "\n\n<sub class='pa-w-label'>"
@@ -111,8 +112,20 @@ def fit_conversation(count_tokens, convo: list[dict], budget: int) -> tuple[list
         convo, dropped = convo[cut:], dropped + cut
 
 
-def settings_from(temperature, max_tokens) -> GenerationSettings:
-    """The app's generation controls -> settings (temperature 0 = greedy).
+# the penalties the app's environment can set for every answer
+APP_PENALTIES = {"repetition_penalty": settings.REPETITION_PENALTY, "presence_penalty": settings.PRESENCE_PENALTY}
+
+
+def penalties(measured: Mapping[str, float] | None = None) -> dict[str, float]:
+    """The decoding penalties an answer uses: the environment's where it sets one, else those the family's front
+    was measured with (``FamilyEntry.measured_penalties``), else none; so the chat answers as the card says."""
+    out = {**PENALTY_NONE, **(measured or {})}
+    out.update({name: s.get() for name, s in APP_PENALTIES.items() if s.is_set()})
+    return out
+
+
+def settings_from(temperature, max_tokens, measured: Mapping[str, float] | None = None) -> GenerationSettings:
+    """The app's generation controls -> settings (temperature 0 = greedy), with :func:`penalties`.
 
     ``max_tokens`` is capped by ``PARETOAPP_MAX_NEW_TOKENS``; an over-long prompt
     is refused with the library's message, never silently cut.
@@ -121,6 +134,4 @@ def settings_from(temperature, max_tokens) -> GenerationSettings:
     if t < 0:
         raise InputError(f"temperature {t:g} is negative; give 0 for greedy decoding or a positive number like 0.7")
     return GenerationSettings(max_new_tokens=max_new_tokens(max_tokens, cap=app_max_new_tokens()), do_sample=t > 0,
-                              temperature=t if t > 0 else 0.7,
-                              repetition_penalty=settings.REPETITION_PENALTY.get(),
-                              presence_penalty=settings.PRESENCE_PENALTY.get())
+                              temperature=t if t > 0 else 0.7, **penalties(measured))

@@ -52,19 +52,14 @@ _CLAMP = ("const el = document.querySelector(`#{prefix}${{i}} input[type=range]`
           " return (el && typeof v === 'number') ? Math.min(Math.max(v, +el.min), +el.max) : v;")
 
 
-def clamp_js(prefix: str, index: int) -> str:
-    """Browser code that keeps a typed or keyed value of slider ``#{prefix}{index}`` inside its own range.
-
-    Gradio checks a slider's value against its range on the server and raises
-    when the number box held more; clamping first makes "7" on a slider that
-    ends at 1.5 mean 1.5, as the box then shows.
-    """
-    return f"(v) => {{ const i = {index}; " + _CLAMP.format(prefix=prefix) + " }"
-
-
 def clamp_inputs_js(prefix: str, first: int, count: int) -> str:
-    """The same for an event's inputs: arguments ``first`` .. ``first + count - 1`` are the sliders
-    ``#{prefix}0`` .., every other argument passes through."""
+    """Browser code that keeps an event's slider inputs inside their ranges: arguments ``first`` ..
+    ``first + count - 1`` are the sliders ``#{prefix}0`` .., every other argument passes through.
+
+    Gradio checks a slider's value against its range on the server and raises when the number box held
+    more; clamping first makes "7" on a slider that ends at 1.5 mean 1.5. (The box itself shows 1.5 once
+    it loses focus: Gradio's slider clamps its own value on blur.)
+    """
     return (f"(...values) => values.map((v, j) => {{ const i = j - {first}; if (i < 0 || i >= {count}) return v; "
             + _CLAMP.format(prefix=prefix) + " })")
 
@@ -72,18 +67,16 @@ def clamp_inputs_js(prefix: str, first: int, count: int) -> str:
 def slider_event(controls: list, prefix: str, fn, inputs: list, outputs: list,
                  api_name: str | bool = False) -> None:
     """Run ``fn`` when any of ``controls`` is released (pointer up, number box left) or moved by the
-    keyboard (its ``input`` event), with every control's value clamped to its range in the browser.
+    keyboard or typed in (its ``input`` event), with every control's value clamped to its range in the browser.
 
     One event for all the controls, and ``always_last``: while ``fn`` runs, further moves of any control wait,
     and only the last of them runs, with the values the controls show then. (One event per control let two
     quick moves of two controls finish out of order, leaving the session at the first move's values while
-    the controls showed the second's.) Each control also clamps its own number box, and only its own: writing
-    every control back would put a stale value into the one being typed in.
+    the controls showed the second's.) Nothing is written back to the controls: an earlier version wrote each
+    clamped value back from the browser, and a late write-back could undo the next key press or typed value
+    (CI, 2026-12-06); Gradio's slider clamps its number box on blur by itself.
     """
     triggers = [t for s in controls for t in (s.release, s.input)]
-    for i, s in enumerate(controls):
-        for trigger in (s.release, s.input):
-            trigger(None, s, s, js=clamp_js(prefix, i), queue=False, api_name=False)
     first = next(j for j, c in enumerate(inputs) if c is controls[0])
     gr.on(triggers, fn, inputs, outputs, js=clamp_inputs_js(prefix, first, len(controls)), trigger_mode="always_last",
           api_name=api_name)

@@ -13,15 +13,16 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from .. import settings as app_settings
-from ..generate import GenerationSettings, Policy
+from ..generate import PENALTY_NONE, GenerationSettings, Policy
 from ..validation import check_prompt_length, tokens_at_least
 from .catalog import FamilyEntry
 from .chat import (
+    APP_PENALTIES,
     as_shown,
     fit_conversation,
     history_messages,
     parse_label,
+    penalties,
     prompt_budget,
     settings_from,
     text_of,
@@ -67,7 +68,7 @@ def prepare_turn(ctx: AppContext, message: str, history, key, sess: Session, sys
     try:
         entry = ctx.entry(key)
         w = ctx.w_from_controls(key, controls)[2] if controls is not None else sess.w_for(entry)
-        settings = settings_from(temp, max_new)
+        settings = settings_from(temp, max_new, entry.measured_penalties)
         policy = entry.policy()
     except USER_ERRORS as exc:
         raise user_error(exc) from None
@@ -142,17 +143,26 @@ def stream_answer(ctx: AppContext, turn: Turn, history: list, sid: str):
         ctx.cancels.finish(sid, "chat", cancel)
 
 
-def decoding_note() -> str:
-    """The app's penalties that change every answer, said beside the chat's controls (the fronts and cards were
-    measured without them); empty when there are none."""
+
+
+def decoding_note(entry: FamilyEntry) -> str:
+    """The decoding penalties this family's answers use, and whether its front was measured with the same, said
+    beside the chat's controls; empty when no penalty is on and none was measured."""
+    measured = {**PENALTY_NONE, **entry.measured_penalties}
+    used = penalties(entry.measured_penalties)
     parts = []
-    if (repetition := app_settings.REPETITION_PENALTY.get()) != 1.0:
-        parts.append(f"a repetition penalty of {repetition:g} (`PARETOAPP_REPETITION_PENALTY`)")
-    if presence := app_settings.PRESENCE_PENALTY.get():
-        parts.append(f"a presence penalty of {presence:g} (`PARETOAPP_PRESENCE_PENALTY`)")
-    if not parts:
-        return ""
-    return f"Every answer uses {' and '.join(parts)}; the fronts were measured without {'them' if len(parts) > 1 else 'it'}."
+    for name, none in PENALTY_NONE.items():
+        now, then, label = used[name], measured[name], name.replace("_", " ")
+        variable = APP_PENALTIES[name].name if name in APP_PENALTIES else "the family's record"
+        if now == then:
+            if now != none:
+                parts.append(f"a {label} of {now:g}, as its front was measured")
+        elif now == none:
+            parts.append(f"no {label} (`{variable}`), though its front was measured with {then:g}")
+        else:
+            parts.append(f"a {label} of {now:g} (`{variable}`); its front was measured with "
+                         + (f"{then:g}" if then != none else "none"))
+    return f"This family answers with {'; '.join(parts)}." if parts else ""
 
 
 class ChatPanel:
@@ -181,16 +191,18 @@ class ChatPanel:
                                              info="0 = greedy (deterministic)")
                 self.max_tokens = gr.Slider(8, 512, value=96, step=8, label="Max new tokens",
                                             elem_id="pa-max-tokens")
-            if note := decoding_note():
-                gr.Markdown(note, elem_classes="pa-muted")
+            note = decoding_note(start.first)
+            self.decoding = gr.Markdown(note, visible=bool(note), elem_id="pa-decoding", elem_classes="pa-muted")
 
     @property
     def family_outputs(self) -> list:
-        return [self.note, self.system]
+        return [self.note, self.system, self.decoding]
 
     def family_updates(self, entry: FamilyEntry, shown: Shown) -> Updates:
+        decoding = decoding_note(entry)
         return {self.note: gr.update(value=family_note(entry), visible=bool(family_note(entry))),
-                self.system: entry.manifest.system_prompt or ""}
+                self.system: entry.manifest.system_prompt or "",
+                self.decoding: gr.update(value=decoding, visible=bool(decoding))}
 
     def wire(self, shared: Shared) -> None:
         self._wire_chat(shared)

@@ -131,7 +131,7 @@ class SideBySideTab(Tab):
             _, space, wa = ctx.w_from_controls(key, ctrl_values[:MAX_CONTROLS])
             entry, _, wb = ctx.w_from_controls(key, ctrl_values[MAX_CONTROLS:])
             try:
-                settings = settings_from(temp, max_new)
+                settings = settings_from(temp, max_new, entry.measured_penalties)
                 policy = entry.policy()
             except USER_ERRORS as exc:
                 raise user_error(exc) from None
