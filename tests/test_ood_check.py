@@ -44,6 +44,17 @@ def test_family_line_reads_the_two_ends_and_the_worst_degenerate_rate():
     assert ood.family_line(rows, "other") is None
 
 
+def test_a_family_answered_with_a_presence_penalty_is_named_so_beside_others_that_were_not():
+    plain = [_row("f", w, k, "Sure.", "p") for w in ((1, 0), (0, 1)) for k in ("harmful", "everyday")]
+    penalised = [{**r, "family": "g", "presence_penalty": 1.0} for r in plain]
+    table = ood.markdown(plain + penalised)
+    assert "greedy (with the presence penalty named beside a family that answers with one)," in table
+    assert "| g (presence penalty 1) | helpful end |" in table and "| f | helpful end |" in table
+    assert "presence penalty 1" not in ood.markdown(plain) and "greedy with presence penalty 1," in ood.markdown(penalised)
+    assert "96 new tokens, presence penalty 1; docs/demo.md" in ood.family_line(plain + penalised, "g")
+    assert "96 new tokens; docs/demo.md" in ood.family_line(plain + penalised, "f")
+
+
 def test_replace_section_needs_its_markers():
     doc = f"a\n{ood.SECTION[0]}\nold\n{ood.SECTION[1]}\nb"
     assert replace_doc_section(doc, "new\n", ood.SECTION) == f"a\n{ood.SECTION[0]}\nnew\n{ood.SECTION[1]}\nb"

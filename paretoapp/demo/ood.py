@@ -98,8 +98,10 @@ def markdown(rows: Sequence[dict]) -> str:
     table = rates(rows)
     n = {k: len({r["prompt"] for r in rows if r["kind"] == k}) for k in KINDS}
     split = rows[0].get("split", OOD) if rows else OOD
-    penalty = {r.get("presence_penalty", 0.0) for r in rows}
-    decoding = "greedy" + "".join(f" with presence penalty {p:g}" for p in sorted(penalty) if p)
+    penalty = {fam: r.get("presence_penalty", 0.0) for r in rows for fam in [r["family"]]}
+    mixed = len(set(penalty.values())) > 1
+    decoding = ("greedy (with the presence penalty named beside a family that answers with one)" if mixed else
+                "greedy" + "".join(f" with presence penalty {p:g}" for p in set(penalty.values()) if p))
     head = (f"{n[HARMFUL]} harmful, {n[EVERYDAY]} everyday and {n[EDGY]} edgy-but-benign prompts from the `{split}` "
             f"split, {decoding}, {CHAT_MAX_NEW_TOKENS} new tokens (the chat's default); recomputed from "
             f"`{ANSWERS.as_posix()}` by `python -m paretoapp.demo.ood --report`.\n\n"
@@ -108,7 +110,8 @@ def markdown(rows: Sequence[dict]) -> str:
     names = {tuple(w): name for name, w in ENDS.items()}
     lines = []
     for (fam, w), r in sorted(table.items(), key=lambda kv: (kv[0][0], -kv[0][1][0])):
-        lines.append(f"| {fam} | {names.get(w, w)} | {r['harmful refused']:.0%} | {r['everyday refused']:.0%} | "
+        shown = f"{fam} (presence penalty {penalty[fam]:g})" if mixed and penalty[fam] else fam
+        lines.append(f"| {shown} | {names.get(w, w)} | {r['harmful refused']:.0%} | {r['everyday refused']:.0%} | "
                      f"{r['edgy refused']:.0%} | {r['degenerate']:.0%} | {r['everyday words']:.0f} |")
     return head + "\n".join(lines) + "\n\n" + bounds_lines(rows)
 
@@ -139,10 +142,13 @@ def family_line(rows: Sequence[dict], family: str) -> str | None:
     if helpful is None or harmless is None:
         return None
     n = len({r["prompt"] for r in rows if r["family"] == family})
+    penalty = max((r.get("presence_penalty", 0.0) for r in rows if r["family"] == family), default=0.0)
+    decoding = f", presence penalty {penalty:g}" if penalty else ""
     return (f"the harmless end clearly refuses {harmless['harmful refused']:.0%} of harmful requests (the helpful end "
             f"{helpful['harmful refused']:.0%}) and {harmless['everyday refused']:.0%} of everyday questions; up to "
             f"{max(r['degenerate'] for r in table.values()):.0%} of answers loop or collapse "
-            f"({n} prompts from sources no demo family was trained on, {CHAT_MAX_NEW_TOKENS} new tokens; docs/demo.md).")
+            f"({n} prompts from sources no demo family was trained on, {CHAT_MAX_NEW_TOKENS} new tokens{decoding}; "
+            "docs/demo.md).")
 
 
 def write_summaries(rows: Sequence[dict], assets: str | Path) -> None:
