@@ -89,10 +89,9 @@ def press_slider_to(page, elem_id: str, target: str, caption: str, presses: int 
     """Move slider ``#elem_id`` with the arrow keys, one press at a time, until its range reads ``target``
     and the w caption shows ``caption``.
 
-    A press can be lost on a loaded machine: the browser-side clamp writes each keyed value back, and a
-    late write-back of the previous press can land after the next press and undo it (CI, 2026-12-06; the
-    app leaves it so: reading the range's live value instead broke the number box's clamp when Tab moved
-    the focus onto the range). So the test presses again until the state holds rather than counting presses.
+    The test presses again until the state holds rather than counting presses: on a loaded machine a press
+    was once lost (CI, 2026-12-06, when the app still wrote each clamped value back from the browser and a
+    late write-back could undo the next press), and a browser test should not hang on the exact count.
     """
     rng = page.locator(f"#{elem_id} input[type=range]")
     moved = f"v => document.querySelector('#{elem_id} input[type=range]').value !== v"

@@ -41,18 +41,27 @@ def train_family(method: str, preset: Preset, args, data: DemoData) -> Path:
 def evaluate_family_dir(path: Path, preset: Preset, args, data: DemoData, method: str):
     """Evaluate the family on the held-out prompts and run the behaviour checks on it once: their summary goes
     on the family card (``behaviour_summary`` in the results meta). Returns (result, checks)."""
+    return evaluate_demo_family(path, data.eval_prompts, preset, method, Path(args.work) / "eval-cache",
+                                show_progress=not args.quiet)
+
+
+def evaluate_demo_family(path: Path, eval_rows: list[dict], preset: Preset, method: str, cache_dir: Path,
+                         show_progress: bool = True, presence_penalty: float = 0.0, ref=None):
+    """:func:`evaluate_family_dir` on given held-out rows (``{"prompt", "kind"}``), optionally answered with a
+    presence penalty and measured at a given reference point (a family added beside a built set uses the set's)."""
     from paretoapp.evaluate import evaluate_family
     from paretoapp.generate import GenerationSettings
 
     from .checks import check_family, summary_line
 
-    prompts = [r["prompt"] for r in data.eval_prompts]
-    result = evaluate_family(path, prompts, list(preset.scorers), grid=preset.eval_grid,
-                             settings=GenerationSettings(max_new_tokens=preset.eval_max_new_tokens, do_sample=False),
-                             batch_size=preset.eval_batch_size, cache_dir=Path(args.work) / "eval-cache",
+    prompts = [r["prompt"] for r in eval_rows]
+    settings = GenerationSettings(max_new_tokens=preset.eval_max_new_tokens, do_sample=False,
+                                  presence_penalty=presence_penalty)
+    result = evaluate_family(path, prompts, list(preset.scorers), grid=preset.eval_grid, settings=settings,
+                             batch_size=preset.eval_batch_size, cache_dir=cache_dir, ref=ref,
                              prompts_source="assets/demo/data/eval_prompts.jsonl (held out)",
-                             show_progress=not args.quiet)
-    kinds = {r["prompt"]: r["kind"] for r in data.eval_prompts}
+                             show_progress=show_progress)
+    kinds = {r["prompt"]: r["kind"] for r in eval_rows}
     checks = check_family(result.rows, kinds, list(preset.objectives), list(preset.scorers), method)
     result.meta["behaviour_summary"] = summary_line(checks)  # the family card: what was measured, misses included
     result.save(path / "results")

@@ -1,0 +1,207 @@
+"""The demo's refusal-mix Rewarded Soups family, from nothing to ``assets/``: the family a visitor meets first.
+
+It is docs/demo.md's experiment F (both SFT experts trained on :mod:`paretoapp.demo.refusal_mix`'s data,
+harmless 280 steps, helpful 170, answered with presence penalty 1), shrunk to rank 8 in bfloat16 so it fits
+the assets budget, then evaluated as the demo's other families are (held-out prompts, 11 w, 48 new tokens,
+their shared reference point) and checked on prompts it never saw (:mod:`paretoapp.demo.ood`), both with the
+presence penalty the app then answers it with.
+
+    python -m paretoapp.demo.refusal_family                  # every step; a step whose output is there is reused
+    python -m paretoapp.demo.refusal_family --redo eval      # that step and every one after it again
+
+Each step writes one thing, and the next reads it, so an interrupted build goes on where it stopped:
+
+    mix       WORK/mix/{harmless,helpful}.jsonl      the base model's answers and the two SFT mixes (~15 min)
+    harmless  WORK/mix/adapters/harmless-sft          LoRA SFT, 280 steps of 8 (~45 min on one thread)
+    helpful   WORK/helpful/adapters/helpful-sft       the same, 170 steps (more taught it loops)
+    soup      WORK/soup                               Rewarded Soups over the two adapters
+    shrink    OUT/NAME                                each adapter cut to rank 8 by SVD, bfloat16
+    eval      OUT/NAME/results                        the demo's evaluation, with presence penalty 1
+    ood       OUT/demo/ood/answers.jsonl              160 new prompts at 96 tokens; the card's line
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+NAME = "demo-refusal-mix-rewarded-soups"
+PRESENCE_PENALTY = 1.0  # tuned on the dev split (docs/demo.md, experiment E): loops 11 % -> 2 % at the helpful end
+RANK = 8                # per adapter, from 16: the family then takes 9.4 MB of the 80 MB assets budget
+STEPS = {"harmless": 280, "helpful": 170}
+STEPS_ORDER = ("mix", "harmless", "helpful", "soup", "shrink", "eval", "ood")
+DESCRIPTION = ("Offline demo on SmolLM2-135M-Instruct (CPU): Rewarded Soups over two LoRA SFT experts, one taught "
+               "to refuse harmful requests and answer everything else, one taught to answer everything "
+               "(docs/demo.md, the refusal mix). It shows the method's behaviour, not an aligned or safe model.")
+
+
+@dataclasses.dataclass
+class Build:
+    work: Path
+    out: Path
+    threads: int = 1
+
+    @property
+    def mix(self) -> Path:
+        return self.work / "mix"
+
+    def adapter(self, objective: str) -> Path:
+        home = self.mix if objective == "harmless" else self.work / objective
+        return home / "adapters" / f"{objective}-sft" / "adapter"
+
+    @property
+    def soup(self) -> Path:
+        return self.work / "soup"
+
+    @property
+    def family(self) -> Path:
+        return self.out / NAME
+
+    @property
+    def answers(self) -> Path:
+        return self.out / "demo" / "ood" / "answers.jsonl"
+
+    def done(self, step: str) -> bool:
+        """Whether ``step``'s output is there (the ood step: the family's answers are in the answers file)."""
+        if step == "mix":
+            return (self.mix / "harmless.jsonl").is_file() and (self.mix / "helpful.jsonl").is_file()
+        if step in STEPS:
+            return (self.adapter(step) / "adapter_config.json").is_file()
+        if step == "soup":
+            return (self.soup / "family.json").is_file()
+        if step == "shrink":
+            return (self.family / "family.json").is_file()
+        if step == "eval":
+            return (self.family / "results" / "meta.json").is_file()
+        from .ood import read
+        return self.answers.is_file() and any(r["family"] == NAME for r in read(self.answers))
+
+
+def _run(build: Build, *cmd: str) -> None:
+    """One step in a fresh process (a training run's memory is given back when it ends), on ``threads`` threads."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(build.threads)}
+    subprocess.run([sys.executable, "-m", *cmd], check=True, env=env)
+
+
+def _write_config(path: Path, config: dict) -> Path:
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def step_mix(build: Build) -> None:
+    _run(build, "paretoapp.demo.refusal_mix", "--out", str(build.mix))
+
+
+def expert_config(build: Build, objective: str) -> dict:
+    """``refusal_mix``'s experts.yaml with this objective alone, its step count, and its own adapters folder."""
+    from .refusal_mix import experts_config
+
+    config = experts_config(build.mix)
+    config["objectives"] = [o for o in config["objectives"] if o["name"] == objective]
+    config["train"] = {**config["train"], "max_steps": STEPS[objective], "progress": False}
+    config["adapters_dir"] = str(build.adapter(objective).parents[1])
+    config["output_dir"] = str(build.work / f"run-{objective}")
+    return config
+
+
+def step_expert(build: Build, objective: str) -> None:
+    path = _write_config(build.work / f"{objective}.yaml", expert_config(build, objective))
+    _run(build, "paretoapp.trainers.objective_adapter", "--config", str(path), "--set", "loss=sft")
+
+
+def step_soup(build: Build) -> None:
+    config = {**expert_config(build, "helpful"), "name": NAME, "output_dir": str(build.work / "run-soup"),
+              "family_dir": str(build.soup),
+              "objectives": [{"name": o, "adapter": str(build.adapter(o))} for o in ("helpful", "harmless")]}
+    path = _write_config(build.work / "soup.yaml", config)
+    _run(build, "paretoapp", "train", "rewarded_soups", "--config", str(path), "--set", "loss=sft",
+         "--set", "overwrite=true")
+
+
+def step_shrink(build: Build) -> None:
+    from paretoapp.family import load_family
+    from paretoapp.shrink import shrink_family
+
+    soup = load_family(build.soup)
+    soup.manifest.name, soup.manifest.description = NAME, DESCRIPTION
+    family, kept = shrink_family(soup, RANK, "bfloat16")
+    family.save(build.family, overwrite=True)
+    print(f"{build.family}: rank {RANK} per adapter, the worst module keeps {kept:.0%} of its squared norm")
+
+
+def step_eval(build: Build) -> None:
+    from .checks import passed
+    from .family_build import behaviour_checks, evaluate_demo_family
+    from .presets import PRESETS
+
+    record = json.loads((build.out / "demo" / "build.json").read_text(encoding="utf-8"))
+    ref = record["shared_reference"]["reference"]  # the eight's point, so the hypervolumes compare
+    rows = [json.loads(line) for line in (build.out / "demo" / "data" / "eval_prompts.jsonl").read_text().splitlines()
+            if line.strip()]
+    t = time.perf_counter()
+    result, checks = evaluate_demo_family(build.family, rows, PRESETS["demo"], "rewarded_soups",
+                                          build.work / "eval-cache", presence_penalty=PRESENCE_PENALTY, ref=ref)
+    result.meta["metrics"]["reference_rule"] = "shared by the demo's families: their worst mean minus 10 % of the pooled range"
+    result.meta["training_cost"] = {"eval_s": round(time.perf_counter() - t, 1), "build_record": "docs/demo.md"}
+    result.save(build.family / "results")
+    behaviour_checks(checks, "rewarded_soups")
+    print(result.summary_text(), "all bounds met" if passed(checks) else "BOUNDS MISSED")
+
+
+def step_ood(build: Build) -> None:
+    from . import ood
+
+    mine = ood.answer([build.family], ood.prompts(), build.threads, presence_penalty=PRESENCE_PENALTY)
+    others = [r for r in ood.read(build.answers) if r["family"] != NAME] if build.answers.is_file() else []
+    ood.write(others + mine, build.answers)
+    ood.write_summaries(mine, build.out)
+    print(ood.markdown(mine))
+
+
+STEP_FUNCTIONS: dict[str, Callable[[Build], None]] = {
+    "mix": step_mix, "harmless": lambda b: step_expert(b, "harmless"), "helpful": lambda b: step_expert(b, "helpful"),
+    "soup": step_soup, "shrink": step_shrink, "eval": step_eval, "ood": step_ood}
+
+
+def run(build: Build, redo: str | None = None, steps: Sequence[str] = STEPS_ORDER) -> list[str]:
+    """Run every step whose output is missing (and, with ``redo``, that step and the ones after it); returns
+    the steps run."""
+    if redo is not None and redo not in steps:
+        raise SystemExit(f"--redo {redo!r}: not a step; the steps are {', '.join(steps)}")
+    first_redo = steps.index(redo) if redo else len(steps)
+    ran = []
+    for i, step in enumerate(steps):
+        if i < first_redo and build.done(step):
+            print(f"[{step}] reused", flush=True)
+            continue
+        print(f"[{step}] running", flush=True)
+        t = time.perf_counter()
+        STEP_FUNCTIONS[step](build)
+        print(f"[{step}] done in {time.perf_counter() - t:.0f} s", flush=True)
+        ran.append(step)
+    return ran
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m paretoapp.demo.refusal_family", description=__doc__.split("\n")[0])
+    p.add_argument("--work", default="build/refusal-mix", help="where the data, runs and adapters go")
+    p.add_argument("--out", default="assets", help="the demo's assets folder (it holds demo/build.json)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for each step")
+    p.add_argument("--redo", choices=STEPS_ORDER, default=None, help="run this step and every later one again")
+    args = p.parse_args(argv)
+    run(Build(Path(args.work), Path(args.out), args.threads), args.redo)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
