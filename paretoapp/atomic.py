@@ -137,6 +137,20 @@ def _reserve(target: Path, kind: str, create) -> Path:
             continue
 
 
+def _usual_modes(folder: Path, folder_mode: int) -> None:
+    """Give what a writer left in ``folder`` the modes a plain ``mkdir`` / ``open`` would (``folder_mode`` is
+    0o777 minus the umask): libraries that write through their own temp file and rename it (safetensors'
+    ``save_file``) leave tempfile's 0600."""
+    for root, dirs, files in os.walk(folder):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), folder_mode)
+        for f in files:
+            path = os.path.join(root, f)
+            if not os.path.islink(path):
+                executable = os.stat(path).st_mode & 0o111
+                os.chmod(path, (folder_mode & 0o666) | (executable & folder_mode))
+
+
 @contextlib.contextmanager
 def atomic_folder(target: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary folder; on success it becomes ``target`` (replacing any old one)."""
@@ -144,6 +158,7 @@ def atomic_folder(target: str | os.PathLike) -> Iterator[Path]:
     tmp = _reserve(target, "folder", lambda p: p.mkdir())  # mode 0o777 minus the umask, like any folder the user makes
     try:
         yield tmp
+        _usual_modes(tmp, tmp.stat().st_mode & 0o777)
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             shutil.rmtree(old, ignore_errors=True)
@@ -162,8 +177,10 @@ def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary file path beside ``target``; on success it replaces ``target``."""
     target = Path(target)
     tmp = _reserve(target, "file", lambda p: os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)))
+    mode = tmp.stat().st_mode & 0o777  # 0o666 minus the umask
     try:
         yield tmp
+        os.chmod(tmp, mode)  # a body that wrote through its own temp file and renamed it here left 0600
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

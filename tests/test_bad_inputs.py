@@ -672,6 +672,32 @@ def test_an_export_killed_mid_write_is_cleaned_up_by_the_next_run(world, tmp_pat
     assert stat.S_IMODE((parent / "later.zip").stat().st_mode) == 0o666 & ~umask
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_files_a_library_writes_through_its_own_temp_file_get_the_umask_modes(tmp_path, umask):
+    """safetensors' save_file renames its own 0600 temp file into place; the saved family and an atomic_file
+    body that does the same still end with the modes a plain open() gives."""
+    import torch
+    from safetensors.torch import save_file
+
+    from paretoapp.atomic import atomic_file
+    from paretoapp.family import BaseModelRef, Block, make_family
+    from paretoapp.gates import Gate
+
+    old = os.umask(umask)
+    try:
+        tensors = {"m.lora_A": torch.ones(2, 3), "m.lora_B": torch.ones(4, 2)}
+        fam = make_family("f", "rewarded_soups", BaseModelRef("tiny"), ["a", "b"], tensors,
+                          [Block("a", 1), Block("b", 1)], Gate.identity(2))
+        saved = fam.save(tmp_path / "fam")
+        with atomic_file(tmp_path / "one.safetensors") as tmp:
+            save_file(tensors, str(tmp))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o777 & ~umask
+    for f in (saved / "bank.safetensors", saved / "family.json", tmp_path / "one.safetensors"):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f.name
+
+
 def test_a_live_writers_temporaries_are_left_alone(tmp_path):
     from paretoapp.atomic import atomic_folder, sweep_stale
 
