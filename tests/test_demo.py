@@ -21,6 +21,7 @@ from paretoapp.demo import family_texts, report
 from paretoapp.demo.data import BENIGN, HARMFUL, PairSettings, build_pairs, pair_counts, split_prompts
 from paretoapp.demo.presets import METHODS_K3, OBJECTIVES, OBJECTIVES_K3, PRESETS, set_presets
 from paretoapp.demo.recipes import recipe_file
+from paretoapp.demo.refusal_family import NAME as REFUSAL_FAMILY
 from paretoapp.demo.scores_cache import CandidateScores
 from paretoapp.demo.units import plan_units
 from paretoapp.methods import get_method, trainable_names
@@ -588,7 +589,7 @@ def test_committed_behaviour_tables_are_recomputed_from_the_evaluation_rows():
     section = report.doc_section((ROOT / "docs" / "demo.md").read_text(encoding="utf-8"))
     assert section == report.behaviour_markdown(ASSETS, kinds)
     k3_dirs = set(PRESETS["demo-k3"].family_dirs()[m] for m in METHODS_K3)
-    assert {d.name for d in report.family_dirs(ASSETS)} == set(FAMILY_DIRS.values()) | k3_dirs
+    assert {d.name for d in report.family_dirs(ASSETS)} == set(FAMILY_DIRS.values()) | k3_dirs | {REFUSAL_FAMILY}
     references = {}
     for d in report.family_dirs(ASSETS):
         checks = dc.check_results_dir(d, kinds)

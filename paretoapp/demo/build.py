@@ -50,6 +50,15 @@ def build_families(methods: dict[str, list[str]], costs: dict, args, data: DemoD
     return built
 
 
+def build_refusal_family(out: Path, work: Path, args, reference: list[float]) -> list[str]:
+    """The family the app opens on (:mod:`paretoapp.demo.refusal_family`), after the eight: its own work folder
+    beside the set's, measured at the eight's new reference point; ``--fresh`` rebuilds it from nothing too."""
+    from .refusal_family import Build, run
+
+    log("the refusal-mix family (python -m paretoapp.demo.refusal_family): each step not done yet")
+    return run(Build(work.parent / "refusal-mix", out, args.threads, reference), redo="mix" if args.fresh else None)
+
+
 def build(args) -> dict:
     """Build the preset (or set of presets, ``presets.SETS``) ``args`` name; returns the build record (a set: the
     last preset's, with every preset's under ``"sets"``)."""
@@ -75,6 +84,11 @@ def build(args) -> dict:
     timings["families_s"] = round(time.perf_counter() - t, 1)
     records = {name: finish_preset(out, name, args, built, {**record, "pairs": pair_counts(
         data.pairs, PRESETS[name].objectives), "timings": dict(timings)}) for name in names}
+    if ("demo" in names and not chosen and not args.skip_eval and records["demo"].get("shared_reference")
+            and not getattr(args, "no_refusal_family", False)):
+        t = time.perf_counter()
+        build_refusal_family(out, work, args, records["demo"]["shared_reference"]["reference"])
+        records["demo"]["timings"]["refusal_family_s"] = round(time.perf_counter() - t, 1)
     if args.doc and not args.skip_eval:
         from .report import write_tables
         write_tables(out, args.doc)

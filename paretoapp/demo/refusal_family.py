@@ -37,9 +37,9 @@ PRESENCE_PENALTY = 1.0  # tuned on the dev split (docs/demo.md, experiment E): l
 RANK = 8                # per adapter, from 16: the family then takes 9.4 MB of the 80 MB assets budget
 STEPS = {"harmless": 280, "helpful": 170}
 STEPS_ORDER = ("mix", "harmless", "helpful", "soup", "shrink", "eval", "ood")
-DESCRIPTION = ("Offline demo on SmolLM2-135M-Instruct (CPU): Rewarded Soups over two LoRA SFT experts, one taught "
-               "to refuse harmful requests and answer everything else, one taught to answer everything "
-               "(docs/demo.md, the refusal mix). It shows the method's behaviour, not an aligned or safe model.")
+DESCRIPTION = ("Offline demo on SmolLM2-135M-Instruct, LoRA SFT on a CPU (the refusal mix, docs/demo.md): shows "
+               "the method's behaviour, not an aligned or safe model. Rewarded Soups over two experts, one taught to "
+               "refuse harmful requests and answer everything else, one taught to answer everything.")
 
 
 @dataclasses.dataclass
@@ -47,6 +47,13 @@ class Build:
     work: Path
     out: Path
     threads: int = 1
+    reference: list[float] | None = None  # the eight's shared reference point (default: OUT/demo/build.json's)
+
+    def reference_point(self) -> list[float]:
+        if self.reference is not None:
+            return list(self.reference)
+        record = json.loads((self.out / "demo" / "build.json").read_text(encoding="utf-8"))
+        return record["shared_reference"]["reference"]
 
     @property
     def mix(self) -> Path:
@@ -68,6 +75,18 @@ class Build:
     def answers(self) -> Path:
         return self.out / "demo" / "ood" / "answers.jsonl"
 
+    def timings(self) -> dict[str, float]:
+        """Seconds each step took when it last ran (``WORK/timings.json``)."""
+        path = self.work / "timings.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    def record(self, step: str, seconds: float) -> None:
+        from paretoapp.atomic import atomic_file
+
+        self.work.mkdir(parents=True, exist_ok=True)
+        with atomic_file(self.work / "timings.json") as tmp:
+            tmp.write_text(json.dumps({**self.timings(), step: round(seconds, 1)}, indent=2), encoding="utf-8")
+
     def done(self, step: str) -> bool:
         """Whether ``step``'s output is there (the ood step: the family's answers are in the answers file)."""
         if step == "mix":
@@ -78,10 +97,15 @@ class Build:
             return (self.soup / "family.json").is_file()
         if step == "shrink":
             return (self.family / "family.json").is_file()
-        if step == "eval":
-            return (self.family / "results" / "meta.json").is_file()
+        if step == "eval":  # measured, and at the eight's reference point as it is now (a rebuild moves it)
+            meta = self.family / "results" / "meta.json"
+            return meta.is_file() and _close(json.loads(meta.read_text())["metrics"]["reference"], self.reference_point())
         from .ood import read
         return self.answers.is_file() and any(r["family"] == NAME for r in read(self.answers))
+
+
+def _close(a: Sequence[float], b: Sequence[float]) -> bool:
+    return len(a) == len(b) and all(abs(x - y) <= 1e-9 * max(1.0, abs(y)) for x, y in zip(a, b))
 
 
 def _run(build: Build, *cmd: str) -> None:
@@ -132,8 +156,12 @@ def step_shrink(build: Build) -> None:
     from paretoapp.family import load_family
     from paretoapp.shrink import shrink_family
 
+    from .family_texts import OBJECTIVE_DESCRIPTIONS
+
     soup = load_family(build.soup)
     soup.manifest.name, soup.manifest.description = NAME, DESCRIPTION
+    for objective in soup.manifest.objectives:  # what the card says each objective measures, as the eight do
+        objective.description = OBJECTIVE_DESCRIPTIONS[objective.name]
     family, kept = shrink_family(soup, RANK, "bfloat16")
     family.save(build.family, overwrite=True)
     print(f"{build.family}: rank {RANK} per adapter, the worst module keeps {kept:.0%} of its squared norm")
@@ -144,15 +172,18 @@ def step_eval(build: Build) -> None:
     from .family_build import behaviour_checks, evaluate_demo_family
     from .presets import PRESETS
 
-    record = json.loads((build.out / "demo" / "build.json").read_text(encoding="utf-8"))
-    ref = record["shared_reference"]["reference"]  # the eight's point, so the hypervolumes compare
+    ref = build.reference_point()  # the eight's, so the hypervolumes compare
     rows = [json.loads(line) for line in (build.out / "demo" / "data" / "eval_prompts.jsonl").read_text().splitlines()
             if line.strip()]
     t = time.perf_counter()
     result, checks = evaluate_demo_family(build.family, rows, PRESETS["demo"], "rewarded_soups",
                                           build.work / "eval-cache", presence_penalty=PRESENCE_PENALTY, ref=ref)
     result.meta["metrics"]["reference_rule"] = "shared by the demo's families: their worst mean minus 10 % of the pooled range"
-    result.meta["training_cost"] = {"eval_s": round(time.perf_counter() - t, 1), "build_record": "docs/demo.md"}
+    timings = build.timings()
+    trained = [timings[s] for s in ("harmless", "helpful", "soup") if s in timings]
+    result.meta["training_cost"] = {**({"train_s": round(sum(trained), 1)} if len(trained) == 3 else {}),
+                                    "eval_s": round(time.perf_counter() - t, 1), "steps_s": timings,
+                                    "build_record": "docs/demo.md (the family the app opens on)"}
     result.save(build.family / "results")
     behaviour_checks(checks, "rewarded_soups")
     print(result.summary_text(), "all bounds met" if passed(checks) else "BOUNDS MISSED")
@@ -187,6 +218,7 @@ def run(build: Build, redo: str | None = None, steps: Sequence[str] = STEPS_ORDE
         print(f"[{step}] running", flush=True)
         t = time.perf_counter()
         STEP_FUNCTIONS[step](build)
+        build.record(step, time.perf_counter() - t)
         print(f"[{step}] done in {time.perf_counter() - t:.0f} s", flush=True)
         ran.append(step)
     return ran
