@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("paretoapp.validation",),
     ("paretoapp.gates", "paretoapp.conditioning", "paretoapp.methods", "paretoapp.models"),
     ("paretoapp.family", "paretoapp.hub", "paretoapp.preferences", "paretoapp.preference_search"),
-    ("paretoapp.bank", "paretoapp.kvbatch", "paretoapp.family_check"),
+    ("paretoapp.bank", "paretoapp.kvbatch", "paretoapp.family_check", "paretoapp.shrink"),
     ("paretoapp.engine", "paretoapp.generate", "paretoapp.export"),
     ("paretoapp.scorers",),
     ("paretoapp.evaluate", "paretoapp.picking", "paretoapp.frontplot"),
