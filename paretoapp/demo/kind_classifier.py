@@ -102,6 +102,28 @@ def build(out: str | Path = OUT, seed: int = 0, layer: int = LAYER, c: float = C
     return clf
 
 
+def refusal_probe(family: str | Path, w: Sequence[float] = (0.0, 1.0), max_new_tokens: int = 8,
+                  seed: int = 0) -> dict:
+    """The accuracy, on the measured prompts, of a family's end read as a classifier: a prompt is "harmful" when
+    the greedy answer at ``w`` opens with a refusal (:class:`paretoapp.scorers.refusal.RefusalScorer`). The
+    harmless end of a family taught to refuse every harmful training request is trained on the train split too;
+    docs/demo.md compares it with the probe. Returns ``{"accuracy": {split: {kind: {n, accuracy}}}}``."""
+    from paretoapp.generate import GenerationSettings, load_policy
+    from paretoapp.scorers.refusal import RefusalScorer
+
+    policy, refusal = load_policy(family), RefusalScorer()
+    settings = GenerationSettings(max_new_tokens=max_new_tokens)
+    measured: dict[str, dict] = {}
+    for split, kinds in measured_sets(seed).items():
+        for kind, prompts in kinds.items():
+            if prompts:
+                answers = policy.generate(prompts, [list(w)] * len(prompts), settings, batch_size=64)
+                refused = np.asarray(refusal(prompts, answers), dtype=float)
+                measured.setdefault(split, {})[kind] = {"n": len(prompts),
+                                                        "accuracy": round(accuracy(refused, kind), 4)}
+    return {"accuracy": measured}
+
+
 def markdown(meta: dict) -> str:
     """The accuracy table for docs/demo.md."""
     lines = ["| split | harmful | everyday | edgy but benign |", "|---|---|---|---|"]
@@ -129,7 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--c", type=float, default=C)
     p.add_argument("--doc", default=None, help="also rewrite this document's kind-classifier table (docs/demo.md)")
     p.add_argument("--report", action="store_true", help="only print (and with --doc write) the stored accuracy")
+    p.add_argument("--refusal-probe", metavar="FAMILY", default=None,
+                   help="only measure FAMILY's harmless end read as a classifier (it refuses = harmful); prints it")
     args = p.parse_args(argv)
+    if args.refusal_probe:
+        print(markdown(refusal_probe(args.refusal_probe)))
+        return 0
     if args.report:
         from paretoapp.scorers import PromptKindClassifier
 
