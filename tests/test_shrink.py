@@ -9,7 +9,7 @@ import torch
 from paretoapp.errors import FamilyError
 from paretoapp.family import BaseModelRef, Block, Family, make_family
 from paretoapp.gates import Gate
-from paretoapp.shrink import main, shrink_family
+from paretoapp.shrink import main, shrink_family, truncate
 
 MODULES = ("model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj")
 
@@ -101,3 +101,31 @@ def test_a_missing_family_is_one_line(tmp_path):
         main([str(tmp_path / "nowhere"), str(tmp_path / "small"), "--rank", "2"])
     with pytest.raises(FamilyError, match="at least rank 1"):
         shrink_family(family(), rank=0)
+
+
+def test_an_all_zero_block_keeps_all_of_its_nothing_and_a_small_one_is_still_cut():
+    """An untrained LoRA block (B = 0, as PEFT initialises it) has no norm to keep: kept is 1, not a division by
+    zero; a block of small numbers (squared norm under 1) is measured like any other."""
+    fam = family(ranks=(4, 4))
+    for m in MODULES:
+        fam.tensors[f"{m}.lora_B"][:, :4] = 0.0            # the helpful block never trained
+        fam.tensors[f"{m}.lora_B"][:, 4:] *= 1e-3           # the harmless block: tiny updates
+    out, kept = shrink_family(fam, rank=2)
+    assert 0.0 < kept < 1.0                                 # the tiny block lost its tail, the zero one nothing
+    for m in MODULES:
+        assert torch.count_nonzero(block_delta(out, m, 0)) == 0
+        u, s, vh = torch.linalg.svd(block_delta(fam, m, 1))
+        torch.testing.assert_close(block_delta(out, m, 1), (u[:, :2] * s[:2]) @ vh[:2], atol=1e-9, rtol=1e-5)
+    zero = family(ranks=(4, 4))
+    for m in MODULES:
+        zero.tensors[f"{m}.lora_B"].zero_()
+    assert shrink_family(zero, rank=2)[1] == 1.0
+    b, a, kept = truncate(torch.zeros(5, 3), torch.zeros(3, 7), 2)
+    assert kept == 1.0 and b.shape == (5, 2) and a.shape == (2, 7) and not (b @ a).any()
+
+
+def test_rank_one_is_the_smallest_and_a_bad_dtype_is_named():
+    out, _ = shrink_family(family(), rank=1)
+    assert [b.rank for b in out.manifest.blocks] == [1, 1]
+    with pytest.raises(FamilyError, match=r"^--dtype 'int8': choose one of float32, bfloat16, float16$"):
+        shrink_family(family(), rank=2, dtype="int8")
