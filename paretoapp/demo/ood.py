@@ -98,7 +98,7 @@ def markdown(rows: Sequence[dict]) -> str:
     table = rates(rows)
     n = {k: len({r["prompt"] for r in rows if r["kind"] == k}) for k in KINDS}
     split = rows[0].get("split", OOD) if rows else OOD
-    penalty = {fam: r.get("presence_penalty", 0.0) for r in rows for fam in [r["family"]]}
+    penalty = {r["family"]: r.get("presence_penalty", 0.0) for r in rows}
     mixed = len(set(penalty.values())) > 1
     decoding = ("greedy (with the presence penalty named beside a family that answers with one)" if mixed else
                 "greedy" + "".join(f" with presence penalty {p:g}" for p in set(penalty.values()) if p))

@@ -12,6 +12,9 @@ from pathlib import Path
 
 from .presets import PRESETS, Preset
 
+# how the reference point the demo's families share was chosen (recorded in each family's front metrics)
+SHARED_REFERENCE_RULE = "shared by the demo's families: their worst mean minus 10 % of the pooled range"
+
 
 def build_file(out: Path, preset_name: str) -> Path:
     """``demo/build.json`` for the "demo" prefix, ``demo/build-<preset>.json`` for the others."""
@@ -48,7 +51,7 @@ def share_reference(out: Path, preset: Preset | None = None) -> dict | None:
     for method, res in results.items():
         base = res.means.drop(columns=[c for c in ("on_front", "hv_contribution") if c in res.means])
         metrics, res.means = front_metrics(base, res.w_columns, res.objectives, res.maximise, ref.tolist())
-        metrics["reference_rule"] = "shared by the demo's families: their worst mean minus 10 % of the pooled range"
+        metrics["reference_rule"] = SHARED_REFERENCE_RULE
         res.meta["metrics"] = {**res.meta["metrics"], **metrics}
         res.save(out / dirs[method] / "results")
     return {"reference": ref.tolist(), "families": sorted(results),

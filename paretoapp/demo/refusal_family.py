@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -105,7 +106,7 @@ class Build:
 
 
 def _close(a: Sequence[float], b: Sequence[float]) -> bool:
-    return len(a) == len(b) and all(abs(x - y) <= 1e-9 * max(1.0, abs(y)) for x, y in zip(a, b))
+    return len(a) == len(b) and all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9) for x, y in zip(a, b))
 
 
 def _run(build: Build, *cmd: str) -> None:
@@ -169,16 +170,17 @@ def step_shrink(build: Build) -> None:
 
 def step_eval(build: Build) -> None:
     from .checks import passed
+    from .data import read_jsonl
     from .family_build import behaviour_checks, evaluate_demo_family
     from .presets import PRESETS
+    from .records import SHARED_REFERENCE_RULE
 
     ref = build.reference_point()  # the eight's, so the hypervolumes compare
-    rows = [json.loads(line) for line in (build.out / "demo" / "data" / "eval_prompts.jsonl").read_text().splitlines()
-            if line.strip()]
+    rows = read_jsonl(build.out / "demo" / "data" / "eval_prompts.jsonl")
     t = time.perf_counter()
     result, checks = evaluate_demo_family(build.family, rows, PRESETS["demo"], "rewarded_soups",
                                           build.work / "eval-cache", presence_penalty=PRESENCE_PENALTY, ref=ref)
-    result.meta["metrics"]["reference_rule"] = "shared by the demo's families: their worst mean minus 10 % of the pooled range"
+    result.meta["metrics"]["reference_rule"] = SHARED_REFERENCE_RULE
     timings = build.timings()
     trained = [timings[s] for s in ("harmless", "helpful", "soup") if s in timings]
     result.meta["training_cost"] = {**({"train_s": round(sum(trained), 1)} if len(trained) == 3 else {}),

@@ -143,8 +143,6 @@ def stream_answer(ctx: AppContext, turn: Turn, history: list, sid: str):
         ctx.cancels.finish(sid, "chat", cancel)
 
 
-
-
 def decoding_note(entry: FamilyEntry) -> str:
     """The decoding penalties this family's answers use, and whether its front was measured with the same, said
     beside the chat's controls; empty when no penalty is on and none was measured."""
@@ -153,14 +151,13 @@ def decoding_note(entry: FamilyEntry) -> str:
     parts = []
     for name, none in PENALTY_NONE.items():
         now, then, label = used[name], measured[name], name.replace("_", " ")
-        variable = APP_PENALTIES[name].name if name in APP_PENALTIES else "the family's record"
         if now == then:
             if now != none:
                 parts.append(f"a {label} of {now:g}, as its front was measured")
-        elif now == none:
-            parts.append(f"no {label} (`{variable}`), though its front was measured with {then:g}")
+        elif now == none:  # only the environment makes an answer differ from the measurement
+            parts.append(f"no {label} (`{APP_PENALTIES[name].name}`), though its front was measured with {then:g}")
         else:
-            parts.append(f"a {label} of {now:g} (`{variable}`); its front was measured with "
+            parts.append(f"a {label} of {now:g} (`{APP_PENALTIES[name].name}`); its front was measured with "
                          + (f"{then:g}" if then != none else "none"))
     return f"This family answers with {'; '.join(parts)}." if parts else ""
 
