@@ -233,7 +233,7 @@ def test_a_phone_sees_every_tab_and_reaches_the_chat(browser, app):  # noqa: F81
     with app_page(browser, at(app[1], "tiny-evaluated"), width=390, height=844) as page:
         for name in ("Explore", "Side by side", "Prompts", "Export", "About"):
             tab = page.get_by_role("tab", name=name)
-            assert tab.is_visible(), name
+            tab.wait_for(state="visible")  # Gradio measures the tab bar after the page settles (CI, 2026-12-07)
             box = tab.bounding_box()
             assert box["x"] >= 0 and box["x"] + box["width"] <= 390, name
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
