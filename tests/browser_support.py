@@ -45,8 +45,7 @@ def open_app(browser, url, width: int = 1440, height: int = 1000):
     page.wait_for_function("() => { const b = document.querySelector('#pa-front .pa-plot'); return b && b._paBound; }")
     page.wait_for_function("() => document.body.dataset.paOpened === '1'")  # the link's w is in place
     family = parse_qs(urlparse(url).query).get("family")
-    if family:  # a link to another family takes a second answer (the family change: sliders, card, export dtype);
-        # acting before it lands has the late answer overwrite what was typed or chosen (CI, 2026-12-07)
+    if family:  # the link's family is in place (its card, sliders and export dtype come in the load's answer)
         page.wait_for_function("f => (document.querySelector('#pa-card') || {}).textContent.includes(f + ' ·')",
                                arg=family[0])
     return ctx, page

@@ -98,8 +98,47 @@ def test_a_tab_added_to_TABS_follows_the_family_and_w(catalog, monkeypatch):
     # the endpoint's first outputs keep their order (clients unpack them); the new tab's come after them
     assert set_preference.outputs[-1] is where.w and len(set_preference.outputs) == 9
 
-    pick = next(f for f in demo.fns.values() if f.api_name == "pick")  # a move: every tab's w outputs follow
-    assert where.w in pick.outputs and where.family not in pick.outputs
+    pick = next(f for f in demo.fns.values() if f.api_name == "pick")  # a move within the family: the w follows
+    assert where.w in pick.outputs and where.family not in pick.outputs  # (its outputs are an API's, by position)
+    click = _fn(demo, "on_point_click")  # a move that may reach another family's point: every tab follows
+    assert where.w in click.outputs and where.family in click.outputs
+    assert len({id(c) for c in click.outputs}) == len(click.outputs)
+
+
+class _Request:
+    """What the load handler reads of a page's request: its query."""
+
+    def __init__(self, **query):
+        self.query_params = query
+
+
+def test_a_link_to_another_family_lands_in_one_answer(catalog):
+    """The link's family, w and every tab's view of that family come back from the load event together,
+    and the dropdown's own handler hears only the visitor (``input``): a second, later answer for the same
+    family change would overwrite what the visitor typed or chose meanwhile (seen in CI: the export dtype)."""
+    from paretoapp.ui import app
+    from paretoapp.ui.session import Session
+
+    demo = app.build_app(catalog)
+    on_load, on_family = _fn(demo, "on_load"), _fn(demo, "on_family")
+    about = next(c for c in on_load.outputs if isinstance(c, gr.Markdown) and c.elem_id == "pa-card")
+    sess = Session(catalog.keys[0], [0.5, 0.5])
+    out = on_load.fn("tiny-random", [], "harmless_score", "helpful_score", sess,
+                     _Request(family="tiny-random-copy", w="0.3,0.7"))
+    moved = next(v for k, v in out.items() if isinstance(v, Session))
+    assert (moved.family, moved.w) == ("tiny-random-copy", [0.3, 0.7])
+    assert "tiny-random-copy" in out[about]  # the card, a family update, in the same answer
+    assert set(ids(on_family.outputs)) <= set(ids(on_load.outputs))  # and every other one the dropdown's has
+    listens = {t for dep in demo.config["dependencies"] if dep["id"] == on_load_id(demo, on_family)
+               for t in dep["targets"]}
+    assert {event for _, event in listens} == {"input"}
+    # a link to the family already shown changes the w only
+    out = on_load.fn("tiny-random", [], "harmless_score", "helpful_score", sess, _Request(w="0.2,0.8"))
+    assert about not in out
+
+
+def on_load_id(demo, block_fn) -> int:
+    return next(i for i, f in demo.fns.items() if f is block_fn)
 
 
 def test_the_blind_round_is_a_picklable_dataclass_that_unswaps_the_choice(catalog):

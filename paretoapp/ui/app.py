@@ -58,7 +58,7 @@ def build_app(catalog: Catalog) -> gr.Blocks:
         with gr.Tabs():
             explore = ExploreTab(start)  # also builds the controls the other tabs share
             tabs = [explore, *(tab(start) for tab in TABS)]
-        shared = shared_controls(ctx, explore, session, tabs)
+        shared = shared_controls(ctx, explore, session, banner, tabs)
         for tab in tabs:
             tab.wire(shared)
         _wire_family_change(ctx, shared, banner, tabs)
@@ -95,14 +95,26 @@ def preference_updates(tabs: Sequence[Tab], entry: FamilyEntry, shown: Shown) ->
     return {c: v for tab in tabs for c, v in tab.preference_updates(entry, shown).items()}
 
 
-def shared_controls(ctx: AppContext, explore: ExploreTab, session: gr.State, tabs: Sequence[Tab]) -> Shared:
+def family_updates(tabs: Sequence[Tab], banner: gr.Markdown, entry: FamilyEntry, shown: Shown) -> Updates:
+    """Everything a newly shown family changes: the banner, and every tab's family and w updates (a tab's
+    family updates win where both name a component)."""
+    out = {banner: gr.update(value=banner_text(entry), visible=bool(entry.note)), **preference_updates(tabs, entry, shown)}
+    for tab in tabs:
+        out.update(tab.family_updates(entry, shown))
+    return out
+
+
+def shared_controls(ctx: AppContext, explore: ExploreTab, session: gr.State, banner: gr.Markdown,
+                    tabs: Sequence[Tab]) -> Shared:
     """The controls every tab's ``wire`` gets, with ``move``: the session to another family or w, every tab
     following."""
     front, chat = explore.front, explore.chat
 
     def move(target: str, w, came_from: str, shown: Shown) -> Updates:
         """Every update for the session moved to family ``target`` at ``w`` (a toast if w does not fit it);
-        ``came_from``, the family shown before, stays on the plot as an overlay."""
+        ``came_from``, the family shown before, stays on the plot as an overlay. A move to another family
+        carries that family's updates in the same answer: the dropdown's own handler hears only the visitor
+        (``input``), so nothing lands after this answer to undo what the visitor does next."""
         entry, space = ctx.space(target)
         try:
             w = space.to_w(space.to_controls(list(w)))
@@ -111,19 +123,24 @@ def shared_controls(ctx: AppContext, explore: ExploreTab, session: gr.State, tab
         over = list(shown.overlay)
         if entry.key != came_from and came_from not in over:
             over.append(came_from)  # keep the family we came from on the plot
+        new_family = shown.session.family != entry.key
         shown = Shown(shown.session.at(entry, w), over, shown.x, shown.y)
+        shows = family_updates(tabs, banner, entry, shown) if new_family else preference_updates(tabs, entry, shown)
         return {front.family: entry.key, front.overlay: over, session: shown.session,
-                **dict(zip(front.sliders, slider_updates(entry, w))), **preference_updates(tabs, entry, shown)}
+                **dict(zip(front.sliders, slider_updates(entry, w))), **shows}
 
+    w_outputs = [front.family, front.overlay, session, *front.sliders, *outputs_of(tabs, "preference_outputs")]
+    family_outputs = [c for c in outputs_of(tabs, "family_outputs") if all(c is not o for o in w_outputs)]
     return Shared(session=session, family=front.family, overlay=front.overlay, x_axis=front.x_axis,
                   y_axis=front.y_axis, sliders=front.sliders, system=chat.system, temperature=chat.temperature,
-                  max_tokens=chat.max_tokens, move=move,
-                  move_outputs=[front.family, front.overlay, session, *front.sliders,
-                                *outputs_of(tabs, "preference_outputs")])
+                  max_tokens=chat.max_tokens, move=move, move_outputs=[*w_outputs, banner, *family_outputs],
+                  move_w_outputs=w_outputs)
 
 
 def _wire_family_change(ctx: AppContext, shared: Shared, banner: gr.Markdown, tabs: Sequence[Tab]) -> None:
-    """A new family: keep the session's w if it fits the new family, and update every tab."""
+    """A family the visitor picks in the dropdown: keep the session's w if it fits the new family, and update
+    every tab. Wired on ``input`` (the visitor's pick), not ``change``: a move that sets the dropdown
+    (a link, a point or answer click, the A/B proposal) already carries the family's updates."""
 
     def on_family(key, sess: Session, over, x, y):
         entry, space = ctx.space(key)
@@ -132,15 +149,12 @@ def _wire_family_change(ctx: AppContext, shared: Shared, banner: gr.Markdown, ta
         except PreferenceError:
             w = space.default_w()
         shown = Shown.of(sess.at(entry, w), over, x, y)
-        out = {shared.session: shown.session, banner: gr.update(value=banner_text(entry), visible=bool(entry.note)),
-               **dict(zip(shared.sliders, slider_updates(entry, w))), **preference_updates(tabs, entry, shown)}
-        for tab in tabs:
-            out.update(tab.family_updates(entry, shown))
-        return out
+        return {shared.session: shown.session, **dict(zip(shared.sliders, slider_updates(entry, w))),
+                **family_updates(tabs, banner, entry, shown)}
 
     outputs = [shared.session, banner, *shared.sliders, *outputs_of(tabs, "preference_outputs", "family_outputs")]
-    shared.family.change(on_family, [shared.family, shared.session, shared.overlay, shared.x_axis, shared.y_axis],
-                         outputs, api_name=False)
+    shared.family.input(on_family, [shared.family, shared.session, shared.overlay, shared.x_axis, shared.y_axis],
+                        outputs, api_name=False)
 
 
 def set_preference_outputs(tabs: Sequence[Tab]) -> list:

@@ -246,4 +246,4 @@ class FrontPanel:
             return {**moved, self.pick_note: note}
 
         self.pick.click(on_pick, [*shared.view, shared.session, self.maximize, *self.bounds],
-                        [*shared.move_outputs, self.pick_note], api_name="pick")
+                        [*shared.move_w_outputs, self.pick_note], api_name="pick")  # clients unpack it by position

@@ -70,6 +70,7 @@ class Shared:
     max_tokens: gr.Slider
     move: Callable[[str, Sequence[float], str, Shown], Updates]  # (family, w, family shown before, shown) -> updates
     move_outputs: list            # the outputs of any event whose handler returns ``move(...)``
+    move_w_outputs: list          # the same for a move that never leaves the shown family (fewer: an API's outputs)
 
     @property
     def view(self) -> list:
