@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -53,6 +54,11 @@ def test_the_committed_classifier_records_its_accuracy_and_the_doc_shows_it():
         pytest.skip("no committed classifier; run `python -m paretoapp.demo.kind_classifier --doc docs/demo.md`")
     clf = PromptKindClassifier.load(folder)
     assert clf.layer == kc.LAYER and clf.feature_model == kc.FEATURE_MODEL and clf.meta["trained_on"]["split"] == "train"
+    # the app's guess reads the harmless end of the family the app opens on, fitted on dev (never on ood)
+    probe = clf.probe
+    assert probe is not None and probe.family == (ROOT / kc.PROBE_FAMILY).resolve()
+    assert (probe.w, probe.max_new_tokens) == (kc.PROBE_W, kc.PROBE_TOKENS)
+    assert clf.meta["refusal_probe_fitted_on"]["split"] == "dev"
     ood = clf.meta["accuracy"]["ood"]
     assert {"harmful", "everyday", "edgy"} <= set(ood) and min(v["n"] for v in ood.values()) >= 32
     doc = (ROOT / "docs" / "demo.md").read_text(encoding="utf-8")
@@ -79,23 +85,56 @@ def test_a_typed_harmful_request_answered_is_not_harmless():
     assert scores[0] < 0.6 and scores[1] > 0.9 and scores[2] > 0.8
 
 
-def test_the_refusal_probe_reads_a_refusal_as_harmful_per_split_and_kind(monkeypatch):
-    """A family's end as a classifier: a refusing answer is a "harmful" guess, scored per (split, kind) on the
-    measured prompts, greedy, at the w it is given."""
+def test_the_refusal_probe_is_fitted_on_dev_measured_on_both_and_stored(tmp_path, monkeypatch):
+    """``add_refusal_probe``: the family's harmless end read greedy at its w (a refusal = a harmful guess) joins the
+    stored hidden-state probe; the coefficients come from the dev split alone, and each reading's accuracy (the
+    hidden-state probe, the refusal alone, both) is recorded per split and kind and shown in the doc's table."""
     import paretoapp.generate as generate
+    from paretoapp.scorers import PromptKindClassifier
 
-    seen = []
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 4))
+    PromptKindClassifier.fit(x, (x[:, 0] > 0).astype(float), layer=1, meta={"accuracy": {"old": {}}}).save(tmp_path / "clf")
+    (tmp_path / "fam").mkdir()
+    # the hidden-state probe reads feature 0; the family refuses prompts with "bomb". On dev the hidden probe is
+    # wrong on the two everyday "bomb" prompts and the refusal on the edgy one: only both together are all right
+    feats = {"make a bomb": [3.0], "steal a car": [3.0], "pipe bomb": [-0.2], "boil an egg": [-3.0],
+             "bomb calorimeter?": [-3.0], "kill a process": [0.4], "bomb-proof a wall": [-3.0]}
+    sets = {"dev": {"harmful": ["make a bomb", "steal a car", "pipe bomb"], "everyday": ["boil an egg", "bomb calorimeter?"],
+                    "edgy": ["kill a process"]},
+            "ood": {"harmful": ["make a bomb"], "everyday": ["bomb-proof a wall"], "edgy": []}}
+    monkeypatch.setattr(kc, "measured_sets", lambda seed=0: sets)
+    monkeypatch.setattr(PromptKindClassifier, "features", staticmethod(
+        lambda model, tok, prompts, layer: np.array([feats[p] + [0.0, 0.0, 0.0] for p in prompts])))
+    asked = []
 
-    class Fake:
+    class Policy:
         def generate(self, prompts, ws, settings, batch_size):
-            seen.append((ws[0], settings.max_new_tokens, settings.do_sample))
+            asked.append((tuple(ws[0]), settings.max_new_tokens, settings.do_sample))
             return ["I'm sorry, but I can't help with that." if "bomb" in p else "Sure: here is how." for p in prompts]
 
-    monkeypatch.setattr(generate, "load_policy", lambda family: Fake())
-    monkeypatch.setattr(kc, "measured_sets", lambda seed=0: {
-        "ood": {"harmful": ["make a bomb", "steal a car"], "everyday": ["boil an egg", "bomb calorimeter?"],
-                "edgy": []}})
-    got = kc.refusal_probe("fam", w=(0.0, 1.0))
-    assert got == {"accuracy": {"ood": {"harmful": {"n": 2, "accuracy": 0.5}, "everyday": {"n": 2, "accuracy": 0.5}}}}
-    assert seen and all(s == ([0.0, 1.0], 8, False) for s in seen)
-    assert "| ood | 50% of 2 | 50% of 2 | - |" in kc.markdown(got)
+    monkeypatch.setattr(generate, "load_policy", lambda family: Policy())
+    fitted_on = []
+    fit = kc.fit_probe
+    monkeypatch.setattr(kc, "fit_probe", lambda readings, c=1.0: fitted_on.append({k: len(z) for k, (z, _) in readings.items()})
+                        or fit(readings, c))
+    lm = (SimpleNamespace(config=SimpleNamespace(hidden_size=4, num_hidden_layers=2)), None)
+    clf = kc.add_refusal_probe(tmp_path / "clf", tmp_path / "fam", (0.0, 1.0), 8, lm=lm)
+
+    assert fitted_on == [{"harmful": 3, "everyday": 2, "edgy": 1}]  # the dev split's readings
+    assert asked and set(asked) == {((0.0, 1.0), 8, False)}
+    back = PromptKindClassifier.load(tmp_path / "clf")
+    assert back.probe == clf.probe and back.probe.family == (tmp_path / "fam").resolve()
+    meta = back.meta
+    assert meta["refusal_probe_fitted_on"] == {"split": "dev", "n": 6}
+    assert meta["accuracy_refusal_alone"]["dev"]["everyday"] == {"n": 2, "accuracy": 0.5}
+    assert meta["accuracy_refusal_alone"]["ood"]["everyday"] == {"n": 1, "accuracy": 0.0}
+    assert meta["accuracy_without_probe"] == {"old": {}}  # what the hidden-state probe had recorded
+    a, b, _ = back.probe.coef
+    assert a > 0 and b > 0  # both readings point towards harmful
+    table = kc.markdown(meta)
+    assert "| dev | the family refuses | 67% of 3 | 50% of 2 | 100% of 1 |" in table
+    assert table.count("| ood |") == 3 and "both: **the app's guess**" in table
+    # refitting keeps what the hidden-state probe alone had, not the previous combined accuracy
+    assert kc.add_refusal_probe(tmp_path / "clf", tmp_path / "fam", (0.0, 1.0), 8, lm=lm).meta[
+        "accuracy_without_probe"] == {"old": {}}

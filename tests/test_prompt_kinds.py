@@ -107,3 +107,80 @@ def test_a_classifier_refuses_a_model_of_another_shape_in_one_line():
     with pytest.raises(ScorerError, match="pass that model or none") as err:
         clf.p_harmful(["hi"], (model, None))
     assert "\n" not in str(err.value)
+
+
+class _RefusingPolicy:
+    """Stands in for a family's policy: refuses any prompt with "bomb" in it, and records how it was asked."""
+
+    def __init__(self):
+        self.asked = []
+
+    def generate(self, prompts, ws, settings, batch_size):
+        self.asked.append((list(prompts), ws, settings.max_new_tokens, settings.do_sample, settings.overflow))
+        return [REFUSAL if "bomb" in p else "Sure, here is how." for p in prompts]
+
+
+def _probed(tmp_path, monkeypatch, coef=(0.5, 4.0, -2.0)):
+    """A fitted classifier with a refusal probe on a family folder beside it; features faked per prompt."""
+    import paretoapp.generate as generate
+    from paretoapp.scorers import RefusalProbe
+
+    x, y = _separable()
+    clf = PromptKindClassifier.fit(x, y, layer=2)
+    (tmp_path / "fam").mkdir()
+    clf.probe = RefusalProbe(tmp_path / "fam", (0.0, 1.0), 8, coef)
+    policy = _RefusingPolicy()
+    monkeypatch.setattr(generate, "load_policy", lambda family: policy)
+    rows = {"make a bomb": x[0], "bake bread": x[1]}
+    monkeypatch.setattr(PromptKindClassifier, "features",
+                        staticmethod(lambda model, tok, prompts, layer: np.stack([rows[p] for p in prompts])))
+    return clf, x, policy
+
+
+def test_the_refusal_probe_joins_the_logit_at_its_w_greedy(tmp_path, monkeypatch):
+    """p(harmful) = sigmoid(a * z_hidden + b * refused + c), the refusal read from the family's greedy answer at
+    the probe's w and length."""
+    from types import SimpleNamespace
+
+    clf, x, policy = _probed(tmp_path, monkeypatch)
+    lm = (SimpleNamespace(config=SimpleNamespace(hidden_size=x.shape[1], num_hidden_layers=4)), None)
+    p = clf.p_harmful(["make a bomb", "bake bread"], lm)
+    z = clf.logit_from_features(x[:2])
+    want = 1 / (1 + np.exp(-(0.5 * z + 4.0 * np.array([1.0, 0.0]) - 2.0)))
+    np.testing.assert_allclose(p, want, rtol=1e-12)
+    # greedy, at the probe's w and length; a prompt past the model's context is cut from the left, not refused
+    assert policy.asked == [(["make a bomb", "bake bread"], [[0.0, 1.0], [0.0, 1.0]], 8, False, "truncate_left")]
+
+
+def test_a_probed_classifier_round_trips_with_its_family_path_relative(tmp_path, monkeypatch):
+    from paretoapp.scorers import RefusalProbe
+
+    clf, x, _ = _probed(tmp_path, monkeypatch)
+    clf.save(tmp_path / "clf")
+    import json
+    stored = json.loads((tmp_path / "clf" / "classifier.json").read_text())["refusal_probe"]
+    assert stored == {"family": "../fam", "w": [0.0, 1.0], "max_new_tokens": 8, "coef": [0.5, 4.0, -2.0]}
+    back = PromptKindClassifier.load(tmp_path / "clf")
+    assert back.probe == RefusalProbe((tmp_path / "fam").resolve(), (0.0, 1.0), 8, (0.5, 4.0, -2.0))
+    assert "refusal_probe" not in back.meta  # the probe is a field, not provenance
+    # the cache key of a score follows the probe: another coefficient is another scorer
+    other = PromptKindClassifier.load(tmp_path / "clf")
+    other.probe = RefusalProbe(other.probe.family, (0.0, 1.0), 8, (0.5, 4.0, -1.0))
+    assert back.spec() != other.spec() and back.spec()["refusal_probe"]["family"] == "fam"
+    assert "refusal_probe" not in PromptKindClassifier(clf.weights, clf.bias, clf.mean, clf.scale, clf.layer).spec()
+
+
+def test_a_probe_whose_family_is_gone_or_whose_record_is_bad_is_one_line(tmp_path, monkeypatch):
+    import json
+
+    clf, x, _ = _probed(tmp_path, monkeypatch)
+    clf.save(tmp_path / "clf")
+    (tmp_path / "fam").rmdir()
+    with pytest.raises(ScorerError, match="not there; rebuild the classifier") as err:
+        PromptKindClassifier.load(tmp_path / "clf").probe.refused(["hi"])
+    assert "\n" not in str(err.value)
+    meta = json.loads((tmp_path / "clf" / "classifier.json").read_text())
+    meta["refusal_probe"]["coef"] = [1.0, 2.0]
+    (tmp_path / "clf" / "classifier.json").write_text(json.dumps(meta))
+    with pytest.raises(ScorerError, match="cannot be read.*coef has 2 numbers"):
+        PromptKindClassifier.load(tmp_path / "clf")

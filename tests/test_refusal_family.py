@@ -14,6 +14,16 @@ from paretoapp.demo.refusal_family import NAME, PRESENCE_PENALTY, STEPS_ORDER, B
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def probe_on(folder: Path, family: Path) -> None:
+    """A one-feature prompt-kind classifier in ``folder`` whose refusal probe reads ``family``."""
+    import numpy as np
+
+    from paretoapp.scorers import PromptKindClassifier, RefusalProbe
+
+    PromptKindClassifier(np.ones(1), 0.0, np.zeros(1), np.ones(1), 1,
+                         probe=RefusalProbe(family.resolve(), (0.0, 1.0), 8, (1.0, 1.0, 0.0))).save(folder)
+
+
 @pytest.fixture()
 def fake_steps(monkeypatch, tmp_path):
     """Steps that only write what the real ones write, so ``done`` sees them; returns the build and the calls."""
@@ -36,6 +46,7 @@ def fake_steps(monkeypatch, tmp_path):
         "soup": lambda b: touch(b.soup / "family.json"), "shrink": lambda b: touch(b.family / "family.json"),
         "eval": lambda b: write_meta(b.family / "results" / "meta.json", b.reference_point()),
         "ood": lambda b: ood.write([{"family": NAME, "w": [1, 0], "answer": "a"}], b.answers),
+        "probe": lambda b: probe_on(b.classifier, b.family),
     }
     for step, write in writers.items():
         monkeypatch.setitem(refusal_family.STEP_FUNCTIONS, step,
@@ -47,7 +58,7 @@ def test_an_interrupted_build_goes_on_where_it_stopped(fake_steps):
     build, calls = fake_steps
     refusal_family.run(build, steps=STEPS_ORDER[:3])               # stopped after the helpful expert
     assert calls == ["mix", "harmless", "helpful"]
-    assert refusal_family.run(build) == ["soup", "shrink", "eval", "ood"]
+    assert refusal_family.run(build) == ["soup", "shrink", "eval", "ood", "probe"]
     assert refusal_family.run(build) == []                           # everything is there: nothing runs again
 
 
@@ -62,7 +73,7 @@ def test_a_moved_reference_point_measures_the_family_again_and_nothing_else(fake
 def test_redo_runs_that_step_and_every_later_one(fake_steps):
     build, _ = fake_steps
     refusal_family.run(build)
-    assert refusal_family.run(build, redo="eval") == ["eval", "ood"]
+    assert refusal_family.run(build, redo="eval") == ["eval", "ood", "probe"]
     with pytest.raises(SystemExit, match="--redo 'train': not a step; the steps are mix, harmless"):
         refusal_family.run(build, redo="train")
 
@@ -73,6 +84,22 @@ def test_the_ood_step_counts_as_done_only_with_this_familys_answers(tmp_path):
     assert not build.done("ood")
     ood.write([{"family": NAME, "w": [1, 0], "answer": "a"}], build.answers)
     assert build.done("ood")
+
+
+def test_the_probe_step_is_done_only_when_the_classifier_reads_this_family(tmp_path, monkeypatch):
+    build = Build(tmp_path / "w", tmp_path / "o")
+    assert not build.done("probe")                                    # no classifier yet
+    probe_on(build.classifier, tmp_path / "another-family")
+    assert not build.done("probe")
+    probe_on(build.classifier, build.family)
+    assert build.done("probe")
+    ran = []
+    monkeypatch.setattr(refusal_family, "_run", lambda b, *cmd: ran.append(cmd))
+    refusal_family.step_probe(build)                                  # a classifier is there: only the probe is fitted
+    assert ran[-1] == ("paretoapp.demo.kind_classifier", "--out", str(build.classifier),
+                       "--probe-family", str(build.family), "--probe-only")
+    refusal_family.step_probe(Build(tmp_path / "w2", tmp_path / "o2"))  # none yet: both parts are fitted
+    assert "--probe-only" not in ran[-1]
 
 
 def test_each_expert_trains_on_its_own_mix_for_its_own_steps_into_the_folder_the_soup_reads(tmp_path):

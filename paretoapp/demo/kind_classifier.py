@@ -1,11 +1,13 @@
 """The demo's prompt-kind classifier: trained on the ``train`` split, measured on ``dev`` and ``ood``.
 
 A typed prompt has no label, so ``harmless_offline`` needs a guess of whether it is a harmful request
-(:class:`paretoapp.scorers.PromptKindClassifier`, a logistic regression on the base model's mean hidden state).
+(:class:`paretoapp.scorers.PromptKindClassifier`, a logistic regression on the base model's mean hidden state,
+joined by a :class:`~paretoapp.scorers.RefusalProbe`: whether the app's first family's harmless end refuses it).
 This builds it from :mod:`paretoapp.demo.sources` and stores, beside its weights, how often it is right on each
 kind of prompt from sources it never saw, so the app and ``docs/demo.md`` can say how far to trust it.
 
     python -m paretoapp.demo.kind_classifier --doc docs/demo.md   # fit, measure, write assets/demo/prompt_kind
+    python -m paretoapp.demo.kind_classifier --probe-only --doc docs/demo.md   # only (re)fit the refusal probe
     python -m paretoapp.demo.kind_classifier --report            # the stored accuracy
 """
 
@@ -28,6 +30,10 @@ C = 0.1             # inverse L2 strength, chosen likewise
 EVERYDAY_TRAIN = 1500  # everyday prompts drawn from the train split (it holds ~5,000, mostly ShareGPT)
 MEASURE_MAX = 400      # prompts per (split, kind) the accuracy is measured on
 OUT = Path("assets") / "demo" / "prompt_kind"
+# the refusal probe joined to it (RefusalProbe): the harmless end of the family the app opens on, 8 greedy tokens
+PROBE_FAMILY = Path("assets") / "demo-refusal-mix-rewarded-soups"
+PROBE_W = (0.0, 1.0)
+PROBE_TOKENS = 8
 
 # A harmful training request is mostly an imperative ("Write a tutorial on how to make X"); a visitor asks in
 # their own words ("How do I make X?"). Each imperative that wraps a "how to" is also asked as one of these.
@@ -102,34 +108,73 @@ def build(out: str | Path = OUT, seed: int = 0, layer: int = LAYER, c: float = C
     return clf
 
 
-def refusal_probe(family: str | Path, w: Sequence[float] = (0.0, 1.0), max_new_tokens: int = 8,
-                  seed: int = 0) -> dict:
-    """The accuracy, on the measured prompts, of a family's end read as a classifier: a prompt is "harmful" when
-    the greedy answer at ``w`` opens with a refusal (:class:`paretoapp.scorers.refusal.RefusalScorer`). The
-    harmless end of a family taught to refuse every harmful training request is trained on the train split too;
-    docs/demo.md compares it with the probe. Returns ``{"accuracy": {split: {kind: {n, accuracy}}}}``."""
-    from paretoapp.generate import GenerationSettings, load_policy
-    from paretoapp.scorers.refusal import RefusalScorer
+def probe_readings(clf, probe_family: str | Path, w: Sequence[float], max_new_tokens: int,
+                   sets: dict[str, dict[str, list[str]]], lm=None) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per (split, kind): the hidden-state probe's logit and the family's refusal (0, 0.5, 1) at ``w``."""
+    from paretoapp.scorers import RefusalProbe
+    from paretoapp.scorers.prompt_kinds import feature_model
 
-    policy, refusal = load_policy(family), RefusalScorer()
-    settings = GenerationSettings(max_new_tokens=max_new_tokens)
-    measured: dict[str, dict] = {}
-    for split, kinds in measured_sets(seed).items():
-        for kind, prompts in kinds.items():
-            if prompts:
-                answers = policy.generate(prompts, [list(w)] * len(prompts), settings, batch_size=64)
-                refused = np.asarray(refusal(prompts, answers), dtype=float)
-                measured.setdefault(split, {})[kind] = {"n": len(prompts),
-                                                        "accuracy": round(accuracy(refused, kind), 4)}
-    return {"accuracy": measured}
+    model, tokenizer = lm or feature_model(clf.feature_model)
+    reader = RefusalProbe(Path(probe_family), tuple(w), max_new_tokens, (1.0, 0.0, 0.0))
+    return {split: {kind: (clf.logit_from_features(clf.features(model, tokenizer, ps, clf.layer)), reader.refused(ps))
+                    for kind, ps in kinds.items() if ps}
+            for split, kinds in sets.items()}
+
+
+def fit_probe(readings: dict[str, tuple[np.ndarray, np.ndarray]], c: float = 1.0) -> tuple[float, float, float]:
+    """(a, b, c) of z = a * z_probe + b * refused + c: logistic regression (classes balanced) on one split's
+    readings, harmful prompts labelled 1."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.concatenate([np.c_[z, r] for z, r in readings.values()])
+    y = np.concatenate([np.full(len(z), kind == HARMFUL, dtype=float) for kind, (z, _) in readings.items()])
+    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=1000).fit(x, y)
+    return float(lr.coef_[0][0]), float(lr.coef_[0][1]), float(lr.intercept_[0])
+
+
+def add_refusal_probe(folder: str | Path = OUT, probe_family: str | Path = PROBE_FAMILY,
+                      w: Sequence[float] = PROBE_W, max_new_tokens: int = PROBE_TOKENS, seed: int = 0, lm=None):
+    """Add a family's harmless end to the classifier in ``folder`` (:class:`paretoapp.scorers.RefusalProbe`):
+    its coefficients fitted on the dev split, every reading's accuracy measured on dev and ood and recorded
+    (the hidden-state probe alone, the family's refusal alone, both), the folder rewritten."""
+    from paretoapp.scorers import PromptKindClassifier, RefusalProbe
+
+    clf = PromptKindClassifier.load(folder)
+    clf.probe = None
+    readings = probe_readings(clf, probe_family, w, max_new_tokens, measured_sets(seed), lm)
+    coef = fit_probe(readings[DEV])
+    probe = RefusalProbe(Path(probe_family).resolve(), tuple(float(v) for v in w), max_new_tokens, coef)
+
+    def measure(p_of) -> dict:
+        return {split: {kind: {"n": len(z), "accuracy": round(accuracy(p_of(z, r), kind), 4)}
+                        for kind, (z, r) in kinds.items()} for split, kinds in readings.items()}
+
+    hidden_only = clf.meta.get("accuracy_without_probe", clf.meta.get("accuracy"))
+    clf.probe = probe
+    clf.meta = {**clf.meta, "accuracy": measure(lambda z, r: 1.0 / (1.0 + np.exp(-probe.logit(z, r)))),
+                "accuracy_without_probe": hidden_only,
+                "accuracy_refusal_alone": measure(lambda z, r: r),
+                "refusal_probe_fitted_on": {"split": DEV, "n": int(sum(len(z) for z, _ in readings[DEV].values()))}}
+    clf.save(folder)
+    return clf
+
+
+READINGS = (("accuracy_without_probe", "hidden-state probe alone"), ("accuracy_refusal_alone", "the family refuses"),
+            ("accuracy", "both: **the app's guess**"))
 
 
 def markdown(meta: dict) -> str:
-    """The accuracy table for docs/demo.md."""
-    lines = ["| split | harmful | everyday | edgy but benign |", "|---|---|---|---|"]
-    for split, kinds in meta["accuracy"].items():
-        cells = [f"{kinds[k]['accuracy']:.0%} of {kinds[k]['n']}" if k in kinds else "-" for k in (HARMFUL, EVERYDAY, EDGY)]
-        lines.append(f"| {split} | " + " | ".join(cells) + " |")
+    """The accuracy table for docs/demo.md: per split, each reading the classifier records (with a refusal probe:
+    the hidden-state probe alone, the family's refusal alone, and both, which is what the app uses)."""
+    readings = [(key, name) for key, name in READINGS if key in meta] if "accuracy_refusal_alone" in meta else \
+        [("accuracy", "hidden-state probe")]
+    lines = ["| split | reading | harmful | everyday | edgy but benign |", "|---|---|---|---|---|"]
+    for split in meta["accuracy"]:
+        for key, name in readings:
+            kinds = meta[key].get(split, {})
+            cells = [f"{kinds[k]['accuracy']:.0%} of {kinds[k]['n']}" if k in kinds else "-"
+                     for k in (HARMFUL, EVERYDAY, EDGY)]
+            lines.append(f"| {split} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -151,18 +196,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--c", type=float, default=C)
     p.add_argument("--doc", default=None, help="also rewrite this document's kind-classifier table (docs/demo.md)")
     p.add_argument("--report", action="store_true", help="only print (and with --doc write) the stored accuracy")
-    p.add_argument("--refusal-probe", metavar="FAMILY", default=None,
-                   help="only measure FAMILY's harmless end read as a classifier (it refuses = harmful); prints it")
+    p.add_argument("--probe-family", default=str(PROBE_FAMILY),
+                   help=f"the family whose harmless end joins the guess (default: {PROBE_FAMILY})")
+    p.add_argument("--no-refusal-probe", action="store_true", help="the hidden-state probe alone")
+    p.add_argument("--probe-only", action="store_true",
+                   help="keep the stored hidden-state probe; only (re)fit the refusal probe on dev")
     args = p.parse_args(argv)
-    if args.refusal_probe:
-        print(markdown(refusal_probe(args.refusal_probe)))
-        return 0
-    if args.report:
-        from paretoapp.scorers import PromptKindClassifier
+    from paretoapp.scorers import PromptKindClassifier
 
+    if args.report:
         meta = PromptKindClassifier.load(args.out).meta
     else:
-        meta = build(args.out, args.seed, args.layer, args.c).meta
+        if not args.probe_only:
+            build(args.out, args.seed, args.layer, args.c)
+        meta = (PromptKindClassifier.load(args.out).meta if args.no_refusal_probe
+                else add_refusal_probe(args.out, args.probe_family, seed=args.seed).meta)
     print(markdown(meta))
     if args.doc:
         write_doc(meta, args.doc)

@@ -18,6 +18,8 @@ Each step writes one thing, and the next reads it, so an interrupted build goes 
     shrink    OUT/NAME                                each adapter cut to rank 8 by SVD, bfloat16
     eval      OUT/NAME/results                        the demo's evaluation, with presence penalty 1
     ood       OUT/demo/ood/answers.jsonl              160 new prompts at 96 tokens; the card's line
+    probe     OUT/demo/prompt_kind                    the family's harmless end joins the prompt-kind classifier
+                                                      (its refusal probe, fitted on dev: ~11 min)
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ NAME = "demo-refusal-mix-rewarded-soups"
 PRESENCE_PENALTY = 1.0  # tuned on the dev split (docs/demo.md, experiment E): loops 11 % -> 2 % at the helpful end
 RANK = 8                # per adapter, from 16: the family then takes 9.4 MB of the 80 MB assets budget
 STEPS = {"harmless": 280, "helpful": 170}
-STEPS_ORDER = ("mix", "harmless", "helpful", "soup", "shrink", "eval", "ood")
+STEPS_ORDER = ("mix", "harmless", "helpful", "soup", "shrink", "eval", "ood", "probe")
 DESCRIPTION = ("Offline demo on SmolLM2-135M-Instruct, LoRA SFT on a CPU (the refusal mix, docs/demo.md): shows "
                "the method's behaviour, not an aligned or safe model. Rewarded Soups over two experts, one taught to "
                "refuse harmful requests and answer everything else, one taught to answer everything.")
@@ -101,8 +103,21 @@ class Build:
         if step == "eval":  # measured, and at the eight's reference point as it is now (a rebuild moves it)
             meta = self.family / "results" / "meta.json"
             return meta.is_file() and _close(json.loads(meta.read_text())["metrics"]["reference"], self.reference_point())
+        if step == "probe":  # the classifier reads this family (a rebuilt family redoes it: --redo runs on)
+            return (probe := self.classifier_probe()) is not None and probe.family == self.family.resolve()
         from .ood import read
         return self.answers.is_file() and any(r["family"] == NAME for r in read(self.answers))
+
+    @property
+    def classifier(self) -> Path:
+        return self.out / "demo" / "prompt_kind"
+
+    def classifier_probe(self):
+        """The refusal probe of the classifier in ``OUT/demo/prompt_kind``, or None (no classifier, or none)."""
+        from paretoapp.scorers import PromptKindClassifier
+
+        return PromptKindClassifier.load(self.classifier).probe if (self.classifier / "classifier.json").is_file() \
+            else None
 
 
 def _close(a: Sequence[float], b: Sequence[float]) -> bool:
@@ -201,9 +216,17 @@ def step_ood(build: Build) -> None:
     print(ood.markdown(mine))
 
 
+def step_probe(build: Build) -> None:
+    """The family's harmless end joins the prompt-kind classifier (the hidden-state probe is fitted first when
+    there is none yet)."""
+    probe_only = ["--probe-only"] if (build.classifier / "classifier.json").is_file() else []
+    _run(build, "paretoapp.demo.kind_classifier", "--out", str(build.classifier), "--probe-family", str(build.family),
+         *probe_only)
+
+
 STEP_FUNCTIONS: dict[str, Callable[[Build], None]] = {
     "mix": step_mix, "harmless": lambda b: step_expert(b, "harmless"), "helpful": lambda b: step_expert(b, "helpful"),
-    "soup": step_soup, "shrink": step_shrink, "eval": step_eval, "ood": step_ood}
+    "soup": step_soup, "shrink": step_shrink, "eval": step_eval, "ood": step_ood, "probe": step_probe}
 
 
 def run(build: Build, redo: str | None = None, steps: Sequence[str] = STEPS_ORDER) -> list[str]:

@@ -38,6 +38,7 @@ from .prompt_kinds import (
     AppropriateRefusalScorer,
     KindGuess,
     PromptKindClassifier,
+    RefusalProbe,
     default_classifier,
     guess_kinds,
     label_table,
@@ -59,7 +60,7 @@ from .reward_models import BEAVER_TEMPLATE, HH_PROMPT_TEMPLATE, PRESETS, HFRewar
 from .text_checks import DegenerateScorer, DetailScorer, LengthScorer, is_collapsed, is_degenerate, is_loop
 
 __all__ = [
-    "BEAVER_TEMPLATE", "HARM_WORDS", "HH_PROMPT_TEMPLATE", "PRESETS", "REGISTRY", "AppropriateRefusalScorer", "KindGuess", "PromptKindClassifier",
+    "BEAVER_TEMPLATE", "HARM_WORDS", "HH_PROMPT_TEMPLATE", "PRESETS", "REGISTRY", "AppropriateRefusalScorer", "KindGuess", "PromptKindClassifier", "RefusalProbe",
     "Combination", "DegenerateScorer", "DetailScorer", "HFRewardScorer", "LengthScorer", "ProfanityScorer",
     "RefusalScorer", "RelevanceScorer", "Scorer", "ScorerContext", "ScorerEntry", "ScorerError", "VaderScorer",
     "available_scorers", "build_scorer", "build_scorers", "garak_refusal_phrases", "hash_strings", "is_collapsed",
