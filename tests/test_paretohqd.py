@@ -130,6 +130,17 @@ def test_two_stage_family(hqd_run, tiny_base):
     stage2 = cfg.adapters_path / "hqd-stage2-w100-0" / "adapter"
     run = json.loads((cfg.adapters_path / "hqd-stage2-w100-0" / "run.json").read_text())
     assert run["init"].endswith("hqd-stage1-w100-0/adapter")
+    # each stage-2 run's recipe names its stage, start, rows and settings, so a finished run is reused only
+    # for the same selection (a run on another selection is trained again)
+    from paretoapp.trainers.multi_objective import recipe_hash
+    from paretoapp.trainers.objective_adapter import train_recipe
+    rows = [json.loads(line) for line in samples]
+    for label, idx in s2["selected"].items():
+        run = json.loads((cfg.adapters_path / f"hqd-stage2-{label}" / "run.json").read_text())
+        chosen = [{"prompt": rows[i]["prompt"], "response": rows[i]["response"]} for i in idx]
+        assert run == {"stage": 2, "init": str((cfg.adapters_path / f"hqd-stage1-{label}" / "adapter").resolve()),
+                       "rows": recipe_hash(chosen), "train": train_recipe(cfg.train)}
+    assert m.description.startswith("ParetoHqD: one two-stage SFT adapter per preference direction (3)")
     assert_deltas_close(family_delta(tiny_base, family_dir, [1.0, 0.0]), adapter_delta(tiny_base, stage2))
     # interpolation between the two nearest trained directions
     a = adapter_delta(tiny_base, stage2)
@@ -375,6 +386,30 @@ def test_stage2_answers_the_held_out_prompts_and_stage1_scores_the_training_pair
     assert asked == list(dict.fromkeys(p["prompt"] for _, held in split for p in held))  # held out, unique
     responses = {(p["prompt"], p[key]) for train, _ in split for p in train for key in ("chosen", "rejected")}
     assert m.training["n_responses"] == len(responses)
+
+
+def test_the_response_pool_is_every_objectives_training_answers_once(tmp_path, tiny_base, pref_jsonl):
+    """Stage 1 scores each (prompt, answer) of every objective's training pairs once, chosen and rejected alike;
+    an objective without data (first or not) adds nothing, and no data at all is one line."""
+    from paretoapp.errors import ConfigError
+    from paretoapp.trainers.data import train_eval_pairs
+
+    cfg = _hqd_config(tmp_path, tiny_base, pref_jsonl)
+    rows, held = hqd.response_pool(cfg)
+    want, held_want = [], []
+    for o in cfg.objectives:
+        train, ev = train_eval_pairs(o.data, cfg.train.seed)
+        held_want += [p["prompt"] for p in ev]
+        want += [{"prompt": p["prompt"], "response": p[k]} for p in train for k in ("chosen", "rejected")]
+    assert rows == want and held == held_want
+    first = rows[: len(rows) // 2]
+    cfg.objectives[1].data = dataclasses.replace(cfg.objectives[0].data)   # both objectives read the same pairs
+    assert hqd.response_pool(cfg)[0] == first                              # each answer once
+    cfg.objectives[0].data = None                                          # the first objective has no data
+    assert hqd.response_pool(cfg)[0] == first
+    cfg.objectives[1].data = None
+    with pytest.raises(ConfigError, match="^ParetoHqD found no responses to score: give the objectives data$"):
+        hqd.response_pool(cfg)
 
 
 def test_fresh_prompts_and_the_collapse_report(tmp_path, tiny_base, pref_jsonl):
