@@ -320,7 +320,7 @@ def test_one_stage_a_prompt_file_samples_per_prompt_and_reuse(tmp_path, tiny_bas
     monkeypatch.setattr(hqd, "build_objective_scorers", build_scorers)
     truncated = {"max_steps": 1, "batch_size": 3, "max_length": 9, "max_prompt_length": 4}
     one = _hqd_config(tmp_path, tiny_base, pref_jsonl, stage2=False, gate_mode="nearest", train=truncated,
-                      preferences=None, grid_resolution=2, scorers=["length_words", "refusal"])
+                      preferences=None, grid_resolution=2, scorers=["length_words", "refusal"], n_per_preference=4)
     m = Family.load(hqd.train(one)).manifest
     assert built == [(["length_words", "refusal"], one, 2, "ParetoHqD")]
     assert rec.names() == [f"hqd-stage1-{hqd.point_label(w)}" for w in PREFS]  # the grid of step 1/2
@@ -342,7 +342,7 @@ def test_one_stage_a_prompt_file_samples_per_prompt_and_reuse(tmp_path, tiny_bas
     prompts.write_text("Fresh one?\n\nFresh two?\nFresh three?\n")
     two = _hqd_config(tmp_path, tiny_base, pref_jsonl, stage2_prompts=str(prompts), samples_per_prompt=2,
                       stage2_sample_preferences=[[0.8, 0.2]], overwrite=True, train=truncated,
-                      scorers=["length_words", "refusal"], stage2_per_preference=None,
+                      scorers=["length_words", "refusal"], stage2_per_preference=None, n_per_preference=4,
                       stage2_train={"max_steps": 2, "batch_size": 1, "progress": False})
     n = len(rec.runs)
     with monkeypatch.context() as other_process:  # as a process other than the main one: the samples from the cache
@@ -356,7 +356,7 @@ def test_one_stage_a_prompt_file_samples_per_prompt_and_reuse(tmp_path, tiny_bas
                                                                  for _ in range(2)]
     s2 = m.training["stage2"]
     assert (s2["n_prompts"], s2["n_samples"], s2["sample_preferences"]) == (2, 4, [[0.8, 0.2]])
-    assert all(len(v) == 1 for v in s2["selected"].values())  # stage2_per_preference unset: n_per_preference // 2
+    assert all(len(v) == 2 for v in s2["selected"].values())  # stage2_per_preference unset: n_per_preference // 2
     n = len(rec.runs)
     hqd.train(two)
     assert len(rec.runs) == n  # everything reused, the samples from their cache
