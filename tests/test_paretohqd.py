@@ -421,6 +421,9 @@ def test_fresh_prompts_and_the_collapse_report(tmp_path, tiny_base, pref_jsonl):
     jsonl.write_text('{"prompt": "j1"}\n{"prompt": "j2"}\n')
     cfg.stage2_prompts = str(jsonl)
     assert hqd.fresh_prompts(cfg, ["h1"], rows) == ["j1", "j2"]
+    # a chat prompt written twice with its keys in another order is one prompt
+    same = [[{"role": "user", "content": "hi"}], [{"content": "hi", "role": "user"}]]
+    assert hqd.fresh_prompts(dataclasses.replace(cfg, stage2_prompts=None), same, rows) == same[:1]
     samples = [{"response": "ok then fine", "sampled_at": [1.0, 0.0]}, {"response": "no", "sampled_at": [1.0, 0.0]},
                {"response": "a fine long answer here", "sampled_at": [0.5, 0.5]}]
     assert hqd.collapse_report(samples) == {"collapse_rate": pytest.approx(1 / 3),
