@@ -100,6 +100,28 @@ def test_the_probe_step_is_done_only_when_the_classifier_reads_this_family(tmp_p
                        "--probe-family", str(build.family), "--probe-only")
     refusal_family.step_probe(Build(tmp_path / "w2", tmp_path / "o2"))  # none yet: both parts are fitted
     assert "--probe-only" not in ran[-1]
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "demo.md").write_text("doc")                # in a checkout: the doc's table follows
+    refusal_family.step_probe(build)
+    assert ran[-1][-2:] == ("--doc", str(tmp_path / "docs" / "demo.md"))
+
+
+def test_the_ood_step_keeps_the_other_families_rows_and_rewrites_the_docs_table(tmp_path, monkeypatch):
+    build = Build(tmp_path / "w", tmp_path / "assets")
+    (tmp_path / "docs").mkdir()
+    start, end = ood.SECTION
+    (tmp_path / "docs" / "demo.md").write_text(f"# demo\n{start}\nold table\n{end}\n")
+    other = {"family": "demo-rewarded-soups", "w": [1, 0], "answer": "a"}
+    ood.write([other, {"family": NAME, "w": [1, 0], "answer": "old"}], build.answers)
+    mine = [{"family": NAME, "w": [1, 0], "answer": "new"}]
+    monkeypatch.setattr(ood, "answer", lambda families, prompts, threads, presence_penalty: mine)
+    monkeypatch.setattr(ood, "prompts", lambda: [])
+    monkeypatch.setattr(ood, "write_summaries", lambda rows, out: None)
+    monkeypatch.setattr(ood, "markdown", lambda rows: f"{len(rows)} rows: " + ", ".join(r["answer"] for r in rows))
+    refusal_family.step_ood(build)
+    assert ood.read(build.answers) == [other, *mine]
+    assert "2 rows: a, new" in (tmp_path / "docs" / "demo.md").read_text() and "old table" not in \
+        (tmp_path / "docs" / "demo.md").read_text()
 
 
 def test_each_expert_trains_on_its_own_mix_for_its_own_steps_into_the_folder_the_soup_reads(tmp_path):

@@ -20,6 +20,8 @@ Each step writes one thing, and the next reads it, so an interrupted build goes 
     ood       OUT/demo/ood/answers.jsonl              160 new prompts at 96 tokens; the card's line
     probe     OUT/demo/prompt_kind                    the family's harmless end joins the prompt-kind classifier
                                                       (its refusal probe, fitted on dev: ~11 min)
+
+In a checkout (docs/demo.md beside OUT) the ood and probe steps also rewrite that document's tables.
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ class Build:
     out: Path
     threads: int = 1
     reference: list[float] | None = None  # the eight's shared reference point (default: OUT/demo/build.json's)
+
+    @property
+    def doc(self) -> Path | None:
+        """docs/demo.md beside OUT (its ood and classifier tables follow the build), or None outside a checkout."""
+        path = self.out.resolve().parent / "docs" / "demo.md"
+        return path if path.is_file() else None
 
     def reference_point(self) -> list[float]:
         if self.reference is not None:
@@ -213,6 +221,10 @@ def step_ood(build: Build) -> None:
     others = [r for r in ood.read(build.answers) if r["family"] != NAME] if build.answers.is_file() else []
     ood.write(others + mine, build.answers)
     ood.write_summaries(mine, build.out)
+    if build.doc is not None:  # the doc's table is every family's, this one's rows new
+        from .report import rewrite_doc_section
+
+        rewrite_doc_section(build.doc, ood.markdown(others + mine), ood.SECTION)
     print(ood.markdown(mine))
 
 
@@ -220,8 +232,9 @@ def step_probe(build: Build) -> None:
     """The family's harmless end joins the prompt-kind classifier (the hidden-state probe is fitted first when
     there is none yet)."""
     probe_only = ["--probe-only"] if (build.classifier / "classifier.json").is_file() else []
+    doc = ["--doc", str(build.doc)] if build.doc is not None else []
     _run(build, "paretoapp.demo.kind_classifier", "--out", str(build.classifier), "--probe-family", str(build.family),
-         *probe_only)
+         *probe_only, *doc)
 
 
 STEP_FUNCTIONS: dict[str, Callable[[Build], None]] = {
