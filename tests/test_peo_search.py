@@ -68,7 +68,7 @@ def _search_again(cfg, adapters, scorers):
     return candidates, prompts, answers, peo.score_answers(answers, prompts, scorers)
 
 
-@pytest.mark.parametrize("rule, max_degenerate", [("linear", None), ("tchebycheff", 0.5)])
+@pytest.mark.parametrize("rule, max_degenerate", [("linear", None), ("tchebycheff", 0.5), ("linear", 0.0)])
 def test_the_search_scores_each_candidate_on_its_answers_and_the_anchors_take_the_rules_choice(
         tmp_path, tiny_base, pref_jsonl, adapters, rule, max_degenerate):
     cfg = _config(tmp_path, tiny_base, pref_jsonl, anchor_rule=rule, max_degenerate_rate=max_degenerate)
@@ -131,11 +131,34 @@ def test_without_scorers_the_search_builds_the_configured_ones(tmp_path, tiny_ba
     built = []
 
     def build(cfg, model, tokenizer):
-        built.append((cfg.scorers, model.training, type(model).__name__))
+        built.append((cfg.scorers, model.training, type(model).__name__, hasattr(tokenizer, "apply_chat_template")))
         return [length_scorer, vowels_per_char]
 
     monkeypatch.setattr(peo, "build_scorers", build)
     cfg = _config(tmp_path, tiny_base, pref_jsonl, scorers=["helpful_offline", "harmless_offline"])
     peo.search_and_save(cfg, adapters, None)
     # the plain base (the bank carries the adapters), in eval mode
-    assert built == [(["helpful_offline", "harmless_offline"], False, "LlamaForCausalLM")]
+    assert built == [(["helpful_offline", "harmless_offline"], False, "LlamaForCausalLM", True)]  # and the run's tokenizer
+
+
+@pytest.mark.parametrize("prompt_format", ["chat", "raw"])
+def test_the_candidates_family_takes_gains_not_preferences(tmp_path, tiny_base, pref_jsonl, adapters, monkeypatch,
+                                                           prompt_format):
+    """The search's throw-away family: one block per adapter, an identity gate (its "w" is the block gains
+    themselves, any real numbers, not a point of the simplex) and the run's prompt format."""
+    seen = []
+    real = peo.generate_candidates
+    monkeypatch.setattr(peo, "generate_candidates", lambda model, tok, family, *a: seen.append(family) or
+                        real(model, tok, family, *a))
+    cfg = _config(tmp_path, tiny_base, pref_jsonl)
+    for o in cfg.objectives:  # data without the chat template: the family answers raw prompts
+        o.data.chat = prompt_format == "chat"
+    assert cfg.prompt_format == prompt_format
+    peo.search_and_save(cfg, adapters, [length_scorer, vowels_per_char])
+    (family,) = seen
+    m = family.manifest
+    assert m.prompt_format == prompt_format and m.on_simplex is False
+    gains = torch.tensor([[0.3, -2.0, 5.0]], dtype=torch.float64)
+    assert m.gate.block_gains(gains).tolist() == gains.tolist()
+    assert [o.name for o in m.objectives] == [b.name for b in m.blocks] == ["helpful", "harmless",
+                                                                              peo.BLOCK_GENERALIST]
