@@ -48,6 +48,8 @@ footer { display: none !important; }
   #pa-card { order: 12; } #pa-axis-row { order: 13; } #pa-axes { order: 14; } #pa-summary { order: 15; }
   #pa-add { order: 16; }
   #pa-summary table { display: block; overflow-x: auto; max-width: calc(100vw - 40px); }
+  /* an answer keeps a readable column (a few words a line); the table scrolls sideways instead */
+  .pa-answers td:last-child { min-width: 15em; }
   #pa-chat { height: 380px !important; }
   #pa-title p { display: none; }
   .pa-pickers > .form { flex-direction: column; }
