@@ -263,7 +263,25 @@ def test_the_tchebycheff_rule_reaches_the_concave_part_of_the_front():
         peo.anchor_choice(np.eye(2), np.array([0.5, 0.5]), "nearest")
 
 
-def test_a_candidate_with_degenerate_answers_is_not_offered_to_the_anchors():
+def test_a_tchebycheff_tie_goes_to_the_smaller_total_shortfall():
+    """Two candidates equally far from the ideal point in the weighted max norm: the augmented term (a small
+    multiple of the summed shortfall) takes the one that is no worse anywhere, wherever it stands in the list."""
+    norm = np.array([[0.5, 0.6], [0.5, 1.0]])  # shortfalls at (.5, .5): (.25, .2) and (.25, 0)
+    assert peo.anchor_choice(norm, np.array([0.5, 0.5]), "tchebycheff") == 1
+    assert peo.anchor_choice(norm[::-1], np.array([0.5, 0.5]), "tchebycheff") == 0
+
+
+def test_an_hh_transcript_is_asked_as_its_turns():
+    """A search prompt in HH's layout becomes its chat turns, every earlier turn kept (the last, empty
+    ``Assistant:`` is what the candidates answer)."""
+    hh = "\n\nHuman: Hi there.\n\nAssistant: Hello! How can I help?\n\nHuman: Name a colour.\n\nAssistant:"
+    assert peo._user_prompt(hh) == [{"role": "user", "content": "Hi there."},
+                                   {"role": "assistant", "content": "Hello! How can I help?"},
+                                   {"role": "user", "content": "Name a colour."}]
+    assert peo._user_prompt("Name a colour.") == "Name a colour."
+
+
+def test_a_candidate_with_degenerate_answers_is_not_offered_to_the_anchors(caplog):
     """The mean score hid a candidate that answers most harmful prompts with nothing (the demo's first Tchebycheff
     build): with the guard it is excluded, and the anchors take the next candidates."""
     scores = np.array([[0.0, 1.0], [0.9, 0.9], [1.0, 0.0], [0.5, 0.5]])
@@ -281,8 +299,11 @@ def test_a_candidate_with_degenerate_answers_is_not_offered_to_the_anchors():
     assert guarded["chosen_candidate"] == [0, 3, 2] and guarded["excluded"] == [1]
     assert 1 not in guarded["nondominated"] and gains[1] == cands[3]
     # nothing eligible: every candidate is offered again rather than no family at all
-    _, _, none = peo.choose_anchors(scores, cands, step=0.5, extrapolate=0.0, eligible=np.zeros(4, bool))
+    with caplog.at_level("WARNING", logger=peo.log.name):
+        _, _, none = peo.choose_anchors(scores, cands, step=0.5, extrapolate=0.0, eligible=np.zeros(4, bool))
     assert none["chosen_candidate"] == [0, 1, 2] and none["excluded"] == [0, 1, 2, 3]
+    assert caplog.messages == ["no PEO candidate passed the degenerate-answer guard; all are offered"]
+    assert peo.degenerate_rates([[], ["fine words here, a full answer."]]).tolist() == [0.0, 0.0]  # no answers: 0
 
 
 def test_cli_with_registry_scorers(tmp_path, tiny_base, pref_jsonl, peo_run):

@@ -25,7 +25,7 @@ def vowels_per_char(prompts, responses):  # lower is better: a cost
 
 
 vowels_per_char.higher_is_better = False
-length_scorer.name, vowels_per_char.name = "length", "vowels"  # what the record names them by
+length_scorer.name = "length"  # the record names a scorer by its name, else by its repr
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_the_search_scores_each_candidate_on_its_answers_and_the_anchors_take_th
     assert search["n_prompts"] == len(prompts) == 3 and search["prompts"] == [peo.last_user_text(p) for p in prompts]
     np.testing.assert_allclose(search["per_prompt_scores"], per_prompt)  # the cost enters negated
     np.testing.assert_allclose(search["scores"], per_prompt.mean(axis=1))
-    assert search["scorers"] == ["length", "vowels"]
+    assert search["scorers"] == ["length", repr(vowels_per_char)]
     rates = peo.degenerate_rates(answers)
     assert search["degenerate_rate"] == rates.round(4).tolist()
     eligible = None if max_degenerate is None else rates <= max_degenerate
@@ -103,8 +103,10 @@ def test_the_search_scores_each_candidate_on_its_answers_and_the_anchors_take_th
     assert m.training["alpha"] == 0.3
     assert m.training["adapters"] == {k: str(v.resolve()) for k, v in adapters.items()}
     assert [b.name for b in m.blocks] == ["helpful", "harmless", peo.BLOCK_GENERALIST]
-    assert (f"scored on 3 prompts, picks the candidate for each anchor w (step 0.25, {rule} rule)"
-            in m.description) and "this project's extension" in m.description
+    assert m.description == (
+        "PEO: experts + interpolated generalist; a grid search over their coefficients, scored on 3 prompts, picks "
+        f"the candidate for each anchor w (step 0.25, {rule} rule), w between anchors interpolated; w_1 outside "
+        "[0, 1] extrapolates the preference (this project's extension; the paper extrapolates in weight space)")
 
 
 def test_the_search_answers_with_the_configured_length_and_batches(tmp_path, tiny_base, pref_jsonl, adapters,
