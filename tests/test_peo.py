@@ -466,12 +466,23 @@ def test_search_prompts_come_from_the_file_or_the_held_out_pairs(tmp_path, tiny_
     cfg = _config(tmp_path, tiny_base, pref_jsonl, eval_prompts=str(jsonl), n_eval_prompts=5)
     with caplog.at_level("WARNING"):
         assert peo.eval_prompts(cfg) == ["A?", [{"role": "user", "content": "Hi"}]]  # unique, HH as a chat
-    assert "only 2 prompts for n_eval_prompts = 5" in caplog.text
+    assert caplog.messages == ["PEO search: only 2 prompts for n_eval_prompts = 5; give eval_prompts a larger file"]
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # exactly as many as asked for: nothing to warn about
+        assert len(peo.eval_prompts(_config(tmp_path, tiny_base, pref_jsonl, eval_prompts=str(jsonl),
+                                            n_eval_prompts=2))) == 2
+    assert caplog.messages == []
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    with pytest.raises(ConfigError, match="^no prompts for the PEO search; set eval_prompts to a .jsonl or .txt file$"):
+        peo.eval_prompts(_config(tmp_path, tiny_base, pref_jsonl, eval_prompts=str(tmp_path / "empty.txt")))
     held = {"source": str(pref_jsonl), "eval_fraction": 0.34}
-    cfg = _config(tmp_path, tiny_base, pref_jsonl, n_eval_prompts=16,
+    cfg = _config(tmp_path, tiny_base, pref_jsonl, n_eval_prompts=16, train={"seed": 5},
                   objectives=[{"name": o, "data": held} for o in OBJECTIVES])
     got = peo.eval_prompts(cfg)
     assert len(got) == 4 and set(got) < {p for o in OBJECTIVES for p, _, _ in PAIRS[o]}  # two held out per objective
+    # the pairs phase 1 held out, split with the run's seed (the search never scores what the experts trained on)
+    from paretoapp.trainers.data import train_eval_pairs
+    assert got == [p["prompt"] for o in cfg.objectives for p in train_eval_pairs(o.data, seed=5)[1]]
     cfg = _config(tmp_path, tiny_base, pref_jsonl, n_eval_prompts=16)
     assert peo.eval_prompts(cfg) == [p for o in OBJECTIVES for p, _, _ in PAIRS[o]]  # none held out: the pairs'
 
