@@ -233,12 +233,14 @@ def test_anchors_extrapolate_along_the_vertex_direction():
     np.testing.assert_allclose(gains[-1], np.array(cands[0]) + 0.5 * np.array([1.0, -1.0, 0.0]))
 
 
-def test_choose_anchors_picks_the_weighted_best():
+def test_choose_anchors_picks_the_weighted_best(caplog):
     scores = np.array([[0.0, 1.0], [1.0, 0.0], [0.6, 0.6], [0.1, 0.1]])  # the last is dominated
     cands = [[0, 1, 0], [1, 0, 0], [0.5, 0.5, 1], [0, 0, 0]]
-    points, gains, record = peo.choose_anchors(scores, cands, step=0.5, extrapolate=0.0)
+    with caplog.at_level("WARNING", logger=peo.log.name):
+        points, gains, record = peo.choose_anchors(scores, cands, step=0.5, extrapolate=0.0)
     assert points == [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]
     assert record["chosen_candidate"] == [0, 2, 1] and 3 not in record["nondominated"]
+    assert caplog.messages == [] and "excluded" not in record  # no guard asked for: nothing excluded, no warning
 
 
 def test_the_tchebycheff_rule_reaches_the_concave_part_of_the_front():
