@@ -125,6 +125,19 @@ def test_bad_conditioning_is_named():
     assert str(e.value) == "text carries no reward tags of this conditioning"
 
 
+def test_a_training_prompt_must_end_with_a_user_turn():
+    """The scores go into the last user turn: a transcript that ends with the assistant (or has no turn) has
+    nowhere to put them, and says so in one line."""
+    from paretoapp.trainers.config import ConfigError
+
+    c = Conditioning(tags=["<a>", "<b>"], low=[0.0, 0.0], high=[1.0, 1.0])
+    ends_with_answer = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    for prompt in (ends_with_answer, []):
+        with pytest.raises(ConfigError) as err:
+            ric.conditioned_prompt(None, prompt, [0.5, 0.5], c)
+        assert str(err.value) == f"a prompt must end with a user message: {prompt!r}"
+
+
 def test_rendering_with_two_decimals():
     c = Conditioning(tags=["<a>", "<b>"], low=[0.0, 0.0], high=[1.0, 1.0], decimals=2)
     assert c.render("p", [0.125, -0.375]) == "p <a> 0.13 <b> -0.38"  # half away from zero at 0.01
@@ -367,11 +380,14 @@ def test_a_finished_run_is_reused_and_a_changed_one_refused(tmp_path, tiny_base,
     ric.train(config(), scorers=[length_scorer, vowel_scorer])
     assert len(rec.runs) == 1  # reused
     held = [{"name": o, "data": {"source": str(pref_jsonl), "eval_fraction": 0.5}} for o in ("helpful", "harmless")]
-    for changed, scorers in ((dict(responses="chosen"), None), (dict(system_prompt="Be brief."), None),
-                             (dict(objectives=held), None), (dict(mapping="l2"), None), (dict(normalise=False), None),
-                             ({}, [length_again, vowel_scorer])):
-        with pytest.raises(ConfigError, match="different settings"):
+    for changed, scorers, key in ((dict(responses="chosen"), None, "responses"),
+                                  (dict(system_prompt="Be brief."), None, "system_prompt"),
+                                  (dict(objectives=held), None, "data"), (dict(mapping="l2"), None, "conditioning"),
+                                  (dict(normalise=False), None, "normalisation"),
+                                  ({}, [length_again, vowel_scorer], "scorers")):
+        with pytest.raises(ConfigError, match="different settings") as err:
             ric.train(config(**changed), scorers=scorers or [length_scorer, vowel_scorer])
+        assert key in str(err.value)  # the refusal names what changed
     assert len(rec.runs) == 1
 
 
