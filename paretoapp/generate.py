@@ -72,7 +72,7 @@ def render_messages(tokenizer, messages: list[Message], prompt_format: str = "ch
     if prompt_format == "raw" and len(turns) == 1:
         return sys_text + turns[0]["content"]
     history = "".join(f"{'Human' if m['role'] == 'user' else 'Assistant'}: {m['content']}\n\n" for m in turns[:-1])
-    return history + PLAIN_TEMPLATE.format(system=sys_text, prompt=turns[-1]["content"])
+    return sys_text + history + PLAIN_TEMPLATE.format(system="", prompt=turns[-1]["content"])  # the system text first
 
 
 def answer_text(tokenizer, ids: Sequence[int], stop: Sequence[str] = ()) -> str:

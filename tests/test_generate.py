@@ -58,6 +58,11 @@ def test_plain_prompt_format_without_chat_template(policy, monkeypatch):
     text = policy.render([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
                           {"role": "user", "content": "Bye"}], [0.5, 0.5])
     assert text == "Human: Hi\n\nAssistant: Hello!\n\nHuman: Bye\n\nAssistant:"
+    # a system prompt opens the conversation, not the last turn (it did: "...Hello!\n\nBe brief.\n\nHuman: Bye")
+    text = policy.render([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+                          {"role": "user", "content": "Bye"}], [0.5, 0.5], system_prompt="Be brief.")
+    assert text == "Be brief.\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Bye\n\nAssistant:"
+    assert policy.render("Bye", [0.5, 0.5], system_prompt="Be brief.") == "Be brief.\n\nHuman: Bye\n\nAssistant:"
 
 
 def test_streaming_yields_growing_text_and_matches_generate(policy):

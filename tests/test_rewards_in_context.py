@@ -138,6 +138,19 @@ def test_a_training_prompt_must_end_with_a_user_turn():
         assert str(err.value) == f"a prompt must end with a user message: {prompt!r}"
 
 
+def test_without_a_chat_template_the_training_prompt_is_the_plain_runtime_text():
+    """A tokenizer without a chat template: the scores still go into the last user turn, and the prompt is the
+    runtime's ``Human:/Assistant:`` text (what ``Policy`` feeds such a model), system prompt and history kept."""
+    from types import SimpleNamespace
+
+    c = Conditioning(tags=["<a>", "<b>"], low=[0.0, 0.0], high=[1.0, 1.0])
+    plain = SimpleNamespace(chat_template=None)
+    turns = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+             {"role": "user", "content": "Name a colour."}]
+    assert ric.conditioned_prompt(plain, turns, [0.2, 0.5], c, "Be brief.") == (
+        "Be brief.\n\nHuman: Hi\n\nAssistant: Hello\n\nHuman: Name a colour. <a> 0.2 <b> 0.5\n\nAssistant:")
+
+
 def test_rendering_with_two_decimals():
     c = Conditioning(tags=["<a>", "<b>"], low=[0.0, 0.0], high=[1.0, 1.0], decimals=2)
     assert c.render("p", [0.125, -0.375]) == "p <a> 0.13 <b> -0.38"  # half away from zero at 0.01
