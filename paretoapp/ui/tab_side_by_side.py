@@ -15,6 +15,7 @@ from .blind_ab import BlindAB
 from .catalog import FamilyEntry
 from .chat import settings_from
 from .controls import end_w, slider_event, slider_updates, sliders
+from .live_eval import prompt_kind
 from .session import USER_ERRORS, Session, session_id, user_error
 from .tab import Shared, Shown, Start, Tab, Updates
 from .texts import family_line
@@ -24,16 +25,19 @@ SLOTS = ("A", "B")
 
 
 def scores_markdown(scorers, prompt: str, answers: list[str]) -> list[str]:
-    """One small Markdown table of live scores per answer."""
+    """One small Markdown table of live scores per answer; under it, when a scorer reads the prompt's kind
+    (``harmless_offline``), what it took the prompt to be: a typed prompt's kind is a guess, and says so."""
     if not scorers:
         return ["*No reward scorers are available for this family in the app.*"] * len(answers)
     values = {s.name: s([prompt] * len(answers), answers) for s in scorers}
+    guess = prompt_kind(scorers, prompt)
+    note = f"\n\n<span class='pa-muted'>This prompt's kind, for the harmless score: {guess.text()}.</span>" if guess else ""
     out = []
     for i in range(len(answers)):
         rows = ["| scorer | score |", "|---|---:|"]
         rows += [f"| {n} {'↑' if s.higher_is_better else '↓'} | {float(values[n][i]):.3f} |"
                  for n, s in zip(values, scorers)]
-        out.append("\n".join(rows))
+        out.append("\n".join(rows) + note)
     return out
 
 
