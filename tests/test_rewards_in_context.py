@@ -222,6 +222,11 @@ def test_family_is_one_constant_block_and_generates_per_row(ric_run):
     m = Family.load(family_dir).manifest
     assert m.method == "rewards_in_context" and [b.name for b in m.blocks] == ["sft"]
     assert m.rank_gains([[0.2, 0.8], [1.0, 0.0]]).unique().tolist() == [1.0]
+    # w lives on the simplex and is trained everywhere on it (the conditioning, not the weights, carries it)
+    assert m.on_simplex is True and (m.w_low, m.w_high, m.in_sample_low, m.in_sample_high) == \
+        ([0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 1.0])
+    assert m.description == ("Rewards-in-Context: SFT on prompts carrying the responses' normalised reward scores; "
+                             f"a preference asks for target scores ({cfg.mapping} mapping, {cfg.bounds} bounds)")
     assert (cfg.adapters_path / "ric-sft" / "done.json").is_file()
     out = load_policy(family_dir).generate(["Hi.", "Hi."], [[1.0, 0.0], [0.0, 1.0]], GenerationSettings(max_new_tokens=3))
     assert len(out) == 2
