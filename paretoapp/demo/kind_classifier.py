@@ -138,6 +138,7 @@ def add_refusal_probe(folder: str | Path = OUT, probe_family: str | Path = PROBE
     its coefficients fitted on the dev split, every reading's accuracy measured on dev and ood and recorded
     (the hidden-state probe alone, the family's refusal alone, both), the folder rewritten."""
     from paretoapp.scorers import PromptKindClassifier, RefusalProbe
+    from paretoapp.scorers.prompt_kinds import sigmoid
 
     clf = PromptKindClassifier.load(folder)
     clf.probe = None
@@ -151,7 +152,7 @@ def add_refusal_probe(folder: str | Path = OUT, probe_family: str | Path = PROBE
 
     hidden_only = clf.meta.get("accuracy_without_probe", clf.meta.get("accuracy"))
     clf.probe = probe
-    clf.meta = {**clf.meta, "accuracy": measure(lambda z, r: 1.0 / (1.0 + np.exp(-probe.logit(z, r)))),
+    clf.meta = {**clf.meta, "accuracy": measure(lambda z, r: sigmoid(probe.logit(z, r))),
                 "accuracy_without_probe": hidden_only,
                 "accuracy_refusal_alone": measure(lambda z, r: r),
                 "refusal_probe_fitted_on": {"split": DEV, "n": int(sum(len(z) for z, _ in readings[DEV].values()))}}
