@@ -435,3 +435,37 @@ def test_the_loss_monitors_only_tchebycheff_training_batches_and_bad_settings_ar
     with pytest.raises(FileNotFoundError) as e:
         panacea.load_svd_lora(tmp_path)
     assert str(e.value) == f"{tmp_path}: no {panacea.WEIGHTS_FILE}; pass the 'adapter' folder of a Panacea run"
+
+
+def test_injection_wraps_exactly_the_named_linear_layers_and_trains_only_them(tiny_base, tmp_path):
+    """``inject_svd_lora``: every linear layer whose own name is a target (a list or one string) and nothing
+    else (not a non-linear module of that name, not the output head); the base frozen, only U, V, sigma, s
+    trainable; a target list that names no linear layer is one line; saved factors are float32 whatever the
+    model's dtype."""
+    from safetensors.torch import load_file
+
+    from paretoapp.trainers.config import ConfigError
+
+    def fresh(dtype=torch.float32):
+        return AutoModelForCausalLM.from_pretrained(tiny_base, dtype=dtype)
+
+    model = fresh()
+    n_layers = model.config.num_hidden_layers
+    layers = panacea.inject_svd_lora(model, ["q_proj", "v_proj"], r=2, k=2, alpha=4.0)
+    assert sorted(layers) == sorted(f"model.layers.{i}.self_attn.{p}" for i in range(n_layers)
+                                    for p in ("q_proj", "v_proj"))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.rsplit(".", 1)[-1] in ("U", "V", "sigma", "s") for n in trainable)
+    assert sorted(panacea.inject_svd_lora(fresh(), "o_proj", r=2, k=2, alpha=4.0)) == \
+        [f"model.layers.{i}.self_attn.o_proj" for i in range(n_layers)]
+    for targets in (["self_attn"], ["nothing_here"]):  # a module of that name that is not linear, or none at all
+        with pytest.raises(ConfigError) as err:
+            panacea.inject_svd_lora(fresh(), targets, r=2, k=2, alpha=4.0)
+        assert str(err.value) == (f"no linear layer of the base model is named one of {sorted(targets)}; set "
+                                  "lora.target_modules to the model's layer names (e.g. q_proj, v_proj)")
+    with pytest.raises(TypeError, match="^SVD-LoRA wraps nn.Linear or Conv1D layers, got Embedding$"):
+        panacea.SVDLoRALinear(torch.nn.Embedding(4, 4), r=2, k=2, scaling=1.0)
+    bf16 = fresh(torch.bfloat16)
+    panacea.inject_svd_lora(bf16, ["q_proj"], r=2, k=2, alpha=4.0)
+    saved = load_file(str(panacea.save_svd_lora(bf16, tmp_path / "a", {"r": 2}) / panacea.WEIGHTS_FILE))
+    assert saved and {t.dtype for t in saved.values()} == {torch.float32}
