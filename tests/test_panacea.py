@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 
 import pytest
 import torch
@@ -144,11 +145,13 @@ def test_the_loss_trains_at_the_w_it_is_given(tiny_base, aggregation):
 
 
 def test_training_loss_uses_the_sampled_w(tiny_base, tmp_path, pref_jsonl):
-    """The loss the loop calls writes the w it logs into the layers, and trains with it."""
+    """The loss the loop calls writes the w it logs into the layers, and trains with it (at the run's beta and
+    label smoothing), and logs that loss as ``loss``."""
     from paretoapp.trainers.config import load_config
     model, batch, names = _nonzero_model_and_batch(tiny_base)
     cfg = load_config(panacea.PanaceaConfig, str(write_config(tmp_path / "p.yaml", tiny_base, pref_jsonl,
-                                                                tmp_path / "run", vertex_prob=0.0)))
+                                                                tmp_path / "run", vertex_prob=0.0,
+                                                                train={"beta": 0.3, "label_smoothing": 0.2})))
     loss_fn = panacea.make_loss_fn(cfg, names)
     torch.manual_seed(3)
     for _ in range(2):
@@ -159,8 +162,10 @@ def test_training_loss_uses_the_sampled_w(tiny_base, tmp_path, pref_jsonl):
         for layer in panacea.svd_layers(model).values():
             assert layer.w.tolist() == pytest.approx(w)
         with torch.no_grad():
-            want, _ = panacea.panacea_loss(model, batch, torch.tensor(w), names, cfg.train.beta, "linear")
-        assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+            want, _ = panacea.panacea_loss(model, batch, torch.tensor(w), names, 0.3, "linear", label_smoothing=0.2)
+            plain, _ = panacea.panacea_loss(model, batch, torch.tensor(w), names, 0.3, "linear")
+        assert loss.item() == pytest.approx(want.item(), rel=1e-5) and abs(want.item() - plain.item()) > 1e-4
+        assert metrics["loss"] == loss.item()
 
 
 def test_sample_preference_vertices_and_interior():
@@ -385,8 +390,11 @@ def test_truncation_held_out_pairs_init_std_and_a_changed_run_refused(tmp_path, 
     other_data = [{"name": o, "data": {**held, "eval_fraction": 0.5}} for o in OBJECTIVES]
     for changed in (dict(aggregation="linear"), dict(ideal=[0.1, 0.1]), dict(vertex_prob=0.3),
                     dict(dirichlet_alpha=2.0), dict(init_std=0.1), dict(ideal_margin=0.05), dict(objectives=other_data)):
-        with pytest.raises(ConfigError, match=r"different settings"):
+        with pytest.raises(ConfigError, match=r"different settings") as err:
             panacea.train(config(**changed))
+        key = "data" if "objectives" in changed else next(iter(changed))
+        named = re.search(r"different settings \(([^)]*)\)", str(err.value)).group(1).split(", ")
+        assert key in named  # the refusal names the setting that changed
     fixed = dict(out="fixed", ideal=[0.05, 0.1], train={"max_steps": 1})
     panacea.train(config(**fixed))
     panacea.train(config(**fixed, ideal_margin=0.05))  # the margin is no setting of a run with a fixed ideal
