@@ -416,16 +416,19 @@ def test_the_loss_monitors_only_tchebycheff_training_batches_and_bad_settings_ar
 
     names = list(OBJECTIVES)
     assert panacea.PanaceaLoss(config(aggregation="linear"), names).monitor is None
-    loss_fn = panacea.PanaceaLoss(config(aggregation="tchebycheff", ideal="adaptive", ideal_margin=0.2), names)
+    loss_fn = panacea.PanaceaLoss(config(aggregation="tchebycheff", ideal="adaptive", ideal_margin=0.2,
+                                         vertex_prob=1.0), names)  # every batch a vertex: each one is counted
     assert loss_fn.monitor.margin == 0.2
     model, batch, _ = _nonzero_model_and_batch(tiny_base)
     model.eval()
     with torch.no_grad():
         loss_fn(model, batch)
     assert loss_fn.monitor.running_min is None  # an evaluation batch: z from its losses, the minimum untouched
+    assert loss_fn.monitor.seen == [0, 0]       # ... and it is not counted towards the epoch's clamp warning
     model.train()
     _, metrics = loss_fn(model, batch)
     assert loss_fn.monitor.running_min == pytest.approx([metrics[f"{n}/loss"] for n in names], abs=1e-6)
+    assert sum(loss_fn.monitor.seen) == 1
 
     for bad, message in ((dict(aggregation="sum"), "aggregation must be one of ('linear', 'tchebycheff'), got 'sum'"),
                          (dict(ideal="lowest"), "ideal must be a list (one value per objective) or 'adaptive', "
