@@ -383,7 +383,8 @@ def test_truncation_held_out_pairs_init_std_and_a_changed_run_refused(tmp_path, 
         assert [r[o]["prompt"] for r in run.eval_rows] == [p["prompt"] for p in held_out]
         assert sorted(r[o]["prompt"] for r in run.rows) == sorted(p["prompt"] for p in train_pairs)
     layers, _ = panacea.load_svd_lora(tmp_path / "run" / "panacea" / "adapter")
-    assert 0.4 < float(torch.cat([p["U"].flatten() for p in layers.values()]).std()) < 0.6
+    for factor in ("U", "V"):  # both drawn at init_std
+        assert 0.4 < float(torch.cat([p[factor].flatten() for p in layers.values()]).std()) < 0.6
 
     panacea.train(config())
     assert len(rec.runs) == 1  # reused
@@ -466,6 +467,9 @@ def test_injection_wraps_exactly_the_named_linear_layers_and_trains_only_them(ti
     assert sorted(layers) == sorted(f"model.layers.{i}.self_attn.{p}" for i in range(n_layers)
                                     for p in ("q_proj", "v_proj"))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    # w is a per-call setting, not a weight: the simplex's centre until set, and never in the state dict
+    assert all(layer.w.tolist() == [0.5, 0.5] for layer in layers.values())
+    assert not any(key.endswith(".w") for key in model.state_dict())
     assert trainable and all(n.rsplit(".", 1)[-1] in ("U", "V", "sigma", "s") for n in trainable)
     assert sorted(panacea.inject_svd_lora(fresh(), "o_proj", r=2, k=2, alpha=4.0)) == \
         [f"model.layers.{i}.self_attn.o_proj" for i in range(n_layers)]
