@@ -484,3 +484,29 @@ def test_injection_wraps_exactly_the_named_linear_layers_and_trains_only_them(ti
     panacea.inject_svd_lora(bf16, ["q_proj"], r=2, k=2, alpha=4.0)
     saved = load_file(str(panacea.save_svd_lora(bf16, tmp_path / "a", {"r": 2}) / panacea.WEIGHTS_FILE))
     assert saved and {t.dtype for t in saved.values()} == {torch.float32}
+
+
+def test_a_conv1d_layer_is_wrapped_as_its_linear_twin():
+    """GPT-2's ``Conv1D`` stores its weight as (in, out): the SVD-LoRA layer reads the shape the right way round,
+    so it computes what the same layer as an ``nn.Linear`` (weight transposed) computes, at every w."""
+    from transformers.pytorch_utils import Conv1D
+
+    torch.manual_seed(0)
+    conv = Conv1D(6, 4)  # 4 in, 6 out
+    linear = torch.nn.Linear(4, 6)
+    with torch.no_grad():
+        linear.weight.copy_(conv.weight.T)
+        linear.bias.copy_(conv.bias)
+    a, b = (panacea.SVDLoRALinear(layer, r=2, k=2, scaling=1.5) for layer in (conv, linear))
+    assert a.U.shape == b.U.shape == (6, 4) and a.V.shape == b.V.shape == (4, 4)
+    with torch.no_grad():
+        for name in ("U", "V"):
+            getattr(b, name).copy_(getattr(a, name))
+        for layer in (a, b):
+            layer.sigma.fill_(0.7)
+            layer.s.fill_(1.3)
+    x = torch.randn(3, 4)
+    for w in ([1.0, 0.0], [0.3, 0.7]):
+        a.w = b.w = torch.tensor(w)
+        torch.testing.assert_close(a(x), b(x))
+    assert not torch.allclose(a(x), conv(x))  # the low-rank term is on
