@@ -430,6 +430,13 @@ def test_the_loss_monitors_only_tchebycheff_training_batches_and_bad_settings_ar
     _, metrics = loss_fn(model, batch)
     assert loss_fn.monitor.running_min == pytest.approx([metrics[f"{n}/loss"] for n in names], abs=1e-6)
     assert sum(loss_fn.monitor.seen) == 1
+    # an evaluation batch's clamp flag is read against the run's ideal point: a fixed one above every loss
+    # clamps a vertex batch (the flag is logged, never trained from)
+    above = panacea.PanaceaLoss(config(aggregation="tchebycheff", ideal=[100.0, 100.0], vertex_prob=1.0), names)
+    model.eval()
+    with torch.no_grad():
+        _, metrics = above(model, batch)
+    assert metrics["clamped"] == 1.0 and above.monitor.seen == [0, 0]
 
     for bad, message in ((dict(aggregation="sum"), "aggregation must be one of ('linear', 'tchebycheff'), got 'sum'"),
                          (dict(ideal="lowest"), "ideal must be a list (one value per objective) or 'adaptive', "
