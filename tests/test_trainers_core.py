@@ -184,6 +184,8 @@ def test_a_hub_source_asks_datasets_for_the_right_subset_split_and_revision(monk
     assert calls[-1] == ("me/pairs", None, {"data_dir": "funny-base", "split": "train", "revision": None})
     read_rows(DataSpec(source="PKU-Alignment/PKU-SafeRLHF", objective="helpful", extra={"config": "default"}))
     assert calls[-1] == ("PKU-Alignment/PKU-SafeRLHF", "default", {"split": "train", "revision": None})
+    read_rows(DataSpec(source="PKU-Alignment/PKU-SafeRLHF", objective="helpful", split="test", revision="v1"))
+    assert calls[-1] == ("PKU-Alignment/PKU-SafeRLHF", None, {"split": "test", "revision": "v1"})  # pinned too
     with pytest.raises(DataError) as e:
         read_rows(DataSpec(source="Anthropic/hh-rlhf", objective="funny"))
     assert str(e.value) == ("HH-RLHF needs hh_subset (e.g. 'helpful-base' or 'harmless-base') for objective "
