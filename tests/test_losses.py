@@ -224,3 +224,31 @@ def test_kto_loss_by_hand():
     # beta defaults to 0.1, as in DPO
     out = kto_loss(pc, pr, rc, rr, kl_ref, kl_policy)
     assert out.losses.tolist() == pytest.approx([1 - sig(0.2), 1 - sig(-0.1), 1 - sig(0.05)], rel=1e-6)
+
+
+def test_the_reference_cache_keys_name_the_model_and_the_reference():
+    """A fresh cache is off and empty; a model is keyed through a DDP-style ``.module`` wrapper as itself, by its
+    path as well as its embeddings; a reference context's own ``cache_key`` names it; switching the process's
+    cache on takes no argument."""
+    from paretoapp.trainers.losses import ReferenceCache
+
+    fresh = ReferenceCache()
+    assert (fresh.enabled, fresh.values, fresh.hits, fresh.misses) == (False, {}, 0, 0)
+    model, other_path = EmbeddedLM(), EmbeddedLM()
+    model.config, other_path.config = SimpleNamespace(_name_or_path="a"), SimpleNamespace(_name_or_path="b")
+    wrapped = SimpleNamespace(module=model)
+    assert fresh.model_key(wrapped) == fresh.model_key(model)
+    assert fresh.model_key(other_path) != fresh.model_key(model)  # the same weights under another path
+
+    def context_named(name):
+        ctx = contextlib.contextmanager(lambda m: (yield))
+        ctx.cache_key = name
+        return ctx
+
+    assert fresh.row_keys(model, BATCH, context_named("x")) != fresh.row_keys(model, BATCH, context_named("y"))
+    assert fresh.row_keys(model, BATCH, context_named("x")) == fresh.row_keys(model, BATCH, context_named("x"))
+    try:
+        cache_reference_logps()
+        assert REFERENCE_CACHE.enabled
+    finally:
+        cache_reference_logps(False)
