@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
 Prompt = str | Sequence[Message]
-PLAIN_TEMPLATE = "{system}Human: {prompt}\n\nAssistant:"
+PLAIN_TEMPLATE = "Human: {prompt}\n\nAssistant:"
 
 
 def with_system(messages: list[Message], system_prompt: str | None) -> list[Message]:
@@ -72,7 +72,7 @@ def render_messages(tokenizer, messages: list[Message], prompt_format: str = "ch
     if prompt_format == "raw" and len(turns) == 1:
         return sys_text + turns[0]["content"]
     history = "".join(f"{'Human' if m['role'] == 'user' else 'Assistant'}: {m['content']}\n\n" for m in turns[:-1])
-    return sys_text + history + PLAIN_TEMPLATE.format(system="", prompt=turns[-1]["content"])  # the system text first
+    return sys_text + history + PLAIN_TEMPLATE.format(prompt=turns[-1]["content"])  # the system text first
 
 
 def answer_text(tokenizer, ids: Sequence[int], stop: Sequence[str] = ()) -> str:

@@ -141,7 +141,6 @@ def add_refusal_probe(folder: str | Path = OUT, probe_family: str | Path = PROBE
     from paretoapp.scorers.prompt_kinds import sigmoid
 
     clf = PromptKindClassifier.load(folder)
-    clf.probe = None
     readings = probe_readings(clf, probe_family, w, max_new_tokens, measured_sets(seed), lm)
     coef = fit_probe(readings[DEV])
     probe = RefusalProbe(Path(probe_family).resolve(), tuple(float(v) for v in w), max_new_tokens, coef)

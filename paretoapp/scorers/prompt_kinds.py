@@ -95,12 +95,12 @@ class RefusalProbe:
 
     def refused(self, prompts: Sequence[str]) -> np.ndarray:
         """The refusal score (0, 0.5 or 1) of the family's greedy answer at ``w`` to each prompt."""
-        from ..generate import GenerationSettings, load_policy
+        from ..generate import GenerationSettings
 
         if not self.family.is_dir():
             raise ScorerError(f"the prompt-kind classifier's refusal probe reads the family {self.family}, which is "
                               "not there; rebuild the classifier with `python -m paretoapp.demo.kind_classifier`")
-        answers = load_policy(self.family).generate(list(prompts), [list(self.w)] * len(prompts),
+        answers = _probe_policy(str(self.family)).generate(list(prompts), [list(self.w)] * len(prompts),
                                                     GenerationSettings(max_new_tokens=self.max_new_tokens,
                                                                        overflow="truncate_left"),
                                                     batch_size=64)  # a prompt past the context: its end is read
@@ -259,6 +259,15 @@ class PromptKindClassifier:
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+
+
+@lru_cache(maxsize=2)
+def _probe_policy(family: str):
+    """The refusal probe's family on its base, loaded once per process (``load_policy`` shares the model but
+    re-reads and re-hashes the bank on every call, and the probe is asked once per new typed prompt)."""
+    from ..generate import load_policy
+
+    return load_policy(family)
 
 
 @lru_cache(maxsize=2)
