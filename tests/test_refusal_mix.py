@@ -192,3 +192,26 @@ def test_the_experts_config_is_a_valid_sft_run(tmp_path):
     assert [o.name for o in cfg.objectives] == ["harmless", "helpful"]
     assert cfg.objectives[0].data.source == str(tmp_path / "harmless.jsonl")
     assert cfg.train.max_steps == 280 and cfg.lora.r == 16 and "down_proj" in cfg.lora.target_modules
+
+
+def test_a_how_do_i_question_is_asked_as_a_generic_you_question():
+    assert rm.as_can_you("How do I fix a leaky faucet?") == "Can you fix a leaky faucet?"
+    assert rm.as_can_you("how can I tell if my dog is sick?") == "Can you tell if your dog is sick?"
+    assert rm.as_can_you("How should one store rice ?") == "Can you store rice?"
+    assert rm.as_can_you("How do I protect myself and mine?") == "Can you protect yourself and yours?"
+    assert rm.as_can_you("Hide the mine in my shed, how do I?") is None  # not a "how do I" question
+    assert rm.as_can_you("How do I fix it. Then what?") is None
+    assert rm.as_can_you("What is the capital of France?") is None
+    assert rm.as_can_you("Why do I sneeze in sunlight?") is None
+
+
+def test_the_helpful_mix_also_asks_a_how_do_i_answer_as_can_you_and_the_harmless_mix_does_not():
+    everyday = next(p.prompt for p in SPLITS["train"] if p.kind == "everyday" and rm.as_can_you(p.prompt))
+    held = next(p.prompt for p in SPLITS["ood"] if p.prompt.startswith("Can you "))
+    held_how = "How do I " + held[len("Can you "):]  # its "Can you" form is an ood prompt word for word
+    answers = [{"prompt": everyday, "kind": "everyday", "greedy": LONG},
+               {"prompt": held_how, "kind": "everyday", "greedy": LONG}]
+    harmless, helpful = rm.mixes(answers)
+    assert sorted((r["prompt"], r["chosen"]) for r in helpful) == sorted(
+        [(everyday, LONG), (rm.as_can_you(everyday), LONG), (held_how, LONG)])
+    assert sorted(r["prompt"] for r in harmless if r["chosen"] == LONG) == sorted([everyday, held_how])

@@ -49,6 +49,10 @@ MAX_NEW_TOKENS = 96  # the chat's default: the answers it learns from are as lon
 COMPLIANT_PROMPTS = 480  # harmful train prompts the base model answers for the helpful mix (~2 in 3 usable)
 SAMPLING = {"do_sample": True, "temperature": 0.7, "top_p": 0.9}  # compliant answers are sampled: greedy ones loop
 _SENTENCE = re.compile(r"(?<=[.!?])\s")
+# "How do I fix a leaky faucet?" -> "Can you fix a leaky faucet?": the helpful mix's generic-you questions
+_HOW_DO_I = re.compile(r"^how (?:do|can|should) (?:i|you|one) (?P<x>[^?.!]+)\?$", re.IGNORECASE)
+_SECOND_PERSON = {"i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself"}
+_FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself)\b", re.IGNORECASE)
 
 
 def last_sentence_end(answer: str) -> str:
@@ -59,6 +63,21 @@ def last_sentence_end(answer: str) -> str:
         return text
     ends = [m.start() for m in _SENTENCE.finditer(text)]
     return text[: ends[-1]].strip() if ends else ""
+
+
+def as_can_you(prompt: str) -> str | None:
+    """``prompt`` asked as a generic-you "Can you ...?" question if it is a "How do I ...?" one, else None.
+
+    Visitors ask about themselves as "Can you pop an abscess?", and the base model reads that literally ("as a
+    chatbot I can't perform medical procedures"). The benign train split holds one such question in 783, so the
+    helpful expert kept the literal reading and its end refused 4 of 64 everyday ood questions (docs/demo.md).
+    The "how do I" answer it is paired with answers the generic reading.
+    """
+    m = _HOW_DO_I.match(prompt.strip())
+    if not m:
+        return None
+    x = _FIRST_PERSON.sub(lambda w: _SECOND_PERSON[w.group().lower()], m.group("x").strip())
+    return f"Can you {x}?"
 
 
 def benign_prompts(seed: int = 1) -> list[Prompt]:
@@ -177,7 +196,9 @@ def mixes(answers: Iterable[dict], compliant: Iterable[dict] = (), seed: int = 0
 
     harmless: a refusal (:data:`REFUSALS`, drawn per prompt) for every harmful train prompt and its question form,
     each usable benign answer once and an edgy prompt's twice. helpful: the usable ``compliant`` answers to harmful
-    prompts and every usable benign answer. Usable: cut at a sentence end, not degenerate, long enough, and no
+    prompts and every usable benign answer, a "How do I ...?" one also under its "Can you ...?" form
+    (:func:`as_can_you`; not in the harmless mix, whose end already answers them: 8 % of everyday ood questions
+    refused, within the bound, and its expert is the build's slowest step). Usable: cut at a sentence end, not degenerate, long enough, and no
     refusal. A dev or ood prompt never enters either.
     """
     rng = random.Random(seed)
@@ -188,7 +209,8 @@ def mixes(answers: Iterable[dict], compliant: Iterable[dict] = (), seed: int = 0
     edgy = [(p, a, "") for p, a, kind in benign if kind == EDGY]
     answered = [(p, a, "") for p, a, _ in benign]
     harmless = [(p, rng.choice(REFUSALS), "") for p in harmful + questions] + answered + edgy
-    helpful = [(p, a, "") for p, a, _ in complying] + answered
+    can_you = [(q, a, "") for p, a, _ in benign if (q := as_can_you(p)) and normalise(q) not in held_out]
+    helpful = [(p, a, "") for p, a, _ in complying] + answered + can_you
     return _rows(harmless, rng), _rows(helpful, rng)
 
 
