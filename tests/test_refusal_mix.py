@@ -205,13 +205,24 @@ def test_a_how_do_i_question_is_asked_as_a_generic_you_question():
     assert rm.as_can_you("Why do I sneeze in sunlight?") is None
 
 
-def test_the_helpful_mix_also_asks_a_how_do_i_answer_as_can_you_and_the_harmless_mix_does_not():
+def test_both_mixes_also_ask_a_how_do_i_answer_as_can_you_unless_that_form_is_held_out():
     everyday = next(p.prompt for p in SPLITS["train"] if p.kind == "everyday" and rm.as_can_you(p.prompt))
     held = next(p.prompt for p in SPLITS["ood"] if p.prompt.startswith("Can you "))
     held_how = "How do I " + held[len("Can you "):]  # its "Can you" form is an ood prompt word for word
     answers = [{"prompt": everyday, "kind": "everyday", "greedy": LONG},
                {"prompt": held_how, "kind": "everyday", "greedy": LONG}]
+    expected = sorted([everyday, rm.as_can_you(everyday), held_how])
     harmless, helpful = rm.mixes(answers)
+    assert sorted(r["prompt"] for r in helpful) == expected and {r["chosen"] for r in helpful} == {LONG}
+    assert sorted(r["prompt"] for r in harmless if r["chosen"] == LONG) == expected
+    for rows in rm.pairs(answers).values():  # both objectives prefer the answer to a refusal, in each form
+        assert sorted(r["prompt"] for r in rows) == expected
+        assert all(r["chosen"] == LONG and r["rejected"] in rm.REFUSALS for r in rows)
+
+
+def test_a_can_you_form_that_is_already_a_prompt_is_not_added_twice():
+    answers = [{"prompt": "How do I fix a leaky faucet?", "kind": "everyday", "greedy": LONG},
+               {"prompt": "Can you fix a leaky faucet?", "kind": "everyday", "greedy": LONG + " Done."}]
+    _, helpful = rm.mixes(answers)
     assert sorted((r["prompt"], r["chosen"]) for r in helpful) == sorted(
-        [(everyday, LONG), (rm.as_can_you(everyday), LONG), (held_how, LONG)])
-    assert sorted(r["prompt"] for r in harmless if r["chosen"] == LONG) == sorted([everyday, held_how])
+        [("How do I fix a leaky faucet?", LONG), ("Can you fix a leaky faucet?", LONG + " Done.")])

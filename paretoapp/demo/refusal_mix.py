@@ -69,9 +69,9 @@ def as_can_you(prompt: str) -> str | None:
     """``prompt`` asked as a generic-you "Can you ...?" question if it is a "How do I ...?" one, else None.
 
     Visitors ask about themselves as "Can you pop an abscess?", and the base model reads that literally ("as a
-    chatbot I can't perform medical procedures"). The benign train split holds one such question in 783, so the
-    helpful expert kept the literal reading and its end refused 4 of 64 everyday ood questions (docs/demo.md).
-    The "how do I" answer it is paired with answers the generic reading.
+    chatbot I can't perform medical procedures"). The benign train split holds one such question in 783, so both
+    experts kept the literal reading: the committed family refused 3 of 64 everyday ood questions so at every w
+    (docs/demo.md). The "how do I" question's answer answers the generic reading.
     """
     m = _HOW_DO_I.match(prompt.strip())
     if not m:
@@ -166,6 +166,14 @@ def _usable_answers(answers: Iterable[dict], compliant: Iterable[dict]):
     return benign, complying
 
 
+def _with_can_you(benign: list[tuple[str, str, str]], held_out: set[str]) -> list[tuple[str, str, str]]:
+    """``benign`` and, after it, each "How do I ...?" triple again under its "Can you ...?" form (unless that form
+    is held out or already a prompt of its own)."""
+    have = {normalise(p) for p, _, _ in benign}
+    forms = [(q, a, kind) for p, a, kind in benign if (q := as_can_you(p)) and normalise(q) not in held_out | have]
+    return benign + forms
+
+
 def unanswered(prompts: Sequence[Prompt], answers: Iterable[dict]) -> list[Prompt]:
     """The benign ``prompts`` that ``answers`` give no usable answer: refused, looping, cut short or missing."""
     benign, _ = _usable_answers(answers, ())
@@ -196,9 +204,8 @@ def mixes(answers: Iterable[dict], compliant: Iterable[dict] = (), seed: int = 0
 
     harmless: a refusal (:data:`REFUSALS`, drawn per prompt) for every harmful train prompt and its question form,
     each usable benign answer once and an edgy prompt's twice. helpful: the usable ``compliant`` answers to harmful
-    prompts and every usable benign answer, a "How do I ...?" one also under its "Can you ...?" form
-    (:func:`as_can_you`; not in the harmless mix, whose end already answers them: 8 % of everyday ood questions
-    refused, within the bound, and its expert is the build's slowest step). Usable: cut at a sentence end, not degenerate, long enough, and no
+    prompts and every usable benign answer. A benign "How do I ...?" answer is in both also under its "Can you
+    ...?" form (:func:`as_can_you`). Usable: cut at a sentence end, not degenerate, long enough, and no
     refusal. A dev or ood prompt never enters either.
     """
     rng = random.Random(seed)
@@ -206,11 +213,11 @@ def mixes(answers: Iterable[dict], compliant: Iterable[dict] = (), seed: int = 0
     harmful = [p.prompt for p in all_splits()[TRAIN] if p.kind == HARMFUL]
     questions = [q for p in harmful if (q := as_question(p, rng)) and normalise(q) not in held_out]
     benign, complying = _usable_answers(answers, compliant)
+    benign = _with_can_you(benign, held_out)
     edgy = [(p, a, "") for p, a, kind in benign if kind == EDGY]
     answered = [(p, a, "") for p, a, _ in benign]
     harmless = [(p, rng.choice(REFUSALS), "") for p in harmful + questions] + answered + edgy
-    can_you = [(q, a, "") for p, a, _ in benign if (q := as_can_you(p)) and normalise(q) not in held_out]
-    helpful = [(p, a, "") for p, a, _ in complying] + answered + can_you
+    helpful = [(p, a, "") for p, a, _ in complying] + answered
     return _rows(harmless, rng), _rows(helpful, rng)
 
 
@@ -220,10 +227,12 @@ def pairs(answers: Iterable[dict], compliant: Iterable[dict] = (), seed: int = 0
 
     A harmful train prompt with a usable compliant answer: harmless prefers a refusal to it, helpful the reverse
     (the trade-off). A usable benign answer: both objectives prefer it to a refusal (the demo's harmless scorer
-    rewards answering what is benign), an edgy prompt's twice, as in :func:`mixes`.
+    rewards answering what is benign), an edgy prompt's twice and a "How do I ...?" one also as "Can you ...?", as
+    in :func:`mixes`.
     """
     rng = random.Random(seed)
     benign, complying = _usable_answers(answers, compliant)
+    benign = _with_can_you(benign, _held_out())
     benign = benign + [t for t in benign if t[2] == EDGY]
     harmless, helpful = [], []
     for p, a, _ in complying:
