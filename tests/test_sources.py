@@ -41,3 +41,20 @@ def test_sample_draws_every_source_in_turn_and_is_seeded():
 def test_every_source_names_its_wheel_and_licence():
     for row in sources.describe():
         assert row["wheel"].count("==") == 1 and row["licence"] and row["prompts"], row["source"]
+
+
+def test_piqa_gives_how_to_questions_to_the_train_split_only():
+    piqa = [p for split in SPLITS for p in SPLITS[split] if p.source == "piqa"]
+    assert piqa and {split for split in SPLITS if any(p.source == "piqa" for p in SPLITS[split])} == {"train"}
+    assert all(p.prompt.startswith("How do I ") and p.prompt.endswith("?") for p in piqa)
+
+
+def test_the_piqa_reader_asks_each_how_to_goal_as_a_question_and_skips_sentence_starts(tmp_path):
+    import json
+
+    path = tmp_path / "piqa.jsonl"
+    goals = ["how to get fluffy cookies", "How do you remove gum from hair.", "How can one fold a fitted sheet?",
+             "To quarter biscuits, you can", "How to x?", "dresser"]
+    path.write_text("".join(json.dumps({"question": g, "options": "", "answer": ""}) + "\n" for g in goals))
+    assert [q for q, _ in sources._piqa(path)] == ["How do I get fluffy cookies?", "How do I remove gum from hair?",
+                                                   "How do I fold a fitted sheet?"]
