@@ -53,7 +53,7 @@ MAX_NEW_TOKENS = 96  # the chat's default: the answers it learns from are as lon
 COMPLIANT_PROMPTS = 480  # harmful train prompts the base model answers for the helpful mix (~2 in 3 usable)
 SAMPLING = {"do_sample": True, "temperature": 0.7, "top_p": 0.9}  # compliant answers are sampled: greedy ones loop
 _SENTENCE = re.compile(r"(?<=[.!?])\s")
-# "How do I fix a leaky faucet?" -> "Can you fix a leaky faucet?": the helpful mix's generic-you questions
+# "How do I fix a leaky faucet?" -> "Can you fix a leaky faucet?": the mixes' generic-you questions
 _HOW_DO_I = re.compile(r"^how (?:do|can|should) (?:i|you|one) (?P<x>[^?.!]+)\?$", re.IGNORECASE)
 _SECOND_PERSON = {"i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself"}
 _FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself)\b", re.IGNORECASE)
@@ -73,8 +73,8 @@ def as_can_you(prompt: str) -> str | None:
     """``prompt`` asked as a generic-you "Can you ...?" question if it is a "How do I ...?" one, else None.
 
     Visitors ask about themselves as "Can you pop an abscess?", and the base model reads that literally ("as a
-    chatbot I can't perform medical procedures"). The benign train split holds one such question in 783, so both
-    experts kept the literal reading: the committed family refused 3 of 64 everyday ood questions so at every w
+    chatbot I can't perform medical procedures"). The 783 benign prompts the mix first drew held one such question,
+    so both experts kept the literal reading: the committed family refused 3 of 64 everyday ood questions so at every w
     (docs/demo.md). The "how do I" question's answer answers the generic reading.
     """
     m = _HOW_DO_I.match(prompt.strip())
