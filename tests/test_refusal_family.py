@@ -126,7 +126,7 @@ def test_the_ood_step_keeps_the_other_families_rows_and_rewrites_the_docs_table(
 
 def test_each_expert_trains_on_its_own_mix_for_its_own_steps_into_the_folder_the_soup_reads(tmp_path):
     build = Build(tmp_path / "w", tmp_path / "o")
-    for objective, steps in (("harmless", 280), ("helpful", 170)):
+    for objective, steps in (("harmless", 320), ("helpful", 200)):
         config = refusal_family.expert_config(build, objective)
         [only] = config["objectives"]
         assert only["name"] == objective and only["data"]["source"] == str(build.mix / f"{objective}.jsonl")

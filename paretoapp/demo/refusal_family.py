@@ -1,7 +1,8 @@
 """The demo's refusal-mix Rewarded Soups family, from nothing to ``assets/``: the family a visitor meets first.
 
-It is docs/demo.md's experiment F (both SFT experts trained on :mod:`paretoapp.demo.refusal_mix`'s data,
-harmless 280 steps, helpful 170, answered with presence penalty 1), shrunk to rank 8 in bfloat16 so it fits
+It is docs/demo.md's experiment G (experiment F's recipe, with PIQA's how-to questions and "Can you ...?" forms
+in :mod:`paretoapp.demo.refusal_mix`'s data: both SFT experts, harmless 320 steps, helpful 200, answered with
+presence penalty 1), shrunk to rank 8 in bfloat16 so it fits
 the assets budget, then evaluated as the demo's other families are (held-out prompts, 11 w, 48 new tokens,
 their shared reference point) and checked on prompts it never saw (:mod:`paretoapp.demo.ood`), both with the
 presence penalty the app then answers it with.
@@ -12,8 +13,8 @@ presence penalty the app then answers it with.
 Each step writes one thing, and the next reads it, so an interrupted build goes on where it stopped:
 
     mix       WORK/mix/{harmless,helpful}.jsonl      the base model's answers and the two SFT mixes (~15 min)
-    harmless  WORK/mix/adapters/harmless-sft          LoRA SFT, 280 steps of 8 (~45 min on one thread)
-    helpful   WORK/helpful/adapters/helpful-sft       the same, 170 steps (more taught it loops)
+    harmless  WORK/mix/adapters/harmless-sft          LoRA SFT, 320 steps of 8
+    helpful   WORK/helpful/adapters/helpful-sft       the same, 200 steps (more passes taught it loops)
     soup      WORK/soup                               Rewarded Soups over the two adapters
     shrink    OUT/NAME                                each adapter cut to rank 8 by SVD, bfloat16
     eval      OUT/NAME/results                        the demo's evaluation, with presence penalty 1
@@ -40,7 +41,9 @@ from pathlib import Path
 NAME = "demo-refusal-mix-rewarded-soups"
 PRESENCE_PENALTY = 1.0  # tuned on the dev split (docs/demo.md, experiment E): loops 11 % -> 2 % at the helpful end
 RANK = 8                # per adapter, from 16: the family then takes 9.4 MB of the 80 MB assets budget
-STEPS = {"harmless": 280, "helpful": 170}
+# about one pass over each mix (2,534 and 1,666 rows since PIQA and the "Can you" forms; F's 1,985 and 1,138 had
+# 280 and 170): the helpful expert stays under F's 1.2 passes, because more taught it loops (experiment D2)
+STEPS = {"harmless": 320, "helpful": 200}
 STEPS_ORDER = ("mix", "harmless", "helpful", "soup", "shrink", "eval", "ood", "probe")
 DESCRIPTION = ("Offline demo on SmolLM2-135M-Instruct, LoRA SFT on a CPU (the refusal mix, docs/demo.md): shows "
                "the method's behaviour, not an aligned or safe model. Rewarded Soups over two experts, one taught to "
