@@ -62,6 +62,18 @@ def test_an_interrupted_build_goes_on_where_it_stopped(fake_steps):
     assert refusal_family.run(build) == []                           # everything is there: nothing runs again
 
 
+def test_new_weights_are_measured_again_though_the_committed_familys_results_are_there(fake_steps):
+    """A checkout holds the committed family, its ood answers and its probe: retrained experts must not be
+    reported with them."""
+    build, _ = fake_steps
+    refusal_family.run(build)
+    (build.adapter("helpful") / "adapter_config.json").unlink()      # the helpful expert is trained again
+    assert refusal_family.run(build) == ["helpful", "soup", "shrink", "eval", "ood", "probe"]
+    for step in ("harmless", "soup", "shrink"):                       # any step that changes the weights
+        refusal_family.run(build, redo=step)
+    assert refusal_family.run(build) == []
+
+
 def test_a_moved_reference_point_measures_the_family_again_and_nothing_else(fake_steps):
     build, _ = fake_steps
     refusal_family.run(build)

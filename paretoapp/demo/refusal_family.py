@@ -7,7 +7,8 @@ the assets budget, then evaluated as the demo's other families are (held-out pro
 their shared reference point) and checked on prompts it never saw (:mod:`paretoapp.demo.ood`), both with the
 presence penalty the app then answers it with.
 
-    python -m paretoapp.demo.refusal_family                  # every step; a step whose output is there is reused
+    python -m paretoapp.demo.refusal_family                  # every step; a step whose output is there is reused,
+                                                             # until one that changes the weights has run
     python -m paretoapp.demo.refusal_family --redo eval      # that step and every one after it again
 
 Each step writes one thing, and the next reads it, so an interrupted build goes on where it stopped:
@@ -45,6 +46,7 @@ RANK = 8                # per adapter, from 16: the family then takes 9.4 MB of 
 # 280 and 170): the helpful expert stays under F's 1.2 passes, because more taught it loops (experiment D2)
 STEPS = {"harmless": 320, "helpful": 200}
 STEPS_ORDER = ("mix", "harmless", "helpful", "soup", "shrink", "eval", "ood", "probe")
+WEIGHT_STEPS = ("mix", "harmless", "helpful", "soup", "shrink")  # the steps that change the family's weights
 DESCRIPTION = ("Offline demo on SmolLM2-135M-Instruct, LoRA SFT on a CPU (the refusal mix, docs/demo.md): shows "
                "the method's behaviour, not an aligned or safe model. Rewarded Soups over two experts, one taught to "
                "refuse harmful requests and answer everything else, one taught to answer everything.")
@@ -247,13 +249,14 @@ STEP_FUNCTIONS: dict[str, Callable[[Build], None]] = {
 
 def run(build: Build, redo: str | None = None, steps: Sequence[str] = STEPS_ORDER) -> list[str]:
     """Run every step whose output is missing (and, with ``redo``, that step and the ones after it); returns
-    the steps run."""
+    the steps run. Once a step of :data:`WEIGHT_STEPS` has run, every later one runs too: a checkout's assets
+    hold the committed family, its answers and its probe, and a new family must not be reported with them."""
     if redo is not None and redo not in steps:
         raise SystemExit(f"--redo {redo!r}: not a step; the steps are {', '.join(steps)}")
     first_redo = steps.index(redo) if redo else len(steps)
-    ran = []
+    ran, new_weights = [], False
     for i, step in enumerate(steps):
-        if i < first_redo and build.done(step):
+        if i < first_redo and not new_weights and build.done(step):
             print(f"[{step}] reused", flush=True)
             continue
         print(f"[{step}] running", flush=True)
@@ -262,6 +265,7 @@ def run(build: Build, redo: str | None = None, steps: Sequence[str] = STEPS_ORDE
         build.record(step, time.perf_counter() - t)
         print(f"[{step}] done in {time.perf_counter() - t:.0f} s", flush=True)
         ran.append(step)
+        new_weights = new_weights or step in WEIGHT_STEPS
     return ran
 
 
