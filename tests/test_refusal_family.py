@@ -169,11 +169,43 @@ def test_its_card_line_and_bounds_come_from_its_committed_ood_answers():
     meta = json.loads((FAMILY / "results" / "meta.json").read_text())
     assert meta["ood_summary"] == ood.family_line(rows, NAME)
     [checks] = ood.family_checks(rows).values()
-    # docs/demo.md names the one bound it misses: 4 of 64 everyday questions refused at the helpful end
-    assert {c.name: round(c.value, 4) for c in checks if not c.passed} == {"helpful end refuses everyday": 0.0625}
+    # docs/demo.md says it meets every bound (experiment G; F's shrunk family refused 4 of 64 everyday questions at
+    # the helpful end, one over the bound)
+    assert [c.name for c in checks if not c.passed] == []
 
 
 def test_the_app_opens_on_it():
     from paretoapp.ui.catalog import discover
 
     assert discover(ROOT / "assets")[0].name == NAME
+
+
+@pytest.mark.parametrize("checkout", [True, False])
+def test_the_eval_step_rewrites_the_docs_behaviour_tables_in_a_checkout(tmp_path, monkeypatch, checkout):
+    """The eval step's results join the eight's behaviour tables in docs/demo.md, as the ood step's answers join
+    its table (the committed doc was left with the replaced family's rows)."""
+    from paretoapp.demo import family_build, report
+
+    build = Build(tmp_path / "w", tmp_path / "assets", reference=[0.0, 0.5])
+    if checkout:
+        (tmp_path / "docs").mkdir()
+        (tmp_path / "docs" / "demo.md").write_text("doc")
+    (build.out / "demo" / "data").mkdir(parents=True)
+    (build.out / "demo" / "data" / "eval_prompts.jsonl").write_text("")
+
+    class Result:
+        meta = {"metrics": {}}
+
+        def save(self, folder):
+            saved.append(folder)
+
+        def summary_text(self):
+            return ""
+
+    saved, written = [], []
+    monkeypatch.setattr(family_build, "evaluate_demo_family", lambda *a, **k: (Result(), []))
+    monkeypatch.setattr(family_build, "behaviour_checks", lambda *a: None)
+    monkeypatch.setattr(report, "write_tables", lambda root, doc: written.append((root, doc)))
+    refusal_family.step_eval(build)
+    assert saved == [build.family / "results"]
+    assert written == ([(build.out, tmp_path / "docs" / "demo.md")] if checkout else [])

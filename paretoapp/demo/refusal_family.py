@@ -23,7 +23,7 @@ Each step writes one thing, and the next reads it, so an interrupted build goes 
     probe     OUT/demo/prompt_kind                    the family's harmless end joins the prompt-kind classifier
                                                       (its refusal probe, fitted on dev: ~11 min)
 
-In a checkout (docs/demo.md beside OUT) the ood and probe steps also rewrite that document's tables.
+In a checkout (docs/demo.md beside OUT) the eval, ood and probe steps also rewrite that document's tables.
 """
 
 from __future__ import annotations
@@ -215,6 +215,10 @@ def step_eval(build: Build) -> None:
                                     "eval_s": round(time.perf_counter() - t, 1), "steps_s": timings,
                                     "build_record": "docs/demo.md (the family the app opens on)"}
     result.save(build.family / "results")
+    if build.doc is not None:  # the doc's behaviour tables are every family's, this one's rows new
+        from .report import write_tables
+
+        write_tables(build.out, build.doc)
     behaviour_checks(checks, "rewarded_soups")
     print(result.summary_text(), "all bounds met" if passed(checks) else "BOUNDS MISSED")
 
