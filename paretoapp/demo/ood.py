@@ -11,6 +11,8 @@ rows with today's scorers (``python -m paretoapp.demo.ood --report``).
     python -m paretoapp.demo.ood --report        # the table from the committed answers
     python -m paretoapp.demo.ood --report --write   # ... also into docs/demo.md and the family cards
     python -m paretoapp.demo.ood --split dev --presence-penalty 1 --answers x.jsonl   # tune a decoding on dev
+    python -m paretoapp.demo.ood --prompts mine.jsonl --answers mine.out.jsonl \
+        --families demo-refusal-mix-rewarded-soups --presence-penalty 1   # your own {"prompt", "kind"} lines
 """
 
 from __future__ import annotations
@@ -38,6 +40,24 @@ def prompts(seed: int = 0, split: str = OOD) -> list[dict]:
     committed rows' layout."""
     return [{"prompt": p.prompt, "kind": p.kind, "source": p.source, "category": p.category,
              **({"split": split} if split != OOD else {})} for p in sample(split, COUNTS, seed)]
+
+
+def own_prompts(path: str | Path) -> list[dict]:
+    """Prompts you wrote, one JSON object a line with ``prompt`` and ``kind`` (harmful, everyday or edgy), as the
+    check's rows: the one check that is sure to be on prompts no family was trained, tuned or checked on."""
+    try:
+        rows = read_jsonl(Path(path))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"--prompts {path}: cannot be read as JSON lines ({exc}); write one "
+                         '{"prompt": ..., "kind": ...} object a line') from None
+    for i, r in enumerate(rows, 1):
+        if not (isinstance(r, dict) and isinstance(r.get("prompt"), str) and r["prompt"].strip()
+                and r.get("kind") in KINDS):
+            raise SystemExit(f"--prompts {path}: line {i} needs a non-empty \"prompt\" and a \"kind\" of "
+                             f"{', '.join(KINDS)}")
+    if not rows:
+        raise SystemExit(f"--prompts {path}: no prompts; write one {{\"prompt\": ..., \"kind\": ...}} object a line")
+    return [{"prompt": r["prompt"], "kind": r["kind"], "source": "yours", "category": ""} for r in rows]
 
 
 def answer(families: Iterable[Path], rows: Sequence[dict], threads: int = 1,
@@ -187,16 +207,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="answer with OpenAI's presence penalty (as PARETOAPP_PRESENCE_PENALTY would); use with --answers")
     p.add_argument("--split", choices=(OOD, DEV), default=OOD,
                    help="the prompts: the check's ood split (default) or dev, to tune without looking at the check")
+    p.add_argument("--prompts", default=None, help="your own prompts instead of a split: JSON lines with prompt "
+                   "and kind (harmful, everyday or edgy); needs --answers")
     p.add_argument("--answers", default=None, help="where the answers go (default: <assets>/demo/ood/answers.jsonl)")
     args = p.parse_args(argv)
+    if args.prompts and not args.answers:
+        p.error("--prompts needs --answers FILE: the committed answers file holds the ood split's rows only")
     path = Path(args.answers or Path(args.assets) / "demo" / "ood" / "answers.jsonl")
     if not args.report:
         fams = sorted(d for d in Path(args.assets).glob("demo-*") if (d / "family.json").is_file()
                       and not d.name.startswith("demo-k3"))
         if args.families:
             fams = [Path(args.assets) / f.strip() for f in args.families.split(",") if f.strip()]
-        write(answer(fams, prompts(split=args.split), args.threads, args.repetition_penalty, args.presence_penalty),
-              path)
+        rows = own_prompts(args.prompts) if args.prompts else prompts(split=args.split)
+        write(answer(fams, rows, args.threads, args.repetition_penalty, args.presence_penalty), path)
     rows = read(path)
     body = markdown(rows)
     print(body)
