@@ -178,8 +178,8 @@ def _usable_answers(answers: Iterable[dict], compliant: Iterable[dict]):
 def _with_can_you(benign: list[tuple[str, str, str]], held_out: set[str]) -> list[tuple[str, str, str]]:
     """``benign`` and, after it, each "How do I ...?" triple again under its "Can you ...?" form (unless that form
     is held out or already a prompt of its own)."""
-    have = {normalise(p) for p, _, _ in benign}
-    forms = [(q, a, kind) for p, a, kind in benign if (q := as_can_you(p)) and normalise(q) not in held_out | have]
+    taken = held_out | {normalise(p) for p, _, _ in benign}
+    forms = [(q, a, kind) for p, a, kind in benign if (q := as_can_you(p)) and normalise(q) not in taken]
     return benign + forms
 
 
@@ -208,8 +208,9 @@ def answer_missing(path: Path, prompts: Sequence[Prompt], answer: Callable[[Sequ
     rows = read_jsonl(path) if path.is_file() else []
     have = {normalise(r["prompt"]) for r in rows}
     missing = [p for p in prompts if normalise(p.prompt) not in have]
+    if missing:
+        rows += answer(missing)
     if missing or not path.is_file():
-        rows += answer(missing) if missing else []
         write_jsonl(path, rows)
     return rows
 
@@ -290,10 +291,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     answers_path, compliant_path = out / "benign_answers.jsonl", Path(args.compliant or out / "compliant_answers.jsonl")
     # the slow steps, kept: a second run answers only the prompts a file lacks, then remixes
-    first = answer_missing(answers_path, benign_prompts(), answer_prompts)
+    benign = benign_prompts()
+    first = answer_missing(answers_path, benign, answer_prompts)
     compliant = read_jsonl(compliant_path) if args.compliant else answer_missing(compliant_path, compliant_prompts(),
                                                                                  answer_compliant)
-    second = answer_missing(out / "benign_second_answers.jsonl", unanswered(benign_prompts(), first), second_answers)
+    second = answer_missing(out / "benign_second_answers.jsonl", unanswered(benign, first), second_answers)
     answers = first + second
     harmless, helpful = mixes(answers, compliant)
     write_jsonl(out / "harmless.jsonl", harmless)
