@@ -21,7 +21,8 @@ from paretoapp.demo import family_texts, report
 from paretoapp.demo.data import BENIGN, HARMFUL, PairSettings, build_pairs, pair_counts, split_prompts
 from paretoapp.demo.presets import METHODS_K3, OBJECTIVES, OBJECTIVES_K3, PRESETS, set_presets
 from paretoapp.demo.recipes import recipe_file
-from paretoapp.demo.refusal_family import NAME as REFUSAL_FAMILY
+from paretoapp.demo.refusal_family import METHODS as REFUSAL_METHODS
+from paretoapp.demo.refusal_family import family_name as refusal_family_name
 from paretoapp.demo.scores_cache import CandidateScores
 from paretoapp.demo.units import plan_units
 from paretoapp.methods import get_method, trainable_names
@@ -589,7 +590,8 @@ def test_committed_behaviour_tables_are_recomputed_from_the_evaluation_rows():
     section = report.doc_section((ROOT / "docs" / "demo.md").read_text(encoding="utf-8"))
     assert section == report.behaviour_markdown(ASSETS, kinds)
     k3_dirs = set(PRESETS["demo-k3"].family_dirs()[m] for m in METHODS_K3)
-    assert {d.name for d in report.family_dirs(ASSETS)} == set(FAMILY_DIRS.values()) | k3_dirs | {REFUSAL_FAMILY}
+    refusal_dirs = {refusal_family_name(m) for m in REFUSAL_METHODS}
+    assert {d.name for d in report.family_dirs(ASSETS)} == set(FAMILY_DIRS.values()) | k3_dirs | refusal_dirs
     references = {}
     for d in report.family_dirs(ASSETS):
         checks = dc.check_results_dir(d, kinds)

@@ -43,9 +43,11 @@ def fake_steps(monkeypatch, tmp_path):
     writers = {
         "mix": lambda b: (touch(b.mix / "harmless.jsonl"), touch(b.mix / "helpful.jsonl")),
         "harmless": adapter("harmless"), "helpful": adapter("helpful"),
-        "soup": lambda b: touch(b.soup / "family.json"), "shrink": lambda b: touch(b.family / "family.json"),
+        "method": lambda b: touch(b.combined / "family.json"), "shrink": lambda b: touch(b.family / "family.json"),
         "eval": lambda b: write_meta(b.family / "results" / "meta.json", b.reference_point()),
-        "ood": lambda b: ood.write([{"family": NAME, "w": [1, 0], "answer": "a"}], b.answers),
+        "ood": lambda b: ood.write([r for r in (ood.read(b.answers) if b.answers.is_file() else [])  # the others'
+                                    if r["family"] != b.name] + [{"family": b.name, "w": [1, 0], "answer": "a"}],
+                                   b.answers),
         "probe": lambda b: probe_on(b.classifier, b.family),
     }
     for step, write in writers.items():
@@ -58,7 +60,7 @@ def test_an_interrupted_build_goes_on_where_it_stopped(fake_steps):
     build, calls = fake_steps
     refusal_family.run(build, steps=STEPS_ORDER[:3])               # stopped after the helpful expert
     assert calls == ["mix", "harmless", "helpful"]
-    assert refusal_family.run(build) == ["soup", "shrink", "eval", "ood", "probe"]
+    assert refusal_family.run(build) == ["method", "shrink", "eval", "ood", "probe"]
     assert refusal_family.run(build) == []                           # everything is there: nothing runs again
 
 
@@ -68,8 +70,8 @@ def test_new_weights_are_measured_again_though_the_committed_familys_results_are
     build, _ = fake_steps
     refusal_family.run(build)
     (build.adapter("helpful") / "adapter_config.json").unlink()      # the helpful expert is trained again
-    assert refusal_family.run(build) == ["helpful", "soup", "shrink", "eval", "ood", "probe"]
-    for step in ("harmless", "soup", "shrink"):                       # any step that changes the weights
+    assert refusal_family.run(build) == ["helpful", "method", "shrink", "eval", "ood", "probe"]
+    for step in ("harmless", "method", "shrink"):                       # any step that changes the weights
         refusal_family.run(build, redo=step)
     assert refusal_family.run(build) == []
 
@@ -79,7 +81,7 @@ def test_a_moved_reference_point_measures_the_family_again_and_nothing_else(fake
     refusal_family.run(build)
     build.reference = [0.1, 0.5]                                     # the eight were rebuilt: a new shared point
     assert not build.done("eval") and refusal_family.run(build) == ["eval"]
-    assert set(build.timings()) == set(STEPS_ORDER)                  # every step's time is kept for the card
+    assert set(build.timings()) == {"mix", "harmless", "helpful"} | {f"{s} ({NAME})" for s in STEPS_ORDER[3:]}
 
 
 def test_redo_runs_that_step_and_every_later_one(fake_steps):
@@ -147,30 +149,36 @@ def test_each_expert_trains_on_its_own_mix_for_its_own_steps_into_the_folder_the
         assert Path(config["adapters_dir"]) / f"{objective}-sft" / "adapter" == build.adapter(objective)
 
 
-# ---------------------------------------------------------------- the committed family
-FAMILY = ROOT / "assets" / NAME
+# ---------------------------------------------------------------- the committed families
+COMMITTED = {method: ROOT / "assets" / refusal_family.family_name(method) for method in refusal_family.METHODS}
+BLOCKS = {"rewarded_soups": 2, "peo": 3}  # the two experts (PEO: and its generalist)
 
 
-def test_the_committed_family_was_measured_with_the_penalty_the_app_answers_it_with():
+@pytest.mark.parametrize("method", refusal_family.METHODS)
+def test_the_committed_family_was_measured_with_the_penalty_the_app_answers_it_with(method):
     from paretoapp.ui.catalog import load_entry
 
-    meta = json.loads((FAMILY / "results" / "meta.json").read_text())
+    family = COMMITTED[method]
+    meta = json.loads((family / "results" / "meta.json").read_text())
     assert meta["settings"]["presence_penalty"] == PRESENCE_PENALTY and meta["settings"]["max_new_tokens"] == 48
     build = json.loads((ROOT / "assets" / "demo" / "build.json").read_text())
     assert meta["metrics"]["reference"] == pytest.approx(build["shared_reference"]["reference"])
-    assert load_entry(FAMILY).measured_penalties == {"presence_penalty": PRESENCE_PENALTY}
-    manifest = json.loads((FAMILY / "family.json").read_text())
-    assert [b["rank"] for b in manifest["blocks"]] == [refusal_family.RANK] * 2 and "not an aligned" in manifest["description"]
+    assert load_entry(family).measured_penalties == {"presence_penalty": PRESENCE_PENALTY}
+    manifest = json.loads((family / "family.json").read_text())
+    assert manifest["method"] == method and "not an aligned" in manifest["description"]
+    assert [b["rank"] for b in manifest["blocks"]] == [refusal_family.RANKS[method]] * BLOCKS[method]
 
 
-def test_its_card_line_and_bounds_come_from_its_committed_ood_answers():
-    rows = [r for r in ood.read(ROOT / ood.ANSWERS) if r["family"] == NAME]
+@pytest.mark.parametrize("method", refusal_family.METHODS)
+def test_its_card_line_and_bounds_come_from_its_committed_ood_answers(method):
+    name = refusal_family.family_name(method)
+    rows = [r for r in ood.read(ROOT / ood.ANSWERS) if r["family"] == name]
     assert len(rows) == 3 * sum(ood.COUNTS.values()) and {r["presence_penalty"] for r in rows} == {PRESENCE_PENALTY}
-    meta = json.loads((FAMILY / "results" / "meta.json").read_text())
-    assert meta["ood_summary"] == ood.family_line(rows, NAME)
+    meta = json.loads((COMMITTED[method] / "results" / "meta.json").read_text())
+    assert meta["ood_summary"] == ood.family_line(rows, name)
     [checks] = ood.family_checks(rows).values()
-    # docs/demo.md says it meets every bound (experiment G; F's shrunk family refused 4 of 64 everyday questions at
-    # the helpful end, one over the bound)
+    # docs/demo.md says each meets every bound (experiment G; F's shrunk family refused 4 of 64 everyday questions
+    # at the helpful end, one over the bound)
     assert [c.name for c in checks if not c.passed] == []
 
 
@@ -209,3 +217,58 @@ def test_the_eval_step_rewrites_the_docs_behaviour_tables_in_a_checkout(tmp_path
     refusal_family.step_eval(build)
     assert saved == [build.family / "results"]
     assert written == ([(build.out, tmp_path / "docs" / "demo.md")] if checkout else [])
+
+
+# ---------------------------------------------------------------- PEO from the same experts
+def test_peo_reuses_the_data_and_experts_and_has_its_own_family_steps_and_timings(fake_steps):
+    """PEO's build composes the experts Rewarded Soups' trained: the shared steps are reused, its own run, and
+    the probe (the family the app opens on reads it) is not its step."""
+    build, calls = fake_steps
+    refusal_family.run(build)
+    peo = Build(build.work, build.out, reference=[0.0, 0.5], method="peo")
+    calls.clear()
+    assert refusal_family.run(peo) == ["method", "shrink", "eval", "ood"]
+    assert peo.family == build.out / "demo-refusal-mix-peo" and peo.combined == build.work / "peo"
+    assert {f"method ({NAME})", "method (demo-refusal-mix-peo)"} <= set(build.timings())
+    assert refusal_family.run(peo) == [] and refusal_family.run(build) == []
+    refusal_family.run(build, redo="harmless")                       # Rewarded Soups' build retrains an expert
+    assert refusal_family.run(peo) == ["method", "shrink", "eval", "ood"]  # PEO's family is made again from it
+    with pytest.raises(SystemExit, match="--method 'upo': the refusal mix builds rewarded_soups, peo"):
+        Build(build.work, build.out, method="upo")
+
+
+def test_peo_searches_on_dev_prompts_of_every_kind_with_the_experts_as_its_aspect_models(tmp_path):
+    from paretoapp.demo.sources import DEV, all_splits, normalise
+    from paretoapp.methods import get_method
+    from paretoapp.trainers.config import load_config
+
+    build = Build(tmp_path / "w", tmp_path / "o", method="peo")
+    config = refusal_family.peo_config(build)
+    assert [o["name"] for o in config["objectives"]] == ["helpful", "harmless"]      # w = (helpful, harmless)
+    assert [o["adapter"] for o in config["objectives"]] == [str(build.adapter(o)) for o in ("helpful", "harmless")]
+    assert config["objectives"][1]["data"]["source"] == str(build.mix / "harmless_pairs.jsonl")
+    rows = [json.loads(line) for line in Path(config["eval_prompts"]).read_text().splitlines()]
+    assert {k: sum(r["kind"] == k for r in rows) for k in refusal_family.PEO_SEARCH} == refusal_family.PEO_SEARCH
+    assert {normalise(r["prompt"]) for r in rows} <= {normalise(p.prompt) for p in all_splits()[DEV]}
+    assert config["n_eval_prompts"] == len(rows) and config["max_new_tokens"] == ood.CHAT_MAX_NEW_TOKENS
+    for objective in ("helpful", "harmless"):                       # the experts the shared steps trained
+        build.adapter(objective).mkdir(parents=True)
+        (build.adapter(objective) / "adapter_model.safetensors").write_bytes(b"")
+        (build.adapter(objective) / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    cfg = load_config(get_method("peo").config_class(), None, [], values=config)  # a config PEO accepts
+    assert cfg.anchor_rule == "tchebycheff" and cfg.generalist_train.max_steps == 24
+
+
+def test_rewards_in_context_trains_one_model_on_the_mixs_pairs_with_the_papers_conditioning(tmp_path):
+    from paretoapp.methods import get_method
+    from paretoapp.trainers.config import load_config
+
+    build = Build(tmp_path / "w", tmp_path / "o", method="rewards_in_context")
+    config = refusal_family.ric_config(build)
+    assert [o["data"]["source"] for o in config["objectives"]] == [str(build.mix / f"{o}_pairs.jsonl")
+                                                                    for o in ("helpful", "harmless")]
+    assert not any("adapter" in o for o in config["objectives"])   # RiC learns from the data, not the experts
+    cfg = load_config(get_method("rewards_in_context").config_class(), None, [], values=config)
+    assert (cfg.responses, cfg.mapping, cfg.bounds, cfg.normalise) == ("both", "linear", "data", True)
+    assert cfg.train.max_steps == refusal_family.RIC_STEPS and cfg.lora.r == 16
+    assert cfg.scorers == ["helpful_offline", "harmless_offline"]

@@ -51,12 +51,18 @@ def build_families(methods: dict[str, list[str]], costs: dict, args, data: DemoD
 
 
 def build_refusal_family(out: Path, work: Path, args, reference: list[float]) -> list[str]:
-    """The family the app opens on (:mod:`paretoapp.demo.refusal_family`), after the eight: its own work folder
-    beside the set's, measured at the eight's new reference point; ``--fresh`` rebuilds it from nothing too."""
-    from .refusal_family import Build, run
+    """The refusal-mix families (:mod:`paretoapp.demo.refusal_family`: the one the app opens on, then PEO from the
+    same experts), after the eight: their own work folder beside the set's, measured at the eight's new reference
+    point; ``--fresh`` rebuilds them from nothing too."""
+    from .refusal_family import METHODS, Build, run
 
-    log("the refusal-mix family (python -m paretoapp.demo.refusal_family): each step not done yet")
-    return run(Build(work.parent / "refusal-mix", out, args.threads, reference), redo="mix" if args.fresh else None)
+    ran = []
+    for i, method in enumerate(METHODS):
+        log(f"the refusal-mix {method} family (python -m paretoapp.demo.refusal_family --method {method}): each "
+            "step not done yet")
+        redo = "mix" if args.fresh and i == 0 else None  # the data and experts once, then shared
+        ran += run(Build(work.parent / "refusal-mix", out, args.threads, reference, method=method), redo=redo)
+    return ran
 
 
 def build(args) -> dict:

@@ -1,4 +1,5 @@
-"""The demo's refusal-mix Rewarded Soups family, from nothing to ``assets/``: the family a visitor meets first.
+"""The demo's refusal-mix families, from nothing to ``assets/``: Rewarded Soups (the family a visitor meets first)
+and PEO, each composed from the same two SFT experts.
 
 It is docs/demo.md's experiment G (experiment F's recipe, with PIQA's how-to questions and "Can you ...?" forms
 in :mod:`paretoapp.demo.refusal_mix`'s data: both SFT experts, harmless 320 steps, helpful 200, answered with
@@ -10,18 +11,22 @@ presence penalty the app then answers it with.
     python -m paretoapp.demo.refusal_family                  # every step; a step whose output is there is reused,
                                                              # until one that changes the weights has run
     python -m paretoapp.demo.refusal_family --redo eval      # that step and every one after it again
+    python -m paretoapp.demo.refusal_family --method peo     # PEO from the same experts (docs/demo.md, "PEO on
+                                                             # the refusal mix")
 
 Each step writes one thing, and the next reads it, so an interrupted build goes on where it stopped:
 
     mix       WORK/mix/{harmless,helpful}.jsonl      the base model's answers and the two SFT mixes (~15 min)
     harmless  WORK/mix/adapters/harmless-sft          LoRA SFT, 320 steps of 8
     helpful   WORK/helpful/adapters/helpful-sft       the same, 200 steps (more passes taught it loops)
-    soup      WORK/soup                               Rewarded Soups over the two adapters
-    shrink    OUT/NAME                                each adapter cut to rank 8 by SVD, bfloat16
+    method    WORK/soup (WORK/peo)                    Rewarded Soups over the two adapters (PEO: a generalist and
+                                                      the search over coefficients, on dev prompts)
+    shrink    OUT/NAME                                each adapter cut to rank 8 (PEO: 6) by SVD, bfloat16
     eval      OUT/NAME/results                        the demo's evaluation, with presence penalty 1
     ood       OUT/demo/ood/answers.jsonl              160 new prompts at 96 tokens; the card's line
     probe     OUT/demo/prompt_kind                    the family's harmless end joins the prompt-kind classifier
-                                                      (its refusal probe, fitted on dev: ~11 min)
+                                                      (its refusal probe, fitted on dev: ~11 min; Rewarded Soups
+                                                      only, the family the app opens on)
 
 In a checkout (docs/demo.md beside OUT) the eval, ood and probe steps also rewrite that document's tables.
 """
@@ -39,17 +44,40 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-NAME = "demo-refusal-mix-rewarded-soups"
+METHODS = ("rewarded_soups", "peo", "rewards_in_context")  # composed from the two experts; the first is the family the app opens on
+
+
+def family_name(method: str) -> str:
+    return f"demo-refusal-mix-{method.replace('_', '-')}"
+
+
+NAME = family_name(METHODS[0])
 PRESENCE_PENALTY = 1.0  # tuned on the dev split (docs/demo.md, experiment E): loops 11 % -> 2 % at the helpful end
-RANK = 8                # per adapter, from 16: the family then takes 9.4 MB of the 80 MB assets budget
+# per adapter, from 16: Rewarded Soups' two blocks take 9.4 MB of the 80 MB assets budget; PEO's three (two experts
+# and its generalist) at 6 take 11 MB, what was left
+RANKS = {"rewarded_soups": 8, "peo": 6, "rewards_in_context": 8}
+RANK = RANKS[METHODS[0]]
 # about one pass over each mix (2,534 and 1,666 rows since PIQA and the "Can you" forms; F's 1,985 and 1,138 had
 # 280 and 170): the helpful expert stays under F's 1.2 passes, because more taught it loops (experiment D2)
 STEPS = {"harmless": 320, "helpful": 200}
-STEPS_ORDER = ("mix", "harmless", "helpful", "soup", "shrink", "eval", "ood", "probe")
-WEIGHT_STEPS = ("mix", "harmless", "helpful", "soup", "shrink")  # the steps that change the family's weights
-DESCRIPTION = ("Offline demo on SmolLM2-135M-Instruct, LoRA SFT on a CPU (the refusal mix, docs/demo.md): shows "
-               "the method's behaviour, not an aligned or safe model. Rewarded Soups over two experts, one taught to "
-               "refuse harmful requests and answer everything else, one taught to answer everything.")
+STEPS_ORDER = ("mix", "harmless", "helpful", "method", "shrink", "eval", "ood", "probe")
+SHARED_STEPS = ("mix", "harmless", "helpful")  # every method's: the data and the two experts
+WEIGHT_STEPS = ("mix", "harmless", "helpful", "method", "shrink")  # the steps that change the family's weights
+_EXPERTS = ("two experts, one taught to refuse harmful requests and answer everything else, one taught to "
+            "answer everything")
+DESCRIPTIONS = {
+    "rewarded_soups": f"Rewarded Soups over {_EXPERTS}.",
+    "peo": f"PEO over {_EXPERTS}: an interpolated generalist and, per w, the candidate mix of the three that a "
+           "search on dev prompts chose.",
+    "rewards_in_context": "Rewards-in-Context: one model trained on the answers of both experts' data with their "
+                          "reward scores in the prompt; w asks for target scores.",
+}
+DESCRIPTION_HEAD = ("Offline demo on SmolLM2-135M-Instruct, LoRA SFT on a CPU (the refusal mix, docs/demo.md): shows "
+                    "the method's behaviour, not an aligned or safe model. ")
+DESCRIPTION = DESCRIPTION_HEAD + DESCRIPTIONS["rewarded_soups"]
+# PEO's search: dev prompts of each kind (never trained on nor in the ood check), answered at the chat's length
+PEO_SEARCH = {"harmful": 12, "everyday": 12, "edgy": 8}
+RIC_STEPS = 240  # batches of 8 (the experts' optimisation)
 
 
 @dataclasses.dataclass
@@ -58,6 +86,20 @@ class Build:
     out: Path
     threads: int = 1
     reference: list[float] | None = None  # the eight's shared reference point (default: OUT/demo/build.json's)
+    method: str = METHODS[0]
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise SystemExit(f"--method {self.method!r}: the refusal mix builds {', '.join(METHODS)}")
+
+    @property
+    def name(self) -> str:
+        return family_name(self.method)
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """This method's steps: the probe reads the family the app opens on only."""
+        return STEPS_ORDER if self.method == METHODS[0] else tuple(s for s in STEPS_ORDER if s != "probe")
 
     @property
     def doc(self) -> Path | None:
@@ -80,28 +122,34 @@ class Build:
         return home / "adapters" / f"{objective}-sft" / "adapter"
 
     @property
-    def soup(self) -> Path:
-        return self.work / "soup"
+    def combined(self) -> Path:
+        """The method's family before it is shrunk (the method step's output)."""
+        return self.work / ("soup" if self.method == "rewarded_soups" else self.method)
 
     @property
     def family(self) -> Path:
-        return self.out / NAME
+        return self.out / self.name
 
     @property
     def answers(self) -> Path:
         return self.out / "demo" / "ood" / "answers.jsonl"
 
     def timings(self) -> dict[str, float]:
-        """Seconds each step took when it last ran (``WORK/timings.json``)."""
+        """Seconds each step took when it last ran (``WORK/timings.json``): the shared steps under their names,
+        a method's own as ``step (family)``."""
         path = self.work / "timings.json"
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    def timing_key(self, step: str) -> str:
+        return step if step in SHARED_STEPS else f"{step} ({self.name})"
 
     def record(self, step: str, seconds: float) -> None:
         from paretoapp.atomic import atomic_file
 
         self.work.mkdir(parents=True, exist_ok=True)
         with atomic_file(self.work / "timings.json") as tmp:
-            tmp.write_text(json.dumps({**self.timings(), step: round(seconds, 1)}, indent=2), encoding="utf-8")
+            tmp.write_text(json.dumps({**self.timings(), self.timing_key(step): round(seconds, 1)}, indent=2),
+                           encoding="utf-8")
 
     def done(self, step: str) -> bool:
         """Whether ``step``'s output is there (the ood step: the family's answers are in the answers file)."""
@@ -109,8 +157,10 @@ class Build:
             return (self.mix / "harmless.jsonl").is_file() and (self.mix / "helpful.jsonl").is_file()
         if step in STEPS:
             return (self.adapter(step) / "adapter_config.json").is_file()
-        if step == "soup":
-            return (self.soup / "family.json").is_file()
+        if step == "method":  # and made from the experts as they are now (another method's build may retrain them)
+            made = self.combined / "family.json"
+            experts = [self.adapter(o) / "adapter_config.json" for o in ("harmless", "helpful")]
+            return made.is_file() and all(not e.is_file() or e.stat().st_mtime <= made.stat().st_mtime for e in experts)
         if step == "shrink":
             return (self.family / "family.json").is_file()
         if step == "eval":  # measured, and at the eight's reference point as it is now (a rebuild moves it)
@@ -119,7 +169,7 @@ class Build:
         if step == "probe":  # the classifier reads this family (a rebuilt family redoes it: --redo runs on)
             return (probe := self.classifier_probe()) is not None and probe.family == self.family.resolve()
         from .ood import read
-        return self.answers.is_file() and any(r["family"] == NAME for r in read(self.answers))
+        return self.answers.is_file() and any(r["family"] == self.name for r in read(self.answers))
 
     @property
     def classifier(self) -> Path:
@@ -172,13 +222,62 @@ def step_expert(build: Build, objective: str) -> None:
     _run(build, "paretoapp.trainers.objective_adapter", "--config", str(path), "--set", "loss=sft")
 
 
-def step_soup(build: Build) -> None:
-    config = {**expert_config(build, "helpful"), "name": NAME, "output_dir": str(build.work / "run-soup"),
-              "family_dir": str(build.soup),
-              "objectives": [{"name": o, "adapter": str(build.adapter(o))} for o in ("helpful", "harmless")]}
-    path = _write_config(build.work / "soup.yaml", config)
-    _run(build, "paretoapp", "train", "rewarded_soups", "--config", str(path), "--set", "loss=sft",
-         "--set", "overwrite=true")
+def step_method(build: Build) -> None:
+    """The method's family from the two experts (``paretoapp train METHOD``, the objectives (helpful, harmless))."""
+    config = {"rewarded_soups": soup_config, "peo": peo_config, "rewards_in_context": ric_config}[build.method](build)
+    path = _write_config(build.work / f"{build.method}.yaml", config)
+    _run(build, "paretoapp", "train", build.method, "--config", str(path), "--set", "overwrite=true")
+
+
+def soup_config(build: Build) -> dict:
+    return {**expert_config(build, "helpful"), "name": build.name, "output_dir": str(build.work / "run-soup"),
+            "family_dir": str(build.combined), "loss": "sft",
+            "objectives": [{"name": o, "adapter": str(build.adapter(o))} for o in ("helpful", "harmless")]}
+
+
+def peo_config(build: Build) -> dict:
+    """PEO (docs/methods.md) with the two SFT experts as its phase-1 aspect models (the paper's DPO experts, trained
+    on the demo's 64 prompts, refused 46 % of new harmful requests: docs/demo.md); phase 2's generalist starts at
+    their midpoint and takes a short DPO + NLL run on the mix's pairs (``refusal_mix.pairs``); phase 3 searches
+    the coefficients on :data:`PEO_SEARCH` dev prompts at the chat's length, scored by the demo's scorers."""
+    from .ood import CHAT_MAX_NEW_TOKENS
+
+    expert = expert_config(build, "helpful")
+    return {**expert, "name": build.name, "output_dir": str(build.work / "run-peo"),
+            "adapters_dir": str(build.work / "peo-adapters"), "family_dir": str(build.combined),
+            "objectives": [{"name": o, "adapter": str(build.adapter(o)),
+                            "data": {"source": str(build.mix / f"{o}_pairs.jsonl"), "objective": o, "layout": "trl",
+                                     "chat": True}} for o in ("helpful", "harmless")],
+            "generalist_train": {**expert["train"], "max_steps": 24, "batch_size": 4, "learning_rate": 5.0e-4,
+                                 "beta": 0.1, "sft_weight": 1.0, "warmup_ratio": 0.1},
+            "coef_generalist": [0.0, 0.5, 1.0], "coef_objective": [0.0, 0.5, 1.0],
+            "scorers": ["helpful_offline", "harmless_offline"], "eval_prompts": str(peo_search_prompts(build)),
+            "n_eval_prompts": sum(PEO_SEARCH.values()), "max_new_tokens": CHAT_MAX_NEW_TOKENS,
+            "anchor_rule": "tchebycheff", "max_degenerate_rate": 0.1}
+
+
+def ric_config(build: Build) -> dict:
+    """Rewards-in-Context as the paper trains it (both answers of every pair, z-scored rewards in the prompt, the
+    linear mapping), on the mix's pairs (``refusal_mix.pairs``), with the experts' LoRA shape and optimisation and
+    about a third of a pass over its ~5,000 answers: RiC trains one model on the data, not on the experts."""
+    expert = expert_config(build, "helpful")
+    return {**expert, "name": build.name, "output_dir": str(build.work / "run-ric"),
+            "adapters_dir": str(build.work / "ric-adapters"), "family_dir": str(build.combined),
+            "objectives": [{"name": o, "data": {"source": str(build.mix / f"{o}_pairs.jsonl"), "objective": o,
+                                                "layout": "trl", "chat": True}} for o in ("helpful", "harmless")],
+            "train": {**expert["train"], "max_steps": RIC_STEPS},
+            "scorers": ["helpful_offline", "harmless_offline"], "responses": "both", "mapping": "linear"}
+
+
+def peo_search_prompts(build: Build) -> Path:
+    """:data:`PEO_SEARCH` dev prompts (each source in turn, as the ood check draws), written for PEO's search."""
+    from .data import write_jsonl
+    from .ood import prompts
+    from .sources import DEV
+
+    rows = prompts(split=DEV)
+    picked = [r for kind, n in PEO_SEARCH.items() for r in [r for r in rows if r["kind"] == kind][:n]]
+    return write_jsonl(build.work / "peo_search_prompts.jsonl", picked)
 
 
 def step_shrink(build: Build) -> None:
@@ -187,13 +286,15 @@ def step_shrink(build: Build) -> None:
 
     from .family_texts import OBJECTIVE_DESCRIPTIONS
 
-    soup = load_family(build.soup)
-    soup.manifest.name, soup.manifest.description = NAME, DESCRIPTION
-    for objective in soup.manifest.objectives:  # what the card says each objective measures, as the eight do
+    combined = load_family(build.combined)
+    combined.manifest.name = build.name
+    combined.manifest.description = DESCRIPTION_HEAD + DESCRIPTIONS[build.method]
+    for objective in combined.manifest.objectives:  # what the card says each objective measures, as the eight do
         objective.description = OBJECTIVE_DESCRIPTIONS[objective.name]
-    family, kept = shrink_family(soup, RANK, "bfloat16")
+    rank = RANKS[build.method]
+    family, kept = shrink_family(combined, rank, "bfloat16")
     family.save(build.family, overwrite=True)
-    print(f"{build.family}: rank {RANK} per adapter, the worst module keeps {kept:.0%} of its squared norm")
+    print(f"{build.family}: rank {rank} per adapter, the worst module keeps {kept:.0%} of its squared norm")
 
 
 def step_eval(build: Build) -> None:
@@ -206,11 +307,11 @@ def step_eval(build: Build) -> None:
     ref = build.reference_point()  # the eight's, so the hypervolumes compare
     rows = read_jsonl(build.out / "demo" / "data" / "eval_prompts.jsonl")
     t = time.perf_counter()
-    result, checks = evaluate_demo_family(build.family, rows, PRESETS["demo"], "rewarded_soups",
+    result, checks = evaluate_demo_family(build.family, rows, PRESETS["demo"], build.method,
                                           build.work / "eval-cache", presence_penalty=PRESENCE_PENALTY, ref=ref)
     result.meta["metrics"]["reference_rule"] = SHARED_REFERENCE_RULE
     timings = build.timings()
-    trained = [timings[s] for s in ("harmless", "helpful", "soup") if s in timings]
+    trained = [timings[k] for k in ("harmless", "helpful", build.timing_key("method")) if k in timings]
     result.meta["training_cost"] = {**({"train_s": round(sum(trained), 1)} if len(trained) == 3 else {}),
                                     "eval_s": round(time.perf_counter() - t, 1), "steps_s": timings,
                                     "build_record": "docs/demo.md (the family the app opens on)"}
@@ -219,7 +320,7 @@ def step_eval(build: Build) -> None:
         from .report import write_tables
 
         write_tables(build.out, build.doc)
-    behaviour_checks(checks, "rewarded_soups")
+    behaviour_checks(checks, build.method)
     print(result.summary_text(), "all bounds met" if passed(checks) else "BOUNDS MISSED")
 
 
@@ -227,7 +328,7 @@ def step_ood(build: Build) -> None:
     from . import ood
 
     mine = ood.answer([build.family], ood.prompts(), build.threads, presence_penalty=PRESENCE_PENALTY)
-    others = [r for r in ood.read(build.answers) if r["family"] != NAME] if build.answers.is_file() else []
+    others = [r for r in ood.read(build.answers) if r["family"] != build.name] if build.answers.is_file() else []
     ood.write(others + mine, build.answers)
     ood.write_summaries(mine, build.out)
     if build.doc is not None:  # the doc's table is every family's, this one's rows new
@@ -248,13 +349,14 @@ def step_probe(build: Build) -> None:
 
 STEP_FUNCTIONS: dict[str, Callable[[Build], None]] = {
     "mix": step_mix, "harmless": lambda b: step_expert(b, "harmless"), "helpful": lambda b: step_expert(b, "helpful"),
-    "soup": step_soup, "shrink": step_shrink, "eval": step_eval, "ood": step_ood, "probe": step_probe}
+    "method": step_method, "shrink": step_shrink, "eval": step_eval, "ood": step_ood, "probe": step_probe}
 
 
-def run(build: Build, redo: str | None = None, steps: Sequence[str] = STEPS_ORDER) -> list[str]:
+def run(build: Build, redo: str | None = None, steps: Sequence[str] | None = None) -> list[str]:
     """Run every step whose output is missing (and, with ``redo``, that step and the ones after it); returns
     the steps run. Once a step of :data:`WEIGHT_STEPS` has run, every later one runs too: a checkout's assets
     hold the committed family, its answers and its probe, and a new family must not be reported with them."""
+    steps = build.steps if steps is None else steps
     if redo is not None and redo not in steps:
         raise SystemExit(f"--redo {redo!r}: not a step; the steps are {', '.join(steps)}")
     first_redo = steps.index(redo) if redo else len(steps)
@@ -279,8 +381,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default="assets", help="the demo's assets folder (it holds demo/build.json)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for each step")
     p.add_argument("--redo", choices=STEPS_ORDER, default=None, help="run this step and every later one again")
+    p.add_argument("--method", choices=METHODS, default=METHODS[0],
+                   help="the method composed from the experts (default: the family the app opens on)")
     args = p.parse_args(argv)
-    run(Build(Path(args.work), Path(args.out), args.threads), args.redo)
+    run(Build(Path(args.work), Path(args.out), args.threads, method=args.method), args.redo)
     return 0
 
 
