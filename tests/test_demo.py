@@ -21,7 +21,7 @@ from paretoapp.demo import family_texts, report
 from paretoapp.demo.data import BENIGN, HARMFUL, PairSettings, build_pairs, pair_counts, split_prompts
 from paretoapp.demo.presets import METHODS_K3, OBJECTIVES, OBJECTIVES_K3, PRESETS, set_presets
 from paretoapp.demo.recipes import recipe_file
-from paretoapp.demo.refusal_family import METHODS as REFUSAL_METHODS
+from paretoapp.demo.refusal_family import COMMITTED as REFUSAL_METHODS
 from paretoapp.demo.refusal_family import family_name as refusal_family_name
 from paretoapp.demo.scores_cache import CandidateScores
 from paretoapp.demo.units import plan_units

@@ -93,9 +93,9 @@ def test_the_committed_table_and_cards_are_recomputed_from_the_committed_answers
 
 def test_every_two_objective_demo_family_was_asked_prompts_it_never_saw(committed):
     from paretoapp.demo.presets import PRESETS
-    from paretoapp.demo.refusal_family import NAME
+    from paretoapp.demo.refusal_family import COMMITTED, family_name
 
-    families = set(PRESETS["demo"].family_dirs().values()) | {NAME}
+    families = set(PRESETS["demo"].family_dirs().values()) | {family_name(m) for m in COMMITTED}
     assert {r["family"] for r in committed} == families
     per_family = {f: [r for r in committed if r["family"] == f] for f in families}
     for rows in per_family.values():
@@ -108,7 +108,7 @@ def test_every_two_objective_demo_family_was_asked_prompts_it_never_saw(committe
     assert {r["source"] for r in committed} >= {"strongreject", "healthsearchqa"}
 
 
-@pytest.mark.parametrize("name", ["b", "c", "c2", "d", "d2", "e", "f"])
+@pytest.mark.parametrize("name", ["b", "c", "c2", "d", "d2", "e", "f", "ric"])
 def test_an_experiments_table_is_recomputed_from_its_answers(name):
     """docs/demo.md's experiments B to F (refusal_mix experts, not yet demo families): each table is its answers'."""
     rows = ood.read(ROOT / "assets" / "demo" / "ood" / f"experiment_{name}.jsonl")

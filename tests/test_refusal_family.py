@@ -150,11 +150,11 @@ def test_each_expert_trains_on_its_own_mix_for_its_own_steps_into_the_folder_the
 
 
 # ---------------------------------------------------------------- the committed families
-COMMITTED = {method: ROOT / "assets" / refusal_family.family_name(method) for method in refusal_family.METHODS}
+COMMITTED = {method: ROOT / "assets" / refusal_family.family_name(method) for method in refusal_family.COMMITTED}
 BLOCKS = {"rewarded_soups": 2, "peo": 3}  # the two experts (PEO: and its generalist)
 
 
-@pytest.mark.parametrize("method", refusal_family.METHODS)
+@pytest.mark.parametrize("method", refusal_family.COMMITTED)
 def test_the_committed_family_was_measured_with_the_penalty_the_app_answers_it_with(method):
     from paretoapp.ui.catalog import load_entry
 
@@ -169,7 +169,7 @@ def test_the_committed_family_was_measured_with_the_penalty_the_app_answers_it_w
     assert [b["rank"] for b in manifest["blocks"]] == [refusal_family.RANKS[method]] * BLOCKS[method]
 
 
-@pytest.mark.parametrize("method", refusal_family.METHODS)
+@pytest.mark.parametrize("method", refusal_family.COMMITTED)
 def test_its_card_line_and_bounds_come_from_its_committed_ood_answers(method):
     name = refusal_family.family_name(method)
     rows = [r for r in ood.read(ROOT / ood.ANSWERS) if r["family"] == name]

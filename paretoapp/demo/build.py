@@ -54,10 +54,10 @@ def build_refusal_family(out: Path, work: Path, args, reference: list[float]) ->
     """The refusal-mix families (:mod:`paretoapp.demo.refusal_family`: the one the app opens on, then PEO from the
     same experts), after the eight: their own work folder beside the set's, measured at the eight's new reference
     point; ``--fresh`` rebuilds them from nothing too."""
-    from .refusal_family import METHODS, Build, run
+    from .refusal_family import COMMITTED, Build, run
 
     ran = []
-    for i, method in enumerate(METHODS):
+    for i, method in enumerate(COMMITTED):
         log(f"the refusal-mix {method} family (python -m paretoapp.demo.refusal_family --method {method}): each "
             "step not done yet")
         redo = "mix" if args.fresh and i == 0 else None  # the data and experts once, then shared
