@@ -244,7 +244,7 @@ def soup_config(build: Build) -> dict:
 
 def peo_config(build: Build) -> dict:
     """PEO (docs/methods.md) with the two SFT experts as its phase-1 aspect models (the paper's DPO experts, trained
-    on the demo's 64 prompts, refused 46 % of new harmful requests: docs/demo.md); phase 2's generalist starts at
+    on the demo's 64 prompts, refused 27 % of the ood split's harmful requests: docs/demo.md); phase 2's generalist starts at
     their midpoint and takes a short DPO + NLL run on the mix's pairs (``refusal_mix.pairs``); phase 3 searches
     the coefficients on :data:`PEO_SEARCH` dev prompts at the chat's length, scored by the demo's scorers."""
     from .ood import CHAT_MAX_NEW_TOKENS
@@ -266,7 +266,7 @@ def peo_config(build: Build) -> dict:
 def ric_config(build: Build) -> dict:
     """Rewards-in-Context as the paper trains it (both answers of every pair, z-scored rewards in the prompt, the
     linear mapping), on the mix's pairs (``refusal_mix.pairs``), with the experts' LoRA shape and optimisation and
-    about a third of a pass over its ~5,000 answers: RiC trains one model on the data, not on the experts."""
+    about half a pass over their ~3,500 distinct answers: RiC trains one model on the data, not on the experts."""
     expert = expert_config(build, "helpful")
     return {**expert, "name": build.name, "output_dir": str(build.work / "run-ric"),
             "adapters_dir": str(build.work / "ric-adapters"), "family_dir": str(build.combined),
