@@ -111,7 +111,7 @@ def test_every_two_objective_demo_family_was_asked_prompts_it_never_saw(committe
 @pytest.mark.parametrize("name", ["b", "c", "c2", "d", "d2", "e", "f", "ric"])
 def test_an_experiments_table_is_recomputed_from_its_answers(name):
     """docs/demo.md's experiments B to F (refusal_mix experts, not yet demo families): each table is its answers'."""
-    rows = ood.read(ROOT / "assets" / "demo" / "ood" / f"experiment_{name}.jsonl")
+    rows = ood.read(ROOT / "docs" / "evidence" / "ood" / f"experiment_{name}.jsonl")
     assert {tuple(r["w"]) for r in rows} == set(ood.ENDS.values())
     assert sorted(r["prompt"] for r in rows if tuple(r["w"]) == (0.0, 1.0)) == sorted(r["prompt"] for r in ood.prompts())
     table = "\n".join(line for line in ood.markdown(rows).splitlines() if line.startswith("|"))
@@ -161,7 +161,7 @@ def test_the_ends_are_read_from_the_harmless_weight_not_the_order_given():
                                                         ("d2", None, 0.1062), ("e", None, None),
                                                         ("f", None, None)])
 def test_experiments_miss_exactly_the_bounds_their_doc_names(name, everyday, degenerate):
-    rows = ood.read(ROOT / "assets" / "demo" / "ood" / f"experiment_{name}.jsonl")
+    rows = ood.read(ROOT / "docs" / "evidence" / "ood" / f"experiment_{name}.jsonl")
     [checks] = ood.family_checks(rows).values()
     missed = {c.name: round(c.value, 4) for c in checks if not c.passed}
     assert missed == {**({"helpful end refuses everyday": everyday} if everyday else {}),
@@ -170,7 +170,7 @@ def test_experiments_miss_exactly_the_bounds_their_doc_names(name, everyday, deg
 
 def test_experiment_e_is_d2_answered_with_a_presence_penalty():
     """E's rows are D2's prompts and family with presence penalty 1 recorded on each; D2's rows carry none."""
-    d2, e = (ood.read(ROOT / "assets" / "demo" / "ood" / f"experiment_{n}.jsonl") for n in ("d2", "e"))
+    d2, e = (ood.read(ROOT / "docs" / "evidence" / "ood" / f"experiment_{n}.jsonl") for n in ("d2", "e"))
     assert {r.get("presence_penalty") for r in e} == {1.0} and not any("presence_penalty" in r for r in d2)
     assert sorted((r["family"], tuple(r["w"]), r["prompt"]) for r in e) == \
         sorted((r["family"], tuple(r["w"]), r["prompt"]) for r in d2)
