@@ -166,7 +166,7 @@ def test_the_committed_family_was_measured_with_the_penalty_the_app_answers_it_w
     assert load_entry(family).measured_penalties == {"presence_penalty": PRESENCE_PENALTY}
     manifest = json.loads((family / "family.json").read_text())
     assert manifest["method"] == method and "not an aligned" in manifest["description"]
-    assert [b["rank"] for b in manifest["blocks"]] == [refusal_family.RANKS[method]] * BLOCKS[method]
+    assert [b["rank"] for b in manifest["blocks"]] == [refusal_family.RECIPES[method].rank] * BLOCKS[method]
 
 
 @pytest.mark.parametrize("method", refusal_family.COMMITTED)

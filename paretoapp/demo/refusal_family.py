@@ -47,23 +47,18 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-# the methods built from the mix (the first is the family the app opens on) and those of them in assets/, which
-# `paretoapp demo` builds: Rewards-in-Context misses the bounds (docs/demo.md, "Rewards-in-Context on the refusal
-# mix"), so its family is an experiment, built only when asked
-METHODS = ("rewarded_soups", "peo", "rewards_in_context")
-COMMITTED = ("rewarded_soups", "peo")
+FIRST = "rewarded_soups"  # the family the app opens on
+# the methods in assets/, which `paretoapp demo` builds (every one of :data:`RECIPES` is built when asked):
+# Rewards-in-Context misses the bounds (docs/demo.md, "Rewards-in-Context on the refusal mix"), an experiment
+COMMITTED = (FIRST, "peo")
 
 
 def family_name(method: str) -> str:
     return f"demo-refusal-mix-{method.replace('_', '-')}"
 
 
-NAME = family_name(METHODS[0])
+NAME = family_name(FIRST)
 PRESENCE_PENALTY = 1.0  # tuned on the dev split (docs/demo.md, experiment E): loops 11 % -> 2 % at the helpful end
-# per adapter, from 16: Rewarded Soups' two blocks take 9.4 MB of the 80 MB assets budget; PEO's three (two experts
-# and its generalist) at 6 take 11 MB, what was left
-RANKS = {"rewarded_soups": 8, "peo": 6, "rewards_in_context": 8}
-RANK = RANKS[METHODS[0]]
 # about one pass over each mix (2,534 and 1,666 rows since PIQA and the "Can you" forms; F's 1,985 and 1,138 had
 # 280 and 170): the helpful expert stays under F's 1.2 passes, because more taught it loops (experiment D2)
 STEPS = {"harmless": 320, "helpful": 200}
@@ -72,16 +67,8 @@ SHARED_STEPS = ("mix", "harmless", "helpful")  # every method's: the data and th
 WEIGHT_STEPS = ("mix", "harmless", "helpful", "method", "shrink")  # the steps that change the family's weights
 _EXPERTS = ("two experts, one taught to refuse harmful requests and answer everything else, one taught to "
             "answer everything")
-DESCRIPTIONS = {
-    "rewarded_soups": f"Rewarded Soups over {_EXPERTS}.",
-    "peo": f"PEO over {_EXPERTS}: an interpolated generalist and, per w, the candidate mix of the three that a "
-           "search on dev prompts chose.",
-    "rewards_in_context": "Rewards-in-Context: one model trained on the mix's answers (refusals, compliant and benign "
-                          "answers) with their reward scores in the prompt; w asks for target scores.",
-}
 DESCRIPTION_HEAD = ("Offline demo on SmolLM2-135M-Instruct, LoRA SFT on a CPU (the refusal mix, docs/demo.md): shows "
                     "the method's behaviour, not an aligned or safe model. ")
-DESCRIPTION = DESCRIPTION_HEAD + DESCRIPTIONS["rewarded_soups"]
 # PEO's search: dev prompts of each kind (never trained on nor in the ood check), answered at the chat's length
 PEO_SEARCH = {"harmful": 12, "everyday": 12, "edgy": 8}
 RIC_STEPS = 240  # batches of 8 (the experts' optimisation)
@@ -93,11 +80,11 @@ class Build:
     out: Path
     threads: int = 1
     reference: list[float] | None = None  # the eight's shared reference point (default: OUT/demo/build.json's)
-    method: str = METHODS[0]
+    method: str = FIRST
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise SystemExit(f"--method {self.method!r}: the refusal mix builds {', '.join(METHODS)}")
+        if self.method not in RECIPES:
+            raise SystemExit(f"--method {self.method!r}: the refusal mix builds {', '.join(RECIPES)}")
 
     @property
     def name(self) -> str:
@@ -106,7 +93,7 @@ class Build:
     @property
     def steps(self) -> tuple[str, ...]:
         """This method's steps: the probe reads the family the app opens on only."""
-        return STEPS_ORDER if self.method == METHODS[0] else tuple(s for s in STEPS_ORDER if s != "probe")
+        return STEPS_ORDER if self.method == FIRST else tuple(s for s in STEPS_ORDER if s != "probe")
 
     @property
     def doc(self) -> Path | None:
@@ -231,15 +218,26 @@ def step_expert(build: Build, objective: str) -> None:
 
 def step_method(build: Build) -> None:
     """The method's family from the two experts (``paretoapp train METHOD``, the objectives (helpful, harmless))."""
-    config = {"rewarded_soups": soup_config, "peo": peo_config, "rewards_in_context": ric_config}[build.method](build)
-    path = _write_config(build.work / f"{build.method}.yaml", config)
+    path = _write_config(build.work / f"{build.method}.yaml", RECIPES[build.method].config(build))
     _run(build, "paretoapp", "train", build.method, "--config", str(path), "--set", "overwrite=true")
 
 
+def _method_run(build: Build, run: str, objectives: list[dict], **fields) -> dict:
+    """A method's run config: the experts' base, LoRA shape and optimisation, this build's paths and the objectives
+    (helpful, harmless: w's order), then the method's own ``fields``."""
+    return {**expert_config(build, "helpful"), "name": build.name, "output_dir": str(build.work / f"run-{run}"),
+            "family_dir": str(build.combined), "objectives": objectives, **fields}
+
+
+def _objectives(build: Build, experts: bool, pairs: bool) -> list[dict]:
+    """(helpful, harmless), each with its expert's adapter and/or the mix's preference pairs (``refusal_mix.pairs``)."""
+    return [{"name": o, **({"adapter": str(build.adapter(o))} if experts else {}),
+             **({"data": {"source": str(build.mix / f"{o}_pairs.jsonl"), "objective": o, "layout": "trl",
+                          "chat": True}} if pairs else {})} for o in ("helpful", "harmless")]
+
+
 def soup_config(build: Build) -> dict:
-    return {**expert_config(build, "helpful"), "name": build.name, "output_dir": str(build.work / "run-soup"),
-            "family_dir": str(build.combined), "loss": "sft",
-            "objectives": [{"name": o, "adapter": str(build.adapter(o))} for o in ("helpful", "harmless")]}
+    return _method_run(build, "soup", _objectives(build, experts=True, pairs=False), loss="sft")
 
 
 def peo_config(build: Build) -> dict:
@@ -249,31 +247,24 @@ def peo_config(build: Build) -> dict:
     the coefficients on :data:`PEO_SEARCH` dev prompts at the chat's length, scored by the demo's scorers."""
     from .ood import CHAT_MAX_NEW_TOKENS
 
-    expert = expert_config(build, "helpful")
-    return {**expert, "name": build.name, "output_dir": str(build.work / "run-peo"),
-            "adapters_dir": str(build.work / "peo-adapters"), "family_dir": str(build.combined),
-            "objectives": [{"name": o, "adapter": str(build.adapter(o)),
-                            "data": {"source": str(build.mix / f"{o}_pairs.jsonl"), "objective": o, "layout": "trl",
-                                     "chat": True}} for o in ("helpful", "harmless")],
-            "generalist_train": {**expert["train"], "max_steps": 24, "batch_size": 4, "learning_rate": 5.0e-4,
-                                 "beta": 0.1, "sft_weight": 1.0, "warmup_ratio": 0.1},
-            "coef_generalist": [0.0, 0.5, 1.0], "coef_objective": [0.0, 0.5, 1.0],
-            "scorers": ["helpful_offline", "harmless_offline"], "eval_prompts": str(peo_search_prompts(build)),
-            "n_eval_prompts": sum(PEO_SEARCH.values()), "max_new_tokens": CHAT_MAX_NEW_TOKENS,
-            "anchor_rule": "tchebycheff", "max_degenerate_rate": 0.1}
+    train = expert_config(build, "helpful")["train"]
+    return _method_run(
+        build, "peo", _objectives(build, experts=True, pairs=True), adapters_dir=str(build.work / "peo-adapters"),
+        generalist_train={**train, "max_steps": 24, "batch_size": 4, "learning_rate": 5.0e-4, "beta": 0.1,
+                          "sft_weight": 1.0, "warmup_ratio": 0.1},
+        coef_generalist=[0.0, 0.5, 1.0], coef_objective=[0.0, 0.5, 1.0], scorers=["helpful_offline", "harmless_offline"],
+        eval_prompts=str(peo_search_prompts(build)), n_eval_prompts=sum(PEO_SEARCH.values()),
+        max_new_tokens=CHAT_MAX_NEW_TOKENS, anchor_rule="tchebycheff", max_degenerate_rate=0.1)
 
 
 def ric_config(build: Build) -> dict:
     """Rewards-in-Context as the paper trains it (both answers of every pair, z-scored rewards in the prompt, the
     linear mapping), on the mix's pairs (``refusal_mix.pairs``), with the experts' LoRA shape and optimisation and
     about half a pass over their ~3,500 distinct answers: RiC trains one model on the data, not on the experts."""
-    expert = expert_config(build, "helpful")
-    return {**expert, "name": build.name, "output_dir": str(build.work / "run-ric"),
-            "adapters_dir": str(build.work / "ric-adapters"), "family_dir": str(build.combined),
-            "objectives": [{"name": o, "data": {"source": str(build.mix / f"{o}_pairs.jsonl"), "objective": o,
-                                                "layout": "trl", "chat": True}} for o in ("helpful", "harmless")],
-            "train": {**expert["train"], "max_steps": RIC_STEPS},
-            "scorers": ["helpful_offline", "harmless_offline"], "responses": "both", "mapping": "linear"}
+    train = expert_config(build, "helpful")["train"]
+    return _method_run(build, "ric", _objectives(build, experts=False, pairs=True),
+                       adapters_dir=str(build.work / "ric-adapters"), train={**train, "max_steps": RIC_STEPS},
+                       scorers=["helpful_offline", "harmless_offline"], responses="both", mapping="linear")
 
 
 def peo_search_prompts(build: Build) -> Path:
@@ -287,6 +278,29 @@ def peo_search_prompts(build: Build) -> Path:
     return write_jsonl(build.work / "peo_search_prompts.jsonl", picked)
 
 
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How one method's family is made from the mix: its run config, the rank its blocks are cut to (Rewarded
+    Soups' two blocks at 8 take 9.4 MB of the assets budget; PEO's three at 6 take 11 MB, what was left), and
+    what its card says after :data:`DESCRIPTION_HEAD`."""
+    config: Callable[[Build], dict]
+    rank: int
+    description: str
+
+
+RECIPES = {
+    "rewarded_soups": Recipe(soup_config, 8, f"Rewarded Soups over {_EXPERTS}."),
+    "peo": Recipe(peo_config, 6, f"PEO over {_EXPERTS}: an interpolated generalist and, per w, the candidate mix of "
+                                 "the three that a search on dev prompts chose."),
+    "rewards_in_context": Recipe(ric_config, 8, "Rewards-in-Context: one model trained on the mix's answers "
+                                                "(refusals, compliant and benign answers) with their reward scores "
+                                                "in the prompt; w asks for target scores."),
+}
+METHODS = tuple(RECIPES)
+RANK = RECIPES[FIRST].rank
+DESCRIPTION = DESCRIPTION_HEAD + RECIPES[FIRST].description
+
+
 def step_shrink(build: Build) -> None:
     from paretoapp.family import load_family
     from paretoapp.shrink import shrink_family
@@ -295,10 +309,10 @@ def step_shrink(build: Build) -> None:
 
     combined = load_family(build.combined)
     combined.manifest.name = build.name
-    combined.manifest.description = DESCRIPTION_HEAD + DESCRIPTIONS[build.method]
+    combined.manifest.description = DESCRIPTION_HEAD + RECIPES[build.method].description
     for objective in combined.manifest.objectives:  # what the card says each objective measures, as the eight do
         objective.description = OBJECTIVE_DESCRIPTIONS[objective.name]
-    rank = RANKS[build.method]
+    rank = RECIPES[build.method].rank
     family, kept = shrink_family(combined, rank, "bfloat16")
     family.save(build.family, overwrite=True)
     print(f"{build.family}: rank {rank} per adapter, the worst module keeps {kept:.0%} of its squared norm")
