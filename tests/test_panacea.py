@@ -125,6 +125,17 @@ def test_linear_and_tchebycheff_losses_match_hand_computation(tiny_base):
     smooth, _ = panacea.panacea_loss(model, batch, w, names, beta, "linear", label_smoothing=0.2)
     assert smooth.item() == pytest.approx(0.3 * hand_dpo(batch[names[0]], 0.2) + 0.7 * hand_dpo(batch[names[1]], 0.2),
                                           rel=1e-5)
+    # RPO (train.sft_weight): each objective's term is DPO + lambda * NLL per token of its chosen answers
+    def nll(sub):
+        with torch.no_grad():
+            chosen = sequence_logprobs(model, sub).chunk(2)[0]
+        tokens = sub["completion_mask"][: len(chosen), 1:].sum(-1).float()
+        return float((-chosen / tokens).mean())
+
+    rpo, _ = panacea.panacea_loss(model, batch, w, names, beta, "linear", sft_weight=0.5)
+    assert nll(batch[names[0]]) > 0.1
+    assert rpo.item() == pytest.approx(sum(wi * (L[i] + 0.5 * nll(batch[n]))
+                                           for i, (wi, n) in enumerate(zip([0.3, 0.7], names))), rel=1e-5)
     tch.backward()  # Tchebycheff's gradient reaches the trainable layers
     assert any(layer.s.grad is not None and layer.s.grad != 0 for layer in panacea.svd_layers(model).values())
 
@@ -145,13 +156,14 @@ def test_the_loss_trains_at_the_w_it_is_given(tiny_base, aggregation):
 
 
 def test_training_loss_uses_the_sampled_w(tiny_base, tmp_path, pref_jsonl):
-    """The loss the loop calls writes the w it logs into the layers, and trains with it (at the run's beta and
-    label smoothing), and logs that loss as ``loss``."""
+    """The loss the loop calls writes the w it logs into the layers, and trains with it (at the run's beta,
+    label smoothing and RPO weight), and logs that loss as ``loss``."""
     from paretoapp.trainers.config import load_config
     model, batch, names = _nonzero_model_and_batch(tiny_base)
     cfg = load_config(panacea.PanaceaConfig, str(write_config(tmp_path / "p.yaml", tiny_base, pref_jsonl,
                                                                 tmp_path / "run", vertex_prob=0.0,
-                                                                train={"beta": 0.3, "label_smoothing": 0.2})))
+                                                                train={"beta": 0.3, "label_smoothing": 0.2,
+                                                                       "sft_weight": 0.4})))
     loss_fn = panacea.make_loss_fn(cfg, names)
     torch.manual_seed(3)
     for _ in range(2):
@@ -162,8 +174,9 @@ def test_training_loss_uses_the_sampled_w(tiny_base, tmp_path, pref_jsonl):
         for layer in panacea.svd_layers(model).values():
             assert layer.w.tolist() == pytest.approx(w)
         with torch.no_grad():
-            want, _ = panacea.panacea_loss(model, batch, torch.tensor(w), names, 0.3, "linear", label_smoothing=0.2)
-            plain, _ = panacea.panacea_loss(model, batch, torch.tensor(w), names, 0.3, "linear")
+            want, _ = panacea.panacea_loss(model, batch, torch.tensor(w), names, 0.3, "linear", label_smoothing=0.2,
+                                           sft_weight=0.4)
+            plain, _ = panacea.panacea_loss(model, batch, torch.tensor(w), names, 0.3, "linear", label_smoothing=0.2)
         assert loss.item() == pytest.approx(want.item(), rel=1e-5) and abs(want.item() - plain.item()) > 1e-4
         assert metrics["loss"] == loss.item()
 

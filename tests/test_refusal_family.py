@@ -272,3 +272,18 @@ def test_rewards_in_context_trains_one_model_on_the_mixs_pairs_with_the_papers_c
     assert (cfg.responses, cfg.mapping, cfg.bounds, cfg.normalise) == ("both", "linear", "data", True)
     assert cfg.train.max_steps == refusal_family.RIC_STEPS and cfg.lora.r == 16
     assert cfg.scorers == ["helpful_offline", "harmless_offline"]
+
+
+def test_panacea_trains_one_svd_lora_on_the_mixs_pairs_with_rpo_and_a_w_per_batch(tmp_path):
+    from paretoapp.methods import get_method
+    from paretoapp.trainers.config import load_config
+
+    build = Build(tmp_path / "w", tmp_path / "o", method="panacea")
+    config = refusal_family.panacea_config(build)
+    assert [o["data"]["source"] for o in config["objectives"]] == [str(build.mix / f"{o}_pairs.jsonl")
+                                                                    for o in ("helpful", "harmless")]
+    assert not any("adapter" in o for o in config["objectives"])   # one adapter from the base, not the experts
+    cfg = load_config(get_method("panacea").config_class(), None, [], values=config)
+    assert (cfg.aggregation, cfg.vertex_prob, cfg.lora.r, cfg.lora.alpha) == ("linear", 0.5, 8, 16.0)
+    assert (cfg.train.max_steps, cfg.train.batch_size, cfg.train.sft_weight) == (refusal_family.PANACEA_STEPS, 4, 1.0)
+    assert cfg.family_path == build.combined and build.combined.name == "panacea"

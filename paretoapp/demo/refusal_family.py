@@ -72,6 +72,8 @@ DESCRIPTION_HEAD = ("Offline demo on SmolLM2-135M-Instruct, LoRA SFT on a CPU (t
 # PEO's search: dev prompts of each kind (never trained on nor in the ood check), answered at the chat's length
 PEO_SEARCH = {"harmful": 12, "everyday": 12, "edgy": 8}
 RIC_STEPS = 240  # batches of 8 (the experts' optimisation)
+PANACEA_STEPS = 300  # batches of 4 pairs per objective: 1,200 of each objective's 1,883 pairs
+PANACEA_RANK = 8  # the learned singular values; the bank adds one column per objective (rank 10 in all)
 
 
 @dataclasses.dataclass
@@ -267,6 +269,20 @@ def ric_config(build: Build) -> dict:
                        scorers=["helpful_offline", "harmless_offline"], responses="both", mapping="linear")
 
 
+def panacea_config(build: Build) -> dict:
+    """Panacea (docs/methods.md): one SVD-LoRA at rank :data:`PANACEA_RANK` (+ one preference column per
+    objective) trained from the base on the mix's pairs (``refusal_mix.pairs``), a w sampled per batch (half at a
+    vertex), the linear aggregation of each objective's DPO + NLL of its chosen answers (RPO, as PEO's generalist:
+    plain DPO from the base loops, docs/demo.md), the experts' optimisation and batches of 4 pairs per objective."""
+    train = expert_config(build, "helpful")["train"]
+    config = _method_run(build, "panacea", _objectives(build, experts=False, pairs=True),
+                         adapters_dir=str(build.work / "panacea-adapters"),
+                         train={**train, "max_steps": PANACEA_STEPS, "batch_size": 4, "beta": 0.1, "sft_weight": 1.0},
+                         aggregation="linear", vertex_prob=0.5)
+    config["lora"] = {**config["lora"], "r": PANACEA_RANK, "alpha": 2.0 * PANACEA_RANK}
+    return config
+
+
 def peo_search_prompts(build: Build) -> Path:
     """:data:`PEO_SEARCH` dev prompts (each source in turn, as the ood check draws), written for PEO's search."""
     from .data import write_jsonl
@@ -292,6 +308,9 @@ RECIPES = {
     "rewarded_soups": Recipe(soup_config, 8, f"Rewarded Soups over {_EXPERTS}."),
     "peo": Recipe(peo_config, 6, f"PEO over {_EXPERTS}: an interpolated generalist and, per w, the candidate mix of "
                                  "the three that a search on dev prompts chose."),
+    "panacea": Recipe(panacea_config, PANACEA_RANK, "Panacea: one SVD-LoRA trained on the mix's pairs, w written into "
+                                                    "its singular values, the objectives' DPO + NLL losses summed "
+                                                    "with weights w."),
     "rewards_in_context": Recipe(ric_config, 8, "Rewards-in-Context: one model trained on the mix's answers "
                                                 "(refusals, compliant and benign answers) with their reward scores "
                                                 "in the prompt; w asks for target scores."),

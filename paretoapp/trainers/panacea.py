@@ -240,15 +240,19 @@ def sample_preference(k: int, vertex_prob: float, dirichlet_alpha: float) -> tup
 
 
 def panacea_loss(model, batch: dict, w: torch.Tensor, names, beta: float, aggregation: str = "linear",
-                 ideal=None, label_smoothing: float = 0.0):
+                 ideal=None, label_smoothing: float = 0.0, sft_weight: float = 0.0):
     """Write w into the layers, DPO per objective (reference: layers off), aggregate.
+
+    ``sft_weight`` > 0 (``train.sft_weight``; 0, the paper's loss, by default) makes each objective's loss
+    DPO + sft_weight * NLL of its chosen answers (RPO), so the aggregation weighs both terms by w_i.
 
     ``ideal``: Tchebycheff's z (one value per objective), or a function of the
     batch's per-objective losses that returns it (the adaptive ideal point).
     Returns (loss, per-objective DPOResults).
     """
     set_preference(model, w)
-    results = per_objective_dpo(model, batch, names, beta, label_smoothing, reference_context=svd_disabled)
+    results = per_objective_dpo(model, batch, names, beta, label_smoothing, reference_context=svd_disabled,
+                                sft_weight=sft_weight)
     losses = torch.stack([r.loss for r in results])
     z = ideal(losses) if callable(ideal) else ideal
     return scalarise(losses, w, aggregation, z), results
@@ -335,7 +339,7 @@ class PanaceaLoss:
         training = getattr(model, "training", True)
         ideal = (lambda losses: self.monitor.ideal(losses, training)) if self.monitor else cfg.ideal
         loss, results = panacea_loss(model, batch, w, names, cfg.train.beta, cfg.aggregation, ideal,
-                                     cfg.train.label_smoothing)
+                                     cfg.train.label_smoothing, cfg.train.sft_weight)
         metrics = {"loss": loss.item(), "vertex": float(vertex), **{f"w_{n}": float(v) for n, v in zip(names, w)},
                    **dpo_metrics(results, names)}
         if self.monitor is not None:
