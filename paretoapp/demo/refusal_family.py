@@ -1,5 +1,6 @@
 """The demo's refusal-mix families, from nothing to ``assets/``: Rewarded Soups (the family a visitor meets first)
-and PEO, each composed from the same two SFT experts (and Rewards-in-Context from the same data, an experiment).
+and PEO, each composed from the same two SFT experts (and Rewards-in-Context and Panacea from the same data,
+experiments).
 
 It is docs/demo.md's experiment G (experiment F's recipe, with PIQA's how-to questions and "Can you ...?" forms
 in :mod:`paretoapp.demo.refusal_mix`'s data: both SFT experts, harmless 320 steps, helpful 200, answered with
@@ -13,8 +14,9 @@ presence penalty the app then answers it with.
     python -m paretoapp.demo.refusal_family --redo eval      # that step and every one after it again
     python -m paretoapp.demo.refusal_family --method peo     # PEO from the same experts (docs/demo.md, "PEO on
                                                              # the refusal mix")
-    python -m paretoapp.demo.refusal_family --method rewards_in_context   # the experiment that misses the bounds
+    python -m paretoapp.demo.refusal_family --method rewards_in_context   # an experiment that misses the bounds
                                                              # (docs/demo.md: its mapping, not its budget)
+    python -m paretoapp.demo.refusal_family --method panacea  # another (docs/demo.md: no trade-off at 300 steps)
 
 Each step writes one thing, and the next reads it, so an interrupted build goes on where it stopped:
 
@@ -49,7 +51,7 @@ from pathlib import Path
 
 FIRST = "rewarded_soups"  # the family the app opens on
 # the methods in assets/, which `paretoapp demo` builds (every one of :data:`RECIPES` is built when asked):
-# Rewards-in-Context misses the bounds (docs/demo.md, "Rewards-in-Context on the refusal mix"), an experiment
+# Rewards-in-Context and Panacea miss the bounds (docs/demo.md, "... on the refusal mix"), experiments
 COMMITTED = (FIRST, "peo")
 
 
