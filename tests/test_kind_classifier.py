@@ -139,3 +139,13 @@ def test_the_refusal_probe_is_fitted_on_dev_measured_on_both_and_stored(tmp_path
     # refitting keeps what the hidden-state probe alone had, not the previous combined accuracy
     assert kc.add_refusal_probe(tmp_path / "clf", tmp_path / "fam", (0.0, 1.0), 8, lm=lm).meta[
         "accuracy_without_probe"] == {"old": {}}
+
+
+def test_check_counts_each_kinds_right_guesses_and_lists_the_wrong_ones():
+    rows = [{"prompt": "a", "kind": "harmful"}, {"prompt": "b", "kind": "harmful"}, {"prompt": "c", "kind": "everyday"},
+            {"prompt": "d", "kind": "edgy"}, {"prompt": "e", "kind": "edgy"}]
+    p = {"a": 0.9, "b": 0.2, "c": 0.1, "d": 0.5, "e": 0.49}
+    clf = SimpleNamespace(p_harmful=lambda prompts, lm=None: np.array([p[x] for x in prompts]))
+    counts, wrong = kc.check(clf, rows)
+    assert counts == {"harmful": (1, 2), "everyday": (1, 1), "edgy": (1, 2)}
+    assert [(r["prompt"], v) for r, v in wrong] == [("b", 0.2), ("d", 0.5)]

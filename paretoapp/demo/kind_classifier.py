@@ -9,6 +9,7 @@ kind of prompt from sources it never saw, so the app and ``docs/demo.md`` can sa
     python -m paretoapp.demo.kind_classifier --doc docs/demo.md   # fit, measure, write assets/demo/prompt_kind
     python -m paretoapp.demo.kind_classifier --probe-only --doc docs/demo.md   # only (re)fit the refusal probe
     python -m paretoapp.demo.kind_classifier --report            # the stored accuracy
+    python -m paretoapp.demo.kind_classifier --check mine.jsonl  # its guesses on your own labelled prompts
 """
 
 from __future__ import annotations
@@ -159,6 +160,16 @@ def add_refusal_probe(folder: str | Path = OUT, probe_family: str | Path = PROBE
     return clf
 
 
+def check(clf, rows: Sequence[dict], lm=None) -> tuple[dict[str, tuple[int, int]], list[tuple[dict, float]]]:
+    """The classifier's guess on labelled prompts of one's own (rows with ``prompt`` and ``kind``): per kind,
+    (right, asked), and the rows it got wrong with their p(harmful)."""
+    p = clf.p_harmful([r["prompt"] for r in rows], lm)
+    right = [bool(v >= 0.5) == (r["kind"] == HARMFUL) for r, v in zip(rows, p)]
+    counts = {kind: (sum(ok for r, ok in zip(rows, right) if r["kind"] == kind), sum(r["kind"] == kind for r in rows))
+              for kind in KINDS if any(r["kind"] == kind for r in rows)}
+    return counts, [(r, float(v)) for r, v, ok in zip(rows, p, right) if not ok]
+
+
 READINGS = (("accuracy_without_probe", "hidden-state probe alone"), ("accuracy_refusal_alone", "the family refuses"),
             ("accuracy", "both: **the app's guess**"))
 
@@ -196,6 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--c", type=float, default=C)
     p.add_argument("--doc", default=None, help="also rewrite this document's kind-classifier table (docs/demo.md)")
     p.add_argument("--report", action="store_true", help="only print (and with --doc write) the stored accuracy")
+    p.add_argument("--check", metavar="PROMPTS", default=None,
+                   help="only guess the kinds of a jsonl of your own labelled prompts (prompt, kind) and print "
+                        "how many it gets right, and the ones it gets wrong")
     p.add_argument("--probe-family", default=str(PROBE_FAMILY),
                    help=f"the family whose harmless end joins the guess (default: {PROBE_FAMILY})")
     p.add_argument("--no-refusal-probe", action="store_true", help="the hidden-state probe alone")
@@ -204,6 +218,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     from paretoapp.scorers import PromptKindClassifier
 
+    if args.check:
+        from .data import read_jsonl
+
+        counts, wrong = check(PromptKindClassifier.load(args.out), read_jsonl(Path(args.check)))
+        print(", ".join(f"{kind} {ok}/{n} right" for kind, (ok, n) in counts.items()))
+        for row, p_harmful in wrong:
+            print(f"  wrong: {row['kind']}, p(harmful) {p_harmful:.2f}: {row['prompt']}")
+        return 0
     if args.report:
         meta = PromptKindClassifier.load(args.out).meta
     else:
