@@ -259,31 +259,29 @@ def test_peo_searches_on_dev_prompts_of_every_kind_with_the_experts_as_its_aspec
     assert cfg.anchor_rule == "tchebycheff" and cfg.generalist_train.max_steps == 24
 
 
-def test_rewards_in_context_trains_one_model_on_the_mixs_pairs_with_the_papers_conditioning(tmp_path):
+def _trained_on_the_mixs_pairs(tmp_path, method: str):
+    """``method``'s run config for a build in ``tmp_path``, checked to train on the mix's pairs of both objectives
+    from the base (not on the experts), and loaded as the method's trainer reads it."""
     from paretoapp.methods import get_method
     from paretoapp.trainers.config import load_config
 
-    build = Build(tmp_path / "w", tmp_path / "o", method="rewards_in_context")
-    config = refusal_family.ric_config(build)
+    build = Build(tmp_path / "w", tmp_path / "o", method=method)
+    config = refusal_family.RECIPES[method].config(build)
     assert [o["data"]["source"] for o in config["objectives"]] == [str(build.mix / f"{o}_pairs.jsonl")
                                                                     for o in ("helpful", "harmless")]
-    assert not any("adapter" in o for o in config["objectives"])   # RiC learns from the data, not the experts
-    cfg = load_config(get_method("rewards_in_context").config_class(), None, [], values=config)
+    assert not any("adapter" in o for o in config["objectives"])   # it learns from the data, not the experts
+    return build, load_config(get_method(method).config_class(), None, [], values=config)
+
+
+def test_rewards_in_context_trains_one_model_on_the_mixs_pairs_with_the_papers_conditioning(tmp_path):
+    _, cfg = _trained_on_the_mixs_pairs(tmp_path, "rewards_in_context")
     assert (cfg.responses, cfg.mapping, cfg.bounds, cfg.normalise) == ("both", "linear", "data", True)
     assert cfg.train.max_steps == refusal_family.RIC_STEPS and cfg.lora.r == 16
     assert cfg.scorers == ["helpful_offline", "harmless_offline"]
 
 
 def test_panacea_trains_one_svd_lora_on_the_mixs_pairs_with_rpo_and_a_w_per_batch(tmp_path):
-    from paretoapp.methods import get_method
-    from paretoapp.trainers.config import load_config
-
-    build = Build(tmp_path / "w", tmp_path / "o", method="panacea")
-    config = refusal_family.panacea_config(build)
-    assert [o["data"]["source"] for o in config["objectives"]] == [str(build.mix / f"{o}_pairs.jsonl")
-                                                                    for o in ("helpful", "harmless")]
-    assert not any("adapter" in o for o in config["objectives"])   # one adapter from the base, not the experts
-    cfg = load_config(get_method("panacea").config_class(), None, [], values=config)
+    build, cfg = _trained_on_the_mixs_pairs(tmp_path, "panacea")
     assert (cfg.aggregation, cfg.vertex_prob, cfg.lora.r, cfg.lora.alpha) == ("linear", 0.5, 8, 16.0)
     assert (cfg.train.max_steps, cfg.train.batch_size, cfg.train.sft_weight) == (refusal_family.PANACEA_STEPS, 4, 1.0)
     assert cfg.family_path == build.combined and build.combined.name == "panacea"
