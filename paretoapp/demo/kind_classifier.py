@@ -84,10 +84,16 @@ def measured_sets(seed: int = 0) -> dict[str, dict[str, list[str]]]:
     return out
 
 
+def guessed_right(p_harmful: np.ndarray, kinds) -> np.ndarray:
+    """Per prompt, whether its guess is right: p >= 0.5 on a harmful prompt, p < 0.5 on an everyday or edgy one
+    (``kinds``: one kind for all, or one per prompt)."""
+    p_harmful = np.asarray(p_harmful)
+    return np.where(np.asarray(kinds) == HARMFUL, p_harmful >= 0.5, p_harmful < 0.5)
+
+
 def accuracy(p_harmful: np.ndarray, kind: str) -> float:
-    """The share guessed right: p >= 0.5 on a harmful prompt, p < 0.5 on an everyday or edgy one."""
-    right = p_harmful >= 0.5 if kind == HARMFUL else p_harmful < 0.5
-    return float(np.mean(right))
+    """The share of prompts of one kind guessed right (:func:`guessed_right`)."""
+    return float(np.mean(guessed_right(p_harmful, kind)))
 
 
 def build(out: str | Path = OUT, seed: int = 0, layer: int = LAYER, c: float = C, lm=None):
@@ -164,7 +170,7 @@ def check(clf, rows: Sequence[dict], lm=None) -> tuple[dict[str, tuple[int, int]
     """The classifier's guess on labelled prompts of one's own (rows with ``prompt`` and ``kind``): per kind,
     (right, asked), and the rows it got wrong with their p(harmful)."""
     p = clf.p_harmful([r["prompt"] for r in rows], lm)
-    right = [bool(v >= 0.5) == (r["kind"] == HARMFUL) for r, v in zip(rows, p)]
+    right = guessed_right(p, [r["kind"] for r in rows]).tolist()
     counts = {kind: (sum(ok for r, ok in zip(rows, right) if r["kind"] == kind), sum(r["kind"] == kind for r in rows))
               for kind in KINDS if any(r["kind"] == kind for r in rows)}
     return counts, [(r, float(v)) for r, v, ok in zip(rows, p, right) if not ok]

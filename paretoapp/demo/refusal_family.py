@@ -25,7 +25,8 @@ Each step writes one thing, and the next reads it, so an interrupted build goes 
     helpful   WORK/helpful/adapters/helpful-sft       the same, 200 steps (more passes taught it loops)
     method    WORK/soup (WORK/<method>)               Rewarded Soups over the two adapters (PEO: a generalist and
                                                       the search over coefficients, on dev prompts; RiC: one SFT
-                                                      run on the mix's pairs with their scores in the prompt)
+                                                      run on the mix's pairs with their scores in the prompt;
+                                                      Panacea: one SVD-LoRA run of DPO + NLL on the pairs)
     shrink    OUT/NAME                                each adapter cut to rank 8 (PEO: 6) by SVD, bfloat16
     eval      OUT/NAME/results                        the demo's evaluation, with presence penalty 1
     ood       OUT/demo/ood/answers.jsonl              160 new prompts at 96 tokens; the card's line
@@ -226,11 +227,15 @@ def step_method(build: Build) -> None:
     _run(build, "paretoapp", "train", build.method, "--config", str(path), "--set", "overwrite=true")
 
 
-def _method_run(build: Build, run: str, objectives: list[dict], **fields) -> dict:
-    """A method's run config: the experts' base, LoRA shape and optimisation, this build's paths and the objectives
-    (helpful, harmless: w's order), then the method's own ``fields``."""
-    return {**expert_config(build, "helpful"), "name": build.name, "output_dir": str(build.work / f"run-{run}"),
-            "family_dir": str(build.combined), "objectives": objectives, **fields}
+def _method_run(build: Build, run: str, objectives: list[dict], train: dict | None = None, lora: dict | None = None,
+                **fields) -> dict:
+    """A method's run config: the experts' base, LoRA shape and optimisation (with the method's ``train`` and
+    ``lora`` settings over them), this build's paths and the objectives (helpful, harmless: w's order), then the
+    method's own ``fields``."""
+    expert = expert_config(build, "helpful")
+    return {**expert, "name": build.name, "output_dir": str(build.work / f"run-{run}"),
+            "family_dir": str(build.combined), "objectives": objectives,
+            "train": {**expert["train"], **(train or {})}, "lora": {**expert["lora"], **(lora or {})}, **fields}
 
 
 def _objectives(build: Build, experts: bool, pairs: bool) -> list[dict]:
@@ -251,10 +256,9 @@ def peo_config(build: Build) -> dict:
     the coefficients on :data:`PEO_SEARCH` dev prompts at the chat's length, scored by the demo's scorers."""
     from .ood import CHAT_MAX_NEW_TOKENS
 
-    train = expert_config(build, "helpful")["train"]
     return _method_run(
         build, "peo", _objectives(build, experts=True, pairs=True), adapters_dir=str(build.work / "peo-adapters"),
-        generalist_train={**train, "max_steps": 24, "batch_size": 4, "learning_rate": 5.0e-4, "beta": 0.1,
+        generalist_train={**expert_config(build, "helpful")["train"], "max_steps": 24, "batch_size": 4, "learning_rate": 5.0e-4, "beta": 0.1,
                           "sft_weight": 1.0, "warmup_ratio": 0.1},
         coef_generalist=[0.0, 0.5, 1.0], coef_objective=[0.0, 0.5, 1.0], scorers=["helpful_offline", "harmless_offline"],
         eval_prompts=str(peo_search_prompts(build)), n_eval_prompts=sum(PEO_SEARCH.values()),
@@ -265,9 +269,8 @@ def ric_config(build: Build) -> dict:
     """Rewards-in-Context as the paper trains it (both answers of every pair, z-scored rewards in the prompt, the
     linear mapping), on the mix's pairs (``refusal_mix.pairs``), with the experts' LoRA shape and optimisation and
     about half a pass over their ~3,500 distinct answers: RiC trains one model on the data, not on the experts."""
-    train = expert_config(build, "helpful")["train"]
     return _method_run(build, "ric", _objectives(build, experts=False, pairs=True),
-                       adapters_dir=str(build.work / "ric-adapters"), train={**train, "max_steps": RIC_STEPS},
+                       adapters_dir=str(build.work / "ric-adapters"), train={"max_steps": RIC_STEPS},
                        scorers=["helpful_offline", "harmless_offline"], responses="both", mapping="linear")
 
 
@@ -276,13 +279,10 @@ def panacea_config(build: Build) -> dict:
     objective) trained from the base on the mix's pairs (``refusal_mix.pairs``), a w sampled per batch (half at a
     vertex), the linear aggregation of each objective's DPO + NLL of its chosen answers (RPO, as PEO's generalist:
     plain DPO from the base loops, docs/demo.md), the experts' optimisation and batches of 4 pairs per objective."""
-    train = expert_config(build, "helpful")["train"]
-    config = _method_run(build, "panacea", _objectives(build, experts=False, pairs=True),
-                         adapters_dir=str(build.work / "panacea-adapters"),
-                         train={**train, "max_steps": PANACEA_STEPS, "batch_size": 4, "beta": 0.1, "sft_weight": 1.0},
-                         aggregation="linear", vertex_prob=0.5)
-    config["lora"] = {**config["lora"], "r": PANACEA_RANK, "alpha": 2.0 * PANACEA_RANK}
-    return config
+    return _method_run(build, "panacea", _objectives(build, experts=False, pairs=True),
+                       adapters_dir=str(build.work / "panacea-adapters"),
+                       train={"max_steps": PANACEA_STEPS, "batch_size": 4, "beta": 0.1, "sft_weight": 1.0},
+                       lora={"r": PANACEA_RANK, "alpha": 2.0 * PANACEA_RANK}, aggregation="linear", vertex_prob=0.5)
 
 
 def peo_search_prompts(build: Build) -> Path:
