@@ -3,7 +3,9 @@ on its own objective for its own steps, and the committed family measured as the
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -41,9 +43,11 @@ def fake_steps(monkeypatch, tmp_path):
         return lambda b: touch(b.adapter(objective) / "adapter_config.json")
 
     writers = {
-        "mix": lambda b: (touch(b.mix / "harmless.jsonl"), touch(b.mix / "helpful.jsonl")),
+        "mix": lambda b: [touch(b.mix / f"{o}{part}.jsonl") for o in ("harmless", "helpful") for part in ("", "_pairs")],
         "harmless": adapter("harmless"), "helpful": adapter("helpful"),
-        "method": lambda b: touch(b.combined / "family.json"), "shrink": lambda b: touch(b.family / "family.json"),
+        "method": lambda b: (refusal_family._write_config(b.method_config, refusal_family.RECIPES[b.method].config(b)),
+                             touch(b.combined / "family.json")),
+        "shrink": lambda b: touch(b.family / "family.json"),
         "eval": lambda b: write_meta(b.family / "results" / "meta.json", b.reference_point()),
         "ood": lambda b: ood.write([r for r in (ood.read(b.answers) if b.answers.is_file() else [])  # the others'
                                     if r["family"] != b.name] + [{"family": b.name, "w": [1, 0], "answer": "a"}],
@@ -74,6 +78,23 @@ def test_new_weights_are_measured_again_though_the_committed_familys_results_are
     for step in ("harmless", "method", "shrink"):                       # any step that changes the weights
         refusal_family.run(build, redo=step)
     assert refusal_family.run(build) == []
+
+
+def test_a_method_is_made_again_when_what_it_was_made_from_is_newer_and_only_then(fake_steps):
+    """The soup composes the experts; linear DPO trains on the mix's pairs: an expert retrained by another
+    method's build remakes the one, not the other."""
+    build, _ = fake_steps
+    lin = dataclasses.replace(build, method="linear_dpo")
+    for b in (build, lin):
+        refusal_family.run(b, steps=STEPS_ORDER[:4])
+        assert b.done("method")
+    later = build.combined.joinpath("family.json").stat().st_mtime + 10
+    os.utime(build.adapter("helpful") / "adapter_config.json", (later, later))   # retrained after both were made
+    assert not build.done("method") and lin.done("method")
+    os.utime(build.mix / "harmless_pairs.jsonl", (later, later))
+    assert not lin.done("method")
+    lin.method_config.unlink()                                                  # made by an older build: no config
+    assert not lin.done("method")
 
 
 def test_a_moved_reference_point_measures_the_family_again_and_nothing_else(fake_steps):
@@ -278,6 +299,15 @@ def test_rewards_in_context_trains_one_model_on_the_mixs_pairs_with_the_papers_c
     assert (cfg.responses, cfg.mapping, cfg.bounds, cfg.normalise) == ("both", "linear", "data", True)
     assert cfg.train.max_steps == refusal_family.RIC_STEPS and cfg.lora.r == 16
     assert cfg.scorers == ["helpful_offline", "harmless_offline"]
+
+
+def test_linear_dpo_trains_one_adapter_per_grid_point_on_the_mixs_pairs_with_rpo(tmp_path):
+    build, cfg = _trained_on_the_mixs_pairs(tmp_path, "linear_dpo")
+    assert sorted(map(tuple, cfg.grid)) == [(0.0, 1.0), (0.5, 0.5), (1.0, 0.0)] and cfg.gate_mode == "nearest"
+    assert (cfg.train.max_steps, cfg.train.batch_size, cfg.train.sft_weight, cfg.train.beta) == (
+        refusal_family.LINEAR_DPO_STEPS, 4, 1.0, 0.1)
+    assert (cfg.lora.r, cfg.train.learning_rate) == (16, 1.0e-3)   # the experts' shape and optimisation
+    assert cfg.family_path == build.combined and build.combined.name == "linear_dpo"
 
 
 def test_panacea_trains_one_svd_lora_on_the_mixs_pairs_with_rpo_and_a_w_per_batch(tmp_path):

@@ -17,6 +17,7 @@ presence penalty the app then answers it with.
     python -m paretoapp.demo.refusal_family --method rewards_in_context   # an experiment that misses the bounds
                                                              # (docs/demo.md: its mapping, not its budget)
     python -m paretoapp.demo.refusal_family --method panacea  # another (docs/demo.md: no trade-off at 300 steps)
+    python -m paretoapp.demo.refusal_family --method linear_dpo  # the linear-scalarised DPO baseline (docs/demo.md)
 
 Each step writes one thing, and the next reads it, so an interrupted build goes on where it stopped:
 
@@ -26,7 +27,8 @@ Each step writes one thing, and the next reads it, so an interrupted build goes 
     method    WORK/soup (WORK/<method>)               Rewarded Soups over the two adapters (PEO: a generalist and
                                                       the search over coefficients, on dev prompts; RiC: one SFT
                                                       run on the mix's pairs with their scores in the prompt;
-                                                      Panacea: one SVD-LoRA run of DPO + NLL on the pairs)
+                                                      Panacea: one SVD-LoRA run of DPO + NLL on the pairs;
+                                                      linear DPO: one DPO + NLL run per grid point)
     shrink    OUT/NAME                                each adapter cut to rank 8 (PEO: 6) by SVD, bfloat16
     eval      OUT/NAME/results                        the demo's evaluation, with presence penalty 1
     ood       OUT/demo/ood/answers.jsonl              160 new prompts at 96 tokens; the card's line
@@ -77,6 +79,8 @@ PEO_SEARCH = {"harmful": 12, "everyday": 12, "edgy": 8}
 RIC_STEPS = 240  # batches of 8 (the experts' optimisation)
 PANACEA_STEPS = 300  # batches of 4 pairs per objective: 1,200 of each objective's 1,883 pairs
 PANACEA_RANK = 8  # the learned singular values; the bank adds one column per objective (rank 10 in all)
+LINEAR_DPO_STEPS = 240  # per grid point, batches of 4 pairs per objective (8 answers each, the experts' 8 rows)
+LINEAR_DPO_GRID = [[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]]  # (helpful, harmless): both ends (trained first), the middle
 
 
 @dataclasses.dataclass
@@ -156,10 +160,10 @@ class Build:
             return (self.mix / "harmless.jsonl").is_file() and (self.mix / "helpful.jsonl").is_file()
         if step in STEPS:
             return (self.adapter(step) / "adapter_config.json").is_file()
-        if step == "method":  # and made from the experts as they are now (another method's build may retrain them)
-            made = self.combined / "family.json"
-            experts = [self.adapter(o) / "adapter_config.json" for o in ("harmless", "helpful")]
-            return made.is_file() and all(not e.is_file() or e.stat().st_mtime <= made.stat().st_mtime for e in experts)
+        if step == "method":  # and made from its inputs as they are now (another method's build may retrain them)
+            made, inputs = self.combined / "family.json", self.method_inputs()
+            return made.is_file() and inputs is not None and all(
+                not i.is_file() or i.stat().st_mtime <= made.stat().st_mtime for i in inputs)
         if step == "shrink":
             return (self.family / "family.json").is_file()
         if step == "eval":  # measured, and at the eight's reference point as it is now (a rebuild moves it)
@@ -169,6 +173,23 @@ class Build:
             return (probe := self.classifier_probe()) is not None and probe.family == self.family.resolve()
         from .ood import read
         return self.answers.is_file() and any(r["family"] == self.name for r in read(self.answers))
+
+    @property
+    def method_config(self) -> Path:
+        """The run config the method step writes, then trains from."""
+        return self.work / f"{self.method}.yaml"
+
+    def method_inputs(self) -> list[Path] | None:
+        """The files the method's family was made from, as its run config names them: the experts it composes
+        (their adapter_config.json) and the pairs it trains on; None without a config. Rewards-in-Context, Panacea
+        and linear DPO read the pairs only, so retraining an expert does not remake them."""
+        import yaml
+
+        if not self.method_config.is_file():
+            return None
+        objectives = yaml.safe_load(self.method_config.read_text(encoding="utf-8"))["objectives"]
+        return [Path(o["adapter"]) / "adapter_config.json" for o in objectives if "adapter" in o] + \
+               [Path(o["data"]["source"]) for o in objectives if "data" in o]
 
     @property
     def classifier(self) -> Path:
@@ -223,7 +244,7 @@ def step_expert(build: Build, objective: str) -> None:
 
 def step_method(build: Build) -> None:
     """The method's family from the two experts (``paretoapp train METHOD``, the objectives (helpful, harmless))."""
-    path = _write_config(build.work / f"{build.method}.yaml", RECIPES[build.method].config(build))
+    path = _write_config(build.method_config, RECIPES[build.method].config(build))
     _run(build, "paretoapp", "train", build.method, "--config", str(path), "--set", "overwrite=true")
 
 
@@ -285,6 +306,18 @@ def panacea_config(build: Build) -> dict:
                        lora={"r": PANACEA_RANK, "alpha": 2.0 * PANACEA_RANK}, aggregation="linear", vertex_prob=0.5)
 
 
+def linear_dpo_config(build: Build) -> dict:
+    """Linear-scalarised DPO (docs/methods.md, the baselines): one LoRA adapter per point of
+    :data:`LINEAR_DPO_GRID`, each trained from the base on sum_i w_i (DPO_i + NLL_i) over the mix's pairs
+    (``refusal_mix.pairs``; the NLL of the chosen answers as PEO's generalist and Panacea: plain DPO from the base
+    loops, docs/demo.md), with the experts' LoRA shape and optimisation; a query w is served by the nearest point,
+    as the baseline is published."""
+    return _method_run(build, "linear-dpo", _objectives(build, experts=False, pairs=True),
+                       adapters_dir=str(build.work / "linear-dpo-adapters"),
+                       train={"max_steps": LINEAR_DPO_STEPS, "batch_size": 4, "beta": 0.1, "sft_weight": 1.0},
+                       grid=LINEAR_DPO_GRID, gate_mode="nearest")
+
+
 def peo_search_prompts(build: Build) -> Path:
     """:data:`PEO_SEARCH` dev prompts (each source in turn, as the ood check draws), written for PEO's search."""
     from .data import write_jsonl
@@ -313,6 +346,10 @@ RECIPES = {
     "panacea": Recipe(panacea_config, PANACEA_RANK, "Panacea: one SVD-LoRA trained on the mix's pairs, w written into "
                                                     "its singular values, the objectives' DPO + NLL losses summed "
                                                     "with weights w."),
+    "linear_dpo": Recipe(linear_dpo_config, 4, "Linear-scalarised DPO: one adapter per w of a grid (both ends "
+                                                "and the middle), each trained on the mix's pairs with the "
+                                                "objectives' DPO + NLL losses summed with weights w; a w between "
+                                                "them is served by the nearest."),
     "rewards_in_context": Recipe(ric_config, 8, "Rewards-in-Context: one model trained on the mix's answers "
                                                 "(refusals, compliant and benign answers) with their reward scores "
                                                 "in the prompt; w asks for target scores."),
