@@ -108,7 +108,7 @@ def test_every_two_objective_demo_family_was_asked_prompts_it_never_saw(committe
     assert {r["source"] for r in committed} >= {"strongreject", "healthsearchqa"}
 
 
-@pytest.mark.parametrize("name", ["b", "c", "c2", "d", "d2", "e", "f", "ric", "panacea"])
+@pytest.mark.parametrize("name", ["b", "c", "c2", "d", "d2", "e", "f", "ric", "panacea", "linear_dpo", "linear_dpo_r16"])
 def test_an_experiments_table_is_recomputed_from_its_answers(name):
     """docs/demo.md's experiments B to F (refusal_mix experts, not yet demo families): each table is its answers'."""
     rows = ood.read(ROOT / "docs" / "evidence" / "ood" / f"experiment_{name}.jsonl")

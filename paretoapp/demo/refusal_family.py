@@ -1,6 +1,6 @@
 """The demo's refusal-mix families, from nothing to ``assets/``: Rewarded Soups (the family a visitor meets first)
-and PEO, each composed from the same two SFT experts (and Rewards-in-Context and Panacea from the same data,
-experiments).
+and PEO, each composed from the same two SFT experts (and Rewards-in-Context, Panacea and linear DPO from the
+same data, experiments).
 
 It is docs/demo.md's experiment G (experiment F's recipe, with PIQA's how-to questions and "Can you ...?" forms
 in :mod:`paretoapp.demo.refusal_mix`'s data: both SFT experts, harmless 320 steps, helpful 200, answered with
@@ -17,7 +17,7 @@ presence penalty the app then answers it with.
     python -m paretoapp.demo.refusal_family --method rewards_in_context   # an experiment that misses the bounds
                                                              # (docs/demo.md: its mapping, not its budget)
     python -m paretoapp.demo.refusal_family --method panacea  # another (docs/demo.md: no trade-off at 300 steps)
-    python -m paretoapp.demo.refusal_family --method linear_dpo  # the linear-scalarised DPO baseline (docs/demo.md)
+    python -m paretoapp.demo.refusal_family --method linear_dpo  # another (docs/demo.md: 73 % at the harmless end)
 
 Each step writes one thing, and the next reads it, so an interrupted build goes on where it stopped:
 
@@ -54,7 +54,7 @@ from pathlib import Path
 
 FIRST = "rewarded_soups"  # the family the app opens on
 # the methods in assets/, which `paretoapp demo` builds (every one of :data:`RECIPES` is built when asked):
-# Rewards-in-Context and Panacea miss the bounds (docs/demo.md, "... on the refusal mix"), experiments
+# Rewards-in-Context, Panacea and linear DPO miss the bounds (docs/demo.md, "... on the refusal mix"), experiments
 COMMITTED = (FIRST, "peo")
 
 
