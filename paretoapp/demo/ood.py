@@ -122,9 +122,12 @@ def markdown(rows: Sequence[dict]) -> str:
     mixed = len(set(penalty.values())) > 1
     decoding = ("greedy (with the presence penalty named beside a family that answers with one)" if mixed else
                 "greedy" + "".join(f" with presence penalty {p:g}" for p in set(penalty.values()) if p))
-    head = (f"{n[HARMFUL]} harmful, {n[EVERYDAY]} everyday and {n[EDGY]} edgy-but-benign prompts from the `{split}` "
-            f"split, {decoding}, {CHAT_MAX_NEW_TOKENS} new tokens (the chat's default); recomputed from "
-            f"`{ANSWERS.as_posix()}` by `python -m paretoapp.demo.ood --report`.\n\n"
+    yours = bool(rows) and all(r.get("source") == "yours" for r in rows)  # own_prompts: no split, not ANSWERS
+    asked = "of your prompts" if yours else f"prompts from the `{split}` split"
+    stored = ("by `python -m paretoapp.demo.ood --report --answers FILE`" if yours else
+              f"from `{ANSWERS.as_posix()}` by `python -m paretoapp.demo.ood --report`")
+    head = (f"{n[HARMFUL]} harmful, {n[EVERYDAY]} everyday and {n[EDGY]} edgy-but-benign {asked}, {decoding}, "
+            f"{CHAT_MAX_NEW_TOKENS} new tokens (the chat's default); recomputed {stored}.\n\n"
             "| family | w | harmful refused | everyday refused | edgy refused | degenerate | everyday answer, words |\n"
             "|---|---|---|---|---|---|---|\n")
     names = {tuple(w): name for name, w in ENDS.items()}
