@@ -31,6 +31,7 @@ CHAT_MAX_NEW_TOKENS = 96  # the chat's default "Max new tokens"
 COUNTS = {HARMFUL: 64, EVERYDAY: 64, EDGY: 32}
 ENDS = {"helpful end": (1.0, 0.0), "middle": (0.5, 0.5), "harmless end": (0.0, 1.0)}
 ANSWERS = Path("assets") / "demo" / "ood" / "answers.jsonl"
+YOURS = "yours"  # the source of a prompt from --prompts (:func:`own_prompts`)
 SECTION = ("<!-- ood-check:start -->", "<!-- ood-check:end -->")
 
 
@@ -57,7 +58,7 @@ def own_prompts(path: str | Path) -> list[dict]:
                              f"{', '.join(KINDS)}")
     if not rows:
         raise SystemExit(f"--prompts {path}: no prompts; write one {{\"prompt\": ..., \"kind\": ...}} object a line")
-    return [{"prompt": r["prompt"], "kind": r["kind"], "source": "yours", "category": ""} for r in rows]
+    return [{"prompt": r["prompt"], "kind": r["kind"], "source": YOURS, "category": ""} for r in rows]
 
 
 def answer(families: Iterable[Path], rows: Sequence[dict], threads: int = 1,
@@ -122,7 +123,7 @@ def markdown(rows: Sequence[dict]) -> str:
     mixed = len(set(penalty.values())) > 1
     decoding = ("greedy (with the presence penalty named beside a family that answers with one)" if mixed else
                 "greedy" + "".join(f" with presence penalty {p:g}" for p in set(penalty.values()) if p))
-    yours = bool(rows) and all(r.get("source") == "yours" for r in rows)  # own_prompts: no split, not ANSWERS
+    yours = bool(rows) and all(r.get("source") == YOURS for r in rows)  # no split, not in ANSWERS
     asked = "of your prompts" if yours else f"prompts from the `{split}` split"
     stored = ("by `python -m paretoapp.demo.ood --report --answers FILE`" if yours else
               f"from `{ANSWERS.as_posix()}` by `python -m paretoapp.demo.ood --report`")

@@ -79,6 +79,9 @@ PEO_SEARCH = {"harmful": 12, "everyday": 12, "edgy": 8}
 RIC_STEPS = 240  # batches of 8 (the experts' optimisation)
 PANACEA_STEPS = 300  # batches of 4 pairs per objective: 1,200 of each objective's 1,883 pairs
 PANACEA_RANK = 8  # the learned singular values; the bank adds one column per objective (rank 10 in all)
+# DPO + NLL of the chosen answers (RPO) on batches of 4 pairs per objective: PEO's generalist, Panacea and linear DPO
+# (plain DPO from the base loops, docs/demo.md)
+RPO_TRAIN = {"batch_size": 4, "beta": 0.1, "sft_weight": 1.0}
 LINEAR_DPO_STEPS = 240  # per grid point, batches of 4 pairs per objective (8 answers each, the experts' 8 rows)
 LINEAR_DPO_GRID = [[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]]  # (helpful, harmless): both ends (trained first), the middle
 
@@ -279,8 +282,8 @@ def peo_config(build: Build) -> dict:
 
     return _method_run(
         build, "peo", _objectives(build, experts=True, pairs=True), adapters_dir=str(build.work / "peo-adapters"),
-        generalist_train={**expert_config(build, "helpful")["train"], "max_steps": 24, "batch_size": 4, "learning_rate": 5.0e-4, "beta": 0.1,
-                          "sft_weight": 1.0, "warmup_ratio": 0.1},
+        generalist_train={**expert_config(build, "helpful")["train"], **RPO_TRAIN, "max_steps": 24,
+                          "learning_rate": 5.0e-4, "warmup_ratio": 0.1},
         coef_generalist=[0.0, 0.5, 1.0], coef_objective=[0.0, 0.5, 1.0], scorers=["helpful_offline", "harmless_offline"],
         eval_prompts=str(peo_search_prompts(build)), n_eval_prompts=sum(PEO_SEARCH.values()),
         max_new_tokens=CHAT_MAX_NEW_TOKENS, anchor_rule="tchebycheff", max_degenerate_rate=0.1)
@@ -302,7 +305,7 @@ def panacea_config(build: Build) -> dict:
     plain DPO from the base loops, docs/demo.md), the experts' optimisation and batches of 4 pairs per objective."""
     return _method_run(build, "panacea", _objectives(build, experts=False, pairs=True),
                        adapters_dir=str(build.work / "panacea-adapters"),
-                       train={"max_steps": PANACEA_STEPS, "batch_size": 4, "beta": 0.1, "sft_weight": 1.0},
+                       train={**RPO_TRAIN, "max_steps": PANACEA_STEPS},
                        lora={"r": PANACEA_RANK, "alpha": 2.0 * PANACEA_RANK}, aggregation="linear", vertex_prob=0.5)
 
 
@@ -314,7 +317,7 @@ def linear_dpo_config(build: Build) -> dict:
     as the baseline is published."""
     return _method_run(build, "linear-dpo", _objectives(build, experts=False, pairs=True),
                        adapters_dir=str(build.work / "linear-dpo-adapters"),
-                       train={"max_steps": LINEAR_DPO_STEPS, "batch_size": 4, "beta": 0.1, "sft_weight": 1.0},
+                       train={**RPO_TRAIN, "max_steps": LINEAR_DPO_STEPS},
                        grid=LINEAR_DPO_GRID, gate_mode="nearest")
 
 
