@@ -143,6 +143,37 @@ def test_a_default_grid_the_interpolating_gate_and_bad_settings(tmp_path, tiny_b
     assert m.description == "Linear-scalarised DPO: one LoRA adapter per grid point (3), gate: interpolate trained point"
 
 
+def test_a_pairs_budget_gives_every_point_the_same_pairs(tmp_path, tiny_base, pref_jsonl, monkeypatch):
+    """budget: pairs trains a point mixing m objectives max_steps // m steps (each step draws batch_size pairs
+    of each), so the middle sees as many pairs as an end; run.json records the steps the point trained."""
+    import json
+
+    from trainer_spies import record_runs
+
+    from paretoapp.trainers.config import ConfigError, load_config
+
+    def cfg(train=None, **extra):
+        path = write_config(tmp_path / "ls.yaml", tiny_base, pref_jsonl, tmp_path / "run", overwrite=True,
+                            grid=[[1.0, 0.0], [0.5, 0.5]], train=train or {"max_steps": 4, "batch_size": 2}, **extra)
+        return load_config(linear_dpo.LinearDPOConfig, str(path))
+
+    with pytest.raises(ConfigError, match=r"^budget must be 'steps' or 'pairs', got 'tokens'$"):
+        cfg(budget="tokens")
+    rec = record_runs(monkeypatch)
+    linear_dpo.train(cfg(budget="pairs"))
+    assert {r.name: len(r.steps) for r in rec.runs} == {"linear-w100-0": 4, "linear-w50-50": 2}
+    weighted = {"linear-w100-0": [OBJECTIVES[0]], "linear-w50-50": list(OBJECTIVES)}
+    pairs = {r.name: sum(len(s.batch[n]["input_ids"]) // 2 for s in r.steps for n in weighted[r.name])
+             for r in rec.runs}
+    assert pairs == {"linear-w100-0": 8, "linear-w50-50": 8}
+    saved = json.loads((tmp_path / "run" / "adapters" / "linear-w50-50" / "run.json").read_text())
+    assert saved["train"]["max_steps"] == 2
+    by_epochs = cfg(budget="pairs", train={"max_steps": None, "epochs": 3.0, "batch_size": 2})
+    assert linear_dpo.point_train(by_epochs, [0.5, 0.5]).epochs == 1.5
+    assert linear_dpo.point_train(by_epochs, [1.0, 0.0]).epochs == 3.0
+    assert linear_dpo.point_train(cfg(), [0.5, 0.5]).max_steps == 4  # budget: steps, the default
+
+
 def test_a_finished_point_is_reused_and_a_changed_one_refused(tmp_path, tiny_base, pref_jsonl, monkeypatch):
     """run.json records the point's w, objectives and data: the same settings reuse the adapter, others stop."""
     import json

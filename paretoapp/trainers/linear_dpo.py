@@ -17,6 +17,11 @@ an anchors table over the grid: ``gate_mode: nearest`` (default, the baseline
 as published: a query w is served by the nearest trained point) or
 ``interpolate`` (the weighted sum of the two nearest points' deltas).
 
+A step draws ``train.batch_size`` pairs of every objective weighted non-zero, so at one
+``train.max_steps`` a point mixing two objectives sees twice the pairs of an end point.
+``budget: pairs`` gives every point the same pairs instead: a point with m non-zero
+weights trains ``max_steps // m`` steps (the ends ``max_steps``, the k = 2 middle half).
+
 MORLHF proper optimises the scalarised reward with PPO against reward models;
 that online RL loop is not implemented here.
 
@@ -25,13 +30,13 @@ that online RL loop is not implemented here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from .cli import method_main
-from .config import ConfigError, MethodConfig, to_dict
+from .config import ConfigError, MethodConfig, TrainConfig, to_dict
 from .loop import on_main_process, start_run, train_adapter
 from .lora import attach_lora, load_run_base
 from .multi_objective import (
@@ -52,11 +57,15 @@ class LinearDPOConfig(MethodConfig):
     grid: list[list[float]] | None = None   # explicit preference points; default: simplex grid
     grid_resolution: int = 4                # step 1/resolution (k=2: 5 points)
     gate_mode: str = "nearest"              # or "interpolate"
+    budget: str = "steps"                   # "steps": max_steps at every point; "pairs": the same pairs at each
+
 
     def check(self) -> None:
         super().check()
         if self.gate_mode not in ("nearest", "interpolate"):
             raise ConfigError(f"gate_mode must be 'nearest' or 'interpolate', got {self.gate_mode!r}")
+        if self.budget not in ("steps", "pairs"):
+            raise ConfigError(f"budget must be 'steps' or 'pairs', got {self.budget!r}")
         preference_grid(len(self.objectives), self.grid, self.grid_resolution)
 
 
@@ -72,11 +81,23 @@ def linear_dpo_loss(model, batch: dict, w, names, beta: float, label_smoothing: 
     return scalarise(losses, w[keep], "linear"), dict(zip([names[i] for i in keep], results))
 
 
+def point_train(cfg: LinearDPOConfig, w: list[float]) -> TrainConfig:
+    """The optimisation of point ``w``: ``cfg.train``, its steps (or epochs) divided by the number of
+    objectives weighted non-zero under ``budget: pairs`` (the same pairs at every point)."""
+    mixed = sum(v != 0.0 for v in w)
+    if cfg.budget == "steps" or mixed == 1:
+        return cfg.train
+    if cfg.train.max_steps is None:
+        return replace(cfg.train, epochs=cfg.train.epochs / mixed)
+    return replace(cfg.train, max_steps=max(1, cfg.train.max_steps // mixed))
+
+
 def train_point(cfg: LinearDPOConfig, w: list[float]) -> Path:
     """Train (or reuse) the adapter of one grid point; returns its adapter folder."""
     names = [o.name for o in cfg.objectives]
     run_dir = cfg.adapters_path / f"linear-{point_label(w)}"
-    recipe = run_recipe(cfg, w=w, objectives=names, data=[to_dict(o.data) for o in cfg.objectives])
+    train_cfg = point_train(cfg, w)
+    recipe = run_recipe(cfg, train_cfg, w=w, objectives=names, data=[to_dict(o.data) for o in cfg.objectives])
     if (done := finished_run(run_dir, recipe)) is not None:
         return done
     model, tokenizer = load_run_base(cfg)
@@ -91,7 +112,7 @@ def train_point(cfg: LinearDPOConfig, w: list[float]) -> Path:
         return loss, {"loss": loss.item(), **dpo_metrics(results.values(), results.keys())}
 
     write_recipe(run_dir, recipe)
-    return train_adapter(model, "default", train_rows, collate, loss_fn, cfg.train, run_dir, eval_rows=eval_rows)
+    return train_adapter(model, "default", train_rows, collate, loss_fn, train_cfg, run_dir, eval_rows=eval_rows)
 
 
 def train(cfg: LinearDPOConfig) -> Path:
