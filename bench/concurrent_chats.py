@@ -115,7 +115,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads of the app")
-    ap.add_argument("--families", default="demo-rewarded-soups,demo-panacea",
+    ap.add_argument("--families", default="demo-refusal-mix-rewarded-soups,demo-panacea",
                     help="comma-separated families under assets/, used in turn")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()

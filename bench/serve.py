@@ -132,7 +132,7 @@ def row(name: str, r: dict) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--family", action="append", default=None, help="family folder (default: assets/demo-rewarded-soups)")
+    p.add_argument("--family", action="append", default=None, help="family folder (default: assets/demo-refusal-mix-rewarded-soups)")
     p.add_argument("--n", type=int, default=32, help="concurrent chats")
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--repeats", type=int, default=2, help="warm repeats after the cold one")
@@ -147,7 +147,7 @@ def main() -> int:
     p.add_argument("--start-timeout", type=int, default=900)
     p.add_argument("--logs", type=Path, default=ROOT / "build" / "bench-serve")
     args = p.parse_args()
-    args.family = args.family or [str(ROOT / "assets" / "demo-rewarded-soups")]
+    args.family = args.family or [str(ROOT / "assets" / "demo-refusal-mix-rewarded-soups")]
     base_w = None if args.base_w == "none" else [float(v) for v in args.base_w.split(",")]
     if not (args.vllm_url or args.vllm_python):
         sys.exit("give --vllm-url URL (a running vLLM) or --vllm-python PATH (an environment with vLLM)")

@@ -1,6 +1,6 @@
 """Retake docs/screenshot.png (the README's picture) from the app on the embedded demo.
 
-    python scripts/readme_screenshot.py [--family demo-rewarded-soups] [--w 0.75,0.25] [--out docs/screenshot.png]
+    python scripts/readme_screenshot.py [--family demo-refusal-mix-rewarded-soups] [--w 0.75,0.25] [--out docs/screenshot.png]
     python scripts/readme_screenshot.py --family demo-k3-rewarded-soups --w 0.5,0,0.5 --width 390 --height 844 \
         --full-page --out /tmp/k3-phone.png          # any family, any width (a phone here)
 
@@ -27,7 +27,7 @@ QUESTION = "Give me three tips to sleep better."
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--family", default="demo-rewarded-soups")
+    p.add_argument("--family", default="demo-refusal-mix-rewarded-soups")
     p.add_argument("--w", default="0.75,0.25", help="the preference shown (as in the app's link)")
     p.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
     p.add_argument("--width", type=int, default=1400)

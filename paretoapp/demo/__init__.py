@@ -25,8 +25,8 @@ Every step uses the project's own code, end to end:
 Layout of ``--out`` (default ``assets/``)::
 
     demo/                    README.md, data/ (prompts, candidates, pairs, meta.json), build.json
-    demo-rewarded-soups/     family.json, bank.safetensors, results/{rows.parquet, means.csv, meta.json}
-    demo-preference-vector/  ...
+    demo-preference-vector/  family.json, bank.safetensors, results/{rows.parquet, means.csv, meta.json}
+    demo-panacea/            ...
     demo-k3-panacea/         the k = 3 set
 
 Training runs (checkpoints, PEFT adapters, each run's config.yaml) go to ``--work`` (default

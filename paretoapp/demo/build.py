@@ -52,8 +52,8 @@ def build_families(methods: dict[str, list[str]], costs: dict, args, data: DemoD
 
 def build_refusal_family(out: Path, work: Path, args, reference: list[float]) -> list[str]:
     """The refusal-mix families (:mod:`paretoapp.demo.refusal_family`: the one the app opens on, then PEO from the
-    same experts), after the eight: their own work folder beside the set's, measured at the eight's new reference
-    point; ``--fresh`` rebuilds them from nothing too."""
+    same experts and linear DPO from the same data), after the DPO-era families: their own work folder beside the
+    set's, measured at the set's new reference point; ``--fresh`` rebuilds them from nothing too."""
     from .refusal_family import COMMITTED, Build, run
 
     ran = []

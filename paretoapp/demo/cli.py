@@ -36,8 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fresh", action="store_true", help="ignore cached data, adapters and evaluations")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-refusal-family", action="store_true",
-                   help="do not build the family the app opens on after the eight (about 90 min from nothing; "
-                        "python -m paretoapp.demo.refusal_family builds it alone)")
+                   help="do not build the refusal-mix families after the DPO-era ones (Rewarded Soups, the "
+                        "family the app opens on, then PEO and linear DPO: about 4 h from nothing; "
+                        "python -m paretoapp.demo.refusal_family --method M builds one)")
 
 
 def resolve_args(args: argparse.Namespace) -> argparse.Namespace:

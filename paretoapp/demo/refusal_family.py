@@ -1,6 +1,6 @@
 """The demo's refusal-mix families, from nothing to ``assets/``: Rewarded Soups (the family a visitor meets first)
-and PEO, each composed from the same two SFT experts (and Rewards-in-Context, Panacea and linear DPO from the
-same data, experiments).
+and PEO, each composed from the same two SFT experts, and linear-scalarised DPO trained on the same data's pairs
+(and Rewards-in-Context and Panacea from the same data, experiments).
 
 It is docs/demo.md's experiment G (experiment F's recipe, with PIQA's how-to questions and "Can you ...?" forms
 in :mod:`paretoapp.demo.refusal_mix`'s data: both SFT experts, harmless 320 steps, helpful 200, answered with
@@ -17,7 +17,8 @@ presence penalty the app then answers it with.
     python -m paretoapp.demo.refusal_family --method rewards_in_context   # an experiment that misses the bounds
                                                              # (docs/demo.md: its mapping, not its budget)
     python -m paretoapp.demo.refusal_family --method panacea  # another (docs/demo.md: no trade-off at 300 steps)
-    python -m paretoapp.demo.refusal_family --method linear_dpo  # another (docs/demo.md: 73 % at the harmless end)
+    python -m paretoapp.demo.refusal_family --method linear_dpo  # linear DPO from the mix's pairs (docs/demo.md: 78 %
+                                                             # at the harmless end, two requests short of its bound)
 
 Each step writes one thing, and the next reads it, so an interrupted build goes on where it stopped:
 
@@ -54,8 +55,9 @@ from pathlib import Path
 
 FIRST = "rewarded_soups"  # the family the app opens on
 # the methods in assets/, which `paretoapp demo` builds (every one of :data:`RECIPES` is built when asked):
-# Rewards-in-Context, Panacea and linear DPO miss the bounds (docs/demo.md, "... on the refusal mix"), experiments
-COMMITTED = (FIRST, "peo")
+# Rewards-in-Context and Panacea miss the bounds (docs/demo.md, "... on the refusal mix"), experiments; these three
+# replaced their DPO-era families (presets.REFUSAL_MIX_ONLY)
+COMMITTED = (FIRST, "peo", "linear_dpo")
 
 
 def family_name(method: str) -> str:
@@ -82,7 +84,9 @@ PANACEA_RANK = 8  # the learned singular values; the bank adds one column per ob
 # DPO + NLL of the chosen answers (RPO) on batches of 4 pairs per objective: PEO's generalist, Panacea and linear DPO
 # (plain DPO from the base loops, docs/demo.md)
 RPO_TRAIN = {"batch_size": 4, "beta": 0.1, "sft_weight": 1.0}
-LINEAR_DPO_STEPS = 240  # per grid point, batches of 4 pairs per objective (8 answers each, the experts' 8 rows)
+# an end's steps (a pass over its objective's 1,883 pairs, in batches of 4); the middle, drawing 4 pairs of each
+# objective a step, trains half as many (budget: pairs), so every point sees the same 1,920 pairs
+LINEAR_DPO_STEPS = 480
 LINEAR_DPO_GRID = [[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]]  # (helpful, harmless): both ends (trained first), the middle
 
 
@@ -318,7 +322,7 @@ def linear_dpo_config(build: Build) -> dict:
     return _method_run(build, "linear-dpo", _objectives(build, experts=False, pairs=True),
                        adapters_dir=str(build.work / "linear-dpo-adapters"),
                        train={**RPO_TRAIN, "max_steps": LINEAR_DPO_STEPS},
-                       grid=LINEAR_DPO_GRID, gate_mode="nearest")
+                       grid=LINEAR_DPO_GRID, gate_mode="nearest", budget="pairs")
 
 
 def peo_search_prompts(build: Build) -> Path:
@@ -335,8 +339,9 @@ def peo_search_prompts(build: Build) -> Path:
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """How one method's family is made from the mix: its run config, the rank its blocks are cut to (Rewarded
-    Soups' two blocks at 8 take 9.4 MB of the assets budget; PEO's three at 6 take 11 MB, what was left), and
-    what its card says after :data:`DESCRIPTION_HEAD`."""
+    Soups' two blocks at 8 take 9.4 MB of the assets budget, PEO's three at 6 11 MB, linear DPO's three at 6
+    11 MB, in the room the DPO-era families they replaced left), and what its card says after
+    :data:`DESCRIPTION_HEAD`."""
     config: Callable[[Build], dict]
     rank: int
     description: str
@@ -349,7 +354,7 @@ RECIPES = {
     "panacea": Recipe(panacea_config, PANACEA_RANK, "Panacea: one SVD-LoRA trained on the mix's pairs, w written into "
                                                     "its singular values, the objectives' DPO + NLL losses summed "
                                                     "with weights w."),
-    "linear_dpo": Recipe(linear_dpo_config, 4, "Linear-scalarised DPO: one adapter per w of a grid (both ends "
+    "linear_dpo": Recipe(linear_dpo_config, 6, "Linear-scalarised DPO: one adapter per w of a grid (both ends "
                                                 "and the middle), each trained on the mix's pairs with the "
                                                 "objectives' DPO + NLL losses summed with weights w; a w between "
                                                 "them is served by the nearest."),
