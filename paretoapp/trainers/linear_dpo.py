@@ -59,7 +59,6 @@ class LinearDPOConfig(MethodConfig):
     gate_mode: str = "nearest"              # or "interpolate"
     budget: str = "steps"                   # "steps": max_steps at every point; "pairs": the same pairs at each
 
-
     def check(self) -> None:
         super().check()
         if self.gate_mode not in ("nearest", "interpolate"):
