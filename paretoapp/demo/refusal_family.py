@@ -56,7 +56,7 @@ from pathlib import Path
 FIRST = "rewarded_soups"  # the family the app opens on
 # the methods in assets/, which `paretoapp demo` builds (every one of :data:`RECIPES` is built when asked):
 # Rewards-in-Context and Panacea miss the bounds (docs/demo.md, "... on the refusal mix"), experiments; these three
-# replaced their DPO-era families, so the "demo" preset no longer builds those (presets.REFUSAL_MIX_ONLY)
+# replaced their DPO-era families (presets.REFUSAL_MIX_ONLY)
 COMMITTED = (FIRST, "peo", "linear_dpo")
 
 
