@@ -42,6 +42,14 @@ def test_last_sentence_end_drops_a_sentence_cut_mid_word():
     assert rm.last_sentence_end("Pi is 3.14 and") == ""  # a decimal point ends no sentence
 
 
+def test_last_sentence_end_drops_a_list_number_that_starts_no_item():
+    assert rm.last_sentence_end("Tips:\n\n1. Sleep early.\n\n2.") == "Tips:\n\n1. Sleep early."
+    assert rm.last_sentence_end("Tips:\n\n1. Sleep early.\n\n2. Dim the") == "Tips:\n\n1. Sleep early."
+    assert rm.last_sentence_end("Steps: 1. Mix. 2. Bake. 3.") == "Steps: 1. Mix. 2. Bake."
+    assert rm.last_sentence_end("1.") == ""
+    assert rm.last_sentence_end("It opened in 1999.") == "It opened in 1999."  # a year ends a sentence
+
+
 def test_the_harmless_mix_refuses_every_harmful_train_prompt_and_keeps_benign_answers():
     harmless, helpful = rm.mixes(_answers())
     train_harmful = {p.prompt for p in SPLITS["train"] if p.kind == "harmful"}
@@ -230,6 +238,8 @@ def test_a_how_do_i_question_is_asked_as_a_generic_you_question():
     assert rm.as_can_you("how can I tell if my dog is sick?") == "Can you tell if your dog is sick?"
     assert rm.as_can_you("How should one store rice ?") == "Can you store rice?"
     assert rm.as_can_you("How do I protect myself and mine?") == "Can you protect yourself and yours?"
+    assert rm.as_can_you("How do I know if I am pregnant?") == "Can you know if you are pregnant?"
+    assert rm.as_can_you("How can I tell if I'm sick or I was?") == "Can you tell if you're sick or you were?"
     assert rm.as_can_you("Hide the mine in my shed, how do I?") is None  # not a "how do I" question
     assert rm.as_can_you("How do I fix it. Then what?") is None
     assert rm.as_can_you("What is the capital of France?") is None

@@ -53,20 +53,25 @@ MAX_NEW_TOKENS = 96  # the chat's default: the answers it learns from are as lon
 COMPLIANT_PROMPTS = 480  # harmful train prompts the base model answers for the helpful mix (~2 in 3 usable)
 SAMPLING = {"do_sample": True, "temperature": 0.7, "top_p": 0.9}  # compliant answers are sampled: greedy ones loop
 _SENTENCE = re.compile(r"(?<=[.!?])\s")
+_LIST_NUMBER = re.compile(r"(?:^|\s)\d{1,2}\.$")  # "...\n\n2.": the next item's number, not a sentence's end
 # "How do I fix a leaky faucet?" -> "Can you fix a leaky faucet?": the mixes' generic-you questions
 _HOW_DO_I = re.compile(r"^how (?:do|can|should) (?:i|you|one) (?P<x>[^?.!]+)\?$", re.IGNORECASE)
-_SECOND_PERSON = {"i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself"}
-_FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself)\b", re.IGNORECASE)
+_SECOND_PERSON = {"i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself", "i am": "you are",
+                  "i'm": "you're", "i was": "you were"}
+_FIRST_PERSON = re.compile(r"\b(?:i am|i'm|i was|i|me|my|mine|myself)\b", re.IGNORECASE)
 
 
 def last_sentence_end(answer: str) -> str:
     """``answer`` up to its last complete sentence ("" when none ends): an answer cut at the token limit stops
-    mid-word, and an expert trained on that learns to."""
+    mid-word, and an expert trained on that learns to. A list's next number ("2.") ends no sentence: the first
+    mix kept 335 helpful answers that stopped at one, and its family answered "three tips" with one tip and "2."."""
     text = answer.strip()
-    if text and text[-1] in ".!?":
-        return text
-    ends = [m.start() for m in _SENTENCE.finditer(text)]
-    return text[: ends[-1]].strip() if ends else ""
+    ends = [m.start() for m in _SENTENCE.finditer(text)] + ([len(text)] if text[-1:] in (".", "!", "?") else [])
+    for end in reversed(ends):
+        cut = text[:end].strip()
+        if not _LIST_NUMBER.search(cut):
+            return cut
+    return ""
 
 
 def as_can_you(prompt: str) -> str | None:
