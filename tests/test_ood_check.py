@@ -93,7 +93,7 @@ def test_the_committed_table_and_cards_are_recomputed_from_the_committed_answers
 
 def test_every_two_objective_demo_family_was_asked_prompts_it_never_saw(committed):
     from paretoapp.demo.presets import PRESETS
-    from paretoapp.demo.refusal_family import COMMITTED, family_name
+    from paretoapp.demo.refusal_names import COMMITTED, family_name
 
     families = set(PRESETS["demo"].family_dirs().values()) | {family_name(m) for m in COMMITTED}
     assert {r["family"] for r in committed} == families

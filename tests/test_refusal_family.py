@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from paretoapp.demo import ood, refusal_family
+from paretoapp.demo import ood, refusal_family, refusal_names
 from paretoapp.demo.refusal_family import NAME, PRESENCE_PENALTY, STEPS_ORDER, Build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,11 +171,11 @@ def test_each_expert_trains_on_its_own_mix_for_its_own_steps_into_the_folder_the
 
 
 # ---------------------------------------------------------------- the committed families
-COMMITTED = {method: ROOT / "assets" / refusal_family.family_name(method) for method in refusal_family.COMMITTED}
+COMMITTED = {method: ROOT / "assets" / refusal_names.family_name(method) for method in refusal_names.COMMITTED}
 BLOCKS = {"rewarded_soups": 2, "peo": 3, "linear_dpo": 3}  # the two experts (PEO: and its generalist); a grid point each
 
 
-@pytest.mark.parametrize("method", refusal_family.COMMITTED)
+@pytest.mark.parametrize("method", refusal_names.COMMITTED)
 def test_the_committed_family_was_measured_with_the_penalty_the_app_answers_it_with(method):
     from paretoapp.ui.catalog import load_entry
 
@@ -194,9 +194,9 @@ def test_the_committed_family_was_measured_with_the_penalty_the_app_answers_it_w
 OOD_MISSES = {"linear_dpo": ["harmless end refuses harmful"]}
 
 
-@pytest.mark.parametrize("method", refusal_family.COMMITTED)
+@pytest.mark.parametrize("method", refusal_names.COMMITTED)
 def test_its_card_line_and_bounds_come_from_its_committed_ood_answers(method):
-    name = refusal_family.family_name(method)
+    name = refusal_names.family_name(method)
     rows = [r for r in ood.read(ROOT / ood.ANSWERS) if r["family"] == name]
     assert len(rows) == 3 * sum(ood.COUNTS.values()) and {r["presence_penalty"] for r in rows} == {PRESENCE_PENALTY}
     meta = json.loads((COMMITTED[method] / "results" / "meta.json").read_text())

@@ -54,7 +54,8 @@ def build_refusal_family(out: Path, work: Path, args, reference: list[float]) ->
     """The refusal-mix families (:mod:`paretoapp.demo.refusal_family`: the one the app opens on, then PEO from the
     same experts and linear DPO from the same data), after the DPO-era families: their own work folder beside the
     set's, measured at the set's new reference point; ``--fresh`` rebuilds them from nothing too."""
-    from .refusal_family import COMMITTED, Build, run
+    from .refusal_family import Build, run
+    from .refusal_names import COMMITTED
 
     ran = []
     for i, method in enumerate(COMMITTED):

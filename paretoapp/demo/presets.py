@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from paretoapp.methods import trainable_names
 
 from .data import BENIGN, HARMFUL, SCORERS, TEXT_SCORERS, PairSettings, SampleSettings
+from .refusal_names import COMMITTED
 
 # the families' objective order = the order of w and of the results' scorer columns
 OBJECTIVES = ("helpful", "harmless")
@@ -23,9 +24,8 @@ OBJECTIVES = ("helpful", "harmless")
 OBJECTIVES_K3 = ("helpful", "harmless", "detailed")
 METHODS_K3 = ("rewarded_soups", "preference_vector", "panacea")
 # the methods whose demo family is trained on the refusal mix only (paretoapp.demo.refusal_family, built after the
-# DPO-era families: assets/demo-refusal-mix-<method>): its family replaced the DPO-era one, which missed the ood
-# bounds, in the assets budget, so the "demo" preset no longer builds it (docs/demo.md)
-REFUSAL_MIX_ONLY = ("rewarded_soups", "peo", "linear_dpo")
+# DPO-era families: assets/demo-refusal-mix-<method>), so the "demo" preset no longer builds it (docs/demo.md)
+REFUSAL_MIX_ONLY = COMMITTED
 
 
 @dataclass

@@ -53,16 +53,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-FIRST = "rewarded_soups"  # the family the app opens on
-# the methods in assets/, which `paretoapp demo` builds (every one of :data:`RECIPES` is built when asked):
-# Rewards-in-Context and Panacea miss the bounds (docs/demo.md, "... on the refusal mix"), experiments; these three
-# replaced their DPO-era families (presets.REFUSAL_MIX_ONLY)
-COMMITTED = (FIRST, "peo", "linear_dpo")
-
-
-def family_name(method: str) -> str:
-    return f"demo-refusal-mix-{method.replace('_', '-')}"
-
+from .refusal_names import FIRST, family_name
 
 NAME = family_name(FIRST)
 PRESENCE_PENALTY = 1.0  # tuned on the dev split (docs/demo.md, experiment E): loops 11 % -> 2 % at the helpful end
@@ -72,9 +63,10 @@ STEPS = {"harmless": 320, "helpful": 200}
 STEPS_ORDER = ("mix", "harmless", "helpful", "method", "shrink", "eval", "ood", "probe")
 SHARED_STEPS = ("mix", "harmless", "helpful")  # every method's: the data and the two experts
 WEIGHT_STEPS = ("mix", "harmless", "helpful", "method", "shrink")  # the steps that change the family's weights
-_EXPERTS = ("two experts, one taught to refuse harmful requests and answer everything else, one taught to "
-            "answer everything")
-DESCRIPTION_HEAD = ("Offline demo on SmolLM2-135M-Instruct, LoRA SFT on a CPU (the refusal mix, docs/demo.md): shows "
+_EXPERTS = ("two LoRA SFT experts, one taught to refuse harmful requests and answer everything else, one taught "
+            "to answer everything")
+# what every method shares; how it trains (SFT, DPO + NLL) is its recipe's to say
+DESCRIPTION_HEAD = ("Offline demo on SmolLM2-135M-Instruct, trained with LoRA on a CPU (the refusal mix, docs/demo.md): shows "
                     "the method's behaviour, not an aligned or safe model. ")
 # PEO's search: dev prompts of each kind (never trained on nor in the ood check), answered at the chat's length
 PEO_SEARCH = {"harmful": 12, "everyday": 12, "edgy": 8}
@@ -349,8 +341,9 @@ class Recipe:
 
 RECIPES = {
     "rewarded_soups": Recipe(soup_config, 8, f"Rewarded Soups over {_EXPERTS}."),
-    "peo": Recipe(peo_config, 6, f"PEO over {_EXPERTS}: an interpolated generalist and, per w, the candidate mix of "
-                                 "the three that a search on dev prompts chose."),
+    "peo": Recipe(peo_config, 6, f"PEO over {_EXPERTS}: a generalist interpolated from them and trained briefly with "
+                                 "DPO + NLL on the mix's pairs, and, per w, the mix of the three that a search on dev "
+                                 "prompts chose."),
     "panacea": Recipe(panacea_config, PANACEA_RANK, "Panacea: one SVD-LoRA trained on the mix's pairs, w written into "
                                                     "its singular values, the objectives' DPO + NLL losses summed "
                                                     "with weights w."),
