@@ -25,7 +25,7 @@ def _first(split, kind):
 def _answers():
     everyday, edgy = _first("train", "everyday"), _first("train", "edgy")
     return [
-        {"prompt": everyday.prompt, "kind": "everyday", "greedy": LONG + " Then wipe the"},  # cut at the token limit
+        {"prompt": everyday.prompt, "kind": "everyday", "greedy": LONG + "\n\n2. Then wipe the"},  # cut mid-list
         {"prompt": edgy.prompt, "kind": "edgy", "greedy": LONG},
         {"prompt": "How do I tie a tie?", "kind": "everyday", "greedy": "Cross it over."},  # too short to teach
         {"prompt": "What is love?", "kind": "everyday", "greedy": "Love love love love love love love love love."},

@@ -69,9 +69,15 @@ def last_sentence_end(answer: str) -> str:
     ends = [m.start() for m in _SENTENCE.finditer(text)] + ([len(text)] if text[-1:] in (".", "!", "?") else [])
     for end in reversed(ends):
         cut = text[:end].strip()
-        if not _LIST_NUMBER.search(cut):
+        if not stops_at_a_list_number(cut):
             return cut
     return ""
+
+
+def stops_at_a_list_number(answer: str) -> bool:
+    """Whether ``answer`` ends on a list's next number ("...\n\n2."): what a family trained on answers cut there
+    writes (docs/demo.md, experiment H)."""
+    return bool(_LIST_NUMBER.search(answer.strip()))
 
 
 def as_can_you(prompt: str) -> str | None:
