@@ -377,6 +377,14 @@ def step_shrink(build: Build) -> None:
     print(f"{build.family}: rank {rank} per adapter, the worst module keeps {kept:.0%} of its squared norm")
 
 
+def training_keys(build: Build) -> list[str]:
+    """The timings a family's training cost sums: the experts' only where the method composes them (linear DPO,
+    Panacea and Rewards-in-Context train from the pairs alone; their cost once counted the experts too)."""
+    experts = ["harmless", "helpful"] if any(p.name == "adapter_config.json" for p in build.method_inputs() or []) \
+        else []
+    return experts + [build.timing_key("method")]
+
+
 def step_eval(build: Build) -> None:
     from .checks import passed
     from .data import read_jsonl
@@ -391,8 +399,9 @@ def step_eval(build: Build) -> None:
                                           build.work / "eval-cache", presence_penalty=PRESENCE_PENALTY, ref=ref)
     result.meta["metrics"]["reference_rule"] = SHARED_REFERENCE_RULE
     timings = build.timings()
-    trained = [timings[k] for k in ("harmless", "helpful", build.timing_key("method")) if k in timings]
-    result.meta["training_cost"] = {**({"train_s": round(sum(trained), 1)} if len(trained) == 3 else {}),
+    keys = training_keys(build)
+    trained = [timings[k] for k in keys if k in timings]
+    result.meta["training_cost"] = {**({"train_s": round(sum(trained), 1)} if len(trained) == len(keys) else {}),
                                     "eval_s": round(time.perf_counter() - t, 1), "steps_s": timings,
                                     "build_record": "docs/demo.md (the family the app opens on)"}
     result.save(build.family / "results")
