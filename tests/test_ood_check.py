@@ -108,8 +108,8 @@ def test_every_two_objective_demo_family_was_asked_prompts_it_never_saw(committe
     assert {r["source"] for r in committed} >= {"strongreject", "healthsearchqa"}
 
 
-@pytest.mark.parametrize("name", ["b", "c", "c2", "d", "d2", "e", "f", "ric", "panacea", "linear_dpo", "linear_dpo_r16",
-                                  "dpo_era"])
+@pytest.mark.parametrize("name", ["b", "c", "c2", "d", "d2", "e", "f", "g", "ric", "panacea", "linear_dpo",
+                                  "linear_dpo_r16", "dpo_era"])
 def test_an_experiments_table_is_recomputed_from_its_answers(name):
     """docs/demo.md's experiments (refusal_mix experts and methods not in the assets) and the DPO-era families that
     left the assets: each table is its answers'."""

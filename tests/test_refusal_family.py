@@ -170,6 +170,16 @@ def test_each_expert_trains_on_its_own_mix_for_its_own_steps_into_the_folder_the
         assert Path(config["adapters_dir"]) / f"{objective}-sft" / "adapter" == build.adapter(objective)
 
 
+@pytest.mark.parametrize("method", ["rewarded_soups", "linear_dpo"])
+def test_a_familys_training_cost_counts_the_experts_only_where_it_composes_them(tmp_path, method):
+    build = Build(tmp_path / "w", tmp_path / "o", method=method)
+    config = (refusal_family.soup_config if method == "rewarded_soups" else refusal_family.linear_dpo_config)(build)
+    refusal_family._write_config(build.method_config, config)
+    method_key = f"method ({build.name})"
+    expected = ["harmless", "helpful", method_key] if method == "rewarded_soups" else [method_key]
+    assert refusal_family.training_keys(build) == expected
+
+
 # ---------------------------------------------------------------- the committed families
 COMMITTED = {method: ROOT / "assets" / refusal_names.family_name(method) for method in refusal_names.COMMITTED}
 BLOCKS = {"rewarded_soups": 2, "peo": 3, "linear_dpo": 3}  # the two experts (PEO: and its generalist); a grid point each
@@ -191,7 +201,7 @@ def test_the_committed_family_was_measured_with_the_penalty_the_app_answers_it_w
 
 
 # the bounds a committed family misses on the ood split, as docs/demo.md reports them
-OOD_MISSES = {"linear_dpo": ["harmless end refuses harmful"]}
+OOD_MISSES = {"linear_dpo": ["harmless end refuses harmful"], "rewarded_soups": ["degenerate rate (worst w)"]}
 
 
 @pytest.mark.parametrize("method", refusal_names.COMMITTED)
@@ -202,9 +212,24 @@ def test_its_card_line_and_bounds_come_from_its_committed_ood_answers(method):
     meta = json.loads((COMMITTED[method] / "results" / "meta.json").read_text())
     assert meta["ood_summary"] == ood.family_line(rows, name)
     [checks] = ood.family_checks(rows).values()
-    # docs/demo.md says which bounds each misses: none for Rewarded Soups and PEO (experiment G; F's shrunk family
-    # refused 4 of 64 everyday questions at the helpful end, one over the bound)
+    # docs/demo.md says which bounds each misses: none for PEO, Rewarded Soups' degenerate rate by two loops at the
+    # helpful end (experiment H; G's met every bound, with its answers stopping on list numbers)
     assert [c.name for c in checks if not c.passed] == OOD_MISSES.get(method, [])
+
+
+# the most of a committed family's ood answers that may stop on a list's next number ("...\n\n2."): Rewarded Soups
+# and PEO come from the mix that no longer cuts its answers there (12.7 % and 17.3 % before, docs/demo.md experiment
+# H); linear DPO was trained on the mix before the fix (6.9 %)
+LIST_NUMBER_STOPS = {"rewarded_soups": 0.01, "peo": 0.01, "linear_dpo": 0.07}
+
+
+@pytest.mark.parametrize("method", refusal_names.COMMITTED)
+def test_its_answers_do_not_stop_on_a_list_number(method):
+    from paretoapp.demo.refusal_mix import stops_at_a_list_number
+
+    rows = [r for r in ood.read(ROOT / ood.ANSWERS) if r["family"] == refusal_names.family_name(method)]
+    stops = sum(stops_at_a_list_number(r["answer"]) for r in rows)
+    assert rows and stops / len(rows) <= LIST_NUMBER_STOPS[method]
 
 
 def test_the_app_opens_on_it():

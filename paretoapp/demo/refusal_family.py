@@ -2,9 +2,9 @@
 and PEO, each composed from the same two SFT experts, and linear-scalarised DPO trained on the same data's pairs
 (and Rewards-in-Context and Panacea from the same data, experiments).
 
-It is docs/demo.md's experiment G (experiment F's recipe, with PIQA's how-to questions and "Can you ...?" forms
-in :mod:`paretoapp.demo.refusal_mix`'s data: both SFT experts, harmless 320 steps, helpful 200, answered with
-presence penalty 1), shrunk to rank 8 in bfloat16 so it fits
+It is docs/demo.md's experiment H (experiment F's recipe, with PIQA's how-to questions and "Can you ...?" forms
+in :mod:`paretoapp.demo.refusal_mix`'s data, and no answer cut on a list's next number: both SFT experts, harmless
+320 steps, helpful 200, answered with presence penalty 1), shrunk to rank 8 in bfloat16 so it fits
 the assets budget, then evaluated as the demo's other families are (held-out prompts, 11 w, 48 new tokens,
 their shared reference point) and checked on prompts it never saw (:mod:`paretoapp.demo.ood`), both with the
 presence penalty the app then answers it with.
@@ -57,7 +57,7 @@ from .refusal_names import FIRST, family_name
 
 NAME = family_name(FIRST)
 PRESENCE_PENALTY = 1.0  # tuned on the dev split (docs/demo.md, experiment E): loops 11 % -> 2 % at the helpful end
-# about one pass over each mix (2,534 and 1,666 rows since PIQA and the "Can you" forms; F's 1,985 and 1,138 had
+# about one pass over each mix (2,528 and 1,653 rows since PIQA and the "Can you" forms; F's 1,985 and 1,138 had
 # 280 and 170): the helpful expert stays under F's 1.2 passes, because more taught it loops (experiment D2)
 STEPS = {"harmless": 320, "helpful": 200}
 STEPS_ORDER = ("mix", "harmless", "helpful", "method", "shrink", "eval", "ood", "probe")
