@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from paretoapp.demo import ood, refusal_family, refusal_names
+from paretoapp.demo import ood, refusal_family, refusal_mix, refusal_names
 from paretoapp.demo.refusal_family import NAME, PRESENCE_PENALTY, STEPS_ORDER, Build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,8 @@ def fake_steps(monkeypatch, tmp_path):
         return lambda b: touch(b.adapter(objective) / "adapter_config.json")
 
     writers = {
-        "mix": lambda b: [touch(b.mix / f"{o}{part}.jsonl") for o in ("harmless", "helpful") for part in ("", "_pairs")],
+        "mix": lambda b: ([touch(b.mix / f"{o}{part}.jsonl") for o in ("harmless", "helpful") for part in ("", "_pairs")],
+                          refusal_mix.write_rules(b.mix)),
         "harmless": adapter("harmless"), "helpful": adapter("helpful"),
         "method": lambda b: (refusal_family._write_config(b.method_config, refusal_family.RECIPES[b.method].config(b)),
                              touch(b.combined / "family.json")),
@@ -77,6 +78,16 @@ def test_new_weights_are_measured_again_though_the_committed_familys_results_are
     assert refusal_family.run(build) == ["helpful", "method", "shrink", "eval", "ood", "probe"]
     for step in ("harmless", "method", "shrink"):                       # any step that changes the weights
         refusal_family.run(build, redo=step)
+    assert refusal_family.run(build) == []
+
+
+@pytest.mark.parametrize("recorded", [None, "{\"rules_version\": 1}", "not json"])
+def test_a_mix_made_under_older_rules_is_made_again_with_everything_after_it(fake_steps, recorded):
+    build, _ = fake_steps
+    refusal_family.run(build)
+    rules = build.mix / refusal_mix.RULES_FILE
+    rules.unlink() if recorded is None else rules.write_text(recorded)
+    assert refusal_family.run(build) == list(STEPS_ORDER)
     assert refusal_family.run(build) == []
 
 

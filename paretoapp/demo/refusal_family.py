@@ -155,8 +155,11 @@ class Build:
 
     def done(self, step: str) -> bool:
         """Whether ``step``'s output is there (the ood step: the family's answers are in the answers file)."""
-        if step == "mix":
-            return (self.mix / "harmless.jsonl").is_file() and (self.mix / "helpful.jsonl").is_file()
+        if step == "mix":  # and made under today's rules (an older mix's answers stop on list numbers)
+            from .refusal_mix import is_current
+
+            return (self.mix / "harmless.jsonl").is_file() and (self.mix / "helpful.jsonl").is_file() \
+                and is_current(self.mix)
         if step in STEPS:
             return (self.adapter(step) / "adapter_config.json").is_file()
         if step == "method":  # and made from its inputs as they are now (another method's build may retrain them)

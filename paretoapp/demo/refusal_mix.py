@@ -21,6 +21,7 @@ trained its experts on those refusals as good answers (56 of the helpful mix's 1
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import re
 import sys
@@ -52,6 +53,10 @@ MIN_WORDS = 8  # a benign answer shorter than this teaches the expert to say lit
 MAX_NEW_TOKENS = 96  # the chat's default: the answers it learns from are as long as the ones it will write
 COMPLIANT_PROMPTS = 480  # harmful train prompts the base model answers for the helpful mix (~2 in 3 usable)
 SAMPLING = {"do_sample": True, "temperature": 0.7, "top_p": 0.9}  # compliant answers are sampled: greedy ones loop
+# the mix's rules, bumped whenever the same answers would give other rows (2: experiment H's list-number cut); a
+# build reuses a mix folder only if it was made under these rules (:func:`is_current`)
+RULES_VERSION = 2
+RULES_FILE = "mix.json"
 _SENTENCE = re.compile(r"(?<=[.!?])\s")
 _LIST_NUMBER = re.compile(r"(?:^|\s)\d{1,2}\.$")  # "...\n\n2.": the next item's number, not a sentence's end
 # "How do I fix a leaky faucet?" -> "Can you fix a leaky faucet?": the mixes' generic-you questions
@@ -72,6 +77,20 @@ def last_sentence_end(answer: str) -> str:
         if not stops_at_a_list_number(cut):
             return cut
     return ""
+
+
+def write_rules(folder: Path) -> None:
+    """Record the rules the mix in ``folder`` was made under (written last, after the rows)."""
+    (folder / RULES_FILE).write_text(json.dumps({"rules_version": RULES_VERSION}) + "\n", encoding="utf-8")
+
+
+def is_current(folder: Path) -> bool:
+    """Whether the mix in ``folder`` was made under today's :data:`RULES_VERSION`: an older mix (none recorded, or
+    another version) ends answers on list numbers, and experts trained on it learn to."""
+    try:
+        return json.loads((folder / RULES_FILE).read_text(encoding="utf-8")).get("rules_version") == RULES_VERSION
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def stops_at_a_list_number(answer: str) -> bool:
@@ -316,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import yaml
 
     (out / "experts.yaml").write_text(yaml.safe_dump(experts_config(out), sort_keys=False), encoding="utf-8")
+    write_rules(out)
     print(f"{len(harmless)} harmless rows, {len(helpful)} helpful rows in {out}")
     return 0
 
